@@ -1,0 +1,186 @@
+//! The collector contract and the thread that drives a collector at its cadence.
+//!
+//! Each collector runs on its own OS thread (NVML and sysfs calls block), produces
+//! one sample payload per tick, and the runner stamps it (host time, cost) into the
+//! ring. Per-call costs go to [`CallCosts`] for self-telemetry.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use servescope_proto::v1::{sample, CallCost};
+
+use crate::clock::now_ns;
+use crate::ring::Ring;
+
+/// A source of samples.
+pub trait Collector: Send + 'static {
+    /// Short name used in self-telemetry and logs.
+    fn name(&self) -> &'static str;
+    /// Reads once. `None`: nothing to report this tick.
+    fn sample(&mut self, costs: &CallCosts) -> Option<sample::Data>;
+}
+
+/// A shutdown signal threads can sleep on.
+#[derive(Clone, Default)]
+pub struct Shutdown(Arc<(Mutex<bool>, Condvar)>);
+
+impl Shutdown {
+    pub fn trigger(&self) {
+        let (m, c) = &*self.0;
+        *m.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        c.notify_all();
+    }
+
+    pub fn is_triggered(&self) -> bool {
+        *self.0 .0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Sleeps up to `d`; returns true if shutdown was triggered.
+    pub fn sleep(&self, d: Duration) -> bool {
+        let (m, c) = &*self.0;
+        let g = m.lock().unwrap_or_else(|e| e.into_inner());
+        if *g {
+            return true;
+        }
+        let (g, _) = c
+            .wait_timeout_while(g, d, |stop| !*stop)
+            .unwrap_or_else(|e| e.into_inner());
+        *g
+    }
+}
+
+#[derive(Default, Clone, Copy)]
+struct Acc {
+    count: u64,
+    total_ns: u64,
+    max_ns: u64,
+}
+
+/// Costs of named calls, accumulated between self-telemetry samples.
+#[derive(Default, Clone)]
+pub struct CallCosts(Arc<Mutex<BTreeMap<&'static str, Acc>>>);
+
+impl CallCosts {
+    pub fn record(&self, name: &'static str, d: Duration) {
+        let ns = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        let mut g = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let a = g.entry(name).or_default();
+        a.count += 1;
+        a.total_ns = a.total_ns.saturating_add(ns);
+        a.max_ns = a.max_ns.max(ns);
+    }
+
+    /// Times `f` under `name`.
+    pub fn time<T>(&self, name: &'static str, f: impl FnOnce() -> T) -> T {
+        let t = Instant::now();
+        let out = f();
+        self.record(name, t.elapsed());
+        out
+    }
+
+    /// Returns and resets the accumulated costs.
+    pub fn take(&self) -> Vec<CallCost> {
+        let mut g = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let out = g
+            .iter()
+            .map(|(n, a)| CallCost {
+                name: (*n).to_string(),
+                count: a.count,
+                mean_ns: if a.count == 0 {
+                    0
+                } else {
+                    a.total_ns / a.count
+                },
+                max_ns: a.max_ns,
+            })
+            .collect();
+        g.clear();
+        out
+    }
+}
+
+/// Runs `c` every `interval` on its own thread until shutdown. Ticks are scheduled
+/// on a fixed grid; a slow tick skips the missed ones rather than bursting.
+pub fn spawn(
+    mut c: Box<dyn Collector>,
+    interval: Duration,
+    ring: Arc<Ring>,
+    costs: CallCosts,
+    shutdown: Shutdown,
+) -> std::io::Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name(format!("collect-{}", c.name()))
+        .spawn(move || {
+            let mut next = Instant::now();
+            loop {
+                let t_ns = now_ns();
+                let started = Instant::now();
+                let data = c.sample(&costs);
+                let took = started.elapsed();
+                costs.record(c.name(), took);
+                if let Some(data) = data {
+                    let collect_ns = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
+                    ring.push(t_ns, collect_ns, data);
+                }
+                next += interval;
+                let now = Instant::now();
+                if next < now {
+                    // Fell behind: realign to the grid after now.
+                    let behind = now - next;
+                    let skip = behind.as_nanos() / interval.as_nanos().max(1) + 1;
+                    next += interval * u32::try_from(skip).unwrap_or(u32::MAX);
+                }
+                if shutdown.sleep(next.saturating_duration_since(Instant::now())) {
+                    break;
+                }
+            }
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ring::RingLimits;
+    use servescope_proto::v1::HostSample;
+
+    struct Counter(u32);
+    impl Collector for Counter {
+        fn name(&self) -> &'static str {
+            "counter"
+        }
+        fn sample(&mut self, _: &CallCosts) -> Option<sample::Data> {
+            self.0 += 1;
+            (self.0 % 2 == 0).then(|| sample::Data::Host(HostSample::default()))
+        }
+    }
+
+    #[test]
+    fn runner_ticks_and_stops() {
+        let ring = Arc::new(Ring::new(RingLimits {
+            horizon_ns: u64::MAX,
+            max_samples: 1000,
+            max_bytes: usize::MAX,
+        }));
+        let costs = CallCosts::default();
+        let sd = Shutdown::default();
+        let h = spawn(
+            Box::new(Counter(0)),
+            Duration::from_millis(5),
+            ring.clone(),
+            costs.clone(),
+            sd.clone(),
+        )
+        .unwrap();
+        std::thread::sleep(Duration::from_millis(120));
+        sd.trigger();
+        h.join().unwrap();
+        let n = ring.state().samples;
+        assert!(n >= 5, "only {n} samples");
+        let c = costs.take();
+        assert_eq!(c[0].name, "counter");
+        assert!(c[0].count >= 10);
+        assert!(costs.take().is_empty());
+    }
+}

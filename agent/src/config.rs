@@ -1,0 +1,408 @@
+//! Agent configuration: command-line flags, optionally layered over a TOML file
+//! (flags win). Validation refuses unsafe combinations (anonymous access off loopback).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::Parser;
+use serde::Deserialize;
+
+/// Errors in the configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("cannot read token file {path}: {source}")]
+    Token {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("token file {0} is empty")]
+    EmptyToken(PathBuf),
+    #[error(
+        "no auth token: pass --token-file FILE (or token_file in the config); \
+         --insecure-no-auth is allowed only when listening on loopback"
+    )]
+    NoToken,
+    #[error("--insecure-no-auth refused: {what} listens on {addr}, which is not loopback")]
+    InsecureOffLoopback {
+        what: &'static str,
+        addr: SocketAddr,
+    },
+    #[error("TLS needs both --tls-cert and --tls-key")]
+    TlsHalf,
+    #[error("cannot read TLS file {path}: {source}")]
+    TlsRead {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{0} must be greater than zero")]
+    Zero(&'static str),
+}
+
+/// Flags of `servescope-agent`. Every flag can also be set in the TOML file.
+#[derive(Debug, Clone, Parser, Default)]
+#[command(
+    name = "servescope-agent",
+    version,
+    about = "servescope per-node agent"
+)]
+pub struct AgentArgs {
+    /// TOML config file; flags given on the command line override it.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// gRPC listen address [default: 0.0.0.0:7733]
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
+    /// Prometheus /metrics listen address [default: 127.0.0.1:9478]; "off" disables it
+    #[arg(long)]
+    pub metrics_listen: Option<String>,
+    /// File holding the bearer token clients must present
+    #[arg(long)]
+    pub token_file: Option<PathBuf>,
+    /// Serve without authentication (only allowed on loopback addresses)
+    #[arg(long)]
+    pub insecure_no_auth: bool,
+    /// TLS certificate chain (PEM); with --tls-key enables TLS
+    #[arg(long)]
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM)
+    #[arg(long)]
+    pub tls_key: Option<PathBuf>,
+    /// Sampling interval of GPU and host collectors in ms [default: 100]
+    #[arg(long)]
+    pub sample_interval_ms: Option<u64>,
+    /// RDMA sysfs counter interval in ms [default: 1000]
+    #[arg(long)]
+    pub rdma_interval_ms: Option<u64>,
+    /// GPU process list, ECC and remapped-rows interval in ms [default: 1000]
+    #[arg(long)]
+    pub process_interval_ms: Option<u64>,
+    /// How long samples are kept in the ring buffer, in seconds [default: 600]
+    #[arg(long)]
+    pub buffer_horizon_s: Option<u64>,
+    /// Upper bound on the ring buffer's encoded size in MiB [default: 64]
+    #[arg(long)]
+    pub buffer_max_mib: Option<u64>,
+    /// Root of the sysfs tree [default: /sys]
+    #[arg(long)]
+    pub sysfs_root: Option<PathBuf>,
+    /// Path of libnvidia-ml.so.1 (default: the dynamic loader's search)
+    #[arg(long)]
+    pub nvml_lib: Option<PathBuf>,
+    /// Do not read /dev/kmsg for NVRM Xid lines
+    #[arg(long)]
+    pub no_kmsg: bool,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<SocketAddr>,
+    metrics_listen: Option<String>,
+    token_file: Option<PathBuf>,
+    insecure_no_auth: Option<bool>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    sample_interval_ms: Option<u64>,
+    rdma_interval_ms: Option<u64>,
+    process_interval_ms: Option<u64>,
+    buffer_horizon_s: Option<u64>,
+    buffer_max_mib: Option<u64>,
+    sysfs_root: Option<PathBuf>,
+    nvml_lib: Option<PathBuf>,
+    kmsg: Option<bool>,
+}
+
+/// PEM material for TLS.
+#[derive(Clone)]
+pub struct TlsMaterial {
+    pub cert_pem: Vec<u8>,
+    pub key_pem: Vec<u8>,
+}
+
+impl std::fmt::Debug for TlsMaterial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TlsMaterial{..}")
+    }
+}
+
+/// The validated configuration the agent runs with.
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    pub listen: SocketAddr,
+    pub metrics_listen: Option<SocketAddr>,
+    /// `None` only with insecure_no_auth on loopback.
+    pub token: Option<String>,
+    pub tls: Option<TlsMaterial>,
+    pub sample_interval: Duration,
+    pub rdma_interval: Duration,
+    pub process_interval: Duration,
+    pub buffer_horizon: Duration,
+    pub buffer_max_bytes: usize,
+    pub sysfs_root: PathBuf,
+    pub nvml_lib: Option<PathBuf>,
+    pub kmsg: bool,
+    /// Self-telemetry interval.
+    pub self_interval: Duration,
+}
+
+impl AgentConfig {
+    /// Defaults for an agent on loopback with the given token (tests, demo).
+    pub fn loopback(token: Option<String>) -> Self {
+        AgentConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            metrics_listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+            token,
+            tls: None,
+            sample_interval: Duration::from_millis(100),
+            rdma_interval: Duration::from_millis(1000),
+            process_interval: Duration::from_millis(1000),
+            buffer_horizon: Duration::from_secs(600),
+            buffer_max_bytes: 64 << 20,
+            sysfs_root: PathBuf::from("/sys"),
+            nvml_lib: None,
+            kmsg: true,
+            self_interval: Duration::from_secs(1),
+        }
+    }
+
+    /// Builds the configuration from flags and the optional TOML file.
+    pub fn from_args(args: &AgentArgs) -> Result<Self, ConfigError> {
+        let file = match &args.config {
+            Some(p) => load_file(p)?,
+            None => FileConfig::default(),
+        };
+        let listen = args
+            .listen
+            .or(file.listen)
+            .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 7733)));
+        let metrics = args
+            .metrics_listen
+            .clone()
+            .or(file.metrics_listen)
+            .unwrap_or_else(|| "127.0.0.1:9478".into());
+        let metrics_listen = if metrics == "off" {
+            None
+        } else {
+            Some(metrics.parse().map_err(|e| ConfigError::Parse {
+                path: PathBuf::from("--metrics-listen"),
+                message: format!("{metrics:?}: {e}"),
+            })?)
+        };
+        let insecure = args.insecure_no_auth || file.insecure_no_auth.unwrap_or(false);
+        let token = match args.token_file.clone().or(file.token_file) {
+            Some(p) => Some(read_token(&p)?),
+            None => None,
+        };
+        let tls = match (
+            args.tls_cert.clone().or(file.tls_cert),
+            args.tls_key.clone().or(file.tls_key),
+        ) {
+            (Some(c), Some(k)) => Some(TlsMaterial {
+                cert_pem: read_tls(&c)?,
+                key_pem: read_tls(&k)?,
+            }),
+            (None, None) => None,
+            _ => return Err(ConfigError::TlsHalf),
+        };
+        let ms = |flag: Option<u64>, file: Option<u64>, default: u64, name: &'static str| {
+            let v = flag.or(file).unwrap_or(default);
+            if v == 0 {
+                Err(ConfigError::Zero(name))
+            } else {
+                Ok(Duration::from_millis(v))
+            }
+        };
+        let cfg = AgentConfig {
+            listen,
+            metrics_listen,
+            token,
+            tls,
+            sample_interval: ms(
+                args.sample_interval_ms,
+                file.sample_interval_ms,
+                100,
+                "sample_interval_ms",
+            )?,
+            rdma_interval: ms(
+                args.rdma_interval_ms,
+                file.rdma_interval_ms,
+                1000,
+                "rdma_interval_ms",
+            )?,
+            process_interval: ms(
+                args.process_interval_ms,
+                file.process_interval_ms,
+                1000,
+                "process_interval_ms",
+            )?,
+            buffer_horizon: ms(
+                args.buffer_horizon_s
+                    .or(file.buffer_horizon_s)
+                    .map(|s| s.saturating_mul(1000)),
+                None,
+                600_000,
+                "buffer_horizon_s",
+            )?,
+            buffer_max_bytes: usize::try_from(
+                args.buffer_max_mib
+                    .or(file.buffer_max_mib)
+                    .unwrap_or(64)
+                    .saturating_mul(1 << 20),
+            )
+            .unwrap_or(usize::MAX),
+            sysfs_root: args
+                .sysfs_root
+                .clone()
+                .or(file.sysfs_root)
+                .unwrap_or_else(|| PathBuf::from("/sys")),
+            nvml_lib: args.nvml_lib.clone().or(file.nvml_lib),
+            kmsg: !args.no_kmsg && file.kmsg.unwrap_or(true),
+            self_interval: Duration::from_secs(1),
+        };
+        cfg.validate(insecure)?;
+        Ok(cfg)
+    }
+
+    /// Refuses anonymous access off loopback; with a token, auth is always on.
+    pub fn validate(&self, insecure_no_auth: bool) -> Result<(), ConfigError> {
+        if self.token.is_none() {
+            if !insecure_no_auth {
+                return Err(ConfigError::NoToken);
+            }
+            if !self.listen.ip().is_loopback() {
+                return Err(ConfigError::InsecureOffLoopback {
+                    what: "gRPC",
+                    addr: self.listen,
+                });
+            }
+            if let Some(m) = self.metrics_listen {
+                if !m.ip().is_loopback() {
+                    return Err(ConfigError::InsecureOffLoopback {
+                        what: "/metrics",
+                        addr: m,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn load_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })
+}
+
+/// Reads a token file: the first line, trimmed.
+pub fn read_token(path: &Path) -> Result<String, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Token {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let tok = text.lines().next().unwrap_or("").trim().to_string();
+    if tok.is_empty() {
+        return Err(ConfigError::EmptyToken(path.to_path_buf()));
+    }
+    Ok(tok)
+}
+
+fn read_tls(path: &Path) -> Result<Vec<u8>, ConfigError> {
+    std::fs::read(path).map_err(|source| ConfigError::TlsRead {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_token_is_refused_by_default() {
+        let args = AgentArgs::default();
+        assert!(matches!(
+            AgentConfig::from_args(&args),
+            Err(ConfigError::NoToken)
+        ));
+    }
+
+    #[test]
+    fn insecure_only_on_loopback() {
+        let mut args = AgentArgs {
+            insecure_no_auth: true,
+            ..Default::default()
+        };
+        // Default listen is 0.0.0.0: refused.
+        assert!(matches!(
+            AgentConfig::from_args(&args),
+            Err(ConfigError::InsecureOffLoopback { .. })
+        ));
+        args.listen = Some("127.0.0.1:0".parse().unwrap());
+        let cfg = AgentConfig::from_args(&args).unwrap();
+        assert!(cfg.token.is_none());
+        args.metrics_listen = Some("0.0.0.0:9478".into());
+        assert!(AgentConfig::from_args(&args).is_err());
+    }
+
+    #[test]
+    fn file_then_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let tok = dir.path().join("token");
+        std::fs::write(&tok, "s3cret\n").unwrap();
+        let cfgp = dir.path().join("agent.toml");
+        std::fs::write(
+            &cfgp,
+            format!(
+                "listen = \"127.0.0.1:7000\"\nsample_interval_ms = 250\ntoken_file = {:?}\nsysfs_root = \"/tmp/x\"\n",
+                tok
+            ),
+        )
+        .unwrap();
+        let args = AgentArgs {
+            config: Some(cfgp.clone()),
+            sample_interval_ms: Some(50),
+            ..Default::default()
+        };
+        let cfg = AgentConfig::from_args(&args).unwrap();
+        assert_eq!(cfg.listen.port(), 7000);
+        assert_eq!(cfg.sample_interval, Duration::from_millis(50));
+        assert_eq!(cfg.token.as_deref(), Some("s3cret"));
+        assert_eq!(cfg.sysfs_root, PathBuf::from("/tmp/x"));
+        assert_eq!(cfg.buffer_horizon, Duration::from_secs(600));
+
+        std::fs::write(&cfgp, "listen = 12\n").unwrap();
+        let err = AgentConfig::from_args(&args).unwrap_err().to_string();
+        assert!(err.contains("agent.toml"), "{err}");
+        std::fs::write(&cfgp, "bogus_key = 1\n").unwrap();
+        let err = AgentConfig::from_args(&args).unwrap_err().to_string();
+        assert!(err.contains("bogus_key"), "{err}");
+    }
+
+    #[test]
+    fn zero_interval_refused() {
+        let args = AgentArgs {
+            insecure_no_auth: true,
+            listen: Some("127.0.0.1:0".parse().unwrap()),
+            sample_interval_ms: Some(0),
+            ..Default::default()
+        };
+        assert!(matches!(
+            AgentConfig::from_args(&args),
+            Err(ConfigError::Zero(_))
+        ));
+    }
+}

@@ -1,0 +1,71 @@
+//! `servescope-agent`: the per-node daemon.
+
+use anyhow::Context;
+use clap::Parser;
+use servescope_agent::config::{AgentArgs, AgentConfig};
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = AgentArgs::parse();
+    let cfg = AgentConfig::from_args(&args).context("invalid agent configuration")?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    rt.block_on(async move {
+        let h = servescope_agent::start(cfg)
+            .await
+            .context("agent failed to start")?;
+        let inv = h.inventory.snapshot();
+        let gpu = inv.gpu.clone().unwrap_or_default();
+        tracing::info!(
+            grpc = %h.grpc_addr,
+            metrics = ?h.metrics_addr,
+            gpus = inv.gpus.len(),
+            rdma_devices = inv.rdma_devices.len(),
+            "servescope-agent {} serving",
+            inv.agent_version
+        );
+        if gpu.available {
+            tracing::info!("gpu: {}", gpu.detail);
+        } else {
+            tracing::warn!("gpu: unavailable ({})", gpu.detail);
+        }
+        for n in &inv.notes {
+            tracing::info!("{n}");
+        }
+        // Machine-readable line for scripts and tests.
+        println!(
+            "listening grpc={} metrics={}",
+            h.grpc_addr,
+            h.metrics_addr
+                .map(|a| a.to_string())
+                .unwrap_or_else(|| "off".into())
+        );
+        wait_for_signal().await;
+        tracing::info!("shutting down");
+        h.shutdown().await;
+        anyhow::Ok(())
+    })
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

@@ -1,0 +1,261 @@
+//! RDMA devices (EFA, mlx5, …) from sysfs: discovery, per-second counter
+//! samples, and GPU ↔ NIC topology.
+//!
+//! Discovery fixes the schema (devices, ports, counter names); [`RdmaCollector::sample`]
+//! then reads every counter of a port in one burst (EFA refreshes its statistics
+//! per read burst, cached for `hw_counters/lifespan` ms), plus the port state and
+//! the netdev's `operstate`/`carrier` — the EFA driver always says ACTIVE/LinkUp,
+//! the netdev tells the truth. Counter files are read through precomputed paths
+//! with descriptors kept open ([`sysfs`]).
+
+mod discover;
+pub mod fixture;
+pub mod parse;
+pub(crate) mod sysfs;
+mod topology;
+
+#[cfg(test)]
+mod tests;
+
+use std::path::{Path, PathBuf};
+
+use servescope_proto::v1::{
+    FieldError, GpuTopology, RdmaDeviceInfo, RdmaDeviceReading, RdmaPortReading, RdmaSample,
+};
+
+use parse::{parse_carrier, parse_port_state, parse_text, parse_u64};
+use sysfs::{new_buf, AttrBuf, AttrFile};
+pub use sysfs::{set_keep_open_limit, ReadError, MAX_ATTR_BYTES};
+pub use topology::{
+    common_prefix_len, match_gpu, shares_pcie_switch, topology, MIN_SHARED_SWITCH_DEPTH,
+};
+
+/// Why discovery failed as a whole (per-device problems become notes instead).
+#[derive(Debug, thiserror::Error)]
+pub enum RdmaError {
+    #[error("sysfs root {} is not accessible: {source}", path.display())]
+    SysfsRoot {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot list RDMA devices in {}: {source}", path.display())]
+    ListDevices {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Collects RDMA counters for the devices found at discovery.
+#[derive(Debug)]
+pub struct RdmaCollector {
+    root: PathBuf,
+    devices: Vec<DeviceFiles>,
+    notes: Vec<String>,
+}
+
+#[derive(Debug)]
+struct DeviceFiles {
+    info: RdmaDeviceInfo,
+    /// In the order of `info.device_counter_names`.
+    counters: Vec<AttrFile>,
+    ports: Vec<PortFiles>,
+}
+
+#[derive(Debug)]
+struct PortFiles {
+    /// In the order of the port's `counter_names`.
+    counters: Vec<AttrFile>,
+    state: AttrFile,
+    /// `<root>/class/net/<netdev>/{operstate,carrier}`; `None` without a netdev.
+    netdev: Option<(AttrFile, AttrFile)>,
+}
+
+impl RdmaCollector {
+    /// Enumerates every device under `<sysfs_root>/class/infiniband`. A missing
+    /// directory is not an error: zero devices and a note.
+    pub fn discover(sysfs_root: &Path) -> Result<RdmaCollector, RdmaError> {
+        let found = discover::discover(sysfs_root)?;
+        let devices = found
+            .devices
+            .into_iter()
+            .map(|d| DeviceFiles::new(sysfs_root, &d.dir, d.info))
+            .collect();
+        Ok(RdmaCollector {
+            root: sysfs_root.to_path_buf(),
+            devices,
+            notes: found.notes,
+        })
+    }
+
+    /// What discovery noticed: missing directories, unreadable attributes, skipped devices.
+    pub fn notes(&self) -> &[String] {
+        &self.notes
+    }
+
+    /// The sysfs root this collector reads.
+    pub fn sysfs_root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Devices, ports and counter names (the schema of [`Self::sample`]).
+    pub fn inventory(&self) -> Vec<RdmaDeviceInfo> {
+        self.devices.iter().map(|d| d.info.clone()).collect()
+    }
+
+    /// GPU topology against this collector's devices; see [`topology()`].
+    pub fn gpu_topology(&self, gpus: &[(u32, String)]) -> Vec<GpuTopology> {
+        topology(&self.root, gpus, &self.inventory())
+    }
+
+    /// Reads every counter of every device and port. Unreadable or malformed values
+    /// are 0 and listed in the reading's `errors`; nothing else is lost.
+    pub fn sample(&mut self) -> RdmaSample {
+        let mut buf = new_buf();
+        RdmaSample {
+            devices: self
+                .devices
+                .iter_mut()
+                .map(|d| d.sample(&mut buf))
+                .collect(),
+        }
+    }
+}
+
+impl DeviceFiles {
+    fn new(root: &Path, dir: &Path, info: RdmaDeviceInfo) -> Self {
+        let counters = info
+            .device_counter_names
+            .iter()
+            .map(|n| AttrFile::new(dir.join("hw_counters").join(n)))
+            .collect();
+        let ports = info
+            .ports
+            .iter()
+            .map(|p| {
+                let port_dir = dir.join("ports").join(p.port.to_string());
+                let netdev = (!p.netdev.is_empty()).then(|| {
+                    let nd = root.join("class/net").join(&p.netdev);
+                    (
+                        AttrFile::new(nd.join("operstate")),
+                        AttrFile::new(nd.join("carrier")),
+                    )
+                });
+                PortFiles {
+                    counters: p
+                        .counter_names
+                        .iter()
+                        .map(|n| AttrFile::new(port_dir.join(n)))
+                        .collect(),
+                    state: AttrFile::new(port_dir.join("state")),
+                    netdev,
+                }
+            })
+            .collect();
+        DeviceFiles {
+            info,
+            counters,
+            ports,
+        }
+    }
+
+    fn sample(&mut self, buf: &mut AttrBuf) -> RdmaDeviceReading {
+        let dev = &self.info.name;
+        let mut errors = Vec::new();
+        let values = read_counters(
+            &mut self.counters,
+            &self.info.device_counter_names,
+            |name| format!("{dev}/hw_counters/{name}"),
+            buf,
+            &mut errors,
+        );
+        let ports = self
+            .ports
+            .iter_mut()
+            .zip(&self.info.ports)
+            .map(|(files, info)| {
+                let port = info.port;
+                let mut errors = Vec::new();
+                // The counter burst first, then the slower-moving state.
+                let values = read_counters(
+                    &mut files.counters,
+                    &info.counter_names,
+                    |name| format!("{dev}/{port}/{name}"),
+                    buf,
+                    &mut errors,
+                );
+                let field = |what: &str| format!("{dev}/{port}/{what}");
+                let state = read_text(&mut files.state, parse_port_state, buf)
+                    .unwrap_or_else(|e| push_err(&mut errors, field("state"), e));
+                let (mut operstate, mut carrier) = (String::new(), None);
+                if let Some((op, car)) = &mut files.netdev {
+                    let nd = &info.netdev;
+                    operstate = read_text(op, parse_text, buf).unwrap_or_else(|e| {
+                        push_err(&mut errors, field(&format!("netdev/{nd}/operstate")), e)
+                    });
+                    carrier = read_carrier(car, buf).unwrap_or_else(|e| {
+                        push_err(&mut errors, field(&format!("netdev/{nd}/carrier")), e)
+                    });
+                }
+                RdmaPortReading {
+                    port,
+                    values,
+                    errors,
+                    state,
+                    netdev_operstate: operstate,
+                    netdev_carrier: carrier,
+                }
+            })
+            .collect();
+        RdmaDeviceReading {
+            device: dev.clone(),
+            values,
+            ports,
+            errors,
+        }
+    }
+}
+
+/// Records an error and yields the default value for the field.
+fn push_err<T: Default>(errors: &mut Vec<FieldError>, field: String, error: String) -> T {
+    errors.push(FieldError { field, error });
+    T::default()
+}
+
+/// Reads counters in order; failures are 0 plus a [`FieldError`] named by `field`.
+pub(crate) fn read_counters(
+    files: &mut [AttrFile],
+    names: &[String],
+    field: impl Fn(&str) -> String,
+    buf: &mut AttrBuf,
+    errors: &mut Vec<FieldError>,
+) -> Vec<u64> {
+    files
+        .iter_mut()
+        .zip(names)
+        .map(|(file, name)| {
+            let parsed = match file.read(buf) {
+                Ok(raw) => parse_u64(raw).map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            parsed.unwrap_or_else(|e| push_err(errors, field(name), e))
+        })
+        .collect()
+}
+
+fn read_text(
+    file: &mut AttrFile,
+    parse: fn(&[u8]) -> Result<String, parse::ParseError>,
+    buf: &mut AttrBuf,
+) -> Result<String, String> {
+    let raw = file.read(buf).map_err(|e| e.to_string())?;
+    parse(raw).map_err(|e| e.to_string())
+}
+
+/// A netdev `carrier`: EINVAL (the interface is down) is `None`, not an error.
+pub(crate) fn read_carrier(file: &mut AttrFile, buf: &mut AttrBuf) -> Result<Option<bool>, String> {
+    match file.read(buf) {
+        Ok(raw) => parse_carrier(raw).map(Some).map_err(|e| e.to_string()),
+        Err(e) if e.is_einval() => Ok(None),
+        Err(e) => Err(e.to_string()),
+    }
+}

@@ -1,0 +1,57 @@
+//! Self-telemetry: the agent's own CPU time, resident memory, ring size and the
+//! cost of each collector call, so its overhead is visible in its own stream.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use servescope_proto::v1::{sample, SelfSample};
+
+use crate::collector::{CallCosts, Collector};
+use crate::ring::Ring;
+
+pub struct SelfCollector {
+    pub ring: Arc<Ring>,
+    pub streams: Arc<AtomicU64>,
+}
+
+/// CPU seconds (user + system) of this process, from getrusage.
+pub fn cpu_seconds() -> f64 {
+    // SAFETY: getrusage writes into the zeroed struct we own.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) } != 0 {
+        return 0.0;
+    }
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+/// Resident set size of this process in bytes, from /proc/self/statm.
+pub fn rss_bytes() -> u64 {
+    let text = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    pages * u64::try_from(page).unwrap_or(4096)
+}
+
+impl Collector for SelfCollector {
+    fn name(&self) -> &'static str {
+        "self"
+    }
+
+    fn sample(&mut self, costs: &CallCosts) -> Option<sample::Data> {
+        let st = self.ring.state();
+        Some(sample::Data::SelfStats(SelfSample {
+            cpu_seconds_total: cpu_seconds(),
+            rss_bytes: rss_bytes(),
+            ring_samples: st.samples as u64,
+            ring_bytes_estimate: st.bytes as u64,
+            streams_active: self.streams.load(Ordering::Relaxed),
+            calls: costs.take(),
+        }))
+    }
+}

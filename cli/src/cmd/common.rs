@@ -1,0 +1,134 @@
+//! Flags shared by commands that talk to agents or the store.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use servescope_coordinator::AgentEndpoint;
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct AgentFlags {
+    /// Agent address HOST:PORT (repeat for several agents)
+    #[arg(long = "agent", required = true)]
+    pub agents: Vec<String>,
+    /// File holding the agents' bearer token
+    #[arg(long, env = "SERVESCOPE_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
+    /// PEM CA certificate to verify agents' TLS certificates (turns TLS on)
+    #[arg(long)]
+    pub tls_ca: Option<PathBuf>,
+    /// Server name to verify in the agents' certificates
+    #[arg(long)]
+    pub tls_domain: Option<String>,
+}
+
+impl AgentFlags {
+    pub fn endpoints(&self) -> anyhow::Result<Vec<AgentEndpoint>> {
+        let token = match &self.token_file {
+            Some(p) => Some(
+                servescope_agent::config::read_token(p)
+                    .with_context(|| format!("reading token file {}", p.display()))?,
+            ),
+            None => None,
+        };
+        let ca = match &self.tls_ca {
+            Some(p) => {
+                Some(std::fs::read(p).with_context(|| format!("reading CA file {}", p.display()))?)
+            }
+            None => None,
+        };
+        Ok(self
+            .agents
+            .iter()
+            .map(|a| {
+                let mut e = AgentEndpoint::new(a.clone(), token.clone());
+                e.tls_ca_pem = ca.clone();
+                e.tls_domain = self.tls_domain.clone();
+                e
+            })
+            .collect())
+    }
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct DbFlag {
+    /// The store (SQLite file)
+    #[arg(long, env = "SERVESCOPE_DB", default_value = "servescope.db")]
+    pub db: PathBuf,
+}
+
+/// Parses "60s", "500ms", "2m", "1h", or plain seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .map(|i| s.split_at(i))
+        .unwrap_or((s, "s"));
+    let v: f64 = num
+        .parse()
+        .map_err(|_| format!("invalid duration {s:?}: expected e.g. 60s, 500ms, 2m"))?;
+    let mult = match unit {
+        "ms" => 1e-3,
+        "s" | "" => 1.0,
+        "m" | "min" => 60.0,
+        "h" => 3600.0,
+        u => {
+            return Err(format!(
+                "invalid duration unit {u:?} in {s:?}: use ms, s, m or h"
+            ))
+        }
+    };
+    let secs = v * mult;
+    if !secs.is_finite() || secs <= 0.0 {
+        return Err(format!("duration {s:?} must be positive"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+pub fn fmt_bytes(b: f64) -> String {
+    let units = ["B", "kB", "MB", "GB", "TB"];
+    let mut v = b;
+    let mut i = 0;
+    while v.abs() >= 1000.0 && i < units.len() - 1 {
+        v /= 1000.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{v:.0} {}", units[i])
+    } else {
+        format!("{v:.1} {}", units[i])
+    }
+}
+
+pub fn fmt_ns(ns: i64) -> String {
+    let a = ns.unsigned_abs() as f64;
+    if a >= 1e9 {
+        format!("{:.3} s", ns as f64 / 1e9)
+    } else if a >= 1e6 {
+        format!("{:.3} ms", ns as f64 / 1e6)
+    } else {
+        format!("{:.1} µs", ns as f64 / 1e3)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("60s").unwrap(), Duration::from_secs(60));
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert_eq!(parse_duration("10").unwrap(), Duration::from_secs(10));
+        assert!(parse_duration("10x").is_err());
+        assert!(parse_duration("-1s").is_err());
+        assert!(parse_duration("").is_err());
+    }
+
+    #[test]
+    fn units() {
+        assert_eq!(fmt_bytes(1_500_000_000.0), "1.5 GB");
+        assert_eq!(fmt_ns(1_500_000), "1.500 ms");
+    }
+}

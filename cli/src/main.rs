@@ -1,0 +1,57 @@
+//! `servescope`: the command people type. Thin: parses flags, calls the
+//! coordinator library, prints.
+
+mod cmd;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "servescope",
+    version,
+    about = "Where does LLM-serving latency go? GPU, host and RDMA telemetry on one clock."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Inventory of agents: GPUs, RDMA devices, topology, library availability, clock offset
+    Nodes(cmd::nodes::Args),
+    /// Live view: per GPU utilization/memory/power/PCIe rate, per RDMA device tx/rx rate
+    Watch(cmd::watch::Args),
+    /// Record telemetry from agents into the store for a duration; prints the run id
+    Record(cmd::record::Args),
+    /// List recorded runs
+    Runs(cmd::runs::Args),
+    /// Dump a run's samples as CSV or JSON lines
+    Export(cmd::export::Args),
+    /// Start an agent in-process on loopback, record 10 s, print inventory and a summary
+    Demo(cmd::demo::Args),
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        match cli.command {
+            Command::Nodes(a) => cmd::nodes::run(a).await,
+            Command::Watch(a) => cmd::watch::run(a).await,
+            Command::Record(a) => cmd::record::run(a).await,
+            Command::Runs(a) => cmd::runs::run(a),
+            Command::Export(a) => cmd::export::run(a),
+            Command::Demo(a) => cmd::demo::run(a).await,
+        }
+    })
+}

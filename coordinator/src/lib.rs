@@ -1,0 +1,17 @@
+//! servescope coordinator library: talks to agents (connect, clock offsets,
+//! telemetry sessions that resume by sequence number), keeps what they send in an
+//! embedded SQLite store, and turns stored samples into points, rates and exports.
+//! No command-line parsing here: the `servescope` CLI is a thin layer over this.
+
+pub mod clock;
+pub mod connect;
+pub mod export;
+pub mod points;
+pub mod rates;
+pub mod record;
+pub mod session;
+pub mod store;
+pub mod summary;
+
+pub use connect::{AgentClient, AgentEndpoint};
+pub use store::Store;

@@ -1,0 +1,83 @@
+//! Schema and migrations (PRAGMA user_version).
+
+use rusqlite::Connection;
+
+use super::{Result, StoreError};
+
+/// Current schema version.
+pub const VERSION: i64 = 1;
+
+const V1: &str = "
+CREATE TABLE runs(
+    id INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL,
+    label TEXT NOT NULL DEFAULT '',
+    started_ns INTEGER NOT NULL,
+    ended_ns INTEGER,
+    status TEXT NOT NULL,
+    args TEXT NOT NULL DEFAULT '{}'
+);
+CREATE TABLE agents(
+    id INTEGER PRIMARY KEY,
+    address TEXT NOT NULL,
+    hostname TEXT NOT NULL,
+    instance INTEGER NOT NULL,
+    UNIQUE(address, hostname, instance)
+);
+CREATE TABLE run_agents(
+    run_id INTEGER NOT NULL REFERENCES runs(id),
+    agent_id INTEGER NOT NULL REFERENCES agents(id),
+    offset_ns INTEGER,
+    offset_error_ns INTEGER,
+    rtt_ns INTEGER,
+    reconnects INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY(run_id, agent_id)
+);
+CREATE TABLE inventories(
+    id INTEGER PRIMARY KEY,
+    run_id INTEGER NOT NULL REFERENCES runs(id),
+    agent_id INTEGER NOT NULL REFERENCES agents(id),
+    t_ns INTEGER NOT NULL,
+    payload BLOB NOT NULL
+);
+CREATE TABLE clock_offsets(
+    run_id INTEGER NOT NULL REFERENCES runs(id),
+    agent_id INTEGER NOT NULL REFERENCES agents(id),
+    t_ns INTEGER NOT NULL,
+    offset_ns INTEGER NOT NULL,
+    error_ns INTEGER NOT NULL,
+    rtt_ns INTEGER NOT NULL,
+    exchanges INTEGER NOT NULL
+);
+CREATE TABLE samples(
+    run_id INTEGER NOT NULL,
+    agent_id INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    t_ns INTEGER NOT NULL,
+    kind INTEGER NOT NULL,
+    payload BLOB NOT NULL,
+    PRIMARY KEY(run_id, agent_id, seq)
+) WITHOUT ROWID;
+CREATE TABLE gaps(
+    run_id INTEGER NOT NULL REFERENCES runs(id),
+    agent_id INTEGER NOT NULL REFERENCES agents(id),
+    t_ns INTEGER NOT NULL,
+    requested_from_seq INTEGER NOT NULL,
+    resumed_at_seq INTEGER NOT NULL,
+    lost INTEGER NOT NULL
+);
+";
+
+pub fn migrate(conn: &Connection) -> Result<()> {
+    let v: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if v > VERSION {
+        return Err(StoreError::SchemaTooNew {
+            found: v,
+            supported: VERSION,
+        });
+    }
+    if v < 1 {
+        conn.execute_batch(&format!("BEGIN; {V1} PRAGMA user_version = 1; COMMIT;"))?;
+    }
+    Ok(())
+}
