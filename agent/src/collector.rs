@@ -88,11 +88,7 @@ impl CallCosts {
             .map(|(n, a)| CallCost {
                 name: (*n).to_string(),
                 count: a.count,
-                mean_ns: if a.count == 0 {
-                    0
-                } else {
-                    a.total_ns / a.count
-                },
+                mean_ns: a.total_ns.checked_div(a.count).unwrap_or(0),
                 max_ns: a.max_ns,
             })
             .collect();
@@ -152,7 +148,9 @@ mod tests {
         }
         fn sample(&mut self, _: &CallCosts) -> Option<sample::Data> {
             self.0 += 1;
-            (self.0 % 2 == 0).then(|| sample::Data::Host(HostSample::default()))
+            self.0
+                .is_multiple_of(2)
+                .then(|| sample::Data::Host(HostSample::default()))
         }
     }
 

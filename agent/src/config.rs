@@ -78,7 +78,8 @@ pub struct AgentArgs {
     /// Sampling interval of GPU and host collectors in ms [default: 100]
     #[arg(long)]
     pub sample_interval_ms: Option<u64>,
-    /// RDMA sysfs counter interval in ms [default: 1000]
+    /// Interval of the slower counters in ms: RDMA sysfs counters, host memory and
+    /// network interfaces [default: 1000]
     #[arg(long)]
     pub rdma_interval_ms: Option<u64>,
     /// GPU process list, ECC and remapped-rows interval in ms [default: 1000]

@@ -335,8 +335,11 @@ pub fn render_into(
 ) {
     out.clear();
     let latest = Latest::pick(samples);
+    // A guess at the size (≈80 kB for 8 GPUs, 192 cores, 5 RDMA ports) so the
+    // first render grows the buffer once or twice, not a dozen times.
     let rdma_ports: usize = inv.rdma_devices.iter().map(|d| d.ports.len()).sum();
-    out.reserve(4096 + inv.gpus.len() * 3072 + rdma_ports * 2048);
+    let cores = latest.host.map_or(0, |h| h.cpu_per_core_pct.len());
+    out.reserve(8192 + inv.gpus.len() * 5120 + cores * 64 + rdma_ports * 3072);
 
     render_agent(out, inv, &latest);
     render_gpus(out, inv, latest.gpu_readings(), xid_counts, opts);
@@ -1044,22 +1047,25 @@ fn rdma_exported(raw: &str) -> bool {
 }
 
 /// A counter value unless the collector listed it as unreadable (it reads 0 then,
-/// which would look like a counter reset).
+/// which would look like a counter reset). The RDMA collector names such errors
+/// `<dev>/<port>/<counter name>` and `<dev>/hw_counters/<name>`: an error field
+/// that is the name or ends in `/<name>` matches.
 fn rdma_value(names: &[String], values: &[u64], errors: &[FieldError], i: usize) -> Option<u64> {
     let v = *values.get(i)?;
     let raw = names[i].as_str();
-    let (_, rest) = rdma_split(raw);
-    let failed = errors.iter().any(|e| e.field == raw || e.field == rest);
+    let failed = errors.iter().any(|e| {
+        e.field
+            .strip_suffix(raw)
+            .is_some_and(|head| head.is_empty() || head.ends_with('/'))
+    });
     (!failed).then_some(v)
 }
 
 /// Distinct counter names in family order, one per family (names that sanitize to
 /// the same family collapse onto the first).
-fn rdma_families<'a>(names: impl Iterator<Item = &'a String>) -> Vec<&'a str> {
-    let mut v: Vec<&str> = names
-        .map(String::as_str)
-        .filter(|n| rdma_exported(n))
-        .collect();
+fn rdma_families<'a>(names: impl Iterator<Item = &'a String>, count: usize) -> Vec<&'a str> {
+    let mut v: Vec<&str> = Vec::with_capacity(count);
+    v.extend(names.map(String::as_str).filter(|n| rdma_exported(n)));
     v.sort_unstable_by(|a, b| rdma_key_cmp(a, b).then_with(|| a.cmp(b)));
     v.dedup_by(|a, b| rdma_key_cmp(a, b) == Ordering::Equal);
     v
@@ -1183,10 +1189,10 @@ fn render_rdma(out: &mut String, inv: &Inventory, rdma: Option<&RdmaSample>) {
     }
 
     // Port counters: one family per counter name, every (device, port) inside it.
+    let ports = || devs.iter().flat_map(|d| d.ports.iter());
     let port_fams = rdma_families(
-        devs.iter()
-            .flat_map(|d| d.ports.iter())
-            .flat_map(|p| p.counter_names.iter()),
+        ports().flat_map(|p| p.counter_names.iter()),
+        ports().map(|p| p.counter_names.len()).sum(),
     );
     for fam in &port_fams {
         let mut f = Family::rdma(out, RdmaScope::Port, fam);
@@ -1215,7 +1221,10 @@ fn render_rdma(out: &mut String, inv: &Inventory, rdma: Option<&RdmaSample>) {
         }
     }
 
-    let dev_fams = rdma_families(devs.iter().flat_map(|d| d.device_counter_names.iter()));
+    let dev_fams = rdma_families(
+        devs.iter().flat_map(|d| d.device_counter_names.iter()),
+        devs.iter().map(|d| d.device_counter_names.len()).sum(),
+    );
     for fam in &dev_fams {
         let mut f = Family::rdma(out, RdmaScope::Device, fam);
         for (_, d) in devs.iter().enumerate().filter(|(i, _)| unique_dev(*i)) {
@@ -1447,6 +1456,7 @@ pub fn example_node() -> (Inventory, Vec<Sample>) {
             t_ns: t0 + 1_000_000,
             collect_ns: 250_000,
             data: Some(sample::Data::Host(HostSample {
+                slow_t_ns: t0,
                 cpu_total_pct: 37.5,
                 cpu_per_core_pct: (0..192).map(|c| (c % 100) as f32 + 0.5).collect(),
                 memory_total_bytes: 2048 * gib,

@@ -12,10 +12,22 @@ use crate::netdev::NetdevReader;
 pub struct HostCollector {
     sys: System,
     net: NetdevReader,
+    /// Memory and network are re-read every `slow_every` samples.
+    slow_every: u32,
+    tick: u32,
+    slow: Option<Slow>,
+}
+
+/// The slower part of a host sample, repeated until it is read again.
+struct Slow {
+    t_ns: u64,
+    net: Vec<servescope_proto::v1::NetInterfaceReading>,
+    errors: Vec<servescope_proto::v1::FieldError>,
 }
 
 impl HostCollector {
-    pub fn new(sysfs_root: &Path) -> Result<Self, String> {
+    /// `slow_every`: re-read memory and network every this many samples (≥ 1).
+    pub fn new(sysfs_root: &Path, slow_every: u32) -> Result<Self, String> {
         let sys = System::new_with_specifics(
             RefreshKind::nothing()
                 .with_cpu(CpuRefreshKind::nothing().with_usage())
@@ -25,6 +37,9 @@ impl HostCollector {
         Ok(HostCollector {
             sys,
             net: NetdevReader::new(sysfs_root),
+            slow_every: slow_every.max(1),
+            tick: 0,
+            slow: None,
         })
     }
 
@@ -47,12 +62,24 @@ impl Collector for HostCollector {
 
     fn sample(&mut self, costs: &CallCosts) -> Option<sample::Data> {
         costs.time("host.cpu", || self.sys.refresh_cpu_usage());
-        costs.time("host.memory", || {
-            self.sys
-                .refresh_memory_specifics(MemoryRefreshKind::everything())
-        });
+        if self.slow.is_none() || self.tick.is_multiple_of(self.slow_every) {
+            costs.time("host.memory", || {
+                self.sys
+                    .refresh_memory_specifics(MemoryRefreshKind::everything())
+            });
+            let (net, errors) = costs.time("host.netdev", || self.net.read());
+            self.slow = Some(Slow {
+                t_ns: crate::clock::now_ns(),
+                net,
+                errors,
+            });
+        }
+        self.tick = self.tick.wrapping_add(1);
         let load = System::load_average().unwrap_or_default();
-        let (net, errors) = costs.time("host.netdev", || self.net.read());
+        let (net, errors, slow_t_ns) = match &self.slow {
+            Some(s) => (s.net.clone(), s.errors.clone(), s.t_ns),
+            None => (Vec::new(), Vec::new(), 0),
+        };
         Some(sample::Data::Host(HostSample {
             cpu_total_pct: self.sys.global_cpu_usage(),
             cpu_per_core_pct: self.sys.cpus().iter().map(|c| c.usage()).collect(),
@@ -65,6 +92,7 @@ impl Collector for HostCollector {
             load15: load.fifteen,
             net,
             errors,
+            slow_t_ns,
         }))
     }
 }

@@ -3,6 +3,7 @@
 use anyhow::Context;
 use clap::Parser;
 use servescope_agent::config::{AgentArgs, AgentConfig};
+use tokio::signal::unix::{signal, SignalKind};
 
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
@@ -19,6 +20,9 @@ fn main() -> anyhow::Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     rt.block_on(async move {
+        // Handlers first, so a signal right after start-up is a clean shutdown.
+        let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+        let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
         let h = servescope_agent::start(cfg)
             .await
             .context("agent failed to start")?;
@@ -48,24 +52,12 @@ fn main() -> anyhow::Result<()> {
                 .map(|a| a.to_string())
                 .unwrap_or_else(|| "off".into())
         );
-        wait_for_signal().await;
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
         tracing::info!("shutting down");
         h.shutdown().await;
         anyhow::Ok(())
     })
-}
-
-async fn wait_for_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
 }

@@ -167,7 +167,10 @@ pub async fn start(cfg: AgentConfig) -> Result<AgentHandle, StartError> {
 
     // Host.
     let mut host_info = None;
-    match HostCollector::new(&cfg.sysfs_root) {
+    let slow_every =
+        u32::try_from(cfg.rdma_interval.as_nanos() / cfg.sample_interval.as_nanos().max(1))
+            .unwrap_or(u32::MAX);
+    match HostCollector::new(&cfg.sysfs_root, slow_every) {
         Ok(mut h) => {
             host_info = Some(h.info());
             threads.push(

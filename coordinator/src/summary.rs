@@ -61,7 +61,15 @@ struct Acc {
     net_last: (u64, u64),
     self_first: Option<(u64, f64)>,
     self_last: (u64, f64),
-    gpu: BTreeMap<u32, (GpuSummary, f64, f64, Option<(u64, u64)>)>,
+    gpu: BTreeMap<u32, GpuAcc>,
+}
+
+#[derive(Default)]
+struct GpuAcc {
+    s: GpuSummary,
+    util_sum: f64,
+    power_sum: f64,
+    pcie_first: Option<(u64, u64)>,
 }
 
 /// Summarises a stored run, agent by agent.
@@ -102,33 +110,24 @@ pub fn summarize(store: &Store, run: i64) -> Result<Vec<AgentSummary>> {
             }
             sample::Data::Gpu(g) => {
                 for r in &g.gpus {
-                    let e = a.gpu.entry(r.index).or_insert_with(|| {
-                        (
-                            GpuSummary {
-                                index: r.index,
-                                ..Default::default()
-                            },
-                            0.0,
-                            0.0,
-                            None,
-                        )
-                    });
-                    e.0.samples += 1;
-                    e.0.field_errors += r.errors.len() as u64;
+                    let e = a.gpu.entry(r.index).or_default();
+                    e.s.index = r.index;
+                    e.s.samples += 1;
+                    e.s.field_errors += r.errors.len() as u64;
                     if let Some(u) = r.util_gpu_pct {
-                        e.1 += f64::from(u);
-                        e.0.util_max_pct = e.0.util_max_pct.max(u);
+                        e.util_sum += f64::from(u);
+                        e.s.util_max_pct = e.s.util_max_pct.max(u);
                     }
                     if let Some(p) = r.power_mw {
-                        e.2 += f64::from(p) / 1000.0;
+                        e.power_sum += f64::from(p) / 1000.0;
                     }
                     if let Some(m) = r.memory_used_bytes {
-                        e.0.memory_used_max_bytes = e.0.memory_used_max_bytes.max(m);
+                        e.s.memory_used_max_bytes = e.s.memory_used_max_bytes.max(m);
                     }
                     if let (Some(tx), Some(rx)) = (r.pcie_tx_bytes, r.pcie_rx_bytes) {
-                        let first = *e.3.get_or_insert((tx, rx));
-                        e.0.pcie_tx_bytes = tx.saturating_sub(first.0);
-                        e.0.pcie_rx_bytes = rx.saturating_sub(first.1);
+                        let first = *e.pcie_first.get_or_insert((tx, rx));
+                        e.s.pcie_tx_bytes = tx.saturating_sub(first.0);
+                        e.s.pcie_rx_bytes = rx.saturating_sub(first.1);
                     }
                 }
             }
@@ -159,12 +158,13 @@ pub fn summarize(store: &Store, run: i64) -> Result<Vec<AgentSummary>> {
                 a.s.agent_cpu_pct_of_core = Some((a.self_last.1 - c0) / dt * 100.0);
             }
         }
-        for (_, (mut g, usum, psum, _)) in std::mem::take(&mut a.gpu) {
-            if g.samples > 0 {
-                g.util_mean_pct = usum / g.samples as f64;
-                g.power_mean_w = psum / g.samples as f64;
+        for (_, g) in std::mem::take(&mut a.gpu) {
+            let mut s = g.s;
+            if s.samples > 0 {
+                s.util_mean_pct = g.util_sum / s.samples as f64;
+                s.power_mean_w = g.power_sum / s.samples as f64;
             }
-            a.s.gpus.push(g);
+            a.s.gpus.push(s);
         }
         a.s.agent = Some(ag);
         out.push(a.s);

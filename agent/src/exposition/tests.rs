@@ -264,7 +264,11 @@ fn fixture() -> (Inventory, Vec<Sample>) {
                     ],
                     ..Default::default()
                 }],
-                device_counter_names: vec!["submitted_cmds".into(), "cmds_err".into()],
+                device_counter_names: vec![
+                    "submitted_cmds".into(),
+                    "cmds_err".into(),
+                    "mmap_err".into(),
+                ],
                 pci_path: vec![],
             },
             RdmaDeviceInfo {
@@ -350,6 +354,7 @@ fn fixture() -> (Inventory, Vec<Sample>) {
     };
 
     let host = HostSample {
+        slow_t_ns: 0,
         cpu_total_pct: 12.5,
         cpu_per_core_pct: vec![25.0, f32::NAN],
         memory_total_bytes: 1 << 34,
@@ -388,20 +393,24 @@ fn fixture() -> (Inventory, Vec<Sample>) {
         devices: vec![
             RdmaDeviceReading {
                 device: "rdmap16s27".into(),
-                values: vec![100, 0],
+                values: vec![100, 0, 0],
                 ports: vec![RdmaPortReading {
                     port: 1,
                     values: vec![1_048_576, 2_000, 10, 0],
                     // retrans_bytes could not be read: it reads 0 and must be left out.
                     errors: vec![FieldError {
-                        field: "hw_counters/retrans_bytes".into(),
+                        // As the RDMA collector names it.
+                        field: "rdmap16s27/1/hw_counters/retrans_bytes".into(),
                         error: "EIO".into(),
                     }],
                     state: "4: ACTIVE".into(),
                     netdev_operstate: "up".into(),
                     netdev_carrier: Some(false),
                 }],
-                errors: vec![],
+                errors: vec![FieldError {
+                    field: "rdmap16s27/hw_counters/mmap_err".into(),
+                    error: "EIO".into(),
+                }],
             },
             RdmaDeviceReading {
                 device: "mlx5_0".into(),
@@ -545,7 +554,7 @@ fn exact_lines() {
         r#"servescope_agent_collector_call_seconds{call="gpu.memory",stat="max"} 0.001"#.into(),
         r#"servescope_sample_timestamp_seconds{kind="host"} 1700000000.002"#.into(),
         r#"servescope_sample_field_errors{kind="gpu"} 1"#.into(),
-        r#"servescope_sample_field_errors{kind="rdma"} 1"#.into(),
+        r#"servescope_sample_field_errors{kind="rdma"} 2"#.into(),
         "servescope_host_cpu_utilization_ratio 0.125".into(),
         r#"servescope_host_cpu_core_utilization_ratio{cpu="0"} 0.25"#.into(),
         "servescope_host_memory_available_bytes 4294967296".into(),
@@ -650,6 +659,7 @@ fn none_and_non_finite_values_are_omitted() {
     assert!(text.contains("{cpu=\"0\"}") && !text.contains("{cpu=\"1\"}"));
     // A counter the collector could not read (reported as 0) is left out.
     assert!(!text.contains("servescope_rdma_port_retrans_bytes_total{device=\"rdmap16s27\""));
+    assert!(!text.contains("servescope_rdma_device_mmap_err_total"));
 }
 
 #[test]
@@ -794,7 +804,7 @@ fn rdma_names_are_sanitized_and_collapsed() {
     .iter()
     .map(|s| s.to_string())
     .collect();
-    let fams = rdma_families(names.iter());
+    let fams = rdma_families(names.iter(), names.len());
     assert_eq!(fams, ["hw_counters/A.B", "counters/a_b"]);
     assert_eq!(rdma_position(&names, "hw_counters/A.B"), Some(2));
     assert_eq!(rdma_position(&names[..2], "hw_counters/A.B"), Some(0));

@@ -6,7 +6,7 @@
 //! per read burst, cached for `hw_counters/lifespan` ms), plus the port state and
 //! the netdev's `operstate`/`carrier` — the EFA driver always says ACTIVE/LinkUp,
 //! the netdev tells the truth. Counter files are read through precomputed paths
-//! with descriptors kept open ([`sysfs`]).
+//! with descriptors kept open (see `sysfs.rs` and [`set_keep_open_limit`]).
 
 mod discover;
 pub mod fixture;

@@ -1,6 +1,6 @@
 //! Pure parsers for sysfs attribute contents and PCI names.
 //!
-//! Everything here works on bytes or strings already read (see [`super::sysfs`]
+//! Everything here works on bytes or strings already read (see `sysfs.rs`
 //! for the I/O), so each parser is unit-tested on canned input. sysfs content is
 //! untrusted: parsers are strict, never panic, and report what they saw.
 
@@ -345,7 +345,7 @@ mod tests {
             let bytes: Vec<u8> = (0..len)
                 .map(|_| {
                     let r = rng.next();
-                    if r % 3 == 0 {
+                    if r.is_multiple_of(3) {
                         r as u8
                     } else {
                         ALPHABET[(r >> 8) as usize % ALPHABET.len()]

@@ -314,7 +314,10 @@ fn real_sysfs_does_not_panic() {
                     assert_eq!(p.values.len(), pi.counter_names.len());
                 }
             }
-            let _ = c.gpu_topology(&[(0, "00000000:00:00.0".into())]);
+            // SERVESCOPE_TEST_GPU_BUS_ID: a real GPU's NVML bus id, to print its topology.
+            let bus_id = std::env::var("SERVESCOPE_TEST_GPU_BUS_ID")
+                .unwrap_or_else(|_| "00000000:00:00.0".into());
+            eprintln!("real /sys topology: {:?}", c.gpu_topology(&[(0, bus_id)]));
             eprintln!(
                 "real /sys: {} RDMA devices, notes {:?}",
                 inv.len(),

@@ -84,7 +84,12 @@ pub fn topology(
             let path = match fs::canonicalize(&dev) {
                 Ok(p) => pci_path_from_path(&p),
                 Err(e) => {
-                    tracing::debug!(gpu = index, path = %dev.display(), error = %e, "topology: GPU not in sysfs");
+                    tracing::debug!(
+                        gpu = index,
+                        path = %dev.display(),
+                        error = %e,
+                        "topology: GPU not in sysfs"
+                    );
                     Vec::new()
                 }
             };
