@@ -100,3 +100,66 @@ fn clear_errors() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no store at"));
 }
+
+/// `watch` and `nodes` against a real agent (in this test process) on loopback.
+#[test]
+fn watch_and_nodes_against_a_live_agent() {
+    let dir = tempfile::tempdir().unwrap();
+    let tok = dir.path().join("token");
+    std::fs::write(&tok, "w-token\n").unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mut cfg = servescope_agent::AgentConfig::loopback(Some("w-token".into()));
+    cfg.kmsg = false;
+    cfg.nvml_lib = Some(dir.path().join("missing-libnvidia-ml.so.1"));
+    let agent = rt.block_on(servescope_agent::start(cfg)).unwrap();
+    let addr = agent.grpc_addr.to_string();
+
+    let out = bin()
+        .args([
+            "watch",
+            "--duration",
+            "2500ms",
+            "--agent",
+            &addr,
+            "--token-file",
+        ])
+        .arg(&tok)
+        .output()
+        .unwrap();
+    let so = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{so}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(so.contains("[live]"), "{so}");
+    assert!(
+        so.contains("cpu ") && so.contains("| mem "),
+        "host line: {so}"
+    );
+    assert!(so.contains("gpu: unavailable ("), "{so}");
+
+    let out = bin()
+        .args(["nodes", "--json", "--agent", &addr, "--token-file"])
+        .arg(&tok)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v[0]["inventory"]["gpu"]["available"], false);
+    assert!(v[0]["clock_offset_error_ns"].as_i64().unwrap() >= 0);
+
+    let bad = dir.path().join("bad");
+    std::fs::write(&bad, "nope\n").unwrap();
+    let out = bin()
+        .args(["nodes", "--agent", &addr, "--token-file"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("Unauthenticated")
+            || String::from_utf8_lossy(&out.stdout).contains("wrong token")
+    );
+    rt.block_on(agent.shutdown());
+}
