@@ -394,6 +394,14 @@ mod tests {
     }
 
     #[test]
+    fn shipped_example_config_parses() {
+        let text = include_str!("../../deploy/systemd/agent.toml.example");
+        let f: FileConfig =
+            toml::from_str(text).expect("deploy/systemd/agent.toml.example is valid");
+        assert!(f.listen.is_some() && f.token_file.is_some());
+    }
+
+    #[test]
     fn zero_interval_refused() {
         let args = AgentArgs {
             insecure_no_auth: true,
