@@ -8,6 +8,7 @@ mkdir -p "$OUT"
 T=$(mktemp); echo gpu-check-token > "$T"
 nvidia-smi -L > "$OUT/gpus.txt" 2>&1
 nvidia-smi topo -m >> "$OUT/gpus.txt" 2>&1
+[ -x "$BIN/gpu_test" ] && "$BIN/gpu_test" --nocapture > "$OUT/gpu_test.txt" 2>&1
 "$BIN/servescope-agent" --listen 127.0.0.1:7733 --metrics-listen 127.0.0.1:9478 --token-file "$T" > "$OUT/agent.out" 2> "$OUT/agent.err" &
 AG=$!
 sleep 2
@@ -16,7 +17,7 @@ nvidia-smi --query-gpu=timestamp,index,memory.used,utilization.gpu,power.draw --
 SMI=$!
 "$BIN/agent_overhead" --agent-bin "$BIN/servescope-agent" --seconds 60 > "$OUT/bench.txt" 2>&1 &
 BENCH=$!
-"$BIN/servescope" record --agent 127.0.0.1:7733 --token-file "$T" --duration 60s --db "$OUT/gpu.db" --label gpu-check > "$OUT/record.out" 2> "$OUT/record.err" &
+"$BIN/servescope" record --agent 127.0.0.1:7733 --token-file "$T" --duration 60s --db "$OUT/gpu.db" --label gpu-check --quiet > "$OUT/record.out" 2> "$OUT/record.err" &
 REC=$!
 sleep 1
 python3 "$(dirname "$0")/gpu_load.py" > "$OUT/markers.jsonl" 2> "$OUT/load.err"
