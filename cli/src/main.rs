@@ -28,6 +28,8 @@ enum Command {
     Runs(cmd::runs::Args),
     /// Dump a run's samples as CSV or JSON lines
     Export(cmd::export::Args),
+    /// Run the simulated OpenAI-compatible / vLLM endpoint (latency model, faults, vLLM /metrics)
+    Sim(cmd::sim::Args),
     /// Start an agent in-process on loopback, record 10 s, print inventory and a summary
     Demo(cmd::demo::Args),
 }
@@ -52,6 +54,7 @@ fn main() -> anyhow::Result<()> {
             Command::Runs(a) => cmd::runs::run(a),
             Command::Export(a) => cmd::export::run(a),
             Command::Demo(a) => cmd::demo::run(a).await,
+            Command::Sim(a) => cmd::sim::run(a).await,
         }
     })
 }

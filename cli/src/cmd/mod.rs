@@ -4,4 +4,5 @@ pub mod export;
 pub mod nodes;
 pub mod record;
 pub mod runs;
+pub mod sim;
 pub mod watch;

@@ -1,0 +1,84 @@
+//! `servescope sim`: run the simulated OpenAI-compatible / vLLM endpoint.
+
+use std::net::SocketAddr;
+
+use anyhow::Context;
+use servescope_sim::{Faults, SimConfig};
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Listen address
+    #[arg(long, default_value = "127.0.0.1:8000")]
+    pub listen: SocketAddr,
+    /// Model name it answers to and reports
+    #[arg(long, default_value = "servescope-sim")]
+    pub model: String,
+    /// Fixed prefill time per request, ms
+    #[arg(long, default_value_t = 10.0)]
+    pub prefill_base_ms: f64,
+    /// Prefill time per input token, µs
+    #[arg(long, default_value_t = 50.0)]
+    pub prefill_us_per_token: f64,
+    /// Time per output token (TPOT), ms
+    #[arg(long, default_value_t = 10.0)]
+    pub decode_ms: f64,
+    /// Sequences decoded at once; the rest wait (vLLM --max-num-seqs)
+    #[arg(long, default_value_t = 64)]
+    pub max_num_seqs: usize,
+    /// Tokens per streamed chunk
+    #[arg(long, default_value_t = 1)]
+    pub tokens_per_chunk: u32,
+    /// Output length when a request sets no max_tokens
+    #[arg(long, default_value_t = 128)]
+    pub default_max_tokens: u32,
+    /// Fault: fraction of requests answered with HTTP 500
+    #[arg(long, default_value_t = 0.0)]
+    pub error_rate: f64,
+    /// Fault: fraction of streams that stall once for --stall-s
+    #[arg(long, default_value_t = 0.0)]
+    pub stall_rate: f64,
+    #[arg(long, default_value_t = 2.0)]
+    pub stall_s: f64,
+    /// Fault: fraction of streams cut halfway
+    #[arg(long, default_value_t = 0.0)]
+    pub truncate_rate: f64,
+    /// Fault: fraction of requests that answer gibberish
+    #[arg(long, default_value_t = 0.0)]
+    pub gibberish_rate: f64,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
+pub async fn run(a: Args) -> anyhow::Result<()> {
+    let cfg = SimConfig {
+        model: a.model,
+        prefill_base_s: a.prefill_base_ms / 1e3,
+        prefill_s_per_token: a.prefill_us_per_token / 1e6,
+        decode_s_per_token: a.decode_ms / 1e3,
+        max_num_seqs: a.max_num_seqs,
+        max_waiting: 100_000,
+        tokens_per_chunk: a.tokens_per_chunk,
+        default_max_tokens: a.default_max_tokens,
+        faults: Faults {
+            error_rate: a.error_rate,
+            stall_rate: a.stall_rate,
+            stall_s: a.stall_s,
+            truncate_rate: a.truncate_rate,
+            gibberish_rate: a.gibberish_rate,
+        },
+        seed: a.seed,
+    };
+    let h = servescope_sim::start(cfg, a.listen)
+        .await
+        .context("starting the simulator")?;
+    eprintln!(
+        "servescope sim: OpenAI-compatible endpoint on {} (/v1/completions, /v1/chat/completions, /metrics); Ctrl-C stops",
+        h.url()
+    );
+    println!("{}", h.url());
+    tokio::signal::ctrl_c()
+        .await
+        .context("waiting for Ctrl-C")?;
+    h.shutdown().await;
+    Ok(())
+}

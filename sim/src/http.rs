@@ -1,0 +1,354 @@
+//! OpenAI-compatible HTTP surface: `/v1/completions`, `/v1/chat/completions`
+//! (streaming SSE or one JSON answer), `/v1/models`, `/metrics`, `/health`.
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use serde_json::{json, Value};
+
+use crate::engine::{Engine, GenRequest, Out, Refusal};
+use crate::text;
+
+/// Largest request body accepted.
+const MAX_BODY: usize = 16 << 20;
+
+pub fn router(engine: Arc<Engine>) -> Router {
+    Router::new()
+        .route("/v1/completions", post(completions))
+        .route("/v1/chat/completions", post(chat))
+        .route("/v1/models", get(models))
+        .route("/metrics", get(metrics))
+        .route("/health", get(|| async { "" }))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
+        .with_state(engine)
+}
+
+fn error(status: StatusCode, kind: &str, msg: impl Into<String>) -> Response {
+    let body = json!({"object": "error", "message": msg.into(), "type": kind, "param": null, "code": status.as_u16()});
+    (
+        status,
+        [("content-type", "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+async fn models(State(e): State<Arc<Engine>>) -> Response {
+    let body = json!({"object": "list", "data": [{"id": e.cfg.model, "object": "model", "owned_by": "servescope-sim"}]});
+    ([("content-type", "application/json")], body.to_string()).into_response()
+}
+
+async fn metrics(State(e): State<Arc<Engine>>) -> Response {
+    (
+        [("content-type", "text/plain; version=0.0.4; charset=utf-8")],
+        e.metrics.render(e.running(), e.waiting()),
+    )
+        .into_response()
+}
+
+async fn completions(State(e): State<Arc<Engine>>, headers: HeaderMap, body: Bytes) -> Response {
+    handle(e, headers, body, false).await
+}
+
+async fn chat(State(e): State<Arc<Engine>>, headers: HeaderMap, body: Bytes) -> Response {
+    handle(e, headers, body, true).await
+}
+
+/// Parsed request fields.
+#[derive(Debug)]
+struct Parsed {
+    prompt: String,
+    max_tokens: Option<u32>,
+    stream: bool,
+    include_usage: bool,
+}
+
+fn parse(body: &[u8], chat: bool) -> Result<Parsed, String> {
+    let v: Value =
+        serde_json::from_slice(body).map_err(|e| format!("request body is not valid JSON: {e}"))?;
+    let prompt = if chat {
+        let msgs = v
+            .get("messages")
+            .and_then(Value::as_array)
+            .ok_or("\"messages\" must be an array")?;
+        let mut s = String::new();
+        for m in msgs {
+            match m.get("content") {
+                Some(Value::String(c)) => {
+                    s.push_str(c);
+                    s.push('\n');
+                }
+                Some(Value::Array(parts)) => {
+                    for p in parts {
+                        if let Some(t) = p.get("text").and_then(Value::as_str) {
+                            s.push_str(t);
+                            s.push('\n');
+                        }
+                    }
+                }
+                _ => return Err("each message needs a \"content\"".into()),
+            }
+        }
+        s
+    } else {
+        match v.get("prompt") {
+            Some(Value::String(p)) => p.clone(),
+            Some(Value::Array(a)) if a.len() == 1 && a[0].is_string() => {
+                a[0].as_str().unwrap_or("").to_string()
+            }
+            Some(Value::Array(a)) if a.iter().all(Value::is_u64) => {
+                // Token ids: one word per id, so the count is exact.
+                vec!["t"; a.len()].join(" ")
+            }
+            _ => return Err("\"prompt\" must be a string or a list of token ids".into()),
+        }
+    };
+    let max_tokens = ["max_completion_tokens", "max_tokens"]
+        .iter()
+        .find_map(|k| v.get(*k))
+        .map(|m| {
+            m.as_u64()
+                .and_then(|n| u32::try_from(n).ok())
+                .ok_or("max_tokens must be a positive integer")
+        })
+        .transpose()?;
+    if max_tokens == Some(0) {
+        return Err("max_tokens must be at least 1".into());
+    }
+    Ok(Parsed {
+        prompt,
+        max_tokens,
+        stream: v.get("stream").and_then(Value::as_bool).unwrap_or(false),
+        include_usage: v
+            .pointer("/stream_options/include_usage")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+    })
+}
+
+fn created() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+async fn handle(e: Arc<Engine>, headers: HeaderMap, body: Bytes, chat: bool) -> Response {
+    let p = match parse(&body, chat) {
+        Ok(p) => p,
+        Err(m) => return error(StatusCode::BAD_REQUEST, "BadRequestError", m),
+    };
+    match e.admit() {
+        Ok(()) => {}
+        Err(Refusal::Injected) => {
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "InternalServerError",
+                "injected fault: server error",
+            )
+        }
+        Err(Refusal::Overloaded) => {
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "ServiceUnavailableError",
+                "waiting queue is full",
+            )
+        }
+    }
+    let rid = headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("{}", e.next_id()));
+    let id = if chat {
+        format!("chatcmpl-{rid}")
+    } else {
+        format!("cmpl-{rid}")
+    };
+    let req = GenRequest {
+        id: id.clone(),
+        prompt_tokens: text::count_tokens(&p.prompt),
+        max_tokens: p.max_tokens.unwrap_or(e.cfg.default_max_tokens),
+        counting: text::counting_start(&p.prompt),
+    };
+    let model = e.cfg.model.clone();
+    let rx = e.run(req);
+    let mut resp = if p.stream {
+        stream_response(rx, id, model, chat, p.include_usage)
+    } else {
+        collect_response(rx, id, model, chat).await
+    };
+    if let Ok(v) = rid.parse() {
+        resp.headers_mut().insert("x-request-id", v);
+    }
+    resp
+}
+
+fn sse(v: &Value) -> Bytes {
+    Bytes::from(format!("data: {v}\n\n"))
+}
+
+fn stream_response(
+    rx: tokio::sync::mpsc::Receiver<Out>,
+    id: String,
+    model: String,
+    chat: bool,
+    include_usage: bool,
+) -> Response {
+    let created = created();
+    let object = if chat {
+        "chat.completion.chunk"
+    } else {
+        "text_completion"
+    };
+    let first = chat.then(|| {
+        sse(&json!({"id": id, "object": object, "created": created, "model": model,
+            "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "logprobs": null, "finish_reason": null}]}))
+    });
+    let state = (rx, first, false);
+    let stream = futures_util::stream::unfold(state, move |(mut rx, mut first, done)| {
+        let (id, model) = (id.clone(), model.clone());
+        async move {
+            if let Some(b) = first.take() {
+                return Some((Ok::<Bytes, std::io::Error>(b), (rx, None, false)));
+            }
+            if done {
+                return None;
+            }
+            let choice = |text: &str, finish: Value| {
+                if chat {
+                    json!({"index": 0, "delta": {"content": text}, "logprobs": null, "finish_reason": finish})
+                } else {
+                    json!({"index": 0, "text": text, "logprobs": null, "finish_reason": finish, "stop_reason": null})
+                }
+            };
+            match rx.recv().await {
+                Some(Out::Chunk { text, .. }) => {
+                    let v = json!({"id": id, "object": object, "created": created, "model": model,
+                        "choices": [choice(&text, Value::Null)]});
+                    Some((Ok(sse(&v)), (rx, None, false)))
+                }
+                Some(Out::Done {
+                    prompt_tokens,
+                    completion_tokens,
+                    metrics,
+                }) => {
+                    let mut out = Vec::new();
+                    let fin = json!({"id": id, "object": object, "created": created, "model": model,
+                        "choices": [choice("", json!("length"))]});
+                    out.extend_from_slice(&sse(&fin));
+                    if include_usage {
+                        let u = json!({"id": id, "object": object, "created": created, "model": model, "choices": [],
+                            "usage": {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens + completion_tokens,
+                                      "completion_tokens": completion_tokens},
+                            "metrics": metrics});
+                        out.extend_from_slice(&sse(&u));
+                    }
+                    out.extend_from_slice(b"data: [DONE]\n\n");
+                    Some((Ok(Bytes::from(out)), (rx, None, true)))
+                }
+                Some(Out::Cut) => Some((
+                    Err(std::io::Error::other("injected fault: stream truncated")),
+                    (rx, None, true),
+                )),
+                None => None,
+            }
+        }
+    });
+    Response::builder()
+        .header("content-type", "text/event-stream")
+        .header("cache-control", "no-cache")
+        .body(Body::from_stream(stream))
+        .unwrap_or_else(|_| {
+            error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "InternalServerError",
+                "response build",
+            )
+        })
+}
+
+async fn collect_response(
+    mut rx: tokio::sync::mpsc::Receiver<Out>,
+    id: String,
+    model: String,
+    chat: bool,
+) -> Response {
+    let mut text = String::new();
+    while let Some(o) = rx.recv().await {
+        match o {
+            Out::Chunk { text: t, .. } => text.push_str(&t),
+            Out::Cut => {
+                return error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "InternalServerError",
+                    "injected fault: truncated",
+                );
+            }
+            Out::Done {
+                prompt_tokens,
+                completion_tokens,
+                metrics,
+            } => {
+                let choice = if chat {
+                    json!({"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "length"})
+                } else {
+                    json!({"index": 0, "text": text, "finish_reason": "length"})
+                };
+                let v = json!({"id": id, "object": if chat { "chat.completion" } else { "text_completion" },
+                    "created": created(), "model": model, "choices": [choice],
+                    "usage": {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens + completion_tokens,
+                              "completion_tokens": completion_tokens},
+                    "metrics": metrics});
+                return ([("content-type", "application/json")], v.to_string()).into_response();
+            }
+        }
+    }
+    error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "InternalServerError",
+        "generation ended early",
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_errors_are_clear() {
+        assert!(parse(b"{", false).unwrap_err().contains("not valid JSON"));
+        assert!(parse(b"{}", false).unwrap_err().contains("prompt"));
+        assert!(parse(br#"{"prompt":"a","max_tokens":0}"#, false)
+            .unwrap_err()
+            .contains("at least 1"));
+        assert!(parse(br#"{"prompt":"a","max_tokens":-3}"#, false)
+            .unwrap_err()
+            .contains("positive"));
+        assert!(parse(br#"{"messages":5}"#, true)
+            .unwrap_err()
+            .contains("messages"));
+        let p = parse(br#"{"prompt":[1,2,3],"max_tokens":7,"stream":true,"stream_options":{"include_usage":true}}"#, false).unwrap();
+        assert_eq!(
+            (
+                text::count_tokens(&p.prompt),
+                p.max_tokens,
+                p.stream,
+                p.include_usage
+            ),
+            (3, Some(7), true, true)
+        );
+        let p = parse(
+            br#"{"messages":[{"role":"user","content":"one two"}],"max_completion_tokens":2}"#,
+            true,
+        )
+        .unwrap();
+        assert_eq!((text::count_tokens(&p.prompt), p.max_tokens), (2, Some(2)));
+    }
+}

@@ -1,0 +1,83 @@
+//! `servescope sim`: a simulated OpenAI-compatible, vLLM-flavoured LLM endpoint.
+//!
+//! It streams `/v1/completions` and `/v1/chat/completions` over SSE with a latency
+//! model (prefill time from input tokens, a fixed per-token decode interval,
+//! continuous batching with a max-concurrent-sequences limit and a waiting queue),
+//! serves vLLM-named Prometheus metrics at `/metrics`, returns vLLM's per-request
+//! `metrics` block in the final usage chunk, and injects faults on request (server
+//! errors, stalls, truncated streams, gibberish). Everything it simulates is ground
+//! truth that the load client and, later, attribution must recover.
+
+pub mod config;
+pub mod engine;
+mod http;
+pub mod prom;
+pub mod text;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+pub use config::{Faults, SimConfig};
+pub use engine::Engine;
+
+/// A running simulator.
+pub struct SimHandle {
+    pub addr: SocketAddr,
+    pub engine: Arc<Engine>,
+    stop: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl SimHandle {
+    /// Base URL, e.g. `http://127.0.0.1:8000`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub async fn shutdown(self) {
+        self.stop.send_replace(true);
+        let _ = self.task.await;
+    }
+}
+
+/// Errors starting the simulator.
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("invalid simulator configuration: {0}")]
+    Config(String),
+}
+
+/// Starts the simulator on `addr` (port 0: any free port).
+pub async fn start(cfg: SimConfig, addr: SocketAddr) -> Result<SimHandle, SimError> {
+    cfg.validate().map_err(SimError::Config)?;
+    let engine = Arc::new(Engine::new(cfg));
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| SimError::Bind { addr, source })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|source| SimError::Bind { addr, source })?;
+    let app = http::router(Arc::clone(&engine));
+    let (stop, mut rx) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(async move {
+        let r = axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = rx.wait_for(|s| *s).await;
+            })
+            .await;
+        if let Err(e) = r {
+            tracing::error!("sim server ended: {e}");
+        }
+    });
+    Ok(SimHandle {
+        addr,
+        engine,
+        stop,
+        task,
+    })
+}
