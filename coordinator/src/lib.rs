@@ -6,6 +6,7 @@
 pub mod clock;
 pub mod connect;
 pub mod export;
+pub mod load;
 pub mod points;
 pub mod rates;
 pub mod record;
