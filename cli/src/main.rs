@@ -24,6 +24,12 @@ enum Command {
     Watch(cmd::watch::Args),
     /// Record telemetry from agents into the store for a duration; prints the run id
     Record(cmd::record::Args),
+    /// Load an OpenAI-compatible endpoint: closed/open loop, sweeps, trials; stores every request
+    Load(cmd::load::Args),
+    /// Show a stored run: load points, or a recording's summary
+    Show(cmd::show::Args),
+    /// Load runs side by side with deltas against the first
+    Compare(cmd::compare::Args),
     /// List recorded runs
     Runs(cmd::runs::Args),
     /// Dump a run's samples as CSV or JSON lines
@@ -52,6 +58,9 @@ fn main() -> anyhow::Result<()> {
             Command::Watch(a) => cmd::watch::run(a).await,
             Command::Record(a) => cmd::record::run(a).await,
             Command::Runs(a) => cmd::runs::run(a),
+            Command::Load(a) => cmd::load::run(a).await,
+            Command::Show(a) => cmd::show::run(a),
+            Command::Compare(a) => cmd::compare::run(a),
             Command::Export(a) => cmd::export::run(a),
             Command::Demo(a) => cmd::demo::run(a).await,
             Command::Sim(a) => cmd::sim::run(a).await,

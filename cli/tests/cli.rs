@@ -163,3 +163,100 @@ fn watch_and_nodes_against_a_live_agent() {
     );
     rt.block_on(agent.shutdown());
 }
+
+/// `load` against the simulator (in this test process), then `show`, `compare`,
+/// `runs`, and the vLLM-compatible export.
+#[test]
+fn load_show_compare_against_the_sim() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("l.db");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let cfg = servescope_sim::SimConfig {
+        prefill_base_s: 0.02,
+        decode_s_per_token: 0.002,
+        faults: servescope_sim::Faults {
+            error_rate: 0.1,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let sim = rt
+        .block_on(servescope_sim::start(cfg, "127.0.0.1:0".parse().unwrap()))
+        .unwrap();
+    let url = sim.url();
+    let run = |extra: &[&str]| {
+        let out = bin()
+            .args([
+                "load",
+                "--endpoint",
+                &url,
+                "--num-prompts",
+                "30",
+                "--input-len",
+                "16",
+                "--output-len",
+                "8",
+            ])
+            .args(extra)
+            .arg("--db")
+            .arg(&db)
+            .output()
+            .unwrap();
+        let so = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(
+            out.status.success(),
+            "{so}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        so
+    };
+    let vx = dir.path().join("vllm");
+    let so = run(&[
+        "--concurrency",
+        "1,4",
+        "--probe",
+        "--gpus",
+        "2",
+        "--export-vllm",
+        vx.to_str().unwrap(),
+    ]);
+    assert!(
+        so.contains("concurrency 1") && so.contains("concurrency 4"),
+        "{so}"
+    );
+    assert!(
+        so.contains("http_500"),
+        "injected errors are reported: {so}"
+    );
+    assert!(so.contains("per GPU:"), "{so}");
+    assert!(!so.contains("probe failed"), "{so}");
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(vx.join("point1-trial0.json")).unwrap())
+            .unwrap();
+    assert_eq!(v["max_concurrency"], 4);
+    assert!(v["mean_ttft_ms"].as_f64().unwrap() > 0.0);
+    let so = run(&["--concurrency", "4", "--json"]);
+    let j: serde_json::Value = serde_json::from_str(&so).unwrap();
+    assert_eq!(j["run"], 2);
+    assert_eq!(j["points"][0]["aggregate"]["num_requests"], 30);
+
+    let out = bin().args(["show", "1", "--db"]).arg(&db).output().unwrap();
+    let so = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && so.contains("concurrency 4"), "{so}");
+    let out = bin()
+        .args(["compare", "1", "2", "--db"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    let so = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && so.contains("Δ vs run 1"), "{so}");
+    let out = bin().args(["runs", "--db"]).arg(&db).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains(" load "));
+    let out = bin()
+        .args(["load", "--endpoint", &url, "--concurrency", "1"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--num-prompts"));
+    rt.block_on(sim.shutdown());
+}

@@ -1,8 +1,12 @@
 pub mod common;
+pub mod compare;
 pub mod demo;
 pub mod export;
+pub mod load;
 pub mod nodes;
 pub mod record;
 pub mod runs;
+pub mod show;
 pub mod sim;
+pub mod table;
 pub mod watch;

@@ -27,8 +27,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         return Ok(());
     }
     println!(
-        "{:>5} {:<8} {:<8} {:<25} {:>9} {:>7} {:>9}  label",
-        "run", "kind", "status", "started (UTC)", "duration", "agents", "samples"
+        "{:>5} {:<8} {:<8} {:<25} {:>9} {:>7} {:>9} {:>9}  label",
+        "run", "kind", "status", "started (UTC)", "duration", "agents", "samples", "requests"
     );
     for r in runs {
         let dur = r
@@ -36,7 +36,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             .map(|e| format!("{:.1}s", (e - r.started_ns) as f64 / 1e9))
             .unwrap_or_else(|| "-".into());
         println!(
-            "{:>5} {:<8} {:<8} {:<25} {:>9} {:>7} {:>9}  {}",
+            "{:>5} {:<8} {:<8} {:<25} {:>9} {:>7} {:>9} {:>9}  {}",
             r.id,
             r.kind,
             r.status,
@@ -44,6 +44,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             dur,
             r.agents,
             r.samples,
+            r.requests,
             r.label
         );
     }

@@ -6,6 +6,7 @@ pub mod chunk;
 pub mod http;
 pub mod metrics;
 pub mod request;
+pub mod runner;
 pub mod schedule;
 pub mod sse;
 pub mod stats;

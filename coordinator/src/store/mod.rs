@@ -3,7 +3,10 @@
 //! sequence number) and gaps. A run survives a crash with what it had: samples are
 //! committed in small transactions as they arrive.
 
+mod load;
 mod schema;
+
+pub use load::PointRow;
 
 use std::path::Path;
 
@@ -46,6 +49,8 @@ pub struct RunRow {
     pub status: String,
     pub agents: i64,
     pub samples: i64,
+    /// Measured (non-warm-up) requests of a load run.
+    pub requests: i64,
 }
 
 /// A run's agent and what is known of it.
@@ -241,7 +246,9 @@ impl Store {
         let mut st = self.conn.prepare(
             "SELECT r.id, r.kind, r.label, r.started_ns, r.ended_ns, r.status,
                     (SELECT COUNT(*) FROM run_agents a WHERE a.run_id = r.id),
-                    (SELECT COUNT(*) FROM samples s WHERE s.run_id = r.id)
+                    (SELECT COUNT(*) FROM samples s WHERE s.run_id = r.id),
+                    (SELECT COUNT(*) FROM requests q JOIN load_points p ON q.point_id = p.id
+                      WHERE p.run_id = r.id AND q.warmup = 0)
              FROM runs r ORDER BY r.id",
         )?;
         let rows = st.query_map([], |r| {
@@ -254,6 +261,7 @@ impl Store {
                 status: r.get(5)?,
                 agents: r.get(6)?,
                 samples: r.get(7)?,
+                requests: r.get(8)?,
             })
         })?;
         Ok(rows.collect::<std::result::Result<_, _>>()?)

@@ -5,7 +5,7 @@ use rusqlite::Connection;
 use super::{Result, StoreError};
 
 /// Current schema version.
-pub const VERSION: i64 = 1;
+pub const VERSION: i64 = 2;
 
 const V1: &str = "
 CREATE TABLE runs(
@@ -68,6 +68,37 @@ CREATE TABLE gaps(
 );
 ";
 
+/// Load runs: one row per measured point (a concurrency or rate, a trial), one row
+/// per request with its full record (JSON, so later issues can join by request id).
+const V2: &str = "
+CREATE TABLE load_points(
+    id INTEGER PRIMARY KEY,
+    run_id INTEGER NOT NULL REFERENCES runs(id),
+    point INTEGER NOT NULL,
+    trial INTEGER NOT NULL,
+    label TEXT NOT NULL,
+    config TEXT NOT NULL,
+    aggregate TEXT NOT NULL,
+    started_ns INTEGER NOT NULL,
+    ended_ns INTEGER NOT NULL
+);
+CREATE TABLE requests(
+    point_id INTEGER NOT NULL REFERENCES load_points(id),
+    idx INTEGER NOT NULL,
+    request_id TEXT NOT NULL,
+    warmup INTEGER NOT NULL,
+    status INTEGER,
+    error_class TEXT,
+    error_detail TEXT,
+    record TEXT NOT NULL,
+    usage TEXT,
+    server_metrics TEXT,
+    dispatch_lag_ns INTEGER NOT NULL,
+    PRIMARY KEY(point_id, idx, warmup)
+) WITHOUT ROWID;
+CREATE INDEX requests_by_id ON requests(request_id);
+";
+
 pub fn migrate(conn: &Connection) -> Result<()> {
     let v: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     if v > VERSION {
@@ -78,6 +109,9 @@ pub fn migrate(conn: &Connection) -> Result<()> {
     }
     if v < 1 {
         conn.execute_batch(&format!("BEGIN; {V1} PRAGMA user_version = 1; COMMIT;"))?;
+    }
+    if v < 2 {
+        conn.execute_batch(&format!("BEGIN; {V2} PRAGMA user_version = 2; COMMIT;"))?;
     }
     Ok(())
 }

@@ -1,0 +1,98 @@
+//! `servescope show RUN`: what a stored run holds.
+
+use servescope_coordinator::summary::summarize;
+use servescope_coordinator::Store;
+
+use super::common::{fmt_bytes, DbFlag};
+use super::table;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Run id (see `servescope runs`)
+    pub run: i64,
+    #[command(flatten)]
+    pub db: DbFlag,
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(a: Args) -> anyhow::Result<()> {
+    if !a.db.db.exists() {
+        anyhow::bail!("no store at {}", a.db.db.display());
+    }
+    let st = Store::open(&a.db.db)?;
+    let r = st.run(a.run)?;
+    let points = st.points(a.run)?;
+    if a.json {
+        let pts: Vec<_> = points
+            .iter()
+            .map(|p| serde_json::json!({"point": p.point, "trial": p.trial, "label": p.label, "config": p.config, "aggregate": p.aggregate}))
+            .collect();
+        let sums = if r.kind == "record" {
+            Some(summarize(&st, a.run)?)
+        } else {
+            None
+        };
+        println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &serde_json::json!({"run": r, "points": pts, "agents": sums})
+            )?
+        );
+        return Ok(());
+    }
+    println!("run {} ({}, {}) {}", r.id, r.kind, r.status, r.label);
+    if !points.is_empty() {
+        println!("{}", table::HEADER);
+        for p in &points {
+            let label = if points.iter().any(|x| x.trial > 0) {
+                format!("{} #{}", p.label, p.trial + 1)
+            } else {
+                p.label.clone()
+            };
+            println!("{}", table::row(&label, &p.aggregate));
+            for n in table::notes(&p.aggregate) {
+                println!("{n}");
+            }
+            if p.config["probe"]["ok"] == serde_json::json!(false) {
+                println!(
+                    "  WARNING correctness probe failed: {}",
+                    p.config["probe"]["detail"]
+                );
+            }
+        }
+    }
+    if r.kind == "record" {
+        for s in summarize(&st, a.run)? {
+            let host = s
+                .agent
+                .as_ref()
+                .map(|x| x.hostname.clone())
+                .unwrap_or_default();
+            let kinds: Vec<String> = s
+                .samples_by_kind
+                .iter()
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect();
+            println!(
+                "{host}: {} over {:.1} s; cpu mean {:.1}%; net rx {} tx {}",
+                kinds.join(", "),
+                s.span_s,
+                s.cpu_mean_pct,
+                fmt_bytes(s.net_rx_bytes as f64),
+                fmt_bytes(s.net_tx_bytes as f64)
+            );
+            for g in &s.gpus {
+                println!(
+                    "  gpu {}: util mean {:.1}% | memory max {} | power mean {:.0} W",
+                    g.index,
+                    g.util_mean_pct,
+                    fmt_bytes(g.memory_used_max_bytes as f64),
+                    g.power_mean_w
+                );
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,275 @@
+//! A load run: a sweep of points (concurrencies or rates) × trials against one
+//! endpoint, each point with optional warm-up requests and a correctness probe,
+//! every request stored, and the aggregate (vLLM definitions) per point.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+
+use super::http::HttpClient;
+use super::metrics::{aggregate, Aggregate, AggregateOptions, MetricsError};
+use super::request::{execute, Clock, Outcome, Target};
+use super::schedule::{run, Arrival, Plan, PlanError};
+use super::workload::{counting_probe, RandomWorkload};
+use crate::store::{Store, StoreError};
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct LoadConfig {
+    pub target: Target,
+    /// One point per arrival pattern (a sweep).
+    pub points: Vec<Arrival>,
+    pub num_prompts: Option<usize>,
+    pub duration: Option<Duration>,
+    /// Requests sent before each point and not measured (stored, flagged).
+    pub warmup: usize,
+    pub trials: usize,
+    pub workload: RandomWorkload,
+    /// Send the counting probe after each point.
+    pub probe: bool,
+    pub aggregate: AggregateOptions,
+    pub db: PathBuf,
+    pub label: String,
+    pub max_connections: usize,
+}
+
+/// One measured point.
+#[derive(Debug, Clone)]
+pub struct PointResult {
+    pub point: usize,
+    pub trial: usize,
+    pub label: String,
+    pub aggregate: Aggregate,
+    /// The probe's verdict: None when not sent; Some(Err(detail)) when it failed.
+    pub probe: Option<Result<(), String>>,
+    /// Largest dispatcher lag (client saturation), ms.
+    pub max_dispatch_lag_ms: f64,
+}
+
+/// Live progress for a CLI.
+#[derive(Debug, Default)]
+pub struct LoadProgress {
+    pub point: AtomicUsize,
+    pub points: AtomicUsize,
+    pub done: AtomicUsize,
+    pub failed: AtomicUsize,
+    /// Requests planned for the current point (0: bounded by duration only).
+    pub planned: AtomicUsize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    #[error(transparent)]
+    Metrics(#[from] MetricsError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("nothing to run: give at least one --concurrency or --request-rate")]
+    NoPoints,
+}
+
+/// Human label of a point.
+pub fn point_label(a: &Arrival) -> String {
+    match a {
+        Arrival::Closed { concurrency } => format!("concurrency {concurrency}"),
+        Arrival::Open {
+            rate,
+            burstiness,
+            max_concurrency,
+        } => {
+            let mut s = format!("rate {rate}/s");
+            if (*burstiness - 1.0).abs() > f64::EPSILON {
+                s.push_str(&format!(" burstiness {burstiness}"));
+            }
+            if let Some(c) = max_concurrency {
+                s.push_str(&format!(" max-concurrency {c}"));
+            }
+            s
+        }
+    }
+}
+
+fn arrival_json(a: &Arrival) -> serde_json::Value {
+    match a {
+        Arrival::Closed { concurrency } => json!({"mode": "closed", "concurrency": concurrency}),
+        Arrival::Open {
+            rate,
+            burstiness,
+            max_concurrency,
+        } => {
+            json!({"mode": "open", "request_rate": rate, "burstiness": burstiness, "max_concurrency": max_concurrency})
+        }
+    }
+}
+
+async fn send_all(
+    client: &HttpClient,
+    target: &Arc<Target>,
+    workload: &Arc<RandomWorkload>,
+    plan: &Plan,
+    offset: usize,
+    clock: Clock,
+    progress: &Arc<LoadProgress>,
+) -> Result<Vec<Outcome>, PlanError> {
+    run(plan, |slot| {
+        let (client, target, w, progress) = (
+            client.clone(),
+            Arc::clone(target),
+            Arc::clone(workload),
+            Arc::clone(progress),
+        );
+        async move {
+            let mut slot = slot;
+            slot.index += offset;
+            let o = execute(&client, &target, &w.prompt(slot.index), slot, &clock).await;
+            progress.done.fetch_add(1, Ordering::Relaxed);
+            if o.record.error.is_some() {
+                progress.failed.fetch_add(1, Ordering::Relaxed);
+            }
+            o
+        }
+    })
+    .await
+}
+
+/// Runs the sweep, storing as it goes. Returns the run id and the points.
+pub async fn run_load(
+    cfg: LoadConfig,
+    progress: Arc<LoadProgress>,
+) -> Result<(i64, Vec<PointResult>), LoadError> {
+    if cfg.points.is_empty() {
+        return Err(LoadError::NoPoints);
+    }
+    let mut store = Store::open(&cfg.db)?;
+    let args = json!({
+        "endpoint": cfg.target.base_url, "api": cfg.target.api.path(), "model": cfg.target.model,
+        "points": cfg.points.iter().map(arrival_json).collect::<Vec<_>>(),
+        "num_prompts": cfg.num_prompts, "duration_s": cfg.duration.map(|d| d.as_secs_f64()),
+        "warmup": cfg.warmup, "trials": cfg.trials,
+        "input_tokens": cfg.workload.input_tokens, "output_tokens": cfg.workload.output_tokens,
+        "gpus": cfg.aggregate.gpus, "replicas": cfg.aggregate.replicas,
+    });
+    let run_id = store.create_run(
+        "load",
+        &cfg.label,
+        servescope_agent::clock::now_ns(),
+        &args.to_string(),
+    )?;
+    let client = HttpClient::new(cfg.max_connections);
+    let target = Arc::new(cfg.target.clone());
+    let trials = cfg.trials.max(1);
+    progress
+        .points
+        .store(cfg.points.len() * trials, Ordering::Relaxed);
+    let mut results = Vec::new();
+    let mut next_index = 0usize;
+    let mut status = "done";
+    for (pi, arrival) in cfg.points.iter().enumerate() {
+        for trial in 0..trials {
+            progress.point.store(pi * trials + trial, Ordering::Relaxed);
+            progress.done.store(0, Ordering::Relaxed);
+            progress.failed.store(0, Ordering::Relaxed);
+            // Fresh prompts for every point and trial: no accidental prefix-cache hits.
+            let workload = Arc::new(RandomWorkload {
+                seed: cfg.workload.seed ^ ((pi as u64) << 32 | trial as u64),
+                ..cfg.workload.clone()
+            });
+            let clock = Clock::new();
+            let mut warm = Vec::new();
+            if cfg.warmup > 0 {
+                let plan = Plan {
+                    arrival: arrival.clone(),
+                    num_requests: Some(cfg.warmup),
+                    duration: None,
+                    seed: cfg.workload.seed,
+                };
+                progress.planned.store(cfg.warmup, Ordering::Relaxed);
+                warm = send_all(
+                    &client, &target, &workload, &plan, next_index, clock, &progress,
+                )
+                .await?;
+                next_index += cfg.warmup;
+                progress.done.store(0, Ordering::Relaxed);
+                progress.failed.store(0, Ordering::Relaxed);
+            }
+            let plan = Plan {
+                arrival: arrival.clone(),
+                num_requests: cfg.num_prompts,
+                duration: cfg.duration,
+                seed: cfg.workload.seed.wrapping_add(trial as u64),
+            };
+            progress
+                .planned
+                .store(cfg.num_prompts.unwrap_or(0), Ordering::Relaxed);
+            let started = servescope_agent::clock::now_ns();
+            let outcomes = send_all(
+                &client, &target, &workload, &plan, next_index, clock, &progress,
+            )
+            .await?;
+            let ended = servescope_agent::clock::now_ns();
+            next_index += outcomes.len();
+            let probe = if cfg.probe {
+                let slot = super::schedule::Slot {
+                    index: next_index,
+                    scheduled: tokio::time::Instant::now(),
+                    dispatch_lag: Duration::ZERO,
+                };
+                next_index += 1;
+                let o = execute(&client, &target, &counting_probe(1, 8, 4), slot, &clock).await;
+                Some(match o.record.error {
+                    None => Ok(()),
+                    Some(e) => Err(format!(
+                        "{}: {}",
+                        e.key(),
+                        o.error_detail.unwrap_or_default()
+                    )),
+                })
+            } else {
+                None
+            };
+            let records: Vec<_> = outcomes.iter().map(|o| o.record.clone()).collect();
+            let agg = aggregate(&records, &cfg.aggregate)?;
+            let max_lag = outcomes
+                .iter()
+                .map(|o| o.dispatch_lag.as_secs_f64() * 1e3)
+                .fold(0.0, f64::max);
+            let label = point_label(arrival);
+            let mut config = arrival_json(arrival);
+            config["trial"] = json!(trial);
+            config["max_dispatch_lag_ms"] = json!(max_lag);
+            config["probe"] = match &probe {
+                None => serde_json::Value::Null,
+                Some(Ok(())) => json!({"ok": true}),
+                Some(Err(d)) => json!({"ok": false, "detail": d}),
+            };
+            store.save_point(
+                run_id,
+                pi as i64,
+                trial as i64,
+                &label,
+                &config,
+                &agg,
+                &outcomes,
+                &warm,
+                (started, ended),
+            )?;
+            if agg.completed == 0 && agg.num_requests > 0 {
+                status = "failed";
+            }
+            results.push(PointResult {
+                point: pi,
+                trial,
+                label,
+                aggregate: agg,
+                probe,
+                max_dispatch_lag_ms: max_lag,
+            });
+        }
+    }
+    store.finish_run(run_id, servescope_agent::clock::now_ns(), status)?;
+    Ok((run_id, results))
+}
