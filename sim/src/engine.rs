@@ -158,6 +158,8 @@ impl Engine {
         let mut sent = 0u32;
         let mut shift = Duration::ZERO;
         let mut last = first;
+        // When the first chunk actually went out (timers fire late by up to a tick).
+        let mut first_sent = None;
         let mut finish = Finish::Length;
         while sent < n {
             let k = per_chunk.min(n - sent);
@@ -173,6 +175,7 @@ impl Engine {
                 }
             }
             last = Instant::now();
+            first_sent.get_or_insert(last);
             if tx.send(Out::Chunk { text: s, tokens: k }).await.is_err() {
                 finish = Finish::Abort;
                 break;
@@ -191,6 +194,7 @@ impl Engine {
         }
         self.running.fetch_sub(1, Ordering::Relaxed);
         let m = &self.metrics;
+        let first = first_sent.unwrap_or(first);
         let ttft = secs(first.max(scheduled) - queued);
         let e2e = secs(last - queued);
         m.observe(H::Queue, secs(scheduled - queued));
