@@ -30,6 +30,8 @@ enum Command {
     Show(cmd::show::Args),
     /// Load runs side by side with deltas against the first
     Compare(cmd::compare::Args),
+    /// Read `vllm bench serve` result JSON: failures, averaged aggregates, pooled vs averaged parts
+    Import(cmd::import::Args),
     /// List recorded runs
     Runs(cmd::runs::Args),
     /// Dump a run's samples as CSV or JSON lines
@@ -58,6 +60,7 @@ fn main() -> anyhow::Result<()> {
             Command::Watch(a) => cmd::watch::run(a).await,
             Command::Record(a) => cmd::record::run(a).await,
             Command::Runs(a) => cmd::runs::run(a),
+            Command::Import(a) => cmd::import::run(a),
             Command::Load(a) => cmd::load::run(a).await,
             Command::Show(a) => cmd::show::run(a),
             Command::Compare(a) => cmd::compare::run(a),

@@ -260,3 +260,37 @@ fn load_show_compare_against_the_sim() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("--num-prompts"));
     rt.block_on(sim.shutdown());
 }
+
+/// `import` on the shared vllm bench fixtures: silent failures and averaged
+/// aggregates are called out.
+#[test]
+fn import_vllm_bench_fixtures() {
+    let dir = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../shared/fixtures/vllm-bench-results"
+    );
+    if !std::path::Path::new(dir).exists() {
+        println!("skipping: ../shared/fixtures not found");
+        return;
+    }
+    let out = bin().args(["import", dir]).output().unwrap();
+    let so = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{so}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        so.matches("conc").count() >= 39,
+        "every fixture listed: {so}"
+    );
+    assert!(so.contains("AVERAGED aggregate"));
+    assert!(so.contains("WARNING 1026 of 5120 requests failed"), "{so}");
+    assert!(so.contains("pooled unknown (lies in"), "{so}");
+    let out = bin()
+        .args(["import", "/nonexistent.json"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent.json"));
+}

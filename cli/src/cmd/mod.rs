@@ -2,6 +2,7 @@ pub mod common;
 pub mod compare;
 pub mod demo;
 pub mod export;
+pub mod import;
 pub mod load;
 pub mod nodes;
 pub mod record;
