@@ -25,6 +25,9 @@ pub struct Args {
     pub json: bool,
 }
 
+/// Client parts of one result file name, and the all-parts aggregate if present.
+type PartsGroup<'a> = (Vec<(String, &'a VllmBenchResult)>, Option<&'a VllmBenchResult>);
+
 fn ms(v: Option<f64>) -> String {
     v.map(|x| format!("{x:.1}")).unwrap_or_else(|| "-".into())
 }
@@ -92,10 +95,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         }
     }
     // partN/ beside all-parts/: compare per file name.
-    let mut groups: BTreeMap<
-        (PathBuf, String),
-        (Vec<(String, &VllmBenchResult)>, Option<&VllmBenchResult>),
-    > = BTreeMap::new();
+    let mut groups: BTreeMap<(PathBuf, String), PartsGroup<'_>> = BTreeMap::new();
     for (path, r) in &all {
         let (Some(dir), Some(file)) = (path.parent(), path.file_name()) else {
             continue;
