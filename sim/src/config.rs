@@ -16,6 +16,46 @@ pub struct Faults {
     pub gibberish_rate: f64,
 }
 
+/// Prefill–decode disaggregation: a prefill stage, a KV transfer, a decode stage.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PdConfig {
+    /// Sequences prefilled at once on the prefill instance.
+    pub prefill_slots: usize,
+    /// KV cache bytes per prompt token moved from P to D.
+    pub kv_bytes_per_token: u64,
+    /// Transfer bandwidth of one link, GB/s (10⁹ B/s).
+    pub kv_gbps: f64,
+    /// Transfers that can run at once (one link each).
+    pub kv_links: usize,
+    /// NIXL handshake on the first transfer.
+    pub handshake_s: f64,
+    /// Fault: fraction of transfers on a slow path (e.g. TCP instead of RDMA)…
+    pub slow_kv_rate: f64,
+    /// …that many times slower.
+    pub slow_kv_factor: f64,
+}
+
+impl Default for PdConfig {
+    fn default() -> Self {
+        PdConfig {
+            prefill_slots: 8,
+            kv_bytes_per_token: 160 * 1024,
+            kv_gbps: 10.0,
+            kv_links: 4,
+            handshake_s: 0.05,
+            slow_kv_rate: 0.0,
+            slow_kv_factor: 100.0,
+        }
+    }
+}
+
+impl PdConfig {
+    /// Time to move the KV cache of `tokens` prompt tokens on a normal link.
+    pub fn transfer_s(&self, tokens: u32) -> f64 {
+        (self.kv_bytes_per_token * u64::from(tokens)) as f64 / (self.kv_gbps * 1e9)
+    }
+}
+
 /// Latency model. Times in seconds.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct SimConfig {
@@ -37,6 +77,8 @@ pub struct SimConfig {
     pub faults: Faults,
     /// Seed of the fault and gibberish generator.
     pub seed: u64,
+    /// Prefill–decode disaggregation; `max_num_seqs` is then the decode instance's.
+    pub pd: Option<PdConfig>,
 }
 
 impl Default for SimConfig {
@@ -52,6 +94,7 @@ impl Default for SimConfig {
             default_max_tokens: 128,
             faults: Faults::default(),
             seed: 1,
+            pd: None,
         }
     }
 }
@@ -94,6 +137,23 @@ impl SimConfig {
         for (n, v) in rates {
             if !(0.0..=1.0).contains(&v) {
                 return Err(format!("{n} must be within 0..1 (got {v})"));
+            }
+        }
+        if let Some(pd) = &self.pd {
+            if pd.prefill_slots == 0 || pd.kv_links == 0 {
+                return Err("pd prefill_slots and kv_links must be ≥ 1".into());
+            }
+            if !(pd.kv_gbps.is_finite() && pd.kv_gbps > 0.0) {
+                return Err(format!("pd kv_gbps must be > 0 (got {})", pd.kv_gbps));
+            }
+            if !(0.0..=1.0).contains(&pd.slow_kv_rate)
+                || !(pd.slow_kv_factor >= 1.0)
+                || !(pd.handshake_s >= 0.0)
+            {
+                return Err(
+                    "pd slow_kv_rate must be within 0..1, slow_kv_factor ≥ 1, handshake_s ≥ 0"
+                        .into(),
+                );
             }
         }
         if self.max_num_seqs == 0 || self.tokens_per_chunk == 0 {

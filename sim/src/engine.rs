@@ -52,6 +52,7 @@ pub enum Refusal {
 /// Decided faults of one request.
 #[derive(Debug, Clone, Copy, Default)]
 struct Plan {
+    slow_kv: bool,
     stall: bool,
     truncate: bool,
     gibberish: bool,
@@ -60,6 +61,10 @@ struct Plan {
 pub struct Engine {
     pub cfg: SimConfig,
     slots: Arc<Semaphore>,
+    /// PD mode: prefill-instance slots and KV links.
+    p_slots: Arc<Semaphore>,
+    links: Arc<Semaphore>,
+    handshake_done: std::sync::atomic::AtomicBool,
     waiting: AtomicUsize,
     running: AtomicUsize,
     rng: Mutex<u64>,
@@ -75,10 +80,23 @@ impl Engine {
     pub fn new(cfg: SimConfig) -> Self {
         Engine {
             slots: Arc::new(Semaphore::new(cfg.max_num_seqs.min(Semaphore::MAX_PERMITS))),
+            p_slots: Arc::new(Semaphore::new(
+                cfg.pd
+                    .as_ref()
+                    .map_or(1, |p| p.prefill_slots)
+                    .min(Semaphore::MAX_PERMITS),
+            )),
+            links: Arc::new(Semaphore::new(
+                cfg.pd
+                    .as_ref()
+                    .map_or(1, |p| p.kv_links)
+                    .min(Semaphore::MAX_PERMITS),
+            )),
+            handshake_done: std::sync::atomic::AtomicBool::new(false),
             waiting: AtomicUsize::new(0),
             running: AtomicUsize::new(0),
             rng: Mutex::new(cfg.seed.max(1)),
-            metrics: Metrics::new(&cfg.model),
+            metrics: Metrics::new(&cfg.model, cfg.pd.is_some()),
             next_id: AtomicU64::new(1),
             cfg,
         }
@@ -122,6 +140,11 @@ impl Engine {
         let (tx, rx) = mpsc::channel(64);
         let f = &self.cfg.faults;
         let plan = Plan {
+            slow_kv: self
+                .cfg
+                .pd
+                .as_ref()
+                .is_some_and(|p| self.roll(p.slow_kv_rate)),
             stall: self.roll(f.stall_rate),
             truncate: self.roll(f.truncate_rate),
             gibberish: self.roll(f.gibberish_rate),
@@ -144,15 +167,62 @@ impl Engine {
     ) {
         let cfg = &self.cfg;
         let queued = Instant::now();
+        let step = Duration::from_secs_f64(cfg.decode_s_per_token);
+        let prefill = Duration::from_secs_f64(cfg.predicted_ttft_s(req.prompt_tokens));
+        // PD: prefill on P, then D takes a slot, pulls the KV cache, recomputes the
+        // last token and decodes. Ground truth of each stage goes back to the client.
+        let mut truth = None;
+        let d_arrival = match &cfg.pd {
+            None => queued,
+            Some(_) => {
+                let Ok(p_permit) = Arc::clone(&self.p_slots).acquire_owned().await else {
+                    return;
+                };
+                let p_sched = Instant::now();
+                tokio::time::sleep(prefill).await;
+                drop(p_permit);
+                truth = Some((secs(p_sched - queued), secs(Instant::now() - p_sched)));
+                Instant::now()
+            }
+        };
         self.waiting.fetch_add(1, Ordering::Relaxed);
         let permit = Arc::clone(&self.slots).acquire_owned().await;
         self.waiting.fetch_sub(1, Ordering::Relaxed);
         let Ok(_permit) = permit else { return };
+        let mut kv = None;
+        if let Some(pd) = &cfg.pd {
+            let slot_at = Instant::now();
+            let Ok(link) = Arc::clone(&self.links).acquire_owned().await else {
+                return;
+            };
+            let link_at = Instant::now();
+            let handshake = if self.handshake_done.swap(true, Ordering::Relaxed) {
+                0.0
+            } else {
+                pd.handshake_s
+            };
+            let mut xfer = pd.transfer_s(req.prompt_tokens);
+            if plan.slow_kv {
+                xfer *= pd.slow_kv_factor;
+            }
+            tokio::time::sleep(Duration::from_secs_f64(handshake + xfer)).await;
+            drop(link);
+            let bytes = pd.kv_bytes_per_token * u64::from(req.prompt_tokens);
+            self.metrics.nixl_transfer(handshake + xfer, bytes);
+            kv = Some((
+                secs(slot_at - d_arrival),
+                secs(link_at - slot_at),
+                handshake,
+                xfer,
+                bytes,
+            ));
+        }
         self.running.fetch_add(1, Ordering::Relaxed);
         let scheduled = Instant::now();
-        let prefill = Duration::from_secs_f64(cfg.predicted_ttft_s(req.prompt_tokens));
+        // PD: the first token is one step after the transfer (recompute of the last
+        // prompt token); otherwise after prefill.
+        let prefill = if cfg.pd.is_some() { step } else { prefill };
         let first = scheduled + prefill;
-        let step = Duration::from_secs_f64(cfg.decode_s_per_token);
         let n = req.max_tokens.max(1);
         let per_chunk = cfg.tokens_per_chunk;
         let mut sent = 0u32;
@@ -197,7 +267,7 @@ impl Engine {
         let first = first_sent.unwrap_or(first);
         let ttft = secs(first.max(scheduled) - queued);
         let e2e = secs(last - queued);
-        m.observe(H::Queue, secs(scheduled - queued));
+        m.observe(H::Queue, secs(scheduled - d_arrival));
         m.observe(H::Ttft, ttft);
         m.observe(H::Prefill, secs(prefill));
         m.observe(H::Decode, secs(last.saturating_duration_since(first)));
@@ -214,13 +284,24 @@ impl Engine {
         m.finished(finish);
         if finish == Finish::Length {
             let gen = secs(last.saturating_duration_since(first));
-            let metrics = json!({
+            let mut metrics = json!({
                 "time_to_first_token_ms": secs(first - scheduled) * 1e3,
                 "generation_time_ms": gen * 1e3,
-                "queue_time_ms": secs(scheduled - queued) * 1e3,
+                "queue_time_ms": secs(scheduled - d_arrival) * 1e3,
                 "mean_itl_ms": if sent > 1 { gen * 1e3 / f64::from(sent - 1) } else { 0.0 },
                 "tokens_per_second": f64::from(sent) / secs(last - scheduled).max(1e-9),
             });
+            if let (Some((p_queue, p_prefill)), Some((d_wait, link_wait, hs, xfer, bytes))) =
+                (truth, kv)
+            {
+                // Not a vLLM field: what the simulator did, for attribution tests.
+                metrics["servescope_ground_truth"] = json!({
+                    "p_queue_ms": p_queue * 1e3, "p_prefill_ms": p_prefill * 1e3,
+                    "d_capacity_wait_ms": d_wait * 1e3, "kv_link_wait_ms": link_wait * 1e3,
+                    "kv_handshake_ms": hs * 1e3, "kv_transfer_ms": xfer * 1e3, "kv_bytes": bytes,
+                    "slow_kv": plan.slow_kv,
+                });
+            }
             let _ = tx
                 .send(Out::Done {
                     prompt_tokens: req.prompt_tokens,

@@ -17,6 +17,24 @@ const REQ: &[f64] = &[
     480.0, 960.0, 1920.0, 7680.0,
 ];
 const TOKENS: &[f64] = &[1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0];
+const NIXL_XFER: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 5.0,
+];
+/// 2^(10+i) for i = 1, 3, …, 23 (2 KiB … 8 GiB), as vLLM's NIXL stats.
+const NIXL_BYTES: &[f64] = &[
+    2048.0,
+    8192.0,
+    32768.0,
+    131072.0,
+    524288.0,
+    2097152.0,
+    8388608.0,
+    33554432.0,
+    134217728.0,
+    536870912.0,
+    2147483648.0,
+    8589934592.0,
+];
 
 /// A cumulative histogram.
 #[derive(Debug, Clone)]
@@ -69,9 +87,11 @@ pub enum H {
     Decode,
     PromptTokens,
     GenerationTokens,
+    NixlXferTime,
+    NixlBytes,
 }
 
-const HISTOGRAMS: [(H, &str, &str, &[f64]); 10] = [
+const HISTOGRAMS: [(H, &str, &str, &[f64]); 12] = [
     (
         H::Ttft,
         "time_to_first_token_seconds",
@@ -132,6 +152,18 @@ const HISTOGRAMS: [(H, &str, &str, &[f64]); 10] = [
         "Number of generation tokens processed.",
         TOKENS,
     ),
+    (
+        H::NixlXferTime,
+        "nixl_xfer_time_seconds",
+        "Histogram of transfer duration for NIXL KV Cache transfers.",
+        NIXL_XFER,
+    ),
+    (
+        H::NixlBytes,
+        "nixl_bytes_transferred",
+        "Histogram of bytes transferred per NIXL KV Cache transfers.",
+        NIXL_BYTES,
+    ),
 ];
 
 #[derive(Debug)]
@@ -147,6 +179,8 @@ struct Inner {
 #[derive(Debug)]
 pub struct Metrics {
     model: String,
+    /// PD mode: NIXL transfer metrics are exposed.
+    pd: bool,
     inner: Mutex<Inner>,
 }
 
@@ -162,9 +196,10 @@ pub enum Finish {
 const FINISH: [&str; 4] = ["stop", "length", "abort", "error"];
 
 impl Metrics {
-    pub fn new(model: &str) -> Self {
+    pub fn new(model: &str, pd: bool) -> Self {
         Metrics {
             model: model.to_string(),
+            pd,
             inner: Mutex::new(Inner {
                 hist: HISTOGRAMS.iter().map(|h| Histogram::new(h.3)).collect(),
                 prompt_tokens: 0,
@@ -187,6 +222,12 @@ impl Metrics {
         let mut g = self.lock();
         g.prompt_tokens += prompt;
         g.generation_tokens += generated;
+    }
+
+    /// One KV transfer (PD mode).
+    pub fn nixl_transfer(&self, seconds: f64, bytes: u64) {
+        self.observe(H::NixlXferTime, seconds);
+        self.observe(H::NixlBytes, bytes as f64);
     }
 
     pub fn finished(&self, f: Finish) {
@@ -243,7 +284,10 @@ impl Metrics {
         for (i, r) in FINISH.iter().enumerate().take(3) {
             let _ = writeln!(s, "vllm:request_success_total{{engine=\"0\",finished_reason=\"{r}\",model_name=\"{}\"}} {}.0", self.model, g.success[i]);
         }
-        for ((_, name, help, bounds), h) in HISTOGRAMS.iter().zip(&g.hist) {
+        for ((which, name, help, bounds), h) in HISTOGRAMS.iter().zip(&g.hist) {
+            if !self.pd && matches!(which, H::NixlXferTime | H::NixlBytes) {
+                continue;
+            }
             let _ = writeln!(s, "# HELP vllm:{name} {help}");
             let _ = writeln!(s, "# TYPE vllm:{name} histogram");
             let _ = writeln!(s, "vllm:{name}_sum{{{l}}} {}", h.sum);
@@ -263,7 +307,7 @@ mod tests {
 
     #[test]
     fn histogram_is_cumulative_and_renders() {
-        let m = Metrics::new("m");
+        let m = Metrics::new("m", false);
         m.observe(H::Ttft, 0.03);
         m.observe(H::Ttft, 3.0);
         m.tokens(10, 5);

@@ -206,3 +206,59 @@ async fn chat_counting_probe_and_faults() {
     let _ = Duration::ZERO;
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn pd_mode_transfers_kv_and_reports_ground_truth() {
+    let pd = servescope_sim::config::PdConfig {
+        prefill_slots: 4,
+        kv_bytes_per_token: 1_000_000,
+        kv_gbps: 1.0, // 100 tokens → 0.1 s
+        kv_links: 1,
+        handshake_s: 0.05,
+        slow_kv_rate: 0.0,
+        slow_kv_factor: 100.0,
+    };
+    let cfg = SimConfig {
+        prefill_base_s: 0.1,
+        prefill_s_per_token: 0.0,
+        decode_s_per_token: 0.01,
+        pd: Some(pd),
+        ..Default::default()
+    };
+    let sim = servescope_sim::start(cfg, "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let prompt = vec!["w"; 100].join(" ");
+    let body = format!(
+        r#"{{"prompt":"{prompt}","max_tokens":5,"stream":true,"stream_options":{{"include_usage":true}}}}"#
+    );
+    for first in [true, false] {
+        let (_, ev, sent, _) = post(sim.addr, "/v1/completions", &body).await;
+        let ttft = (ev[0].0 - sent).as_secs_f64();
+        // prefill 0.1 + (handshake 0.05 the first time) + transfer 0.1 + one step 0.01
+        let want = 0.1 + if first { 0.05 } else { 0.0 } + 0.1 + 0.01;
+        assert!(
+            (ttft - want).abs() < 0.01,
+            "first={first}: ttft {ttft} vs {want}"
+        );
+        let usage = ev
+            .iter()
+            .find(|(_, d)| d.contains("servescope_ground_truth"))
+            .expect("ground truth");
+        let v: serde_json::Value = serde_json::from_str(&usage.1).unwrap();
+        let gt = &v["metrics"]["servescope_ground_truth"];
+        assert_eq!(gt["kv_bytes"], 100_000_000u64);
+        assert!((gt["kv_transfer_ms"].as_f64().unwrap() - 100.0).abs() < 0.5);
+        // D's queue time contains the transfer, as vLLM's does on a NIXL decode instance.
+        assert!(v["metrics"]["queue_time_ms"].as_f64().unwrap() >= 99.0);
+    }
+    let m = sim.engine.metrics.render(0, 0);
+    assert!(
+        m.contains(
+            "vllm:nixl_xfer_time_seconds_count{engine=\"0\",model_name=\"servescope-sim\"} 2.0"
+        ),
+        "{m}"
+    );
+    assert!(m.contains("vllm:nixl_bytes_transferred_bucket"));
+    sim.shutdown().await;
+}

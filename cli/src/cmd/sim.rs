@@ -47,6 +47,30 @@ pub struct Args {
     pub gibberish_rate: f64,
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Prefill–decode disaggregation: a prefill stage, a KV transfer, then decode
+    #[arg(long)]
+    pub pd: bool,
+    /// PD: prefill-instance slots
+    #[arg(long, default_value_t = 8)]
+    pub pd_prefill_slots: usize,
+    /// PD: KV bytes per prompt token
+    #[arg(long, default_value_t = 160 * 1024)]
+    pub kv_bytes_per_token: u64,
+    /// PD: KV transfer bandwidth per link, GB/s
+    #[arg(long, default_value_t = 10.0)]
+    pub kv_gbps: f64,
+    /// PD: transfers at once
+    #[arg(long, default_value_t = 4)]
+    pub kv_links: usize,
+    /// PD: NIXL handshake on the first transfer, ms
+    #[arg(long, default_value_t = 50.0)]
+    pub kv_handshake_ms: f64,
+    /// PD fault: fraction of transfers on a slow path (TCP instead of RDMA)
+    #[arg(long, default_value_t = 0.0)]
+    pub slow_kv_rate: f64,
+    /// PD fault: how many times slower the slow path is
+    #[arg(long, default_value_t = 100.0)]
+    pub slow_kv_factor: f64,
 }
 
 pub async fn run(a: Args) -> anyhow::Result<()> {
@@ -67,6 +91,15 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
             gibberish_rate: a.gibberish_rate,
         },
         seed: a.seed,
+        pd: a.pd.then(|| servescope_sim::config::PdConfig {
+            prefill_slots: a.pd_prefill_slots,
+            kv_bytes_per_token: a.kv_bytes_per_token,
+            kv_gbps: a.kv_gbps,
+            kv_links: a.kv_links,
+            handshake_s: a.kv_handshake_ms / 1e3,
+            slow_kv_rate: a.slow_kv_rate,
+            slow_kv_factor: a.slow_kv_factor,
+        }),
     };
     let h = servescope_sim::start(cfg, a.listen)
         .await
