@@ -26,7 +26,10 @@ pub struct Args {
 }
 
 /// Client parts of one result file name, and the all-parts aggregate if present.
-type PartsGroup<'a> = (Vec<(String, &'a VllmBenchResult)>, Option<&'a VllmBenchResult>);
+type PartsGroup<'a> = (
+    Vec<(String, &'a VllmBenchResult)>,
+    Option<&'a VllmBenchResult>,
+);
 
 fn ms(v: Option<f64>) -> String {
     v.map(|x| format!("{x:.1}")).unwrap_or_else(|| "-".into())
