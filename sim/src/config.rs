@@ -146,10 +146,9 @@ impl SimConfig {
             if !(pd.kv_gbps.is_finite() && pd.kv_gbps > 0.0) {
                 return Err(format!("pd kv_gbps must be > 0 (got {})", pd.kv_gbps));
             }
-            if !(0.0..=1.0).contains(&pd.slow_kv_rate)
-                || !(pd.slow_kv_factor >= 1.0)
-                || !(pd.handshake_s >= 0.0)
-            {
+            let factor_ok = pd.slow_kv_factor.is_finite() && pd.slow_kv_factor >= 1.0;
+            let handshake_ok = pd.handshake_s.is_finite() && pd.handshake_s >= 0.0;
+            if !(0.0..=1.0).contains(&pd.slow_kv_rate) || !factor_ok || !handshake_ok {
                 return Err(
                     "pd slow_kv_rate must be within 0..1, slow_kv_factor ≥ 1, handshake_s ≥ 0"
                         .into(),
