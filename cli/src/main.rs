@@ -32,6 +32,8 @@ enum Command {
     Compare(cmd::compare::Args),
     /// Read `vllm bench serve` result JSON: failures, averaged aggregates, pooled vs averaged parts
     Import(cmd::import::Args),
+    /// HTML report of load runs: SVG charts, summary and failure tables, one file
+    Report(cmd::report::Args),
     /// List recorded runs
     Runs(cmd::runs::Args),
     /// Dump a run's samples as CSV or JSON lines
@@ -64,6 +66,7 @@ fn main() -> anyhow::Result<()> {
             Command::Load(a) => cmd::load::run(a).await,
             Command::Show(a) => cmd::show::run(a),
             Command::Compare(a) => cmd::compare::run(a),
+            Command::Report(a) => cmd::report::run(a),
             Command::Export(a) => cmd::export::run(a),
             Command::Demo(a) => cmd::demo::run(a).await,
             Command::Sim(a) => cmd::sim::run(a).await,

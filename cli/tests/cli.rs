@@ -14,6 +14,8 @@ fn demo_then_runs_then_export() {
     let out = bin()
         .args(["demo", "--duration", "2s", "--db"])
         .arg(&db)
+        .arg("--report")
+        .arg(dir.path().join("r.html"))
         .output()
         .unwrap();
     let so = String::from_utf8_lossy(&out.stdout);
@@ -26,6 +28,12 @@ fn demo_then_runs_then_export() {
         "{so}"
     );
     assert!(se.contains("recording"), "progress lines: {se}");
+    assert!(
+        so.contains("== load run 2") && so.contains("concurrency 16"),
+        "{so}"
+    );
+    let html = std::fs::read_to_string(dir.path().join("r.html")).expect("report written");
+    assert!(html.contains("<svg"));
 
     let out = bin().args(["runs", "--db"]).arg(&db).output().unwrap();
     let so = String::from_utf8_lossy(&out.stdout);

@@ -10,6 +10,7 @@ pub mod load;
 pub mod points;
 pub mod rates;
 pub mod record;
+pub mod report;
 pub mod session;
 pub mod store;
 pub mod summary;

@@ -51,7 +51,7 @@ async fn load(
 #[tokio::test]
 async fn concurrency_one_matches_the_model_within_two_percent() {
     let cfg = SimConfig {
-        prefill_base_s: 0.3,
+        prefill_base_s: 0.5,
         prefill_s_per_token: 0.0005,
         decode_s_per_token: 0.01,
         ..Default::default()
@@ -80,7 +80,7 @@ async fn concurrency_one_matches_the_model_within_two_percent() {
         assert_eq!(out[0].request_id, "t-0");
         let recs: Vec<_> = out.iter().map(|o| o.record.clone()).collect();
         let agg = aggregate(&recs, &AggregateOptions::default()).unwrap();
-        let want_ttft = cfg.predicted_ttft_s(200) * 1e3; // 400 ms
+        let want_ttft = cfg.predicted_ttft_s(200) * 1e3; // 600 ms: 2 % is 12 ms, well above timer and scheduling jitter
         println!(
             "{api:?}: ttft {:.3} tpot {:.3} itl mean {:.3} n_itl {} chunks0 {}",
             agg.ttft_ms.mean,

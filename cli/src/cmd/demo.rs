@@ -25,6 +25,69 @@ pub struct Args {
     /// Path of libnvidia-ml.so.1
     #[arg(long)]
     pub nvml_lib: Option<PathBuf>,
+    /// Where the HTML report of the load sweep goes
+    #[arg(long, default_value = "servescope-demo-report.html")]
+    pub report: PathBuf,
+    /// Skip the simulated endpoint and the load sweep
+    #[arg(long)]
+    pub no_load: bool,
+}
+
+/// The demo's load sweep against the simulator: concurrency 1, 4, 16 over a sim that
+/// runs at most 8 sequences at once, so the report shows the knee.
+async fn demo_load(
+    db: &std::path::Path,
+) -> anyhow::Result<(i64, Vec<servescope_coordinator::load::runner::PointResult>)> {
+    use servescope_coordinator::load::metrics::AggregateOptions;
+    use servescope_coordinator::load::request::{Api, Target};
+    use servescope_coordinator::load::runner::{run_load, LoadConfig, LoadProgress};
+    use servescope_coordinator::load::schedule::Arrival;
+    use servescope_coordinator::load::workload::RandomWorkload;
+    let sim_cfg = servescope_sim::SimConfig {
+        prefill_base_s: 0.010,
+        prefill_s_per_token: 0.000_05,
+        decode_s_per_token: 0.005,
+        max_num_seqs: 8,
+        ..Default::default()
+    };
+    let sim = servescope_sim::start(sim_cfg, "127.0.0.1:0".parse()?)
+        .await
+        .context("starting the simulator")?;
+    eprintln!("servescope demo: simulated vLLM endpoint on {}", sim.url());
+    let cfg = LoadConfig {
+        target: Target {
+            base_url: sim.url(),
+            api: Api::Completions,
+            model: "servescope-sim".into(),
+            request_id_prefix: "demo-".into(),
+            sse_limits: Default::default(),
+        },
+        points: [1, 4, 16]
+            .map(|c| Arrival::Closed { concurrency: c })
+            .to_vec(),
+        num_prompts: Some(24),
+        duration: None,
+        warmup: 2,
+        trials: 1,
+        workload: RandomWorkload {
+            input_tokens: 256,
+            output_tokens: 16,
+            ignore_eos: true,
+            seed: 1,
+        }
+        .into(),
+        probe: true,
+        aggregate: AggregateOptions {
+            gpus: Some(1),
+            ..Default::default()
+        },
+        db: db.to_path_buf(),
+        label: "demo sweep against servescope sim".into(),
+        max_connections: 16,
+    };
+    let out = run_load(cfg, std::sync::Arc::new(LoadProgress::default())).await;
+    sim.shutdown().await;
+    Ok(out?)
 }
 
 fn random_token() -> String {
@@ -54,7 +117,16 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
     );
     let ep = AgentEndpoint::new(addr.clone(), Some(token));
     let rec = RecordConfig::new(vec![ep.clone()], a.duration, a.db.db.clone());
-    let out = super::record::record_with_progress(rec, false).await?;
+    // The load sweep runs while the agent records: one run of telemetry, one of load.
+    let (out, load) = if a.no_load {
+        (super::record::record_with_progress(rec, false).await?, None)
+    } else {
+        let (r, l) = tokio::join!(
+            super::record::record_with_progress(rec, false),
+            demo_load(&a.db.db)
+        );
+        (r?, Some(l?))
+    };
     // Inventory as the agent reports it now.
     let mut client = servescope_coordinator::connect::connect(&ep).await?;
     let inv = client
@@ -127,12 +199,26 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
             s.rdma_devices, s.events
         );
         if let Some(c) = s.agent_cpu_pct_of_core {
+            // The agent runs in this process: with the sim and the load client beside it,
+            // getrusage counts all three.
+            let what = if load.is_some() {
+                "CPU of this process (in-process agent + sim + load client)"
+            } else {
+                "agent overhead"
+            };
             println!(
-                "agent overhead: {:.2}% of one core, RSS max {}",
+                "{what}: {:.2}% of one core, RSS max {}",
                 c,
                 fmt_bytes(s.agent_rss_max_bytes as f64)
             );
         }
+    }
+    if let Some((load_run, points)) = &load {
+        println!("\n== load run {load_run}: sweep against the simulated endpoint");
+        super::load::print_points(points);
+        servescope_coordinator::report::write_report(&a.db.db, &[*load_run], &a.report)
+            .with_context(|| format!("writing {}", a.report.display()))?;
+        println!("report: {}", a.report.display());
     }
     println!(
         "\nnext: servescope runs --db {0} | servescope export {1} --db {0} --format csv",

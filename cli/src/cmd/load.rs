@@ -12,7 +12,9 @@ use servescope_coordinator::load::runner::{run_load, LoadConfig, LoadProgress, P
 use servescope_coordinator::load::schedule::Arrival;
 use servescope_coordinator::load::stats::parse_percentiles;
 use servescope_coordinator::load::vllm_json::{export_file, ExportMeta, VllmBenchResult};
-use servescope_coordinator::load::workload::RandomWorkload;
+use servescope_coordinator::load::workload::{
+    PrefixRepetition, PrefixSpec, RandomWorkload, ShareGpt, ShareGptOptions, TokenCounter, Workload,
+};
 
 use super::common::{parse_duration, DbFlag};
 use super::table;
@@ -21,6 +23,17 @@ use super::table;
 pub enum ApiArg {
     Completions,
     Chat,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DatasetArg {
+    /// Every request its own random text of exactly --input-len tokens
+    Random,
+    /// vLLM's prefix_repetition: --num-prefixes shared prefixes of --prefix-len tokens, each
+    /// prompt one of them plus its own --suffix-len random tokens
+    PrefixRepetition,
+    /// A ShareGPT JSON file (--dataset-path): first human turn, length of the first gpt answer
+    Sharegpt,
 }
 
 #[derive(clap::Args, Debug)]
@@ -57,12 +70,9 @@ pub struct Args {
     /// Repeat each point this many times
     #[arg(long, default_value_t = 1)]
     pub trials: usize,
-    /// Prompt length in tokens (whitespace words without a tokenizer)
-    #[arg(long, default_value_t = 1024)]
-    pub input_len: u32,
-    /// Output length in tokens (max_tokens)
-    #[arg(long, default_value_t = 128)]
-    pub output_len: u32,
+    /// What to send (boxed: keeps the `Command` enum small)
+    #[command(flatten)]
+    pub workload: Box<WorkloadArgs>,
     /// Ask the server to ignore EOS, so every answer has --output-len tokens
     #[arg(long)]
     pub ignore_eos: bool,
@@ -96,6 +106,40 @@ pub struct Args {
     /// Print JSON instead of tables
     #[arg(long)]
     pub json: bool,
+}
+
+/// `--dataset` and its options.
+#[derive(clap::Args, Debug)]
+pub struct WorkloadArgs {
+    /// Workload
+    #[arg(long, value_enum, default_value = "random")]
+    pub dataset: DatasetArg,
+    /// The ShareGPT JSON file (--dataset sharegpt)
+    #[arg(long)]
+    pub dataset_path: Option<PathBuf>,
+    /// Hugging Face tokenizer.json of the served model: exact token counts (without it a
+    /// token is a whitespace-separated word, an approximation)
+    #[arg(long)]
+    pub tokenizer: Option<PathBuf>,
+    /// Prompt length in tokens (random) [default: 1024]
+    #[arg(long)]
+    pub input_len: Option<u32>,
+    /// Output length in tokens (max_tokens) [default: 128; sharegpt: the answer's length]
+    #[arg(long)]
+    pub output_len: Option<u32>,
+    /// Shared prefix length in tokens (prefix-repetition) [default: 256]
+    #[arg(long)]
+    pub prefix_len: Option<u32>,
+    /// Per-request suffix length in tokens (prefix-repetition) [default: 256]
+    #[arg(long)]
+    pub suffix_len: Option<u32>,
+    /// Number of distinct prefixes (prefix-repetition) [default: 10]
+    #[arg(long)]
+    pub num_prefixes: Option<u32>,
+    /// Keep the same prefixes for every point and trial (prefix-repetition; by default each
+    /// point and trial gets its own, so none starts with another's prefixes cached)
+    #[arg(long)]
+    pub reuse_prefixes: bool,
 }
 
 pub async fn run(a: Args) -> anyhow::Result<()> {
@@ -145,12 +189,7 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
         duration: a.duration,
         warmup: a.warmup,
         trials: a.trials,
-        workload: RandomWorkload {
-            input_tokens: a.input_len,
-            output_tokens: a.output_len,
-            ignore_eos: a.ignore_eos,
-            seed: a.seed,
-        },
+        workload: build_workload(&a)?,
         probe: a.probe,
         aggregate: AggregateOptions {
             percentiles,
@@ -192,6 +231,85 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
     print_points(&results);
     println!("run {run_id} stored in {}", a.db.db.display());
     Ok(())
+}
+
+/// The workload the flags ask for; prints (stderr) how lengths are counted and what a
+/// dataset file held.
+pub fn build_workload(a: &Args) -> anyhow::Result<Workload> {
+    let (d, ignore_eos, seed) = (&*a.workload, a.ignore_eos, a.seed);
+    let only = |set: bool, flag: &str, ds: &str| -> anyhow::Result<()> {
+        if set {
+            bail!("{flag} applies to --dataset {ds} only");
+        }
+        Ok(())
+    };
+    let random = d.dataset == DatasetArg::Random;
+    let prefix = d.dataset == DatasetArg::PrefixRepetition;
+    let sharegpt = d.dataset == DatasetArg::Sharegpt;
+    only(!random && d.input_len.is_some(), "--input-len", "random")?;
+    only(
+        !sharegpt && d.dataset_path.is_some(),
+        "--dataset-path",
+        "sharegpt",
+    )?;
+    for (set, flag) in [
+        (d.prefix_len.is_some(), "--prefix-len"),
+        (d.suffix_len.is_some(), "--suffix-len"),
+        (d.num_prefixes.is_some(), "--num-prefixes"),
+        (d.reuse_prefixes, "--reuse-prefixes"),
+    ] {
+        only(!prefix && set, flag, "prefix-repetition")?;
+    }
+    let tok = match &d.tokenizer {
+        Some(p) => TokenCounter::from_file(p).context("--tokenizer")?,
+        None => TokenCounter::words(),
+    };
+    let w = match d.dataset {
+        DatasetArg::Random => Workload::Random {
+            spec: RandomWorkload {
+                input_tokens: d.input_len.unwrap_or(1024),
+                output_tokens: d.output_len.unwrap_or(128),
+                ignore_eos,
+                seed,
+            },
+            tokenizer: tok,
+        },
+        DatasetArg::PrefixRepetition => {
+            let spec = PrefixSpec {
+                num_prefixes: d.num_prefixes.unwrap_or(10),
+                prefix_len: d.prefix_len.unwrap_or(256),
+                suffix_len: d.suffix_len.unwrap_or(256),
+                output_tokens: d.output_len.unwrap_or(128),
+                ignore_eos,
+                seed,
+                reuse_prefixes: d.reuse_prefixes,
+            };
+            if spec.num_prefixes == 0 {
+                bail!("--num-prefixes must be at least 1");
+            }
+            if spec.prefix_len + spec.suffix_len == 0 {
+                bail!("--prefix-len + --suffix-len must be at least 1");
+            }
+            Workload::PrefixRepetition(PrefixRepetition::new(spec, tok))
+        }
+        DatasetArg::Sharegpt => {
+            let Some(path) = &d.dataset_path else {
+                bail!("--dataset sharegpt needs --dataset-path FILE (a ShareGPT JSON file)");
+            };
+            let opts = ShareGptOptions {
+                output_len: d.output_len,
+                ignore_eos,
+                seed,
+                limit: a.num_prompts.map(|n| n + a.warmup),
+                ..Default::default()
+            };
+            Workload::ShareGpt(ShareGpt::load(path, &tok, &opts).context("--dataset-path")?)
+        }
+    };
+    for n in w.notes() {
+        eprintln!("note: {n}");
+    }
+    Ok(w)
 }
 
 pub fn print_points(results: &[PointResult]) {
@@ -272,4 +390,76 @@ fn export_points(dir: &PathBuf, a: &Args, results: &[PointResult]) -> anyhow::Re
         export_file(&dir.join(&name), &v).with_context(|| format!("writing {name}"))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod workload_tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: Args,
+    }
+
+    fn build(extra: &[&str]) -> anyhow::Result<Workload> {
+        let mut argv = vec!["servescope", "--endpoint", "http://x", "--concurrency", "1"];
+        argv.extend_from_slice(extra);
+        build_workload(&Cli::try_parse_from(argv)?.args)
+    }
+
+    #[test]
+    fn dataset_flags_build_the_workload_or_say_what_is_wrong() {
+        let w = build(&["--input-len", "12", "--output-len", "3"]).unwrap();
+        assert_eq!(w.name(), "random");
+        assert_eq!(w.lengths(), (Some(12), Some(3)));
+        assert_eq!(w.prompt(0).input_tokens, 12);
+        let w = build(&[
+            "--dataset",
+            "prefix-repetition",
+            "--prefix-len",
+            "8",
+            "--suffix-len",
+            "4",
+            "--num-prefixes",
+            "2",
+        ])
+        .unwrap();
+        assert_eq!(w.name(), "prefix-repetition");
+        assert_eq!(w.prompt(0).input_tokens, 12);
+        let err = |extra: &[&str]| format!("{:#}", build(extra).unwrap_err());
+        assert!(err(&["--prefix-len", "8"])
+            .contains("--prefix-len applies to --dataset prefix-repetition"));
+        assert!(err(&["--dataset", "sharegpt"]).contains("needs --dataset-path"));
+        assert!(err(&[
+            "--dataset",
+            "sharegpt",
+            "--dataset-path",
+            "/nonexistent/sg.json"
+        ])
+        .contains("/nonexistent/sg.json: no such file"));
+        assert!(err(&["--dataset", "sharegpt", "--input-len", "5"]).contains("--input-len"));
+        assert!(err(&["--tokenizer", "/nonexistent/tokenizer.json"]).contains("--tokenizer"));
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sg.json");
+        let conv = serde_json::json!([{"conversations": [
+            {"from": "human", "value": "one two three four five"},
+            {"from": "gpt", "value": "a b c d e f g"}]}]);
+        std::fs::write(&path, conv.to_string()).unwrap();
+        let p = path.to_str().unwrap();
+        let w = build(&["--dataset", "sharegpt", "--dataset-path", p]).unwrap();
+        assert_eq!((w.prompt(0).input_tokens, w.prompt(0).max_tokens), (5, 7));
+        let w = build(&[
+            "--dataset",
+            "sharegpt",
+            "--dataset-path",
+            p,
+            "--output-len",
+            "9",
+        ])
+        .unwrap();
+        assert_eq!(w.prompt(5).max_tokens, 9);
+    }
 }

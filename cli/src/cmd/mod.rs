@@ -6,6 +6,7 @@ pub mod import;
 pub mod load;
 pub mod nodes;
 pub mod record;
+pub mod report;
 pub mod runs;
 pub mod show;
 pub mod sim;

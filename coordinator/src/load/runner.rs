@@ -13,7 +13,7 @@ use super::http::HttpClient;
 use super::metrics::{aggregate, Aggregate, AggregateOptions, MetricsError};
 use super::request::{execute, Clock, Outcome, Target};
 use super::schedule::{run, Arrival, Plan, PlanError};
-use super::workload::{counting_probe, RandomWorkload};
+use super::workload::{counting_probe, Prepared, Workload};
 use crate::store::{Store, StoreError};
 
 /// What to run.
@@ -27,7 +27,8 @@ pub struct LoadConfig {
     /// Requests sent before each point and not measured (stored, flagged).
     pub warmup: usize,
     pub trials: usize,
-    pub workload: RandomWorkload,
+    /// Reseeded for every point and trial ([`Workload::reseeded`]).
+    pub workload: Workload,
     /// Send the counting probe after each point.
     pub probe: bool,
     pub aggregate: AggregateOptions,
@@ -109,7 +110,7 @@ fn arrival_json(a: &Arrival) -> serde_json::Value {
 async fn send_all(
     client: &HttpClient,
     target: &Arc<Target>,
-    workload: &Arc<RandomWorkload>,
+    workload: &Arc<Prepared>,
     plan: &Plan,
     offset: usize,
     clock: Clock,
@@ -136,6 +137,17 @@ async fn send_all(
     .await
 }
 
+/// Makes the prompts of requests `start..start + n` before they are scheduled (off
+/// the async workers), so tokenizing is not in anyone's latency; requests past them
+/// (`--duration`) make theirs when sent.
+async fn prepare(w: &Workload, start: usize, n: usize) -> Arc<Prepared> {
+    let w = w.clone();
+    match tokio::task::spawn_blocking(move || w.prepare(start, n)).await {
+        Ok(p) => Arc::new(p),
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
+}
+
 /// Runs the sweep, storing as it goes. Returns the run id and the points.
 pub async fn run_load(
     cfg: LoadConfig,
@@ -150,7 +162,8 @@ pub async fn run_load(
         "points": cfg.points.iter().map(arrival_json).collect::<Vec<_>>(),
         "num_prompts": cfg.num_prompts, "duration_s": cfg.duration.map(|d| d.as_secs_f64()),
         "warmup": cfg.warmup, "trials": cfg.trials,
-        "input_tokens": cfg.workload.input_tokens, "output_tokens": cfg.workload.output_tokens,
+        "input_tokens": cfg.workload.lengths().0, "output_tokens": cfg.workload.lengths().1,
+        "workload": cfg.workload.describe_json(),
         "gpus": cfg.aggregate.gpus, "replicas": cfg.aggregate.replicas,
     });
     let run_id = store.create_run(
@@ -173,11 +186,11 @@ pub async fn run_load(
             progress.point.store(pi * trials + trial, Ordering::Relaxed);
             progress.done.store(0, Ordering::Relaxed);
             progress.failed.store(0, Ordering::Relaxed);
-            // Fresh prompts for every point and trial: no accidental prefix-cache hits.
-            let workload = Arc::new(RandomWorkload {
-                seed: cfg.workload.seed ^ ((pi as u64) << 32 | trial as u64),
-                ..cfg.workload.clone()
-            });
+            // Fresh prompts for every point and trial: no accidental prefix-cache hits
+            // (prefix-repetition keeps its prefixes within the point).
+            let workload = cfg
+                .workload
+                .reseeded(cfg.workload.seed() ^ ((pi as u64) << 32 | trial as u64));
             let clock = Clock::new();
             let mut warm = Vec::new();
             if cfg.warmup > 0 {
@@ -185,11 +198,12 @@ pub async fn run_load(
                     arrival: arrival.clone(),
                     num_requests: Some(cfg.warmup),
                     duration: None,
-                    seed: cfg.workload.seed,
+                    seed: cfg.workload.seed(),
                 };
                 progress.planned.store(cfg.warmup, Ordering::Relaxed);
+                let prompts = prepare(&workload, next_index, cfg.warmup).await;
                 warm = send_all(
-                    &client, &target, &workload, &plan, next_index, clock, &progress,
+                    &client, &target, &prompts, &plan, next_index, clock, &progress,
                 )
                 .await?;
                 next_index += cfg.warmup;
@@ -200,14 +214,15 @@ pub async fn run_load(
                 arrival: arrival.clone(),
                 num_requests: cfg.num_prompts,
                 duration: cfg.duration,
-                seed: cfg.workload.seed.wrapping_add(trial as u64),
+                seed: cfg.workload.seed().wrapping_add(trial as u64),
             };
             progress
                 .planned
                 .store(cfg.num_prompts.unwrap_or(0), Ordering::Relaxed);
+            let prompts = prepare(&workload, next_index, cfg.num_prompts.unwrap_or(0)).await;
             let started = servescope_agent::clock::now_ns();
             let outcomes = send_all(
-                &client, &target, &workload, &plan, next_index, clock, &progress,
+                &client, &target, &prompts, &plan, next_index, clock, &progress,
             )
             .await?;
             let ended = servescope_agent::clock::now_ns();

@@ -1,0 +1,338 @@
+//! The report's charts, built from the runs: trials of a point are grouped (mean with
+//! min–max whiskers), one series per run (and per statistic), x = concurrency
+//! (closed loop) or request rate (open loop).
+
+use super::cdf::cdf_chart;
+use super::chart::{Chart, Point, Series, XAxis, PALETTE};
+use super::svg::format_value;
+use super::RunData;
+use crate::load::metrics::Aggregate;
+use crate::load::stats::Summary;
+use crate::store::PointRow;
+
+pub(crate) const WIDTH: f64 = 640.0;
+pub(crate) const HEIGHT: f64 = 390.0;
+
+/// The trials of one sweep point.
+pub(crate) struct Group<'a> {
+    pub x: f64,
+    /// "c=8" or "4/s".
+    pub short: String,
+    pub trials: Vec<&'a PointRow>,
+}
+
+pub(crate) fn is_open(p: &PointRow) -> bool {
+    p.config.get("mode").and_then(|m| m.as_str()) == Some("open")
+}
+
+/// Concurrency (closed loop) or request rate (open loop); the point's rank otherwise.
+pub(crate) fn x_of(p: &PointRow) -> f64 {
+    let key = if is_open(p) {
+        "request_rate"
+    } else {
+        "concurrency"
+    };
+    p.config
+        .get(key)
+        .and_then(|v| v.as_f64())
+        .unwrap_or((p.point + 1) as f64)
+}
+
+pub(crate) fn short_label(p: &PointRow) -> String {
+    let v = x_of(p);
+    let x = if v.fract() == 0.0 && v.abs() < 1e15 {
+        format!("{}", v as i64)
+    } else {
+        format_value(v)
+    };
+    if is_open(p) {
+        format!("{x}/s")
+    } else {
+        format!("c={x}")
+    }
+}
+
+/// A run's points grouped by sweep point, in sweep order.
+pub(crate) fn groups(run: &RunData) -> Vec<Group<'_>> {
+    let mut out: Vec<(i64, Group<'_>)> = Vec::new();
+    for p in &run.points {
+        match out.iter_mut().find(|(k, _)| *k == p.point) {
+            Some((_, g)) => g.trials.push(p),
+            None => out.push((
+                p.point,
+                Group {
+                    x: x_of(p),
+                    short: short_label(p),
+                    trials: vec![p],
+                },
+            )),
+        }
+    }
+    out.into_iter().map(|(_, g)| g).collect()
+}
+
+pub(crate) fn run_name(r: &RunData) -> String {
+    if r.run.label.is_empty() {
+        format!("run {}", r.run.id)
+    } else {
+        format!("run {} · {}", r.run.id, r.run.label)
+    }
+}
+
+pub(crate) fn x_label(runs: &[RunData]) -> &'static str {
+    let pts = || runs.iter().flat_map(|r| r.points.iter());
+    match (pts().any(is_open), pts().all(is_open)) {
+        (_, true) => "request rate (req/s)",
+        (false, _) => "concurrency (requests in flight)",
+        _ => "concurrency (closed loop) · request rate, req/s (open loop)",
+    }
+}
+
+fn color(i: usize) -> String {
+    PALETTE[i % PALETTE.len()].to_string()
+}
+
+type Stat = fn(&Aggregate) -> Option<f64>;
+
+fn latency(s: &Summary, p: Option<f64>) -> Option<f64> {
+    if s.count == 0 {
+        return None;
+    }
+    match p {
+        None => Some(s.mean),
+        Some(p) => s.percentile(p),
+    }
+}
+
+/// Mean over trials with min–max whiskers (when trials differ) of `stat`.
+fn stat_series(run: &RunData, i: usize, name: String, dashed: bool, stat: Stat) -> Series {
+    let mut points = Vec::new();
+    for g in groups(run) {
+        let vals: Vec<f64> = g
+            .trials
+            .iter()
+            .filter_map(|p| stat(&p.aggregate))
+            .filter(|v| v.is_finite())
+            .collect();
+        if vals.is_empty() {
+            continue;
+        }
+        let mean = vals.iter().sum::<f64>() / vals.len() as f64;
+        let lo = vals.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = vals.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let spread = vals.len() > 1 && hi > lo;
+        let trials = if vals.len() > 1 {
+            format!(
+                " (mean of {} trials, {}–{})",
+                vals.len(),
+                format_value(lo),
+                format_value(hi)
+            )
+        } else {
+            String::new()
+        };
+        points.push(Point {
+            x: g.x,
+            y: mean,
+            lo: spread.then_some(lo),
+            hi: spread.then_some(hi),
+            label: None,
+            tip: Some(format!(
+                "{name}, {}: {}{trials}",
+                g.short,
+                format_value(mean)
+            )),
+        });
+    }
+    Series {
+        name,
+        color: color(i),
+        dashed,
+        markers: true,
+        points,
+    }
+}
+
+fn sweep_chart(title: &str, y_label: &str, runs: &[RunData], series: Vec<Series>) -> Chart {
+    Chart {
+        title: title.into(),
+        x_label: x_label(runs).into(),
+        y_label: y_label.into(),
+        width: WIDTH,
+        height: HEIGHT,
+        x_axis: XAxis::Sweep,
+        y_max: None,
+        series,
+    }
+}
+
+/// Mean and p99 of a latency vs load, one colour per run.
+fn latency_chart(runs: &[RunData], title: &str, what: &str, mean: Stat, p99: Stat) -> Chart {
+    let mut series = Vec::new();
+    for (i, r) in runs.iter().enumerate() {
+        series.push(stat_series(
+            r,
+            i,
+            format!("{} mean", run_name(r)),
+            false,
+            mean,
+        ));
+        series.push(stat_series(r, i, format!("{} p99", run_name(r)), true, p99));
+    }
+    sweep_chart(title, &format!("{what} (ms)"), runs, series)
+}
+
+/// Output tokens/s against a latency median (the seed's viz.py figure): one curve per
+/// run, points labelled with their concurrency or rate.
+fn tradeoff_chart(runs: &[RunData], title: &str, x_label: &str, lat: Stat) -> Chart {
+    let mut series = Vec::new();
+    for (i, r) in runs.iter().enumerate() {
+        let mut points = Vec::new();
+        for g in groups(r) {
+            let pairs: Vec<(f64, f64)> = g
+                .trials
+                .iter()
+                .filter_map(|p| lat(&p.aggregate).map(|x| (x, p.aggregate.output_throughput)))
+                .collect();
+            if pairs.is_empty() {
+                continue;
+            }
+            let n = pairs.len() as f64;
+            let x = pairs.iter().map(|p| p.0).sum::<f64>() / n;
+            let y = pairs.iter().map(|p| p.1).sum::<f64>() / n;
+            points.push(Point {
+                x,
+                y,
+                label: Some(g.short.clone()),
+                tip: Some(format!(
+                    "{}, {}: {} ms, {} tok/s",
+                    run_name(r),
+                    g.short,
+                    format_value(x),
+                    format_value(y)
+                )),
+                ..Default::default()
+            });
+        }
+        series.push(Series {
+            name: run_name(r),
+            color: color(i),
+            dashed: false,
+            markers: true,
+            points,
+        });
+    }
+    Chart {
+        title: title.into(),
+        x_label: x_label.into(),
+        y_label: "output throughput (tokens/s)".into(),
+        width: WIDTH,
+        height: HEIGHT,
+        x_axis: XAxis::Linear,
+        y_max: None,
+        series,
+    }
+}
+
+/// All charts, in page order, each with a section name.
+pub(crate) fn charts(runs: &[RunData]) -> Vec<(&'static str, Chart)> {
+    let tput = |f: Stat, title: &str, y: &str| {
+        let series = runs
+            .iter()
+            .enumerate()
+            .map(|(i, r)| stat_series(r, i, run_name(r), false, f))
+            .collect();
+        sweep_chart(title, y, runs, series)
+    };
+    let mut out = vec![(
+        "Throughput",
+        tput(
+            |a| Some(a.output_throughput),
+            "Output throughput vs load",
+            "output tokens/s",
+        ),
+    )];
+    let has = |f: Stat| {
+        runs.iter()
+            .flat_map(|r| &r.points)
+            .any(|p| f(&p.aggregate).is_some())
+    };
+    let per_gpu: Stat = |a| a.per_gpu.map(|n| n.output_throughput);
+    let per_replica: Stat = |a| a.per_replica.map(|n| n.output_throughput);
+    if has(per_gpu) {
+        out.push((
+            "Throughput",
+            tput(
+                per_gpu,
+                "Output throughput per GPU",
+                "output tokens/s per GPU",
+            ),
+        ));
+    }
+    if has(per_replica) {
+        out.push((
+            "Throughput",
+            tput(
+                per_replica,
+                "Output throughput per replica",
+                "output tokens/s per replica",
+            ),
+        ));
+    }
+    out.push((
+        "Throughput",
+        tput(
+            |a| Some(a.request_throughput),
+            "Request throughput vs load",
+            "requests/s",
+        ),
+    ));
+    out.push((
+        "Latency vs load",
+        latency_chart(
+            runs,
+            "Time to first token",
+            "TTFT",
+            |a| latency(&a.ttft_ms, None),
+            |a| latency(&a.ttft_ms, Some(99.0)),
+        ),
+    ));
+    out.push((
+        "Latency vs load",
+        latency_chart(
+            runs,
+            "Time per output token",
+            "TPOT",
+            |a| latency(&a.tpot_ms, None),
+            |a| latency(&a.tpot_ms, Some(99.0)),
+        ),
+    ));
+    out.push((
+        "Throughput vs latency",
+        tradeoff_chart(runs, "Throughput vs TPOT", "median TPOT (ms)", |a| {
+            (a.tpot_ms.count > 0).then_some(a.tpot_ms.median)
+        }),
+    ));
+    out.push((
+        "Throughput vs latency",
+        tradeoff_chart(
+            runs,
+            "Throughput vs end-to-end latency",
+            "median E2E latency (ms)",
+            |a| (a.e2el_ms.count > 0).then_some(a.e2el_ms.median),
+        ),
+    ));
+    for r in runs {
+        out.push((
+            "Latency distributions",
+            cdf_chart(r, "TTFT CDF per point", "TTFT", |s| &s.ttft_ms),
+        ));
+        out.push((
+            "Latency distributions",
+            cdf_chart(r, "E2E latency CDF per point", "E2E latency", |s| {
+                &s.e2el_ms
+            }),
+        ));
+    }
+    out
+}

@@ -1,0 +1,224 @@
+//! The report page: inline CSS, the runs, the charts (inline SVG), a summary table
+//! and a failure table. No script, no external resource; all data text escaped.
+
+use std::fmt::Write;
+
+use super::figures::{charts, groups, run_name, short_label};
+use super::svg::{escape, format_value};
+use super::RunData;
+use crate::load::metrics::Aggregate;
+use crate::store::PointRow;
+
+const CSS: &str = "
+body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,'DejaVu Sans',sans-serif;margin:20px 24px;color:#222;background:#fafafa}
+h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 10px;border-bottom:1px solid #ddd;padding-bottom:4px}
+p.sub{color:#666;margin:0 0 16px;font-size:13px}
+.grid{display:flex;flex-wrap:wrap;gap:16px}
+.grid svg{border:1px solid #ddd;border-radius:4px;background:#fff}
+table{border-collapse:collapse;font-size:12.5px;background:#fff;margin-bottom:8px}
+th,td{border:1px solid #ddd;padding:3px 6px;text-align:right;white-space:nowrap}
+th{background:#f0f0f0;font-weight:600;white-space:normal;vertical-align:bottom}td.l,th.l{text-align:left}
+td.bad{color:#b00020;font-weight:600}td.ok{color:#1b7f3b;text-align:left}td.wrap{white-space:normal;max-width:420px;text-align:left}
+.tw{overflow-x:auto;max-width:100%}
+.notes{font-size:12.5px;color:#555;max-width:1100px}
+";
+
+/// `YYYY-MM-DD HH:MM:SS` UTC from ns since the epoch.
+pub fn utc(ns: i64) -> String {
+    let secs = ns.div_euclid(1_000_000_000);
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // civil_from_days (H. Hinnant)
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+fn td(s: &mut String, v: &str) {
+    let _ = write!(s, "<td>{}</td>", escape(v));
+}
+
+fn lat(s: &crate::load::stats::Summary, p: Option<f64>) -> String {
+    if s.count == 0 {
+        return "–".into();
+    }
+    match p {
+        None => format_value(s.mean),
+        Some(p) => s.percentile(p).map_or("–".into(), format_value),
+    }
+}
+
+fn runs_table(s: &mut String, runs: &[RunData]) {
+    s.push_str("<div class=tw><table><tr><th>run</th><th class=l>label</th><th class=l>kind</th><th class=l>status</th><th class=l>started (UTC)</th><th>points</th><th>trials</th><th>requests</th></tr>");
+    for r in runs {
+        let trials = r.points.iter().map(|p| p.trial + 1).max().unwrap_or(0);
+        let _ = write!(
+            s,
+            "<tr><td>{}</td><td class=l>{}</td><td class=l>{}</td><td class=l>{}</td><td class=l>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            r.run.id,
+            escape(&r.run.label),
+            escape(&r.run.kind),
+            escape(&r.run.status),
+            utc(r.run.started_ns),
+            groups(r).len(),
+            trials,
+            r.run.requests
+        );
+    }
+    s.push_str("</table></div>");
+}
+
+fn summary_row(s: &mut String, r: &RunData, p: &PointRow) {
+    let a: &Aggregate = &p.aggregate;
+    let _ = write!(
+        s,
+        "<tr><td class=l>{}</td><td class=l>{}</td><td>{}</td>",
+        r.run.id,
+        escape(&short_label(p)),
+        p.trial
+    );
+    td(s, &format_value(a.request_throughput));
+    td(s, &format_value(a.output_throughput));
+    td(
+        s,
+        &a.per_gpu
+            .map_or("–".into(), |n| format_value(n.output_throughput)),
+    );
+    td(s, &a.request_goodput.map_or("–".into(), format_value));
+    for sm in [&a.ttft_ms, &a.tpot_ms] {
+        td(s, &lat(sm, None));
+        td(s, &lat(sm, Some(99.0)));
+    }
+    td(s, &lat(&a.itl_ms, None));
+    td(
+        s,
+        &(if a.e2el_ms.count == 0 {
+            "–".into()
+        } else {
+            format_value(a.e2el_ms.median)
+        }),
+    );
+    td(s, &lat(&a.e2el_ms, Some(99.0)));
+    td(s, &a.peak_concurrency.to_string());
+    let lag = p
+        .config
+        .get("max_dispatch_lag_ms")
+        .and_then(|v| v.as_f64())
+        .map_or("–".into(), format_value);
+    td(s, &lag);
+    s.push_str("</tr>");
+}
+
+fn summary_table(s: &mut String, runs: &[RunData]) {
+    s.push_str("<div class=tw><table><tr><th class=l>run</th><th class=l>point</th><th>trial</th><th>req/s</th><th>out tok/s</th><th>out tok/s per GPU</th><th>goodput req/s</th><th>TTFT mean ms</th><th>TTFT p99 ms</th><th>TPOT mean ms</th><th>TPOT p99 ms</th><th>ITL mean ms</th><th>E2EL p50 ms</th><th>E2EL p99 ms</th><th>peak in flight</th><th>max dispatch lag ms</th></tr>");
+    for r in runs {
+        for p in &r.points {
+            summary_row(s, r, p);
+        }
+    }
+    s.push_str("</table></div>");
+}
+
+/// The probe's verdict from a point's config: text and CSS class.
+fn probe(p: &PointRow) -> (String, &'static str) {
+    match p.config.get("probe") {
+        Some(v) if v.get("ok").and_then(|o| o.as_bool()) == Some(true) => ("ok".into(), "ok"),
+        Some(v) if v.get("ok").is_some() => {
+            let d = v.get("detail").and_then(|d| d.as_str()).unwrap_or("");
+            (format!("FAILED {d}"), "bad wrap")
+        }
+        _ => ("not sent".into(), "l"),
+    }
+}
+
+fn failure_table(s: &mut String, runs: &[RunData]) {
+    s.push_str("<div class=tw><table><tr><th class=l>run</th><th class=l>point</th><th>trial</th><th>requests</th><th>completed</th><th>failed</th><th>failure rate</th><th class=l>failed by class</th><th class=l>output probe</th></tr>");
+    for r in runs {
+        for p in &r.points {
+            let a = &p.aggregate;
+            let classes: Vec<String> = a
+                .errors_by_class
+                .iter()
+                .map(|(k, n)| format!("{k}: {n}"))
+                .collect();
+            let rate_class = if a.failed > 0 { " class=bad" } else { "" };
+            let (verdict, vclass) = probe(p);
+            let _ = write!(
+                s,
+                "<tr><td class=l>{}</td><td class=l>{}</td><td>{}</td><td>{}</td><td>{}</td><td{rate_class}>{}</td><td{rate_class}>{:.1} %</td><td class=\"wrap\">{}</td><td class=\"{vclass}\">{}</td></tr>",
+                escape(&run_name(r)),
+                escape(&short_label(p)),
+                p.trial,
+                a.num_requests,
+                a.completed,
+                a.failed,
+                a.failure_rate * 100.0,
+                escape(&if classes.is_empty() { "–".into() } else { classes.join(", ") }),
+                escape(&verdict)
+            );
+        }
+    }
+    s.push_str("</table></div>");
+}
+
+/// The whole report page.
+pub fn render_html(runs: &[RunData]) -> String {
+    let mut s = String::with_capacity(64 * 1024);
+    let ids: Vec<String> = runs.iter().map(|r| r.run.id.to_string()).collect();
+    let _ = write!(
+        s,
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>servescope report: run {}</title><style>{CSS}</style></head><body>",
+        escape(&ids.join(", "))
+    );
+    let _ = write!(
+        s,
+        "<h1>servescope load report</h1><p class=sub>runs {} · latencies count from each request's scheduled time (waiting for a slot included) · points: mean over trials, whiskers min–max</p>",
+        escape(&ids.join(", "))
+    );
+    s.push_str("<h2>Runs</h2>");
+    runs_table(&mut s, runs);
+    let mut section = "";
+    for (name, chart) in charts(runs) {
+        if name != section {
+            if !section.is_empty() {
+                s.push_str("</div>");
+            }
+            let _ = write!(s, "<h2>{}</h2><div class=grid>", escape(name));
+            section = name;
+        }
+        s.push_str(&chart.render());
+    }
+    if !section.is_empty() {
+        s.push_str("</div>");
+    }
+    s.push_str("<h2>Summary</h2>");
+    summary_table(&mut s, runs);
+    s.push_str("<h2>Failures and output probe</h2>");
+    failure_table(&mut s, runs);
+    s.push_str("<div class=notes><p>TTFT, TPOT, ITL and E2EL follow <code>vllm bench serve</code>'s definitions (TPOT = (E2EL − TTFT)/(output tokens − 1)); percentiles are over all samples of a point. Throughputs count successful requests over the point's duration. Max dispatch lag is the client's own delay in sending (large values mean the client, not the server, was saturated). The output probe is a counting prompt with a known continuation, sent after each point.</p></div>");
+    s.push_str("</body></html>\n");
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_formats_epoch_and_leap_day() {
+        assert_eq!(utc(0), "1970-01-01 00:00:00");
+        // 2024-02-29 12:34:56 UTC
+        assert_eq!(utc(1_709_210_096 * 1_000_000_000), "2024-02-29 12:34:56");
+    }
+}
