@@ -70,17 +70,6 @@ impl Interceptor for Bearer {
 
 pub type AgentClient = agent_client::AgentClient<InterceptedService<Channel, Bearer>>;
 
-fn source_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
-}
-
 /// Connects (eagerly, so an unreachable agent is reported now).
 pub async fn connect(ep: &AgentEndpoint) -> Result<AgentClient, ConnectError> {
     let uri = ep.uri();
@@ -102,11 +91,13 @@ pub async fn connect(ep: &AgentEndpoint) -> Result<AgentClient, ConnectError> {
         if let Some(d) = &ep.tls_domain {
             tls = tls.domain_name(d.clone());
         }
-        e = e.tls_config(tls).map_err(|x| bad(source_chain(&x)))?;
+        e = e
+            .tls_config(tls)
+            .map_err(|x| bad(crate::text::error_chain(&x)))?;
     }
     let channel = e.connect().await.map_err(|x| ConnectError::Connect {
         address: ep.address.clone(),
-        message: source_chain(&x),
+        message: crate::text::error_chain(&x),
     })?;
     let bearer = match &ep.token {
         Some(t) => Some(

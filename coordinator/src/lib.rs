@@ -14,6 +14,7 @@ pub mod report;
 pub mod session;
 pub mod store;
 pub mod summary;
+pub mod text;
 
 pub use connect::{AgentClient, AgentEndpoint};
 pub use store::Store;

@@ -94,7 +94,7 @@ impl HttpClient {
         let resp = tokio::time::timeout(self.header_timeout, self.client.request(req))
             .await
             .map_err(|_| HttpError::Timeout(self.header_timeout))?
-            .map_err(|e| HttpError::Connect(chain(&e)))?;
+            .map_err(|e| HttpError::Connect(crate::text::error_chain(&e)))?;
         let head = Head {
             status: resp.status(),
             request_id: resp
@@ -113,7 +113,7 @@ impl HttpClient {
                 .map_err(|_| HttpError::Timeout(self.idle_timeout))?;
             match frame {
                 None => return Ok(head),
-                Some(Err(e)) => return Err(HttpError::StreamCut(chain(&e))),
+                Some(Err(e)) => return Err(HttpError::StreamCut(crate::text::error_chain(&e))),
                 Some(Ok(f)) => {
                     let now = Instant::now();
                     if let Some(data) = f.data_ref() {
@@ -131,15 +131,4 @@ impl HttpClient {
             }
         }
     }
-}
-
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
 }
