@@ -302,3 +302,23 @@ fn import_vllm_bench_fixtures() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent.json"));
 }
+
+/// `import` recognises a real GuideLLM export by its content.
+#[test]
+fn import_guidellm_export() {
+    let f = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../coordinator/tests/fixtures/guidellm/benchmarks.json"
+    );
+    let out = bin().args(["import", f]).output().unwrap();
+    let so = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{so}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        so.contains("20/20") && so.contains("GuideLLM 0.8.1"),
+        "{so}"
+    );
+}

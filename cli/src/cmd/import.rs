@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::Context;
+use servescope_coordinator::load::guidellm;
 use servescope_coordinator::load::vllm_json::{
     compare_parts, import_dir, import_file_all, Metric, Provenance, VllmBenchResult,
 };
@@ -37,8 +38,15 @@ fn ms(v: Option<f64>) -> String {
 
 pub fn run(a: Args) -> anyhow::Result<()> {
     let mut all: Vec<(PathBuf, VllmBenchResult)> = Vec::new();
+    // GuideLLM exports (`guidellm run --output kind=json`), recognised by content.
+    let mut gl: Vec<(PathBuf, guidellm::GuidellmReport)> = Vec::new();
     for p in &a.paths {
-        if p.is_dir() {
+        if p.is_file() && guidellm::is_guidellm_file(p) {
+            gl.push((
+                p.clone(),
+                guidellm::import_file(p).with_context(|| format!("importing {}", p.display()))?,
+            ));
+        } else if p.is_dir() {
             all.extend(import_dir(p).with_context(|| format!("importing {}", p.display()))?);
         } else {
             for r in import_file_all(p).with_context(|| format!("importing {}", p.display()))? {
@@ -46,7 +54,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             }
         }
     }
-    if all.is_empty() {
+    if all.is_empty() && gl.is_empty() {
         anyhow::bail!("no vllm bench result files found in {:?}", a.paths);
     }
     let mut out_json = Vec::new();
@@ -94,6 +102,34 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                 f.failed.unwrap_or(0),
                 f.num_prompts.unwrap_or(0),
                 f.failure_rate.unwrap_or(0.0) * 100.0
+            );
+        }
+    }
+    for (path, r) in &gl {
+        for (i, b) in r.benchmarks.iter().enumerate() {
+            if a.json {
+                out_json.push(serde_json::json!({"file": path, "format": "guidellm",
+                    "guidellm_version": r.guidellm_version, "benchmark": i, "result": b}));
+                continue;
+            }
+            let name = format!("{}#{i}", path.display());
+            let short = if name.len() > 60 {
+                format!("…{}", &name[name.len() - 59..])
+            } else {
+                name
+            };
+            let t = &b.totals;
+            println!(
+                "{:<60} {:>10} {:>7} {:>9} {:>9} {:>9} {:>9}  GuideLLM {} {}",
+                short,
+                format!("{}/{}", t.successful, t.total),
+                t.errored + t.incomplete,
+                ms(b.ttft_ms.as_ref().and_then(|s| s.mean)),
+                ms(b.ttft_ms.as_ref().and_then(|s| s.percentile(99.0))),
+                ms(b.tpot_ms.as_ref().and_then(|s| s.mean)),
+                ms(b.output_throughput),
+                r.guidellm_version.as_deref().unwrap_or("?"),
+                b.strategy.as_deref().unwrap_or("?"),
             );
         }
     }

@@ -3,6 +3,7 @@
 //! from what arrived.
 
 pub mod chunk;
+pub mod guidellm;
 pub mod http;
 pub mod metrics;
 pub mod request;
