@@ -211,12 +211,12 @@ fn stream_response(
         sse(&json!({"id": id, "object": object, "created": created, "model": model,
             "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "logprobs": null, "finish_reason": null}]}))
     });
-    let state = (rx, first, false);
-    let stream = futures_util::stream::unfold(state, move |(mut rx, mut first, done)| {
+    let state = (rx, first, false, false);
+    let stream = futures_util::stream::unfold(state, move |(mut rx, mut first, done, cut)| {
         let (id, model) = (id.clone(), model.clone());
         async move {
             if let Some(b) = first.take() {
-                return Some((Ok::<Bytes, std::io::Error>(b), (rx, None, false)));
+                return Some((Ok::<Bytes, std::io::Error>(b), (rx, None, false, false)));
             }
             if done {
                 return None;
@@ -228,36 +228,59 @@ fn stream_response(
                     json!({"index": 0, "text": text, "logprobs": null, "finish_reason": finish, "stop_reason": null})
                 }
             };
-            match rx.recv().await {
-                Some(Out::Chunk { text, .. }) => {
-                    let v = json!({"id": id, "object": object, "created": created, "model": model,
-                        "choices": [choice(&text, Value::Null)]});
-                    Some((Ok(sse(&v)), (rx, None, false)))
-                }
-                Some(Out::Done {
-                    prompt_tokens,
-                    completion_tokens,
-                    metrics,
-                }) => {
-                    let mut out = Vec::new();
-                    let fin = json!({"id": id, "object": object, "created": created, "model": model,
-                        "choices": [choice("", json!("length"))]});
-                    out.extend_from_slice(&sse(&fin));
-                    if include_usage {
-                        let u = json!({"id": id, "object": object, "created": created, "model": model, "choices": [],
-                            "usage": {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens + completion_tokens,
-                                      "completion_tokens": completion_tokens},
-                            "metrics": metrics});
-                        out.extend_from_slice(&sse(&u));
-                    }
-                    out.extend_from_slice(b"data: [DONE]\n\n");
-                    Some((Ok(Bytes::from(out)), (rx, None, true)))
-                }
-                Some(Out::Cut) => Some((
+            if cut {
+                return Some((
                     Err(std::io::Error::other("injected fault: stream truncated")),
-                    (rx, None, true),
-                )),
-                None => None,
+                    (rx, None, true, false),
+                ));
+            }
+            // Everything already queued goes out in one write: with zero decode time a
+            // whole answer is one frame, as a busy server's socket would coalesce it.
+            let mut out: Vec<u8> = Vec::new();
+            let mut next = rx.recv().await;
+            loop {
+                match next {
+                    Some(Out::Chunk { text, .. }) => {
+                        let v = json!({"id": id, "object": object, "created": created, "model": model,
+                            "choices": [choice(&text, Value::Null)]});
+                        out.extend_from_slice(&sse(&v));
+                    }
+                    Some(Out::Done {
+                        prompt_tokens,
+                        completion_tokens,
+                        metrics,
+                    }) => {
+                        let fin = json!({"id": id, "object": object, "created": created, "model": model,
+                            "choices": [choice("", json!("length"))]});
+                        out.extend_from_slice(&sse(&fin));
+                        if include_usage {
+                            let u = json!({"id": id, "object": object, "created": created, "model": model, "choices": [],
+                                "usage": {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens + completion_tokens,
+                                          "completion_tokens": completion_tokens},
+                                "metrics": metrics});
+                            out.extend_from_slice(&sse(&u));
+                        }
+                        out.extend_from_slice(b"data: [DONE]\n\n");
+                        return Some((Ok(Bytes::from(out)), (rx, None, true, false)));
+                    }
+                    Some(Out::Cut) => {
+                        if out.is_empty() {
+                            return Some((
+                                Err(std::io::Error::other("injected fault: stream truncated")),
+                                (rx, None, true, false),
+                            ));
+                        }
+                        return Some((Ok(Bytes::from(out)), (rx, None, false, true)));
+                    }
+                    None => {
+                        return (!out.is_empty())
+                            .then(|| (Ok(Bytes::from(out)), (rx, None, true, false)));
+                    }
+                }
+                match rx.try_recv() {
+                    Ok(o) => next = Some(o),
+                    Err(_) => return Some((Ok(Bytes::from(out)), (rx, None, false, false))),
+                }
             }
         }
     });
