@@ -75,6 +75,7 @@ pub async fn run(
     let mut instance: Option<u64> = None;
     let mut backoff = cfg.backoff_initial;
     while Instant::now() < deadline {
+        let seq_before = last_seq;
         let attempt = async {
             let mut client = connect(&cfg.endpoint)
                 .await
@@ -133,7 +134,6 @@ pub async fn run(
                         return Ok(());
                     }
                 };
-                let flush = |batch: &mut Vec<Sample>| std::mem::take(batch);
                 match msg {
                     Ok(Some(m)) => match m.body {
                         Some(telemetry_message::Body::Sample(s)) => {
@@ -141,12 +141,16 @@ pub async fn run(
                             next = Some(s.seq + 1);
                             batch.push(s);
                             if batch.len() >= cfg.batch {
-                                let _ = tx.send(SessionEvent::Samples(flush(&mut batch))).await;
+                                let _ = tx
+                                    .send(SessionEvent::Samples(std::mem::take(&mut batch)))
+                                    .await;
                             }
                         }
                         Some(telemetry_message::Body::Gap(g)) => {
                             if !batch.is_empty() {
-                                let _ = tx.send(SessionEvent::Samples(flush(&mut batch))).await;
+                                let _ = tx
+                                    .send(SessionEvent::Samples(std::mem::take(&mut batch)))
+                                    .await;
                             }
                             next = Some(g.resumed_at_seq);
                             let _ = tx.send(SessionEvent::Gap(g)).await;
@@ -155,13 +159,17 @@ pub async fn run(
                     },
                     Ok(None) => {
                         if !batch.is_empty() {
-                            let _ = tx.send(SessionEvent::Samples(flush(&mut batch))).await;
+                            let _ = tx
+                                .send(SessionEvent::Samples(std::mem::take(&mut batch)))
+                                .await;
                         }
                         return Err((false, "agent closed the stream".to_string()));
                     }
                     Err(s) => {
                         if !batch.is_empty() {
-                            let _ = tx.send(SessionEvent::Samples(flush(&mut batch))).await;
+                            let _ = tx
+                                .send(SessionEvent::Samples(std::mem::take(&mut batch)))
+                                .await;
                         }
                         return Err((fatal(&s), describe(&s)));
                     }
@@ -173,13 +181,13 @@ pub async fn run(
             Err((true, why)) => return Err(why),
             Err((false, why)) => {
                 let _ = tx.send(SessionEvent::Disconnected(why)).await;
+                // A connection that delivered samples starts the backoff over.
+                if last_seq > seq_before {
+                    backoff = cfg.backoff_initial;
+                }
                 let wait = backoff.min(deadline.saturating_duration_since(Instant::now()));
                 tokio::time::sleep(wait).await;
                 backoff = (backoff * 2).min(cfg.backoff_max);
-                // A connection that delivered resets the backoff.
-                if next.is_some_and(|n| n > last_seq && last_seq > 0) {
-                    backoff = backoff.min(cfg.backoff_initial * 2);
-                }
             }
         }
     }

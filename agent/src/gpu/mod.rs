@@ -209,7 +209,10 @@ impl Collector for GpuCollector {
 
     fn sample(&mut self, costs: &CallCosts) -> Option<sample::Data> {
         let nvml = Arc::clone(&self.nvml);
-        let slow = self.slow.lock().map(|s| s.clone()).unwrap_or_default();
+        // The slow sampler's latest readings, copied straight into each GPU's reading
+        // (no intermediate clone of every process list on this 100 ms path).
+        let slow = Arc::clone(&self.slow);
+        let slow = slow.lock().unwrap_or_else(|e| e.into_inner());
         let mut out = Vec::with_capacity(self.gpus.len());
         for g in &mut self.gpus {
             let mut r = GpuReading {
