@@ -1,6 +1,15 @@
 //! Compiles the .proto files with protox (pure Rust): no system `protoc` needed.
+//! The OpenTelemetry protocol files (proto/opentelemetry/…, vendored from
+//! opentelemetry-proto v1.9.0, Apache-2.0) are compiled alongside ours for the
+//! coordinator's OTLP/gRPC trace receiver.
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let files = ["proto/servescope/agent/v1/agent.proto"];
+    let files = [
+        "proto/servescope/agent/v1/agent.proto",
+        "proto/opentelemetry/proto/collector/trace/v1/trace_service.proto",
+        "proto/opentelemetry/proto/trace/v1/trace.proto",
+        "proto/opentelemetry/proto/common/v1/common.proto",
+        "proto/opentelemetry/proto/resource/v1/resource.proto",
+    ];
     for f in files {
         println!("cargo:rerun-if-changed={f}");
     }
@@ -8,7 +17,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
-        .type_attribute(".", "#[derive(serde::Serialize)]")
+        .type_attribute(".servescope", "#[derive(serde::Serialize)]")
         .compile_fds(fds)?;
     Ok(())
 }

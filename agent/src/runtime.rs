@@ -146,7 +146,8 @@ pub async fn start(cfg: AgentConfig) -> Result<AgentHandle, StartError> {
                 slow,
                 Arc::clone(&ring),
                 Arc::clone(&gpu_status),
-            );
+            )
+            .with_interval(cfg.sample_interval);
             threads.push(
                 collector::spawn(
                     Box::new(c),
@@ -299,6 +300,7 @@ pub async fn start(cfg: AgentConfig) -> Result<AgentHandle, StartError> {
         ring: Arc::clone(&ring),
         streams,
         shutdown: stop_rx.clone(),
+        probes: Arc::new(crate::probe::ProbeManager::new(cfg.sysfs_root.clone())),
     };
     let interceptor_check = check.clone();
     let server_svc =

@@ -5,14 +5,16 @@ use std::sync::{Arc, Mutex};
 
 use servescope_proto::v1::agent_server::Agent;
 use servescope_proto::v1::{
-    telemetry_message, Availability, GetInventoryRequest, Inventory, PingRequest, PingResponse,
-    StreamTelemetryRequest, TelemetryMessage,
+    telemetry_message, Availability, FabricCheckRequest, FabricCheckResponse, GetInventoryRequest,
+    Inventory, PingRequest, PingResponse, PrepareProbeRequest, PrepareProbeResponse, ProbeEvent,
+    RunProbeRequest, StreamTelemetryRequest, TelemetryMessage,
 };
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use crate::clock::now_ns;
+use crate::probe::ProbeManager;
 use crate::ring::{kind_of, Ring};
 
 /// Samples read from the ring per lock acquisition.
@@ -46,6 +48,7 @@ pub struct AgentService {
     pub ring: Arc<Ring>,
     pub streams: Arc<AtomicU64>,
     pub shutdown: watch::Receiver<bool>,
+    pub probes: Arc<ProbeManager>,
 }
 
 struct StreamGuard(Arc<AtomicU64>);
@@ -137,5 +140,37 @@ impl Agent for AgentService {
             agent_recv_ns: recv,
             agent_send_ns: now_ns(),
         }))
+    }
+
+    async fn prepare_probe(
+        &self,
+        req: Request<PrepareProbeRequest>,
+    ) -> Result<Response<PrepareProbeResponse>, Status> {
+        self.probes
+            .prepare(req.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    type RunProbeStream = ReceiverStream<Result<ProbeEvent, Status>>;
+
+    async fn run_probe(
+        &self,
+        req: Request<RunProbeRequest>,
+    ) -> Result<Response<Self::RunProbeStream>, Status> {
+        let (tx, rx) = mpsc::channel(64);
+        self.probes.run(req.into_inner(), tx)?;
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+
+    async fn fabric_check(
+        &self,
+        _req: Request<FabricCheckRequest>,
+    ) -> Result<Response<FabricCheckResponse>, Status> {
+        let root = self.probes.sysfs_root().to_path_buf();
+        tokio::task::spawn_blocking(move || crate::probe::preflight::check(&root))
+            .await
+            .map(Response::new)
+            .map_err(|e| Status::internal(format!("fabric check thread: {e}")))
     }
 }

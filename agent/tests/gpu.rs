@@ -43,3 +43,176 @@ fn real_gpu_sampling_when_nvml_is_present() {
         );
     }
 }
+
+/// Thread CPU time in ns (CLOCK_THREAD_CPUTIME_ID).
+fn thread_cpu_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes into the timespec we own.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// Per-call wall and CPU cost of every NVML call the collectors make, in steady state
+/// (after a warm-up call). Printed, not asserted: this is the evidence for where the
+/// agent's CPU goes on a GPU machine.
+#[test]
+fn nvml_call_costs() {
+    use nvml_wrapper::enum_wrappers::device::{Clock, TemperatureSensor};
+    let g = gpu::init(None);
+    let Some(nvml) = g.nvml.clone().filter(|_| g.availability.available) else {
+        println!("skipping: gpu unavailable ({})", g.availability.detail);
+        return;
+    };
+    let iters: u32 = std::env::var("COST_ITERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200);
+    let dev = nvml.device_by_index(0).expect("device 0");
+    let row = |name: &str, f: &mut dyn FnMut()| {
+        f();
+        let (w0, c0) = (std::time::Instant::now(), thread_cpu_ns());
+        for _ in 0..iters {
+            f();
+        }
+        let cpu = (thread_cpu_ns() - c0) / u64::from(iters);
+        let wall = w0.elapsed().as_nanos() as u64 / u64::from(iters);
+        println!(
+            "{name:<28} wall {:>9.1} µs  cpu {:>9.1} µs",
+            wall as f64 / 1e3,
+            cpu as f64 / 1e3
+        );
+    };
+    row("device_by_index", &mut || drop(nvml.device_by_index(0)));
+    row("memory_info", &mut || drop(dev.memory_info()));
+    row("utilization_rates", &mut || drop(dev.utilization_rates()));
+    row("clock_info(SM)", &mut || drop(dev.clock_info(Clock::SM)));
+    row("clock_info(Memory)", &mut || {
+        drop(dev.clock_info(Clock::Memory))
+    });
+    row("power_usage", &mut || drop(dev.power_usage()));
+    row("total_energy_consumption", &mut || {
+        drop(dev.total_energy_consumption())
+    });
+    row("temperature", &mut || {
+        drop(dev.temperature(TemperatureSensor::Gpu))
+    });
+    row("current_throttle_reasons", &mut || {
+        drop(dev.current_throttle_reasons())
+    });
+    row("field_values(pcie tx,rx)", &mut || {
+        drop(gpu::fields::read(
+            &nvml,
+            &dev,
+            &[
+                (gpu::fields::PCIE_TX_BYTES, 0),
+                (gpu::fields::PCIE_RX_BYTES, 0),
+            ],
+        ))
+    });
+    row("field_values(pcie tx only)", &mut || {
+        drop(gpu::fields::read(
+            &nvml,
+            &dev,
+            &[(gpu::fields::PCIE_TX_BYTES, 0)],
+        ))
+    });
+    row("field_values(energy 83)", &mut || {
+        drop(gpu::fields::read(&nvml, &dev, &[(83, 0)]))
+    });
+    println!("gpm_support: {:?}", dev.gpm_support());
+    row("gpm_sample (alloc+get)", &mut || drop(dev.gpm_sample()));
+    if let (Ok(a), Ok(b)) = (dev.gpm_sample(), dev.gpm_sample()) {
+        use nvml_wrapper::enums::gpm::GpmMetricId;
+        row("gpm_metrics_get(pcie)", &mut || {
+            drop(nvml_wrapper::gpm::gpm_metrics_get(
+                &nvml,
+                &a,
+                &b,
+                &[GpmMetricId::PcieTxPerSec, GpmMetricId::PcieRxPerSec],
+            ))
+        });
+    }
+    row("running_compute_processes", &mut || {
+        drop(dev.running_compute_processes())
+    });
+    row("running_graphics_processes", &mut || {
+        drop(dev.running_graphics_processes())
+    });
+    let mut c = gpu::GpuCollector::new(
+        nvml.clone(),
+        &g.gpus,
+        Arc::default(),
+        Arc::new(Ring::new(RingLimits {
+            horizon_ns: u64::MAX,
+            max_samples: 10,
+            max_bytes: usize::MAX,
+        })),
+        Arc::new(Mutex::new(g.availability.clone())),
+    )
+    .with_interval(std::time::Duration::from_millis(100));
+    let costs = CallCosts::default();
+    row("GpuCollector::sample (100 ms)", &mut || {
+        drop(c.sample(&costs))
+    });
+    if let Ok(mut gc) = gpu::gpm::GpmCounter::new(nvml.clone(), &dev) {
+        row("GpmCounter::update", &mut || drop(gc.update(&dev)));
+    }
+}
+
+/// PCIe byte counting two ways while a workload runs: NVML fields 197/198 read every
+/// 20 ms (wrap-safe up to ~200 GB/s) and GPM PCIe rates integrated over 100 ms GPM
+/// samples. Prints one JSON line per 100 ms with both cumulative counts, so a run
+/// beside scripts/gpu_load.py shows which agrees with the bytes copied.
+/// PCIE_WATCH_SECS sets the duration (default 2 s).
+#[test]
+fn pcie_counting_under_load() {
+    let g = gpu::init(None);
+    let Some(nvml) = g.nvml.clone().filter(|_| g.availability.available) else {
+        println!("skipping: gpu unavailable ({})", g.availability.detail);
+        return;
+    };
+    let secs: u64 = std::env::var("PCIE_WATCH_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2);
+    let dev = nvml.device_by_index(0).expect("device 0");
+    let req = [
+        (gpu::fields::PCIE_TX_BYTES, 0),
+        (gpu::fields::PCIE_RX_BYTES, 0),
+    ];
+    let mut wt = gpu::fields::WrapCounter::default();
+    let mut wr = gpu::fields::WrapCounter::default();
+    // The agent's own GPM counter, as the collector uses it.
+    let mut gpm = gpu::gpm::GpmCounter::new(nvml.clone(), &dev).ok();
+    let (mut gtx, mut grx) = (0u64, 0u64);
+    let t0 = std::time::Instant::now();
+    let mut i = 0u64;
+    while t0.elapsed().as_secs() < secs {
+        if let Ok(v) = gpu::fields::read(&nvml, &dev, &req) {
+            if let (Ok(a), Ok(b)) = (&v[0], &v[1]) {
+                wt.update(*a);
+                wr.update(*b);
+            }
+        }
+        i += 1;
+        if i.is_multiple_of(5) {
+            if let Some(Ok(t)) = gpm.as_mut().map(|c| c.update(&dev)) {
+                gtx = t.pcie_tx.unwrap_or(0);
+                grx = t.pcie_rx.unwrap_or(0);
+            }
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0);
+            println!(
+                "{{\"t_ns\":{now},\"fields_tx\":{},\"fields_rx\":{},\"gpm_tx\":{gtx},\"gpm_rx\":{grx}}}",
+                wt.total(),
+                wr.total()
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}

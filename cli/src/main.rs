@@ -42,6 +42,12 @@ enum Command {
     Sim(cmd::sim::Args),
     /// Start an agent in-process on loopback, record 10 s, print inventory and a summary
     Demo(cmd::demo::Args),
+    /// Replica startup phases from vLLM / Ray Serve LLM logs: parse, compare
+    Startup(cmd::startup::Args),
+    /// OTLP/gRPC trace receiver for vLLM: startup phases and llm_request spans
+    Otlp(cmd::otlp::Args),
+    /// Fabric probes between agents (libfabric, UCX) and preflight checks
+    Fabric(cmd::fabric::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -56,7 +62,7 @@ fn main() -> anyhow::Result<()> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    rt.block_on(async move {
+    let r = rt.block_on(async move {
         match cli.command {
             Command::Nodes(a) => cmd::nodes::run(a).await,
             Command::Watch(a) => cmd::watch::run(a).await,
@@ -70,6 +76,16 @@ fn main() -> anyhow::Result<()> {
             Command::Export(a) => cmd::export::run(a),
             Command::Demo(a) => cmd::demo::run(a).await,
             Command::Sim(a) => cmd::sim::run(a).await,
+            Command::Startup(a) => cmd::startup::run(a),
+            Command::Otlp(a) => cmd::otlp::run(a).await,
+            Command::Fabric(a) => cmd::fabric::run(a).await,
         }
-    })
+    });
+    // The error and its causes on one line each, never a backtrace: this is the
+    // user's output, not a crash report.
+    if let Err(e) = r {
+        eprintln!("Error: {e:#}");
+        std::process::exit(1);
+    }
+    Ok(())
 }

@@ -6,12 +6,15 @@
 pub mod clock;
 pub mod connect;
 pub mod export;
+pub mod fabric;
 pub mod load;
+pub mod otlp;
 pub mod points;
 pub mod rates;
 pub mod record;
 pub mod report;
 pub mod session;
+pub mod startup;
 pub mod store;
 pub mod summary;
 pub mod text;

@@ -54,7 +54,10 @@ pub fn flatten(s: &Sample, inv: Option<&Inventory>) -> Vec<Point> {
                     ("gpu_sm_clock_mhz", r.sm_clock_mhz.map(u64::from)),
                     ("gpu_memory_clock_mhz", r.mem_clock_mhz.map(u64::from)),
                     ("gpu_power_milliwatts", r.power_mw.map(u64::from)),
-                    ("gpu_energy_millijoules_total", r.energy_mj),
+                    (
+                        "gpu_energy_millijoules_total",
+                        r.energy_mj.filter(|_| !r.energy_stale),
+                    ),
                     ("gpu_temperature_celsius", r.temperature_c.map(u64::from)),
                     ("gpu_throttle_reasons", r.throttle_reasons),
                     ("gpu_pcie_transmit_bytes_total", r.pcie_tx_bytes),

@@ -6,12 +6,15 @@
 //! serves vLLM-named Prometheus metrics at `/metrics`, returns vLLM's per-request
 //! `metrics` block in the final usage chunk, and injects faults on request (server
 //! errors, stalls, truncated streams, gibberish). Everything it simulates is ground
-//! truth that the load client and, later, attribution must recover.
+//! truth that the load client and, later, attribution must recover. In startup mode
+//! ([`start_with`], [`startup`]) it plays configured vLLM startup phases first:
+//! `/health` answers 503 while it writes vLLM-format startup log lines.
 
 pub mod config;
 pub mod engine;
 mod http;
 pub mod prom;
+pub mod startup;
 pub mod text;
 
 use std::net::SocketAddr;
@@ -19,6 +22,7 @@ use std::sync::Arc;
 
 pub use config::{Faults, SimConfig};
 pub use engine::Engine;
+pub use startup::StartupConfig;
 
 /// A running simulator.
 pub struct SimHandle {
@@ -26,6 +30,8 @@ pub struct SimHandle {
     pub engine: Arc<Engine>,
     stop: tokio::sync::watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
+    /// Startup mode: the gate and the task playing the phases.
+    startup: Option<(Arc<startup::Gate>, tokio::task::JoinHandle<()>)>,
 }
 
 impl SimHandle {
@@ -34,7 +40,15 @@ impl SimHandle {
         format!("http://{}", self.addr)
     }
 
+    /// False while a startup (see [`start_with`]) is still playing.
+    pub fn is_ready(&self) -> bool {
+        self.startup.as_ref().is_none_or(|(g, _)| g.is_ready())
+    }
+
     pub async fn shutdown(self) {
+        if let Some((_, t)) = &self.startup {
+            t.abort();
+        }
         self.stop.send_replace(true);
         let _ = self.task.await;
     }
@@ -50,11 +64,39 @@ pub enum SimError {
     },
     #[error("invalid simulator configuration: {0}")]
     Config(String),
+    #[error("cannot create the startup log {path}: {source}")]
+    StartupLog {
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 /// Starts the simulator on `addr` (port 0: any free port).
 pub async fn start(cfg: SimConfig, addr: SocketAddr) -> Result<SimHandle, SimError> {
+    start_with(cfg, addr, None).await
+}
+
+/// [`start`], optionally in startup mode: listening at once, but `/health` and the
+/// OpenAI routes answer 503 while the configured phases play (see [`startup`]).
+pub async fn start_with(
+    cfg: SimConfig,
+    addr: SocketAddr,
+    startup: Option<StartupConfig>,
+) -> Result<SimHandle, SimError> {
     cfg.validate().map_err(SimError::Config)?;
+    let gate = match &startup {
+        Some(s) => Some(Arc::new(startup::Gate::new(s).map_err(|source| {
+            SimError::StartupLog {
+                path: s
+                    .log
+                    .as_ref()
+                    .map_or(String::new(), |p| p.display().to_string()),
+                source,
+            }
+        })?)),
+        None => None,
+    };
+    let model = cfg.model.clone();
     let engine = Arc::new(Engine::new(cfg));
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -62,7 +104,20 @@ pub async fn start(cfg: SimConfig, addr: SocketAddr) -> Result<SimHandle, SimErr
     let addr = listener
         .local_addr()
         .map_err(|source| SimError::Bind { addr, source })?;
-    let app = http::router(Arc::clone(&engine));
+    let mut app = http::router(Arc::clone(&engine));
+    if let Some(g) = &gate {
+        app = app.layer(axum::middleware::from_fn_with_state(
+            Arc::clone(g),
+            startup::gate,
+        ));
+    }
+    let startup = match (startup, gate) {
+        (Some(s), Some(g)) => {
+            let task = tokio::spawn(startup::drive(s, model, addr, Arc::clone(&g)));
+            Some((g, task))
+        }
+        _ => None,
+    };
     let (stop, mut rx) = tokio::sync::watch::channel(false);
     let task = tokio::spawn(async move {
         // Small SSE writes must not wait for the client's delayed ACK (Nagle).
@@ -86,5 +141,6 @@ pub async fn start(cfg: SimConfig, addr: SocketAddr) -> Result<SimHandle, SimErr
         engine,
         stop,
         task,
+        startup,
     })
 }

@@ -347,6 +347,7 @@ fn fixture() -> (Inventory, Vec<Sample>) {
             },
         ],
         processes_t_ns: T0,
+        energy_stale: false,
         errors: vec![FieldError {
             field: "temperature".into(),
             error: "NotSupported".into(),

@@ -92,6 +92,11 @@ pub struct WrapCounter {
 }
 
 impl WrapCounter {
+    /// The widened cumulative value so far.
+    pub fn total(&self) -> u64 {
+        self.total
+    }
+
     pub fn update(&mut self, v: FieldValue) -> u64 {
         match self.last_raw {
             None => self.total = v.value,

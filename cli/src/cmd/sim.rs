@@ -71,6 +71,17 @@ pub struct Args {
     /// PD fault: how many times slower the slow path is
     #[arg(long, default_value_t = 100.0)]
     pub slow_kv_factor: f64,
+    /// Startup mode: phase durations in seconds, e.g.
+    /// "download=2,weight_load=3,dynamo=1,compile=2,graph_capture=1" (also init, cache_load,
+    /// profile, kv_cache, warmup, api); /health and completions answer 503 meanwhile
+    #[arg(long, value_name = "NAME=S,...")]
+    pub startup_phases: Option<String>,
+    /// Startup mode: also write the vLLM-format startup log to this file (always stdout)
+    #[arg(long, value_name = "PATH", requires = "startup_phases")]
+    pub startup_log: Option<std::path::PathBuf>,
+    /// Startup mode: millisecond timestamps (HH:MM:SS.mmm) instead of vLLM's whole seconds
+    #[arg(long, requires = "startup_phases")]
+    pub startup_log_millis: bool,
 }
 
 pub async fn run(a: Args) -> anyhow::Result<()> {
@@ -101,7 +112,18 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
             slow_kv_factor: a.slow_kv_factor,
         }),
     };
-    let h = servescope_sim::start(cfg, a.listen)
+    let startup = match &a.startup_phases {
+        Some(p) => Some(servescope_sim::StartupConfig {
+            phases: servescope_sim::startup::parse_phases(p)
+                .map_err(anyhow::Error::msg)
+                .context("--startup-phases")?,
+            log: a.startup_log.clone(),
+            stdout: true,
+            millis: a.startup_log_millis,
+        }),
+        None => None,
+    };
+    let h = servescope_sim::start_with(cfg, a.listen, startup)
         .await
         .context("starting the simulator")?;
     eprintln!(

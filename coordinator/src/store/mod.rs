@@ -3,6 +3,7 @@
 //! sequence number) and gaps. A run survives a crash with what it had: samples are
 //! committed in small transactions as they arrive.
 
+mod fabric;
 mod load;
 mod schema;
 

@@ -5,7 +5,7 @@ use rusqlite::Connection;
 use super::{Result, StoreError};
 
 /// Current schema version.
-pub const VERSION: i64 = 2;
+pub const VERSION: i64 = 3;
 
 const V1: &str = "
 CREATE TABLE runs(
@@ -99,6 +99,32 @@ CREATE TABLE requests(
 CREATE INDEX requests_by_id ON requests(request_id);
 ";
 
+/// v3: fabric probes (one row per probe, evidence as encoded ProbeSummary) and their per-size results.
+const V3: &str = "
+CREATE TABLE fabric_probes(
+    id INTEGER PRIMARY KEY,
+    run_id INTEGER NOT NULL REFERENCES runs(id),
+    from_agent TEXT NOT NULL,
+    to_agent TEXT NOT NULL,
+    transport TEXT NOT NULL,
+    error TEXT,
+    driver_pb BLOB,
+    responder_pb BLOB
+);
+CREATE TABLE fabric_results(
+    probe_id INTEGER NOT NULL REFERENCES fabric_probes(id),
+    size INTEGER NOT NULL,
+    op TEXT NOT NULL,
+    bytes INTEGER NOT NULL,
+    seconds REAL NOT NULL,
+    bandwidth_bps REAL NOT NULL,
+    messages_per_s REAL NOT NULL,
+    latency_p50_ns INTEGER,
+    latency_p99_ns INTEGER,
+    PRIMARY KEY(probe_id, size, op)
+) WITHOUT ROWID;
+";
+
 pub fn migrate(conn: &Connection) -> Result<()> {
     let v: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     if v > VERSION {
@@ -112,6 +138,9 @@ pub fn migrate(conn: &Connection) -> Result<()> {
     }
     if v < 2 {
         conn.execute_batch(&format!("BEGIN; {V2} PRAGMA user_version = 2; COMMIT;"))?;
+    }
+    if v < 3 {
+        conn.execute_batch(&format!("BEGIN; {V3} PRAGMA user_version = 3; COMMIT;"))?;
     }
     Ok(())
 }

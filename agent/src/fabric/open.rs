@@ -1,0 +1,58 @@
+//! Opens a probe endpoint for a wire transport description, and fills the fabric
+//! facts of a FabricCheck answer.
+
+use servescope_proto::v1::{FabricCheckResponse, FabricProvider, ProbeTransport};
+
+use super::libfabric::{self, LibfabricEndpoint};
+use super::ucx::{UcxEndpoint, UcxOptions};
+use super::{FabricError, ProbeEndpoint, ProbePlan};
+
+/// Opens this side's endpoint: libfabric with a provider, or UCX with optional
+/// UCX_TLS / UCX_NET_DEVICES for this probe only.
+pub fn open_endpoint(
+    t: &ProbeTransport,
+    plan: &ProbePlan,
+) -> Result<Box<dyn ProbeEndpoint>, FabricError> {
+    let opt = |s: &str| (!s.is_empty()).then(|| s.to_string());
+    match t.library.as_str() {
+        "libfabric" => {
+            if t.provider.is_empty() {
+                return Err(FabricError::BadPeer(
+                    "libfabric needs a provider (efa, tcp, shm, verbs, ...)".into(),
+                ));
+            }
+            Ok(Box::new(LibfabricEndpoint::open(&t.provider, plan)?))
+        }
+        "ucx" => Ok(Box::new(UcxEndpoint::new(
+            &UcxOptions {
+                tls: opt(&t.ucx_tls),
+                net_devices: opt(&t.ucx_net_devices),
+            },
+            plan,
+        )?)),
+        other => Err(FabricError::Unsupported(format!(
+            "library `{other}` (libfabric or ucx)"
+        ))),
+    }
+}
+
+/// Fills what the loaded fabric libraries say into a FabricCheck answer: libfabric
+/// providers (as `fi_info` lists them). Errors are reported, not fatal.
+pub fn fill_check(r: &mut FabricCheckResponse) {
+    match libfabric::providers() {
+        Ok(list) => {
+            r.providers = list
+                .iter()
+                .map(|p| FabricProvider {
+                    provider: p.provider.clone(),
+                    fabric: p.fabric.clone(),
+                    domain: p.domain.clone(),
+                    ep_type: p.ep_type.clone(),
+                    rma: p.has_cap("FI_RMA"),
+                    hmem: p.has_cap("FI_HMEM"),
+                })
+                .collect()
+        }
+        Err(e) => r.libfabric_error = e.to_string(),
+    }
+}

@@ -1,0 +1,55 @@
+//! The probe buffer: host memory, or GPU memory from the shared CUDA driver loader
+//! (`crate::fabric::cuda`), mapped into UCX with the matching memory type.
+
+use std::ffi::c_void;
+
+use super::sys::{ucs_memory_type, UCS_MEMORY_TYPE_CUDA, UCS_MEMORY_TYPE_HOST};
+use crate::fabric::cuda::CudaBuffer;
+use crate::fabric::{FabricError, MemKind};
+
+pub(super) enum Buffer {
+    Host(Vec<u8>),
+    Cuda(CudaBuffer),
+}
+
+impl Buffer {
+    /// `len` bytes of `kind` memory (at least 64 bytes).
+    pub fn alloc(kind: MemKind, len: u64) -> Result<Self, FabricError> {
+        let len = usize::try_from(len.max(64)).map_err(|_| {
+            FabricError::Memory("host", "buffer larger than the address space".into())
+        })?;
+        match kind {
+            MemKind::Host => Ok(Buffer::Host(vec![0u8; len])),
+            MemKind::Cuda(dev) => CudaBuffer::alloc(dev, len).map(Buffer::Cuda),
+        }
+    }
+
+    pub fn ptr(&self) -> *mut c_void {
+        match self {
+            Buffer::Host(v) => v.as_ptr().cast_mut().cast::<c_void>(),
+            Buffer::Cuda(c) => c.ptr(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        match self {
+            Buffer::Host(v) => v.len(),
+            Buffer::Cuda(c) => c.len(),
+        }
+    }
+
+    pub fn memory_type(&self) -> ucs_memory_type {
+        match self {
+            Buffer::Host(_) => UCS_MEMORY_TYPE_HOST,
+            Buffer::Cuda(_) => UCS_MEMORY_TYPE_CUDA,
+        }
+    }
+
+    /// "host" or "cuda:N", for `TransportTruth::memory`.
+    pub fn describe(&self) -> String {
+        match self {
+            Buffer::Host(_) => "host".into(),
+            Buffer::Cuda(c) => format!("cuda:{}", c.ordinal()),
+        }
+    }
+}

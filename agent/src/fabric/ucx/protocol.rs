@@ -1,0 +1,202 @@
+//! The in-band protocol of a UCX probe. Control and data use different tags.
+//! The responder loops on control messages from the driver:
+//! - `PINGPONG(size, n)`: n times receive a data message and send it back;
+//! - `WINDOW(size, n)`: receive n data messages, then send `ACK`;
+//! - `RMA_DONE`: the driver finished (and flushed) a window of puts or gets;
+//! - `BYE`: reply `ACK` and return Ok.
+//!
+//! While it waits it progresses its worker, which also serves RMA that UCX
+//! emulates over active messages (e.g. on tcp). Bandwidth is on the driver's clock.
+
+use std::time::Instant;
+
+use super::endpoint::UcxEndpoint;
+use super::io::{expect, Ctrl, Io, ACK, BYE, PINGPONG, RMA_DONE, TAG_DATA, WINDOW};
+use crate::fabric::plan::MAX_WINDOW;
+use crate::fabric::{FabricError, Op, ProbePlan, SizeResult};
+fn pct(sorted: &[u64], p: usize) -> Option<u64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    sorted.get((sorted.len() - 1) * p / 100).copied()
+}
+
+pub(super) fn drive(
+    e: &mut UcxEndpoint,
+    plan: &ProbePlan,
+    cancel: &dyn Fn() -> bool,
+) -> Result<Vec<SizeResult>, FabricError> {
+    plan.validate()?;
+    if e.ep.is_null() {
+        return Err(FabricError::BadPeer("run_driver before connect".into()));
+    }
+    let start = Instant::now();
+    let mut out = Vec::new();
+    let mut stopped = None;
+    {
+        let io = Io::new(e, plan, cancel);
+        let over = || start.elapsed() >= plan.max_duration;
+        'sizes: for &size in &plan.sizes {
+            let len = usize::try_from(size).map_err(|_| FabricError::BadPeer("size".into()))?;
+            let mut lat = (None, None);
+            if plan.ops.contains(&Op::Tag) && plan.latency_iterations > 0 {
+                let n = plan.warmup + plan.latency_iterations;
+                io.send_ctrl(Ctrl {
+                    cmd: PINGPONG,
+                    size,
+                    count: u64::from(n),
+                })?;
+                let mut v = Vec::with_capacity(plan.latency_iterations.min(1 << 20) as usize);
+                for i in 0..n {
+                    let t = Instant::now();
+                    io.ping(len)?;
+                    if i >= plan.warmup {
+                        v.push(u64::try_from(t.elapsed().as_nanos() / 2).unwrap_or(u64::MAX));
+                    }
+                }
+                v.sort_unstable();
+                lat = (pct(&v, 50), pct(&v, 99));
+            }
+            for &op in &plan.ops {
+                if over() {
+                    stopped = Some(size);
+                    break 'sizes;
+                }
+                for _ in 0..plan.warmup {
+                    io.window(op, len, plan.window)?;
+                }
+                let t = Instant::now();
+                let mut windows = 0u64;
+                while windows < u64::from(plan.iterations)
+                    && t.elapsed() < plan.duration_per_size
+                    && !over()
+                {
+                    io.window(op, len, plan.window)?;
+                    windows += 1;
+                }
+                let secs = t.elapsed().as_secs_f64().max(1e-9);
+                let messages = windows * u64::from(plan.window);
+                let bytes = messages * size;
+                let (p50, p99) = if op == Op::Tag { lat } else { (None, None) };
+                out.push(SizeResult {
+                    size,
+                    op: op.name(),
+                    bytes,
+                    messages,
+                    seconds: secs,
+                    bandwidth_bps: bytes as f64 / secs,
+                    messages_per_s: messages as f64 / secs,
+                    latency_p50_ns: p50,
+                    latency_p99_ns: p99,
+                });
+            }
+        }
+        io.send_ctrl(Ctrl {
+            cmd: BYE,
+            size: 0,
+            count: 0,
+        })?;
+        expect(io.recv_ctrl("bye ack from the responder")?, ACK)?;
+    }
+    if let Some(s) = stopped {
+        e.truth.notes.push(format!(
+            "stopped at max_duration {:?} before finishing size {s}",
+            plan.max_duration
+        ));
+    }
+    Ok(out)
+}
+
+pub(super) fn respond(
+    e: &mut UcxEndpoint,
+    plan: &ProbePlan,
+    cancel: &dyn Fn() -> bool,
+) -> Result<(), FabricError> {
+    plan.validate()?;
+    if e.ep.is_null() {
+        return Err(FabricError::BadPeer("run_responder before connect".into()));
+    }
+    let limit = plan.max_duration + plan.peer_timeout;
+    let start = Instant::now();
+    let io = Io::new(e, plan, cancel);
+    let buf_len = e.buf.len() as u64;
+    loop {
+        if start.elapsed() > limit {
+            return Err(FabricError::Timeout(
+                limit,
+                "the driver to finish (max_duration)",
+            ));
+        }
+        let c = io.recv_ctrl("a control message from the driver")?;
+        let check = |c: &Ctrl| -> Result<usize, FabricError> {
+            let max = if c.cmd == WINDOW {
+                u64::from(MAX_WINDOW)
+            } else {
+                u64::from(u32::MAX)
+            };
+            if c.size > buf_len || c.count > max {
+                return Err(FabricError::BadPeer(format!(
+                    "control {c:?} exceeds the plan"
+                )));
+            }
+            Ok(c.size as usize)
+        };
+        match c.cmd {
+            PINGPONG => {
+                let len = check(&c)?;
+                for _ in 0..c.count {
+                    let r = io.recv(io.data_ptr(), len, TAG_DATA)?;
+                    io.w.wait_one(r, "a ping from the driver")?;
+                    let r = io.send(io.data_ptr(), len, TAG_DATA)?;
+                    io.w.wait_one(r, "pong send completion")?;
+                }
+            }
+            WINDOW => {
+                let len = check(&c)?;
+                let mut reqs = Vec::with_capacity(c.count as usize);
+                let res = (|| {
+                    for _ in 0..c.count {
+                        reqs.extend(io.recv(io.data_ptr(), len, TAG_DATA)?);
+                    }
+                    io.w.wait_all(&mut reqs, "a window of messages from the driver")
+                })();
+                io.w.abandon(&mut reqs);
+                res?;
+                io.send_ctrl(Ctrl {
+                    cmd: ACK,
+                    size: c.size,
+                    count: c.count,
+                })?;
+            }
+            RMA_DONE => {}
+            BYE => {
+                io.send_ctrl(Ctrl {
+                    cmd: ACK,
+                    size: 0,
+                    count: 0,
+                })?;
+                // Let the ack leave before the caller may tear the endpoint down.
+                let _ = io.flush();
+                return Ok(());
+            }
+            other => {
+                return Err(FabricError::BadPeer(format!(
+                    "unknown control command {other}"
+                )));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles() {
+        let v: Vec<u64> = (1..=100).collect();
+        assert_eq!(pct(&v, 50), Some(50));
+        assert_eq!(pct(&v, 99), Some(99));
+        assert_eq!(pct(&[], 50), None);
+    }
+}

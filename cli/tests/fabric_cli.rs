@@ -1,0 +1,353 @@
+//! `servescope fabric` against real agents on loopback: probes over libfabric
+//! (tcp, shm) and UCX (tcp, posix shared memory) with Debian's libfabric1/libucx0,
+//! a responder killed mid-probe, absurd parameters refused by name, the preflight
+//! check, and two agents in two network namespaces joined by a veth pair.
+//! Each part prints why it skipped when its library or privilege is missing.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_servescope"));
+    c.env_remove("RUST_BACKTRACE");
+    c
+}
+
+/// The agent binary beside ours (cargo builds every workspace binary for tests).
+fn agent_bin() -> Option<PathBuf> {
+    let p = Path::new(env!("CARGO_BIN_EXE_servescope")).with_file_name("servescope-agent");
+    p.exists().then_some(p)
+}
+
+struct Agent(Child, String);
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+fn start_agent(tok: &Path, prefix: &[&str], listen: &str) -> Agent {
+    let ab = agent_bin().expect("agent binary");
+    let mut c = Command::new(
+        prefix
+            .first()
+            .copied()
+            .unwrap_or(ab.to_str().expect("path")),
+    );
+    if !prefix.is_empty() {
+        c.args(&prefix[1..]).arg(&ab);
+    }
+    let child = c
+        .args([
+            "--listen",
+            listen,
+            "--metrics-listen",
+            "off",
+            "--token-file",
+        ])
+        .arg(tok)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn agent");
+    // Ready when the port accepts (inside a namespace we just wait).
+    let t0 = std::time::Instant::now();
+    while t0.elapsed() < Duration::from_secs(10) {
+        if prefix.is_empty() && std::net::TcpStream::connect(listen).is_ok() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        if !prefix.is_empty() && t0.elapsed() > Duration::from_secs(2) {
+            break;
+        }
+    }
+    Agent(child, listen.to_string())
+}
+
+fn probe(tok: &Path, a: &Agent, b: &Agent, extra: &[&str]) -> Output {
+    bin()
+        .args([
+            "fabric",
+            "probe",
+            "--from",
+            &a.1,
+            "--to",
+            &b.1,
+            "--no-store",
+            "--token-file",
+        ])
+        .arg(tok)
+        .args(extra)
+        .output()
+        .expect("run servescope")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn setup() -> Option<(tempfile::TempDir, PathBuf)> {
+    if agent_bin().is_none() {
+        println!("skipping: servescope-agent binary not built beside servescope");
+        return None;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tok = dir.path().join("token");
+    std::fs::write(&tok, "fabric-token\n").expect("token");
+    Some((dir, tok))
+}
+
+#[test]
+fn loopback_probes_over_libfabric_and_ucx() {
+    let Some((_d, tok)) = setup() else { return };
+    let a = start_agent(&tok, &[], &format!("127.0.0.1:{}", free_port()));
+    let b = start_agent(&tok, &[], &format!("127.0.0.1:{}", free_port()));
+    let cases: &[(&str, &str, &str)] = &[
+        ("libfabric:tcp", "tag,rma_write,rma_read", "provider=tcp"),
+        ("libfabric:shm", "tag,rma_write,rma_read", "provider=shm"),
+        ("ucx:tcp", "tag,rma_write,rma_read", "lanes=[tcp/"),
+        ("ucx:posix,self", "tag", "lanes=["),
+    ];
+    for (tr, ops, truth) in cases {
+        let o = probe(
+            &tok,
+            &a,
+            &b,
+            &[
+                "--transport",
+                tr,
+                "--ops",
+                ops,
+                "--sizes",
+                "4K,64K,1M",
+                "--window",
+                "8",
+                "--iterations",
+                "10",
+                "--latency-iterations",
+                "20",
+            ],
+        );
+        let t = text(&o);
+        if t.contains("unavailable") || t.contains("not found") {
+            println!("skipping {tr}: {t}");
+            continue;
+        }
+        assert!(o.status.success(), "{tr}: {t}");
+        for size in ["4 KiB", "64 KiB", "1 MiB"] {
+            assert!(t.contains(size), "{tr}: no {size} row\n{t}");
+        }
+        assert!(
+            t.contains(truth),
+            "{tr}: transport truth missing `{truth}`\n{t}"
+        );
+        assert!(
+            t.contains("counters moved"),
+            "{tr}: no counter evidence\n{t}"
+        );
+        for op in ops.split(',') {
+            assert!(t.contains(op), "{tr}: no {op} result\n{t}");
+        }
+    }
+}
+
+#[test]
+fn killed_responder_gives_a_clean_error_and_keeps_what_was_measured() {
+    let Some((_d, tok)) = setup() else { return };
+    let a = start_agent(&tok, &[], &format!("127.0.0.1:{}", free_port()));
+    let mut b = start_agent(&tok, &[], &format!("127.0.0.1:{}", free_port()));
+    let child = bin()
+        .args([
+            "fabric",
+            "probe",
+            "--from",
+            &a.1,
+            "--to",
+            &b.1,
+            "--no-store",
+            "--token-file",
+        ])
+        .arg(&tok)
+        .args([
+            "--transport",
+            "libfabric:tcp",
+            "--sizes",
+            "64K,1M",
+            "--iterations",
+            "2000",
+            "--duration-per-size",
+            "20s",
+            "--latency-iterations",
+            "0",
+            "--peer-timeout",
+            "3s",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn probe");
+    std::thread::sleep(Duration::from_secs(5));
+    let _ = b.0.kill();
+    let o = child.wait_with_output().expect("probe output");
+    let t = text(&o);
+    assert!(!o.status.success(), "{t}");
+    assert!(t.contains("probe ended early"), "{t}");
+    assert!(
+        t.contains("waiting for the responder") || t.contains("connection lost"),
+        "{t}"
+    );
+    assert!(!t.contains("panicked"), "{t}");
+}
+
+#[test]
+fn absurd_parameters_are_refused_by_name() {
+    let Some((_d, tok)) = setup() else { return };
+    let a = start_agent(&tok, &[], &format!("127.0.0.1:{}", free_port()));
+    let b = start_agent(&tok, &[], &format!("127.0.0.1:{}", free_port()));
+    for (args, name) in [
+        (vec!["--sizes", "0"], "size `0`"),
+        (vec!["--sizes", "1T"], "sizes"),
+        (vec!["--max-duration=-5s"], "--max-duration"),
+        (vec!["--window", "0"], "--window"),
+        (vec!["--iterations", "100000000"], "iterations"),
+        (vec!["--transport", "nccl"], "bad transport"),
+        (vec!["--mem", "hbm"], "--mem"),
+    ] {
+        let o = probe(&tok, &a, &b, &args);
+        let t = text(&o);
+        assert!(!o.status.success(), "{args:?}: {t}");
+        assert!(t.contains(name), "{args:?}: expected `{name}` in\n{t}");
+    }
+    // The refused probes left no agent busy.
+    let o = probe(
+        &tok,
+        &a,
+        &b,
+        &[
+            "--sizes",
+            "4K",
+            "--iterations",
+            "2",
+            "--latency-iterations",
+            "2",
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+}
+
+#[test]
+fn check_reports_providers_and_findings() {
+    let Some((_d, tok)) = setup() else { return };
+    let a = start_agent(&tok, &[], &format!("127.0.0.1:{}", free_port()));
+    let o = bin()
+        .args(["fabric", "check", "--agent", &a.1, "--token-file"])
+        .arg(&tok)
+        .output()
+        .expect("check");
+    let t = text(&o);
+    assert!(t.contains("== "), "{t}");
+    assert!(t.contains("no EFA devices") || t.contains("efa"), "{t}");
+    assert!(t.contains("[info]") || t.contains("[WARN]"), "{t}");
+}
+
+fn sh(args: &[&str]) -> bool {
+    Command::new(args[0])
+        .args(&args[1..])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+#[test]
+fn two_agents_in_two_network_namespaces() {
+    let Some((_d, tok)) = setup() else { return };
+    let id = std::process::id() % 10000;
+    let (n1, n2) = (format!("ssf{id}a"), format!("ssf{id}b"));
+    let (v1, v2) = (format!("vf{id}a"), format!("vf{id}b"));
+    let made = sh(&["ip", "netns", "add", &n1])
+        && sh(&["ip", "netns", "add", &n2])
+        && sh(&[
+            "ip", "link", "add", &v1, "type", "veth", "peer", "name", &v2,
+        ])
+        && sh(&["ip", "link", "set", &v1, "netns", &n1])
+        && sh(&["ip", "link", "set", &v2, "netns", &n2])
+        && sh(&["ip", "-n", &n1, "addr", "add", "10.211.0.1/24", "dev", &v1])
+        && sh(&["ip", "-n", &n2, "addr", "add", "10.211.0.2/24", "dev", &v2])
+        && sh(&["ip", "-n", &n1, "link", "set", &v1, "up"])
+        && sh(&["ip", "-n", &n2, "link", "set", &v2, "up"])
+        && sh(&["ip", "-n", &n1, "link", "set", "lo", "up"])
+        && sh(&["ip", "-n", &n2, "link", "set", "lo", "up"]);
+    let cleanup = || {
+        sh(&["ip", "netns", "del", &n1]);
+        sh(&["ip", "netns", "del", &n2]);
+    };
+    if !made {
+        cleanup();
+        println!("skipping: cannot create network namespaces here (needs root and iproute2)");
+        return;
+    }
+    let a = start_agent(&tok, &["ip", "netns", "exec", &n1], "10.211.0.1:7781");
+    let b = start_agent(&tok, &["ip", "netns", "exec", &n2], "10.211.0.2:7782");
+    std::thread::sleep(Duration::from_secs(1));
+    // The CLI runs in the first namespace: it reaches its own agent and, over the
+    // veth, the other one.
+    let o = Command::new("ip")
+        .args(["netns", "exec", &n1])
+        .arg(env!("CARGO_BIN_EXE_servescope"))
+        .args([
+            "fabric",
+            "probe",
+            "--from",
+            &a.1,
+            "--to",
+            &b.1,
+            "--no-store",
+            "--token-file",
+        ])
+        .arg(&tok)
+        .args([
+            "--transport",
+            "libfabric:tcp",
+            "--sizes",
+            "64K,1M",
+            "--window",
+            "8",
+            "--iterations",
+            "10",
+            "--latency-iterations",
+            "20",
+        ])
+        .env_remove("RUST_BACKTRACE")
+        .output()
+        .expect("probe in netns");
+    let t = text(&o);
+    drop((a, b));
+    cleanup();
+    if t.contains("no provider") || t.contains("unavailable") {
+        println!("skipping: libfabric tcp not usable in the namespaces: {t}");
+        return;
+    }
+    assert!(o.status.success(), "{t}");
+    assert!(t.contains("1 MiB"), "{t}");
+    // The bytes crossed the veth pair, and the evidence says so.
+    assert!(
+        t.contains(&format!("netdev:{v1}/")) || t.contains(&format!("netdev:{v2}/")),
+        "{t}"
+    );
+}

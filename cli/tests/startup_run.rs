@@ -1,0 +1,163 @@
+//! `servescope startup run` end to end: it starts `servescope sim` in startup mode,
+//! waits for `/health`, sends the first request, tails the sim's vLLM-format log and
+//! prints the waterfall.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+const BIN: &str = env!("CARGO_BIN_EXE_servescope");
+
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+fn sim_cmd(port: u16, phases: &str, log: &Path, millis: bool) -> String {
+    format!(
+        "'{BIN}' sim --listen 127.0.0.1:{port} --model m --startup-phases '{phases}' --startup-log '{}'{}",
+        log.display(),
+        if millis { " --startup-log-millis" } else { "" }
+    )
+}
+
+fn run(args: &[&str]) -> (Output, String, String) {
+    let out = Command::new(BIN).args(args).output().unwrap();
+    let so = String::from_utf8_lossy(&out.stdout).into_owned();
+    let se = String::from_utf8_lossy(&out.stderr).into_owned();
+    (out, so, se)
+}
+
+fn seconds(phases: &[serde_json::Value], kind: &str) -> f64 {
+    let p = phases
+        .iter()
+        .find(|p| p["kind"] == kind)
+        .unwrap_or_else(|| panic!("no {kind} in {phases:#?}"));
+    match p["duration_s"].as_f64() {
+        Some(d) => d,
+        None => (p["end_ns"].as_i64().unwrap() - p["start_ns"].as_i64().unwrap()) as f64 / 1e9,
+    }
+}
+
+#[test]
+fn startup_run_against_sim_startup_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("sim.log");
+    let html = dir.path().join("w.html");
+    let db = dir.path().join("s.db");
+    let port = free_port();
+    let phases = "init=0.3,download=0.5,weight_load=0.8,dynamo=0.3,compile=0.6,profile=0.4,kv_cache=0.3,graph_capture=1,api=0.2";
+    let cmd = sim_cmd(port, phases, &log, true);
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let (out, so, se) = run(&[
+        "startup",
+        "run",
+        "--endpoint",
+        &endpoint,
+        "--model",
+        "m",
+        "--log",
+        log.to_str().unwrap(),
+        "--start-cmd",
+        &cmd,
+        "--timeout",
+        "60s",
+        "--min-gap",
+        "0.05",
+        "--json",
+        "-o",
+        html.to_str().unwrap(),
+        "--db",
+        db.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{so}\n{se}");
+    assert!(se.contains("waiting for /health: 503 after"), "{se}");
+    let v: serde_json::Value = serde_json::from_str(&so).unwrap();
+    let tr = &v[0];
+    let ph = tr["timeline"]["phases"].as_array().unwrap();
+    for (kind, want) in [
+        ("weight_download", 0.5),
+        ("weight_load", 0.8),
+        ("model_load", 1.3),
+        ("dynamo_transform", 0.3),
+        ("inductor_compile", 0.6),
+        ("torch_compile", 0.9),
+        ("memory_profiling", 0.4),
+        ("kv_cache_allocation", 0.3),
+        ("cuda_graph_capture", 1.0),
+        ("fixed_init", 0.3),
+    ] {
+        let got = seconds(ph, kind);
+        assert!((got - want).abs() <= 0.2, "{kind}: {got} vs {want}");
+    }
+    let at = |kind: &str| {
+        ph.iter().find(|p| p["kind"] == kind).unwrap()["end_ns"]
+            .as_i64()
+            .unwrap()
+    };
+    assert!(at("first_token") >= at("api_ready"), "{ph:#?}");
+    assert!(at("first_token") >= at("first_request"));
+    assert_eq!(
+        ph.iter().find(|p| p["kind"] == "first_token").unwrap()["source"],
+        "client"
+    );
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(page.contains("<svg") && page.contains("CUDA graph capture"));
+    let (out, so, _) = run(&["runs", "--db", db.to_str().unwrap()]);
+    assert!(out.status.success() && so.contains("startup"), "{so}");
+}
+
+#[test]
+fn startup_run_trials_restart_the_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("sim.log");
+    let port = free_port();
+    let cmd = sim_cmd(
+        port,
+        "weight_load=1,compile=0.5,graph_capture=1",
+        &log,
+        false,
+    );
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let (out, so, se) = run(&[
+        "startup",
+        "run",
+        "--endpoint",
+        &endpoint,
+        "--model",
+        "m",
+        "--log",
+        log.to_str().unwrap(),
+        "--start-cmd",
+        &cmd,
+        "--trials",
+        "2",
+    ]);
+    assert!(out.status.success(), "{so}\n{se}");
+    assert!(se.contains("trial 2/2"), "{se}");
+    assert!(so.contains("== trial 2 of 2"), "{so}");
+    // Whole-second stamps: the printed durations still come through exactly.
+    let weight = so
+        .lines()
+        .filter(|l| l.trim_start().starts_with("Weight load"))
+        .count();
+    assert_eq!(weight, 2, "{so}");
+    assert!(so.contains("CUDA graph capture"), "{so}");
+    assert!(so.contains("First token"), "{so}");
+
+    // A command that dies before the endpoint is ready: a clear error.
+    let (out, _, se) = run(&[
+        "startup",
+        "run",
+        "--endpoint",
+        &endpoint,
+        "--model",
+        "m",
+        "--start-cmd",
+        "exit 7",
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        se.contains("exited") && se.contains("before the endpoint was ready"),
+        "{se}"
+    );
+}

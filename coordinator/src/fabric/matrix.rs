@@ -1,0 +1,199 @@
+//! Every ordered pair of agents probed in turn; the N×N bandwidth matrix, its median,
+//! the pairs below 80 % of it, and an HTML heatmap.
+
+use super::ProbeOutcome;
+
+/// A pair below this fraction of the median is an outlier.
+pub const OUTLIER_FRACTION: f64 = 0.8;
+
+/// Bandwidth (bytes/s) of one probe at its largest measured size, tag op preferred.
+pub fn headline_bps(o: &ProbeOutcome) -> Option<f64> {
+    let max = o.results.iter().map(|r| r.size).max()?;
+    let at: Vec<_> = o.results.iter().filter(|r| r.size == max).collect();
+    at.iter()
+        .find(|r| r.op == "tag")
+        .or_else(|| at.first())
+        .map(|r| r.bandwidth_bps)
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Matrix {
+    pub agents: Vec<String>,
+    /// cells[from][to]; None on the diagonal and where the probe failed.
+    pub cells: Vec<Vec<Option<f64>>>,
+    pub median: Option<f64>,
+    /// (from, to, bps, fraction of median).
+    pub outliers: Vec<(usize, usize, f64, f64)>,
+}
+
+pub fn build(agents: &[String], outcomes: &[ProbeOutcome]) -> Matrix {
+    let n = agents.len();
+    let mut cells = vec![vec![None; n]; n];
+    for o in outcomes {
+        let (Some(i), Some(j)) = (
+            agents.iter().position(|a| *a == o.from),
+            agents.iter().position(|a| *a == o.to),
+        ) else {
+            continue;
+        };
+        if o.error.is_none() {
+            cells[i][j] = headline_bps(o);
+        }
+    }
+    let mut vals: Vec<f64> = cells.iter().flatten().flatten().copied().collect();
+    vals.sort_by(f64::total_cmp);
+    let median = match vals.len() {
+        0 => None,
+        l if l % 2 == 1 => Some(vals[l / 2]),
+        l => Some((vals[l / 2 - 1] + vals[l / 2]) / 2.0),
+    };
+    let mut outliers = Vec::new();
+    if let Some(m) = median.filter(|m| *m > 0.0) {
+        for (i, row) in cells.iter().enumerate() {
+            for (j, c) in row.iter().enumerate() {
+                if let Some(v) = c {
+                    if *v < OUTLIER_FRACTION * m {
+                        outliers.push((i, j, *v, v / m));
+                    }
+                }
+            }
+        }
+    }
+    Matrix {
+        agents: agents.to_vec(),
+        cells,
+        median,
+        outliers,
+    }
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// A self-contained HTML page with the heatmap (GB/s, outliers outlined in red).
+pub fn html(m: &Matrix, title: &str) -> String {
+    let n = m.agents.len();
+    let (cell, left, top) = (90.0, 180.0, 150.0);
+    let w = left + cell * n as f64 + 20.0;
+    let h = top + cell * n as f64 + 40.0;
+    let max = m
+        .cells
+        .iter()
+        .flatten()
+        .flatten()
+        .copied()
+        .fold(0.0_f64, f64::max)
+        .max(1.0);
+    let mut svg = format!(
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="12">"#
+    );
+    for (i, a) in m.agents.iter().enumerate() {
+        let y = top + cell * i as f64 + cell / 2.0;
+        svg += &format!(
+            r#"<text x="{}" y="{y}" text-anchor="end" dominant-baseline="middle">{}</text>"#,
+            left - 6.0,
+            esc(a)
+        );
+        let x = left + cell * i as f64 + cell / 2.0;
+        svg += &format!(
+            r#"<text x="{x}" y="{}" text-anchor="start" transform="rotate(-40 {x} {})">{}</text>"#,
+            top - 8.0,
+            top - 8.0,
+            esc(a)
+        );
+    }
+    for (i, row) in m.cells.iter().enumerate() {
+        for (j, c) in row.iter().enumerate() {
+            let (x, y) = (left + cell * j as f64, top + cell * i as f64);
+            let (fill, label) = match c {
+                None if i == j => ("#eeeeee".to_string(), String::new()),
+                None => ("#ffffff".to_string(), "failed".to_string()),
+                Some(v) => {
+                    let t = (v / max).clamp(0.0, 1.0);
+                    let g = (255.0 - 150.0 * t) as u8;
+                    (format!("rgb({},{},255)", g, g), format!("{:.2}", v / 1e9))
+                }
+            };
+            let out = m.outliers.iter().any(|o| o.0 == i && o.1 == j);
+            let stroke = if out {
+                r##"stroke="#d00" stroke-width="3""##
+            } else {
+                r##"stroke="#999""##
+            };
+            svg += &format!(
+                r#"<rect x="{x}" y="{y}" width="{cell}" height="{cell}" fill="{fill}" {stroke}><title>{} → {}: {label} GB/s</title></rect>"#,
+                esc(&m.agents[i]),
+                esc(&m.agents[j])
+            );
+            svg += &format!(
+                r#"<text x="{}" y="{}" text-anchor="middle" dominant-baseline="middle">{label}</text>"#,
+                x + cell / 2.0,
+                y + cell / 2.0
+            );
+        }
+    }
+    svg += &format!(
+        r#"<text x="{left}" y="{}">rows: from (driver), columns: to (responder); GB/s (10⁹ B/s) at the largest size; red: &lt; 80 % of the median</text></svg>"#,
+        h - 12.0
+    );
+    let median = m
+        .median
+        .map(|v| format!("{:.2} GB/s", v / 1e9))
+        .unwrap_or_else(|| "n/a".into());
+    let mut outl = String::new();
+    for (i, j, v, f) in &m.outliers {
+        outl += &format!(
+            "<li>{} → {}: {:.2} GB/s ({:.0} % of median)</li>",
+            esc(&m.agents[*i]),
+            esc(&m.agents[*j]),
+            v / 1e9,
+            f * 100.0
+        );
+    }
+    format!("<!doctype html><html><head><meta charset=\"utf-8\"><title>{t}</title></head><body><h1>{t}</h1><p>median {median}</p>{svg}<h2>Outliers</h2><ul>{outl}</ul></body></html>", t = esc(title))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use servescope_proto::v1::ProbeSizeResult;
+
+    fn o(from: &str, to: &str, bps: f64) -> ProbeOutcome {
+        ProbeOutcome {
+            from: from.into(),
+            to: to.into(),
+            results: vec![ProbeSizeResult {
+                size: 1 << 20,
+                op: "tag".into(),
+                bandwidth_bps: bps,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn slow_pair_is_flagged_and_drawn() {
+        let a: Vec<String> = ["a", "b", "c"].iter().map(|s| s.to_string()).collect();
+        let outs = vec![
+            o("a", "b", 10e9),
+            o("b", "a", 10e9),
+            o("a", "c", 10e9),
+            o("c", "a", 10e9),
+            o("b", "c", 10e9),
+            o("c", "b", 4e9),
+        ];
+        let m = build(&a, &outs);
+        assert_eq!(m.median, Some(10e9));
+        assert_eq!(m.outliers.len(), 1);
+        assert_eq!((m.outliers[0].0, m.outliers[0].1), (2, 1));
+        let page = html(&m, "matrix <test>");
+        assert!(page.contains("stroke=\"#d00\""));
+        assert!(page.contains("c → b: 4.00 GB/s (40 % of median)"));
+        assert!(page.contains("matrix &lt;test&gt;"));
+    }
+}

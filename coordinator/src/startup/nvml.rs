@@ -1,0 +1,348 @@
+//! Startup phases inferred from what NVML sees of a serving process, for when no log
+//! is available (and to cross-check logs): the process's GPU memory, the GPU's PCIe
+//! receive rate and its utilisation, sampled by the agent.
+//!
+//! Rules (each phase carries its evidence in `attrs` and a confidence < 1):
+//! - CUDA context: the process first holds GPU memory.
+//! - Weight load: the first sustained PCIe RX run (≥ 1 GB/s) after that; edges are
+//!   placed inside the sample interval by the fraction of peak rate it reached.
+//! - KV cache allocation: a ≥ 1 GiB step of process memory in one interval with
+//!   little PCIe traffic (memory that came from nowhere).
+//! - GPU busy (first kernels / serving): the first sustained run of utilisation
+//!   ≥ 50 % after the weights; its end is the last sample at ≥ 90 % of the plateau
+//!   (NVML utilisation averages a trailing window, so edges lag by up to a sample).
+//! - CUDA graph capture: the last cluster of small memory changes with the GPU
+//!   mostly idle, just before GPU busy.
+//! - torch.compile (CPU-bound, GPU idle): from the first GPU activity after the weight
+//!   load / KV allocation to the graph capture, when that stretch is ≥ 2 s.
+
+use super::phase::{Phase, PhaseKind, Source, Timeline};
+
+/// One agent sample of one GPU, as far as inference needs it.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct GpuPoint {
+    pub t_ns: i64,
+    pub util_pct: Option<f64>,
+    /// Cumulative PCIe receive bytes.
+    pub pcie_rx: Option<f64>,
+    /// The process's GPU memory (None: not listed in this sample).
+    pub proc_mem: Option<f64>,
+}
+
+const GB: f64 = 1e9;
+const GIB: f64 = 1073741824.0;
+/// PCIe RX rate that counts as weight transfer.
+pub const WEIGHT_RATE: f64 = 1.0 * GB;
+/// Process memory step that counts as the KV cache allocation.
+pub const KV_STEP: f64 = 1.0 * GIB;
+/// Utilisation that counts as busy.
+pub const BUSY_UTIL: f64 = 50.0;
+/// A memory change that counts (graph capture, workspace allocations).
+pub const MEM_CHANGE: f64 = 16.0 * 1048576.0;
+
+fn rate(p: &[GpuPoint], i: usize) -> f64 {
+    match (p[i - 1].pcie_rx, p[i].pcie_rx) {
+        (Some(a), Some(b)) if p[i].t_ns > p[i - 1].t_ns => {
+            (b - a).max(0.0) / ((p[i].t_ns - p[i - 1].t_ns) as f64 / 1e9)
+        }
+        _ => 0.0,
+    }
+}
+
+fn dmem(p: &[GpuPoint], i: usize) -> f64 {
+    match (p[i - 1].proc_mem, p[i].proc_mem) {
+        (Some(a), Some(b)) => b - a,
+        _ => 0.0,
+    }
+}
+
+fn util(p: &[GpuPoint], i: usize) -> f64 {
+    p[i].util_pct.unwrap_or(0.0)
+}
+
+fn phase(kind: PhaseKind, s: i64, e: i64, conf: f32, attrs: &[(&str, String)]) -> Phase {
+    let mut ph = Phase::new(kind, Source::Nvml, conf).span(s, e.max(s));
+    for (k, v) in attrs {
+        ph.attrs.insert((*k).to_string(), v.clone());
+    }
+    ph
+}
+
+/// Infers the phases of one process from its GPU's samples (sorted by time).
+pub fn infer(points: &[GpuPoint], host: Option<String>) -> Timeline {
+    let mut tl = Timeline::new(host);
+    let p = points;
+    let Some(first) = p.iter().position(|x| x.proc_mem.is_some_and(|m| m > 0.0)) else {
+        return tl;
+    };
+    let dt = |i: usize| if i > 0 { p[i].t_ns - p[i - 1].t_ns } else { 0 };
+    // Only the end is visible: NVML knows nothing of a process before its context.
+    let mut ctx = phase(
+        PhaseKind::CudaContext,
+        p[first].t_ns,
+        p[first].t_ns,
+        0.5,
+        &[(
+            "evidence",
+            "process first holds GPU memory (its start is invisible to NVML)".into(),
+        )],
+    );
+    ctx.start_ns = None;
+    ctx.duration_s = None;
+    tl.phases.push(ctx);
+    let mut cursor = first + 1;
+
+    // Weight load: the first sustained PCIe RX run (dips of ≤ 2 samples bridged).
+    let mut weights_end = None;
+    if let Some(a) = (cursor..p.len()).find(|&i| rate(p, i) >= WEIGHT_RATE) {
+        let mut b = a;
+        let mut i = a + 1;
+        while i < p.len() && i <= b + 3 {
+            if rate(p, i) >= WEIGHT_RATE {
+                b = i;
+            }
+            i += 1;
+        }
+        if b > a {
+            let mut rs: Vec<f64> = (a..=b).map(|i| rate(p, i)).collect();
+            rs.sort_by(f64::total_cmp);
+            let peak = rs[rs.len() / 2].max(1.0);
+            let frac = |i: usize| (rate(p, i) / peak).clamp(0.0, 1.0);
+            let start = p[a].t_ns - (dt(a) as f64 * frac(a)) as i64;
+            let end = p[b - 1].t_ns + (dt(b) as f64 * frac(b)) as i64;
+            let bytes = p[b].pcie_rx.unwrap_or(0.0) - p[a - 1].pcie_rx.unwrap_or(0.0);
+            tl.phases.push(phase(
+                PhaseKind::WeightLoad,
+                start,
+                end,
+                0.7,
+                &[
+                    (
+                        "evidence",
+                        "sustained PCIe RX while process memory grew".into(),
+                    ),
+                    ("pcie_rx_gb", format!("{:.2}", bytes / GB)),
+                    ("median_rate_gbps", format!("{:.2}", peak / GB)),
+                ],
+            ));
+            weights_end = Some(end);
+            cursor = b + 1;
+        }
+    }
+
+    // KV cache: a big memory step without matching PCIe traffic.
+    let mut kv_end_idx = None;
+    if let Some(i) = (cursor.max(1)..p.len()).find(|&i| {
+        let step = dmem(p, i);
+        let moved = rate(p, i) * dt(i) as f64 / 1e9;
+        step >= KV_STEP && moved < 0.5 * step
+    }) {
+        tl.phases.push(phase(
+            PhaseKind::KvCacheAllocation,
+            p[i - 1].t_ns,
+            p[i].t_ns,
+            0.6,
+            &[
+                (
+                    "evidence",
+                    "process memory step without PCIe traffic".into(),
+                ),
+                ("step_gib", format!("{:.2}", dmem(p, i) / GIB)),
+            ],
+        ));
+        kv_end_idx = Some(i);
+        cursor = i + 1;
+    }
+
+    // GPU busy: first sustained (≥ 3 samples) utilisation ≥ 50 % after the weights.
+    let busy_from = weights_end
+        .and_then(|e| p.iter().position(|x| x.t_ns > e))
+        .unwrap_or(first)
+        .max(kv_end_idx.map_or(0, |k| k + 1));
+    let mut busy = None;
+    let mut i = busy_from.max(1);
+    while i + 2 < p.len() {
+        if (i..i + 3).all(|j| util(p, j) >= BUSY_UTIL) {
+            let mut j = i;
+            while j + 1 < p.len() && util(p, j + 1) >= BUSY_UTIL {
+                j += 1;
+            }
+            let plateau = (i..=j).map(|k| util(p, k)).fold(0.0, f64::max);
+            let last = (i..=j)
+                .rev()
+                .find(|&k| util(p, k) >= 0.9 * plateau)
+                .unwrap_or(j);
+            busy = Some((i, last));
+            break;
+        }
+        i += 1;
+    }
+
+    // Graph capture: the last cluster of memory changes before GPU busy.
+    let mut capture_start = None;
+    if let Some((bi, _)) = busy {
+        let changes: Vec<usize> = (cursor.max(1)..bi)
+            .filter(|&k| dmem(p, k).abs() >= MEM_CHANGE && util(p, k) < BUSY_UTIL)
+            .collect();
+        if let Some(&last) = changes.last() {
+            if p[bi].t_ns - p[last].t_ns <= 1_000_000_000 {
+                let mut firstc = last;
+                for &k in changes.iter().rev() {
+                    if firstc - k <= 2 {
+                        firstc = k;
+                    } else {
+                        break;
+                    }
+                }
+                let s = p[firstc].t_ns - dt(firstc);
+                tl.phases.push(phase(
+                    PhaseKind::CudaGraphCapture,
+                    s,
+                    p[last].t_ns,
+                    0.5,
+                    &[(
+                        "evidence",
+                        "memory changes with the GPU mostly idle, before sustained work".into(),
+                    )],
+                ));
+                capture_start = Some((firstc, s));
+            }
+        }
+    }
+
+    // torch.compile: GPU-idle stretch from the first activity after the previous
+    // phase up to the capture.
+    if let Some((ci, cs)) = capture_start {
+        let from = cursor.max(1);
+        let active = (from..ci).find(|&k| {
+            rate(p, k) >= 0.05 * GB || dmem(p, k).abs() >= MEM_CHANGE || util(p, k) > 0.0
+        });
+        if let Some(a) = active {
+            let s = p[a].t_ns - dt(a);
+            if cs - s >= 2_000_000_000 {
+                tl.phases.push(phase(
+                    PhaseKind::TorchCompile,
+                    s,
+                    cs,
+                    0.4,
+                    &[("evidence", "GPU mostly idle between allocation and graph capture (CPU-bound: torch.compile / profiling)".into())],
+                ));
+            }
+        }
+    }
+
+    if let Some((bi, last)) = busy {
+        tl.phases.push(phase(
+            PhaseKind::GpuBusy,
+            p[bi].t_ns - dt(bi),
+            p[last].t_ns,
+            0.6,
+            &[("evidence", format!("utilisation ≥ {BUSY_UTIL} % sustained"))],
+        ));
+    }
+    tl.sort();
+    tl
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A synthetic cold start at 100 ms sampling: context at 1 s, 3 s of weights at
+    /// 5 GB/s, KV step at 4.5 s, compile 5–15 s, capture 15–15.3 s, serving 15.4–19 s.
+    fn synthetic() -> Vec<GpuPoint> {
+        let mut v = Vec::new();
+        let (mut rx, mut mem) = (0.0, None::<f64>);
+        for k in 0..220 {
+            let t = k as f64 * 0.1;
+            let mut util = 0.0;
+            if t >= 1.0 && mem.is_none() {
+                mem = Some(0.5 * GIB);
+            }
+            if t > 1.2 && t <= 4.2 {
+                rx += 5.0 * GB * 0.1;
+                mem = mem.map(|m| m + 5.0 * GB * 0.1);
+            }
+            if (t - 4.5).abs() < 0.05 {
+                mem = mem.map(|m| m + 20.0 * GIB);
+            }
+            if (t - 5.1).abs() < 0.05 {
+                mem = mem.map(|m| m + 0.1 * GIB);
+                util = 5.0;
+            }
+            if t > 15.05 && t < 15.35 {
+                mem = mem.map(|m| m + 0.2 * GIB);
+            }
+            if t > 15.45 && t <= 19.0 {
+                util = 99.0;
+            }
+            v.push(GpuPoint {
+                t_ns: (t * 1e9) as i64,
+                util_pct: Some(util),
+                pcie_rx: Some(rx),
+                proc_mem: mem,
+            });
+        }
+        v
+    }
+
+    #[test]
+    fn synthetic_cold_start_phases_land_near_the_truth() {
+        let tl = infer(&synthetic(), None);
+        let near = |k: PhaseKind, s: f64, e: f64| {
+            let ph = tl
+                .get(k)
+                .unwrap_or_else(|| panic!("{k:?} missing: {tl:#?}"));
+            let (ps, pe) = (
+                ph.start_ns.unwrap_or(0) as f64 / 1e9,
+                ph.end_ns.unwrap_or(0) as f64 / 1e9,
+            );
+            assert!(
+                (ps - s).abs() <= 0.25 && (pe - e).abs() <= 0.25,
+                "{k:?}: {ps}..{pe} vs {s}..{e}"
+            );
+        };
+        let ctx = tl.get(PhaseKind::CudaContext).expect("context");
+        assert_eq!(ctx.start_ns, None);
+        assert_eq!(ctx.end_ns, Some(1_000_000_000));
+        near(PhaseKind::WeightLoad, 1.2, 4.2);
+        near(PhaseKind::KvCacheAllocation, 4.4, 4.5);
+        near(PhaseKind::TorchCompile, 5.0, 15.0);
+        near(PhaseKind::CudaGraphCapture, 15.0, 15.3);
+        near(PhaseKind::GpuBusy, 15.4, 19.0);
+        assert!(tl
+            .phases
+            .iter()
+            .all(|p| p.source == Source::Nvml && p.confidence < 1.0));
+    }
+
+    #[test]
+    fn no_process_memory_means_no_phases_and_garbage_never_panics() {
+        assert!(infer(&[], None).phases.is_empty());
+        let idle: Vec<GpuPoint> = (0..50)
+            .map(|k| GpuPoint {
+                t_ns: k * 100_000_000,
+                ..Default::default()
+            })
+            .collect();
+        assert!(infer(&idle, None).phases.is_empty());
+        let mut x: u64 = 7;
+        for _ in 0..200 {
+            let pts: Vec<GpuPoint> = (0..60)
+                .map(|k| {
+                    x = x
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    GpuPoint {
+                        t_ns: k * 100_000_000 + (x % 7) as i64,
+                        util_pct: (x % 3 > 0).then_some((x >> 8) as f64 % 101.0),
+                        pcie_rx: (x % 5 > 0).then_some((x >> 16) as f64),
+                        proc_mem: (x % 4 > 0).then_some((x >> 24) as f64),
+                    }
+                })
+                .collect();
+            let tl = infer(&pts, None);
+            assert!(tl.phases.iter().all(|p| p.start_ns <= p.end_ns));
+        }
+    }
+}

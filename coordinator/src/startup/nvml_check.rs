@@ -1,0 +1,167 @@
+//! NVML-inferred phases from a recorded run, and their comparison with ground-truth
+//! phase markers (`../shared/gpu/phase_workload.py` prints them as JSON lines:
+//! `{"marker": "weights_load", "edge": "begin"|"end", "t_ns": …, "pid": …}`).
+
+use std::collections::BTreeMap;
+
+use servescope_proto::v1::sample;
+
+use super::nvml::GpuPoint;
+use super::phase::{PhaseKind, Timeline};
+use crate::store::{Store, StoreError};
+
+/// The samples of one GPU of one agent, with one process's memory.
+pub fn points_from_store(
+    store: &Store,
+    run: i64,
+    agent: Option<i64>,
+    gpu: u32,
+    pid: Option<u32>,
+) -> Result<(Vec<GpuPoint>, Option<u32>), StoreError> {
+    // (t, util, rx, [(pid, mem)])
+    let mut raw: Vec<(i64, Option<f64>, Option<f64>, Vec<(u32, f64)>)> = Vec::new();
+    store.for_each_sample(run, |s| {
+        if agent.is_some_and(|a| a != s.agent_id) {
+            return Ok(());
+        }
+        if let Some(sample::Data::Gpu(g)) = &s.sample.data {
+            if let Some(r) = g.gpus.iter().find(|r| r.index == gpu) {
+                raw.push((
+                    s.sample.t_ns as i64,
+                    r.util_gpu_pct.map(f64::from),
+                    r.pcie_rx_bytes.map(|v| v as f64),
+                    r.processes
+                        .iter()
+                        .map(|p| (p.pid, p.used_bytes as f64))
+                        .collect(),
+                ));
+            }
+        }
+        Ok(())
+    })?;
+    raw.sort_by_key(|r| r.0);
+    let pid = pid.or_else(|| {
+        let mut max: BTreeMap<u32, f64> = BTreeMap::new();
+        for (_, _, _, ps) in &raw {
+            for (p, m) in ps {
+                let e = max.entry(*p).or_insert(0.0);
+                *e = e.max(*m);
+            }
+        }
+        max.into_iter()
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+            .map(|(p, _)| p)
+    });
+    let pts = raw
+        .into_iter()
+        .map(|(t, u, rx, ps)| GpuPoint {
+            t_ns: t,
+            util_pct: u,
+            pcie_rx: rx,
+            proc_mem: pid.and_then(|p| ps.iter().find(|x| x.0 == p).map(|x| x.1)),
+        })
+        .collect();
+    Ok((pts, pid))
+}
+
+/// Ground-truth markers: name → (begin, end) ns. Unparseable lines are skipped.
+pub fn parse_markers(text: &str) -> BTreeMap<String, (Option<i64>, Option<i64>)> {
+    let mut out: BTreeMap<String, (Option<i64>, Option<i64>)> = BTreeMap::new();
+    for line in text.lines().take(100_000) {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        let (Some(m), Some(e), Some(t)) = (
+            v.get("marker").and_then(|x| x.as_str()),
+            v.get("edge").and_then(|x| x.as_str()),
+            v.get("t_ns").and_then(|x| x.as_i64()),
+        ) else {
+            continue;
+        };
+        let slot = out.entry(m.chars().take(64).collect()).or_default();
+        match e {
+            "begin" => slot.0 = Some(t),
+            "end" => slot.1 = Some(t),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Which inferred phase a phase_workload marker corresponds to.
+pub fn kind_of_marker(m: &str) -> Option<PhaseKind> {
+    Some(match m {
+        "cuda_init" => PhaseKind::CudaContext,
+        "weights_load" => PhaseKind::WeightLoad,
+        "kv_alloc" => PhaseKind::KvCacheAllocation,
+        "compile" => PhaseKind::TorchCompile,
+        "graph_capture" => PhaseKind::CudaGraphCapture,
+        "serving" => PhaseKind::GpuBusy,
+        _ => return None,
+    })
+}
+
+/// One row of the comparison.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckRow {
+    pub marker: String,
+    pub kind: PhaseKind,
+    pub truth: (Option<i64>, Option<i64>),
+    pub inferred: Option<(Option<i64>, Option<i64>)>,
+    /// Inferred − truth, ms.
+    pub d_begin_ms: Option<f64>,
+    pub d_end_ms: Option<f64>,
+    pub truth_s: Option<f64>,
+    pub inferred_s: Option<f64>,
+    /// Every visible boundary within ±250 ms, and duration within 10 % when > 2 s.
+    pub ok: bool,
+}
+
+pub const BOUNDARY_MS: f64 = 250.0;
+pub const DURATION_FRACTION: f64 = 0.10;
+
+pub fn compare(
+    tl: &Timeline,
+    markers: &BTreeMap<String, (Option<i64>, Option<i64>)>,
+) -> Vec<CheckRow> {
+    let mut rows = Vec::new();
+    for (m, &(tb, te)) in markers {
+        let Some(kind) = kind_of_marker(m) else {
+            continue;
+        };
+        let ph = tl.get(kind);
+        let d = |a: Option<i64>, b: Option<i64>| match (a, b) {
+            (Some(a), Some(b)) => Some((a - b) as f64 / 1e6),
+            _ => None,
+        };
+        let inferred = ph.map(|p| (p.start_ns, p.end_ns));
+        let (db, de) = (
+            d(ph.and_then(|p| p.start_ns), tb),
+            d(ph.and_then(|p| p.end_ns), te),
+        );
+        let truth_s = d(te, tb).map(|v| v / 1e3);
+        let inferred_s = ph.and_then(|p| d(p.end_ns, p.start_ns)).map(|v| v / 1e3);
+        let within = |x: Option<f64>| x.is_none_or(|v| v.abs() <= BOUNDARY_MS);
+        let dur_ok = match (truth_s, inferred_s) {
+            (Some(t), Some(i)) if t > 2.0 => (i - t).abs() <= DURATION_FRACTION * t,
+            _ => true,
+        };
+        rows.push(CheckRow {
+            marker: m.clone(),
+            kind,
+            truth: (tb, te),
+            inferred,
+            d_begin_ms: db,
+            d_end_ms: de,
+            truth_s,
+            inferred_s,
+            ok: ph.is_some()
+                && within(db)
+                && within(de)
+                && dur_ok
+                && (db.is_some() || de.is_some()),
+        });
+    }
+    rows.sort_by_key(|r| r.truth.0.or(r.truth.1));
+    rows
+}

@@ -1,0 +1,153 @@
+//! Fabric probes in the store: the probe (who, how, what evidence) and its per-size
+//! results. A probe that ended early is stored with its error and what it measured.
+
+use rusqlite::params;
+use servescope_proto::v1::{ProbeSizeResult, ProbeSummary};
+
+use super::{Result, Store, StoreError};
+use crate::fabric::ProbeOutcome;
+
+fn encode(s: &Option<ProbeSummary>) -> Option<Vec<u8>> {
+    s.as_ref().map(prost::Message::encode_to_vec)
+}
+
+fn decode(b: Option<Vec<u8>>) -> Result<Option<ProbeSummary>> {
+    b.map(|b| <ProbeSummary as prost::Message>::decode(b.as_slice()))
+        .transpose()
+        .map_err(|e| StoreError::Corrupt {
+            what: "probe summary",
+            message: e.to_string(),
+        })
+}
+
+impl Store {
+    /// Stores one probe and its results in one transaction; returns its id.
+    pub fn save_fabric_probe(&mut self, run: i64, o: &ProbeOutcome) -> Result<i64> {
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "INSERT INTO fabric_probes(run_id, from_agent, to_agent, transport, error, driver_pb, responder_pb)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![run, o.from, o.to, o.transport, o.error, encode(&o.driver), encode(&o.responder)],
+        )?;
+        let id = tx.last_insert_rowid();
+        for r in &o.results {
+            tx.execute(
+                "INSERT OR REPLACE INTO fabric_results VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![
+                    id,
+                    r.size as i64,
+                    r.op,
+                    r.bytes as i64,
+                    r.seconds,
+                    r.bandwidth_bps,
+                    r.messages_per_s,
+                    r.latency_p50_ns.map(|v| v as i64),
+                    r.latency_p99_ns.map(|v| v as i64)
+                ],
+            )?;
+        }
+        tx.commit()?;
+        Ok(id)
+    }
+
+    /// Every probe of a run, with its results, in the order stored.
+    pub fn fabric_probes(&self, run: i64) -> Result<Vec<ProbeOutcome>> {
+        let mut st = self.conn.prepare(
+            "SELECT id, from_agent, to_agent, transport, error, driver_pb, responder_pb
+             FROM fabric_probes WHERE run_id = ?1 ORDER BY id",
+        )?;
+        let rows = st
+            .query_map(params![run], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, Option<String>>(4)?,
+                    r.get::<_, Option<Vec<u8>>>(5)?,
+                    r.get::<_, Option<Vec<u8>>>(6)?,
+                ))
+            })?
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let mut rs = self.conn.prepare(
+            "SELECT size, op, bytes, seconds, bandwidth_bps, messages_per_s, latency_p50_ns, latency_p99_ns
+             FROM fabric_results WHERE probe_id = ?1 ORDER BY size, op",
+        )?;
+        let mut out = Vec::new();
+        for (id, from, to, transport, error, d, r) in rows {
+            let results = rs
+                .query_map(params![id], |x| {
+                    Ok(ProbeSizeResult {
+                        size: x.get::<_, i64>(0)? as u64,
+                        op: x.get(1)?,
+                        bytes: x.get::<_, i64>(2)? as u64,
+                        messages: 0,
+                        seconds: x.get(3)?,
+                        bandwidth_bps: x.get(4)?,
+                        messages_per_s: x.get(5)?,
+                        latency_p50_ns: x.get::<_, Option<i64>>(6)?.map(|v| v as u64),
+                        latency_p99_ns: x.get::<_, Option<i64>>(7)?.map(|v| v as u64),
+                    })
+                })?
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            out.push(ProbeOutcome {
+                from,
+                to,
+                transport,
+                results,
+                driver: decode(d)?,
+                responder: decode(r)?,
+                error,
+            });
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use servescope_proto::v1::{CounterDelta, TransportTruthMsg};
+
+    #[test]
+    fn probes_round_trip_with_evidence_and_partial_results() {
+        let mut s = Store::in_memory().expect("store");
+        let run = s.create_run("fabric", "t", 1, "{}").expect("run");
+        let o = ProbeOutcome {
+            from: "a:1".into(),
+            to: "b:1".into(),
+            transport: "libfabric:tcp".into(),
+            results: vec![ProbeSizeResult {
+                size: 65536,
+                op: "tag".into(),
+                bytes: 1 << 20,
+                seconds: 0.5,
+                bandwidth_bps: 2e6,
+                messages_per_s: 32.0,
+                latency_p50_ns: Some(50_000),
+                ..Default::default()
+            }],
+            driver: Some(ProbeSummary {
+                truth: Some(TransportTruthMsg {
+                    provider: "tcp;ofi_rxm".into(),
+                    ..Default::default()
+                }),
+                deltas: vec![CounterDelta {
+                    source: "netdev".into(),
+                    device: "lo".into(),
+                    counter: "tx_bytes".into(),
+                    delta: 99,
+                }],
+                ..Default::default()
+            }),
+            responder: None,
+            error: Some("responder b:1: connection lost".into()),
+        };
+        s.save_fabric_probe(run, &o).expect("save");
+        let back = s.fabric_probes(run).expect("load");
+        assert_eq!(back.len(), 1);
+        assert_eq!(back[0].results, o.results);
+        assert_eq!(back[0].driver, o.driver);
+        assert_eq!(back[0].error, o.error);
+    }
+}
