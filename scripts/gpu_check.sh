@@ -48,10 +48,10 @@ if [ -f "$BIN/phase_workload.py" ]; then
   "$BIN/servescope-agent" --listen 127.0.0.1:7761 --metrics-listen off --token-file "$T" --process-interval-ms 100 > "$OUT/phase_agent.log" 2>&1 &
   PA=$!
   sleep 2
-  "$BIN/servescope" record --agent 127.0.0.1:7761 --token-file "$T" --duration 75s --db "$OUT/phase.db" --label phase --quiet > "$OUT/phase_record.out" 2>&1 &
+  "$BIN/servescope" record --agent 127.0.0.1:7761 --token-file "$T" --duration ${PHASE_SECS:-75}s --db "$OUT/phase.db" --label phase --quiet > "$OUT/phase_record.out" 2>&1 &
   PR=$!
   sleep 1
-  timeout 70 python3 "$BIN/phase_workload.py" ${PHASE_ARGS:-} > "$OUT/phase_markers.jsonl" 2> "$OUT/phase_workload.err"
+  timeout $(( ${PHASE_SECS:-75} - 5 )) python3 "$BIN/phase_workload.py" ${PHASE_ARGS:-} > "$OUT/phase_markers.jsonl" 2> "$OUT/phase_workload.err"
   wait $PR; kill $PA; wait $PA
   RUNP=$(tail -1 "$OUT/phase_record.out")
   "$BIN/servescope" export "$RUNP" --db "$OUT/phase.db" --format csv -o "$OUT/phase.csv" >> "$OUT/phase_record.out" 2>&1

@@ -92,7 +92,10 @@ pub fn infer(points: &[GpuPoint], host: Option<String>) -> Timeline {
     tl.phases.push(ctx);
     let mut cursor = first + 1;
 
-    // Weight load: the first sustained PCIe RX run (dips of ≤ 2 samples bridged).
+    // Weight load: the first sustained PCIe RX run (dips of ≤ 2 samples bridged) is
+    // the evidence; its edges come from the process's memory growth overlapping it,
+    // because GPM's PCIe rates trail the memory by one or two samples (seen on an
+    // H200: RX still at full rate 200 ms after the last tensor landed).
     let mut weights_end = None;
     if let Some(a) = (cursor..p.len()).find(|&i| rate(p, i) >= WEIGHT_RATE) {
         let mut b = a;
@@ -108,9 +111,34 @@ pub fn infer(points: &[GpuPoint], host: Option<String>) -> Timeline {
             rs.sort_by(f64::total_cmp);
             let peak = rs[rs.len() / 2].max(1.0);
             let frac = |i: usize| (rate(p, i) / peak).clamp(0.0, 1.0);
-            let start = p[a].t_ns - (dt(a) as f64 * frac(a)) as i64;
-            let end = p[b - 1].t_ns + (dt(b) as f64 * frac(b)) as i64;
             let bytes = p[b].pcie_rx.unwrap_or(0.0) - p[a - 1].pcie_rx.unwrap_or(0.0);
+            // Memory growth run (steps below the KV threshold) touching [a-2, b].
+            let grows = |k: usize| {
+                let d = dmem(p, k);
+                d > MEM_CHANGE / 4.0 && d < KV_STEP
+            };
+            let lo = a.saturating_sub(3).max(cursor).max(1);
+            let g0 = (lo..=b).find(|&k| grows(k));
+            let (start, end, end_idx, edges) = match g0 {
+                Some(g0) => {
+                    let mut g1 = g0;
+                    let mut k = g0 + 1;
+                    // Follow growth (gaps of ≤ 2 flat samples) up to a KV-sized step.
+                    while k < p.len() && k <= g1 + 3 && dmem(p, k) < KV_STEP {
+                        if grows(k) {
+                            g1 = k;
+                        }
+                        k += 1;
+                    }
+                    (p[g0].t_ns - dt(g0), p[g1].t_ns, g1, "process memory growth")
+                }
+                None => (
+                    p[a].t_ns - (dt(a) as f64 * frac(a)) as i64,
+                    p[b - 1].t_ns + (dt(b) as f64 * frac(b)) as i64,
+                    b,
+                    "PCIe RX rate",
+                ),
+            };
             tl.phases.push(phase(
                 PhaseKind::WeightLoad,
                 start,
@@ -121,12 +149,13 @@ pub fn infer(points: &[GpuPoint], host: Option<String>) -> Timeline {
                         "evidence",
                         "sustained PCIe RX while process memory grew".into(),
                     ),
+                    ("edges_from", edges.into()),
                     ("pcie_rx_gb", format!("{:.2}", bytes / GB)),
                     ("median_rate_gbps", format!("{:.2}", peak / GB)),
                 ],
             ));
             weights_end = Some(end);
-            cursor = b + 1;
+            cursor = end_idx + 1;
         }
     }
 
@@ -213,10 +242,16 @@ pub fn infer(points: &[GpuPoint], host: Option<String>) -> Timeline {
     // torch.compile: GPU-idle stretch from the first activity after the previous
     // phase up to the capture.
     if let Some((ci, cs)) = capture_start {
-        let from = cursor.max(1);
-        let active = (from..ci).find(|&k| {
+        let busy_at = |k: usize| {
             rate(p, k) >= 0.05 * GB || dmem(p, k).abs() >= MEM_CHANGE || util(p, k) > 0.0
-        });
+        };
+        // Skip the tail of the previous phase (GPM rates and NVML utilisation trail by
+        // a sample or two), then take the first activity after a quiet sample.
+        let mut from = cursor.max(1);
+        while from < ci && busy_at(from) {
+            from += 1;
+        }
+        let active = (from..ci).find(|&k| busy_at(k));
         if let Some(a) = active {
             let s = p[a].t_ns - dt(a);
             if cs - s >= 2_000_000_000 {
@@ -335,9 +370,9 @@ mod tests {
                         .wrapping_add(1442695040888963407);
                     GpuPoint {
                         t_ns: k * 100_000_000 + (x % 7) as i64,
-                        util_pct: (x % 3 > 0).then_some((x >> 8) as f64 % 101.0),
-                        pcie_rx: (x % 5 > 0).then_some((x >> 16) as f64),
-                        proc_mem: (x % 4 > 0).then_some((x >> 24) as f64),
+                        util_pct: (!x.is_multiple_of(3)).then_some((x >> 8) as f64 % 101.0),
+                        pcie_rx: (!x.is_multiple_of(5)).then_some((x >> 16) as f64),
+                        proc_mem: (!x.is_multiple_of(4)).then_some((x >> 24) as f64),
                     }
                 })
                 .collect();

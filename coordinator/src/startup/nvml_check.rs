@@ -10,6 +10,9 @@ use super::nvml::GpuPoint;
 use super::phase::{PhaseKind, Timeline};
 use crate::store::{Store, StoreError};
 
+/// One GPU reading: time, utilisation, PCIe RX total, every process's memory.
+type RawPoint = (i64, Option<f64>, Option<f64>, Vec<(u32, f64)>);
+
 /// The samples of one GPU of one agent, with one process's memory.
 pub fn points_from_store(
     store: &Store,
@@ -19,7 +22,7 @@ pub fn points_from_store(
     pid: Option<u32>,
 ) -> Result<(Vec<GpuPoint>, Option<u32>), StoreError> {
     // (t, util, rx, [(pid, mem)])
-    let mut raw: Vec<(i64, Option<f64>, Option<f64>, Vec<(u32, f64)>)> = Vec::new();
+    let mut raw: Vec<RawPoint> = Vec::new();
     store.for_each_sample(run, |s| {
         if agent.is_some_and(|a| a != s.agent_id) {
             return Ok(());
