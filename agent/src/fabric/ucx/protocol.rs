@@ -2,7 +2,7 @@
 //! The responder loops on control messages from the driver:
 //! - `PINGPONG(size, n)`: n times receive a data message and send it back;
 //! - `WINDOW(size, n)`: receive n data messages, then send `ACK`;
-//! - `RMA_DONE`: the driver finished (and flushed) a window of puts or gets;
+//! - `RMA_DONE`: the driver finished (and flushed) an RMA phase of puts or gets;
 //! - `BYE`: reply `ACK` and return Ok.
 //!
 //! While it waits it progresses its worker, which also serves RMA that UCX
@@ -65,6 +65,9 @@ pub(super) fn drive(
                 for _ in 0..plan.warmup {
                     io.window(op, len, plan.window)?;
                 }
+                if op != Op::Tag && plan.warmup > 0 {
+                    io.rma_end(len, u64::from(plan.warmup), plan.window)?;
+                }
                 let t = Instant::now();
                 let mut windows = 0u64;
                 while windows < u64::from(plan.iterations)
@@ -73,6 +76,9 @@ pub(super) fn drive(
                 {
                     io.window(op, len, plan.window)?;
                     windows += 1;
+                }
+                if op != Op::Tag {
+                    io.rma_end(len, windows, plan.window)?;
                 }
                 let secs = t.elapsed().as_secs_f64().max(1e-9);
                 let messages = windows * u64::from(plan.window);
