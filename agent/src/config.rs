@@ -100,6 +100,13 @@ pub struct AgentArgs {
     /// Do not read /dev/kmsg for NVRM Xid lines
     #[arg(long)]
     pub no_kmsg: bool,
+    /// Log files to follow for startup milestones, `*` in the last component
+    /// (repeatable) [default: Ray's session_latest/logs/worker-*.out and .err]
+    #[arg(long = "startup-log-glob")]
+    pub startup_log_glob: Vec<String>,
+    /// Do not watch serving processes' logs for startup milestones
+    #[arg(long)]
+    pub no_startup_watch: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -119,6 +126,8 @@ struct FileConfig {
     sysfs_root: Option<PathBuf>,
     nvml_lib: Option<PathBuf>,
     kmsg: Option<bool>,
+    startup_log_globs: Option<Vec<String>>,
+    startup_watch: Option<bool>,
 }
 
 /// PEM material for TLS.
@@ -132,6 +141,13 @@ impl std::fmt::Debug for TlsMaterial {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("TlsMaterial{..}")
     }
+}
+
+fn default_globs() -> Vec<String> {
+    crate::watch::DEFAULT_GLOBS
+        .iter()
+        .map(|g| g.to_string())
+        .collect()
 }
 
 /// The validated configuration the agent runs with.
@@ -150,6 +166,9 @@ pub struct AgentConfig {
     pub sysfs_root: PathBuf,
     pub nvml_lib: Option<PathBuf>,
     pub kmsg: bool,
+    /// Follow serving processes' logs for startup milestones ([`crate::watch`]).
+    pub startup_watch: bool,
+    pub startup_log_globs: Vec<String>,
     /// Self-telemetry interval.
     pub self_interval: Duration,
 }
@@ -170,6 +189,8 @@ impl AgentConfig {
             sysfs_root: PathBuf::from("/sys"),
             nvml_lib: None,
             kmsg: true,
+            startup_watch: true,
+            startup_log_globs: default_globs(),
             self_interval: Duration::from_secs(1),
         }
     }
@@ -266,6 +287,12 @@ impl AgentConfig {
                 .unwrap_or_else(|| PathBuf::from("/sys")),
             nvml_lib: args.nvml_lib.clone().or(file.nvml_lib),
             kmsg: !args.no_kmsg && file.kmsg.unwrap_or(true),
+            startup_watch: !args.no_startup_watch && file.startup_watch.unwrap_or(true),
+            startup_log_globs: if args.startup_log_glob.is_empty() {
+                file.startup_log_globs.clone().unwrap_or_else(default_globs)
+            } else {
+                args.startup_log_glob.clone()
+            },
             self_interval: Duration::from_secs(1),
         };
         cfg.validate(insecure)?;

@@ -236,6 +236,14 @@ pub async fn start(cfg: AgentConfig) -> Result<AgentHandle, StartError> {
         }
     };
 
+    // Startup milestones in serving processes' logs.
+    if cfg.startup_watch {
+        let w = crate::watch::WatchConfig::new(cfg.startup_log_globs.clone());
+        threads.push(
+            crate::watch::spawn(w, Arc::clone(&ring), stop.clone()).map_err(StartError::Thread)?,
+        );
+    }
+
     // Self-telemetry.
     let streams = Arc::new(AtomicU64::new(0));
     threads.push(

@@ -351,3 +351,54 @@ fn two_agents_in_two_network_namespaces() {
         "{t}"
     );
 }
+
+#[test]
+fn matrix_of_three_agents_writes_the_heatmap() {
+    let Some((d, tok)) = setup() else { return };
+    let ags: Vec<Agent> = (0..3)
+        .map(|_| start_agent(&tok, &[], &format!("127.0.0.1:{}", free_port())))
+        .collect();
+    let html = d.path().join("m.html");
+    let db = d.path().join("m.db");
+    let mut c = bin();
+    c.args(["fabric", "matrix", "--token-file"]).arg(&tok);
+    for a in &ags {
+        c.args(["--agent", &a.1]);
+    }
+    let o = c
+        .args([
+            "--transport",
+            "libfabric:tcp",
+            "--sizes",
+            "64K",
+            "--window",
+            "4",
+            "--iterations",
+            "5",
+            "--latency-iterations",
+            "5",
+            "-o",
+        ])
+        .arg(&html)
+        .arg("--db")
+        .arg(&db)
+        .output()
+        .expect("matrix");
+    let t = text(&o);
+    if t.contains("unavailable") {
+        println!("skipping: {t}");
+        return;
+    }
+    assert!(o.status.success(), "{t}");
+    assert!(t.contains("median"), "{t}");
+    let page = std::fs::read_to_string(&html).expect("heatmap");
+    assert!(page.contains("<svg") && page.contains("GB/s"), "{page}");
+    // Six ordered pairs stored.
+    let store = servescope_coordinator::Store::open(&db).expect("store");
+    let runs = store.runs().expect("runs");
+    let run = runs
+        .iter()
+        .find(|r| r.kind == "fabric-matrix")
+        .expect("matrix run");
+    assert_eq!(store.fabric_probes(run.id).expect("probes").len(), 6);
+}

@@ -31,6 +31,9 @@ pub struct Args {
     /// Skip the simulated endpoint and the load sweep
     #[arg(long)]
     pub no_load: bool,
+    /// Skip the loopback fabric probe
+    #[arg(long)]
+    pub no_fabric: bool,
 }
 
 /// The demo's load sweep against the simulator: concurrency 1, 4, 16 over a sim that
@@ -136,7 +139,6 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
     let off = out.agents.first().and_then(|a| a.offset);
     println!();
     print!("{}", super::nodes::render(&addr, &inv, off.as_ref()));
-    agent.shutdown().await;
 
     let store = Store::open(&a.db.db)?;
     let sums = summarize(&store, out.run_id)?;
@@ -220,12 +222,99 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
             .with_context(|| format!("writing {}", a.report.display()))?;
         println!("report: {}", a.report.display());
     }
+    if !a.no_fabric {
+        demo_fabric(&a, &ep).await;
+    }
+    agent.shutdown().await;
     println!(
         "\nnext: servescope runs --db {0} | servescope export {1} --db {0} --format csv",
         a.db.db.display(),
         out.run_id
     );
     Ok(())
+}
+
+/// A loopback fabric probe between the demo's agent and a second one started here:
+/// the first transport that works of libfabric shm, libfabric tcp and UCX tcp.
+async fn demo_fabric(a: &Args, ep: &AgentEndpoint) {
+    use servescope_proto::v1::ProbePlanMsg;
+    println!("\n== fabric: loopback probe between two agents");
+    let mut cfg = AgentConfig::loopback(ep.token.clone());
+    cfg.nvml_lib = a.nvml_lib.clone();
+    cfg.metrics_listen = None;
+    let peer = match servescope_agent::start(cfg).await {
+        Ok(p) => p,
+        Err(e) => {
+            println!("skipped: cannot start a second agent ({e})");
+            return;
+        }
+    };
+    let to = AgentEndpoint::new(peer.grpc_addr.to_string(), ep.token.clone());
+    let plan = ProbePlanMsg {
+        sizes: vec![64 << 10, 1 << 20],
+        ops: vec!["tag".into()],
+        window: 8,
+        iterations: 20,
+        latency_iterations: 50,
+        warmup: 2,
+        duration_per_size_ms: 1000,
+        max_duration_ms: 30_000,
+        peer_timeout_ms: 5000,
+        ..Default::default()
+    };
+    probe_first_working(a, ep, &to, &plan).await;
+    peer.shutdown().await;
+}
+
+async fn probe_first_working(
+    a: &Args,
+    ep: &AgentEndpoint,
+    to: &AgentEndpoint,
+    plan: &servescope_proto::v1::ProbePlanMsg,
+) {
+    use servescope_coordinator::fabric::{self, units};
+    for t in ["libfabric:shm", "libfabric:tcp", "ucx:tcp"] {
+        let Ok(tr) = fabric::parse_transport(t) else {
+            continue;
+        };
+        match fabric::probe(ep, to, &tr, plan, |_| {}).await {
+            Ok(o) if o.error.is_none() && !o.results.is_empty() => {
+                for r in &o.results {
+                    println!(
+                        "{t}: {:>7} {} | latency p50 {}",
+                        units::fmt_size(r.size),
+                        units::fmt_rate(r.bandwidth_bps),
+                        r.latency_p50_ns
+                            .map_or("-".into(), |n| format!("{:.1} µs", n as f64 / 1e3))
+                    );
+                }
+                if let Some(tt) = o.driver.as_ref().and_then(|d| d.truth.as_ref()) {
+                    println!(
+                        "carried by: {} {} provider={} lanes=[{}]",
+                        tt.library,
+                        tt.version,
+                        tt.provider,
+                        tt.lanes.join(", ")
+                    );
+                }
+                if let Ok(mut store) = servescope_coordinator::Store::open(&a.db.db) {
+                    let now = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map(|d| d.as_nanos() as u64)
+                        .unwrap_or(0);
+                    if let Ok(run) = store.create_run("fabric", t, now, "{}") {
+                        let _ = store.save_fabric_probe(run, &o);
+                        let _ = store.finish_run(run, now, "done");
+                        println!("stored as run {run}");
+                    }
+                }
+                return;
+            }
+            Ok(o) => println!("{t}: {}", o.error.unwrap_or_else(|| "no result".into())),
+            Err(e) => println!("{t}: {e}"),
+        }
+    }
+    println!("no fabric transport worked here (install libfabric1 or libucx0)");
 }
 
 fn fmt_span(d: Duration) -> String {

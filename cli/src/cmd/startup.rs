@@ -87,8 +87,14 @@ pub struct TimeFlags {
 #[derive(clap::Args, Debug)]
 pub struct ParseArgs {
     /// Log files
-    #[arg(required = true)]
+    #[arg(required_unless_present = "from_run")]
     pub logs: Vec<PathBuf>,
+    /// Parse the logs the agents streamed during this recorded run (their startup
+    /// watchers' `startup_log` events), one timeline per node and file
+    #[arg(long, value_name = "RUN")]
+    pub from_run: Option<i64>,
+    #[command(flatten)]
+    pub db: super::common::DbFlag,
     /// Print the parse results (timelines included) as JSON
     #[arg(long)]
     pub json: bool,
@@ -234,10 +240,13 @@ fn print_parse(r: &LogParse, offset_s: i32) {
 }
 
 fn parse(a: ParseArgs) -> anyhow::Result<()> {
-    let o = options(&a.time)?;
+    let mut o = options(&a.time)?;
     let mut all = Vec::new();
     for path in &a.logs {
         all.push(parse_one(path, &o)?);
+    }
+    if let Some(run) = a.from_run {
+        all.extend(from_run(&a, run, &mut o)?);
     }
     if a.json {
         println!(
@@ -253,6 +262,26 @@ fn parse(a: ParseArgs) -> anyhow::Result<()> {
         print_parse(r, o.utc_offset_s);
     }
     Ok(())
+}
+
+/// Parses of the logs the agents streamed during a recorded run; without --year,
+/// the year is the run's.
+fn from_run(a: &ParseArgs, run: i64, o: &mut ParseOptions) -> anyhow::Result<Vec<LogParse>> {
+    use servescope_coordinator::startup::agent_logs;
+    let store = servescope_coordinator::Store::open(&a.db.db)
+        .with_context(|| format!("opening the store {}", a.db.db.display()))?;
+    let row = store
+        .run(run)
+        .with_context(|| format!("reading run {run}"))?;
+    if a.time.year.is_none() {
+        o.year = agent_logs::year_of_ns(row.started_ns);
+    }
+    let got =
+        agent_logs::parse_run(&store, run, o).with_context(|| format!("reading run {run}"))?;
+    if got.is_empty() {
+        anyhow::bail!("run {run}: the agents streamed no startup log lines");
+    }
+    Ok(got.into_iter().map(|g| g.parse).collect())
 }
 
 fn label_of(path: &std::path::Path) -> String {

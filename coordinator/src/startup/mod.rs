@@ -8,6 +8,7 @@
 //! * [`compare`]: the seed's per-model tables and a stacked-bar HTML page from many
 //!   parsed logs ([`chart`] draws the bars).
 
+pub mod agent_logs;
 mod assemble;
 pub mod chart;
 pub mod compare;

@@ -170,34 +170,40 @@ impl<'a> Io<'a> {
         self.w.wait_one(r, "ucp_ep_flush_nbx")
     }
 
-    /// One bandwidth window of `n` messages of `len` bytes.
-    pub fn window(&self, op: Op, len: usize, n: u32) -> Result<(), FabricError> {
-        let mut reqs = Vec::with_capacity(n as usize + 1);
-        let res = (|| {
-            if op == Op::Tag {
-                self.send_ctrl(Ctrl {
-                    cmd: WINDOW,
-                    size: len as u64,
-                    count: u64::from(n),
-                })?;
-                for _ in 0..n {
-                    reqs.extend(self.send(self.data_ptr(), len, TAG_DATA)?);
-                }
-                self.w.wait_all(&mut reqs, "tag window send completion")?;
-                let c = self.recv_ctrl("window ack from the responder")?;
-                expect(c, ACK)
+    /// One window of a streamed phase: `n` tag sends (announced to the responder
+    /// with `WINDOW`; its `ACK` is collected later with `tag_ack`) or `n` RMA
+    /// operations, keeping at most `n` in flight across windows (`inflight`), as
+    /// ucx_perftest's `-O` does.
+    pub fn stream_window(
+        &self,
+        op: Op,
+        len: usize,
+        n: u32,
+        inflight: &mut Vec<*mut c_void>,
+    ) -> Result<(), FabricError> {
+        if op == Op::Tag {
+            self.send_ctrl(Ctrl {
+                cmd: WINDOW,
+                size: len as u64,
+                count: u64::from(n),
+            })?;
+        }
+        for _ in 0..n {
+            self.w
+                .wait_below(inflight, n as usize, "a send slot in the window")?;
+            let r = if op == Op::Tag {
+                self.send(self.data_ptr(), len, TAG_DATA)?
             } else {
-                // Keep `n` operations in flight; remote completion (flush) and the
-                // RMA_DONE notice come once per phase, in `rma_end`, as ucp_put_bw
-                // streams and flushes at the end.
-                for _ in 0..n {
-                    reqs.extend(self.rma(op, len)?);
-                }
-                self.w.wait_all(&mut reqs, "RMA completion")
-            }
-        })();
-        self.w.abandon(&mut reqs);
-        res
+                self.rma(op, len)?
+            };
+            inflight.extend(r);
+        }
+        Ok(())
+    }
+
+    /// Waits for the responder's acknowledgement of one tag window.
+    pub fn tag_ack(&self) -> Result<(), FabricError> {
+        expect(self.recv_ctrl("window ack from the responder")?, ACK)
     }
 
     /// Ends an RMA phase: flushes (every put/get complete at the responder) and tells

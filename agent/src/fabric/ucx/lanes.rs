@@ -306,6 +306,60 @@ mod tests {
         }
     }
 
+    /// Property: random lines built from print_info's own vocabulary (and junk bytes)
+    /// never panic, and every lane found names a transport from the input.
+    #[test]
+    fn property_random_print_info_never_panics() {
+        let words = [
+            "lane[0]:",
+            "lane[12]:",
+            "#",
+            "tcp/lo",
+            "posix/memory",
+            "rc_mlx5/mlx5_0:1",
+            "srd/rdmap16s27:1",
+            "put[0]",
+            "get[1]",
+            "am",
+            "rma",
+            "bw",
+            "md[0]",
+            ":",
+            ".",
+            "\u{ff}",
+            "",
+            "  ",
+            "->",
+            "lane[",
+            "[",
+            "]",
+            "rndv",
+            "tag",
+            "eager",
+        ];
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        for _ in 0..5000 {
+            let mut t = String::new();
+            let lines = (x % 8) as usize;
+            for _ in 0..lines {
+                for _ in 0..(x % 7) {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    t.push_str(words[(x % words.len() as u64) as usize]);
+                    t.push(if x & 1 == 0 { ' ' } else { '\t' });
+                }
+                t.push('\n');
+                x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            }
+            let info = parse_print_info(&t);
+            for l in &info.lanes {
+                let tl = l.split('/').next().unwrap_or("");
+                assert!(t.contains(tl), "lane {l} not from input {t:?}");
+            }
+        }
+    }
+
     #[test]
     fn ep_attr_prefix_matches_113_size() {
         // sizeof(ucp_ep_attr_t) in the 1.13 headers is 296; transports follow it.

@@ -62,24 +62,45 @@ pub(super) fn drive(
                     stopped = Some(size);
                     break 'sizes;
                 }
-                for _ in 0..plan.warmup {
-                    io.window(op, len, plan.window)?;
-                }
-                if op != Op::Tag && plan.warmup > 0 {
-                    io.rma_end(len, u64::from(plan.warmup), plan.window)?;
-                }
-                let t = Instant::now();
+                // RMA is streamed as ucp_put_bw does: at most `window` operations
+                // in flight (a sliding window), flushed once at the end. Tags go a
+                // window at a time, each acknowledged. All complete when the clock
+                // stops.
+                let mut inflight: Vec<*mut std::ffi::c_void> = Vec::new();
+                let mut t = Instant::now();
                 let mut windows = 0u64;
-                while windows < u64::from(plan.iterations)
-                    && t.elapsed() < plan.duration_per_size
-                    && !over()
-                {
-                    io.window(op, len, plan.window)?;
-                    windows += 1;
-                }
-                if op != Op::Tag {
-                    io.rma_end(len, windows, plan.window)?;
-                }
+                let res = (|| -> Result<(), FabricError> {
+                    let step = |io: &Io, inflight: &mut Vec<*mut std::ffi::c_void>| {
+                        io.stream_window(op, len, plan.window, inflight)?;
+                        if op == Op::Tag {
+                            // Tag windows stay whole: the responder posts a window's
+                            // receives when announced, and rendezvous sends beyond
+                            // them stall (measured: streaming tags across windows
+                            // lost a third of the bandwidth at 16 MiB).
+                            io.w.wait_all(inflight, "tag window send completion")?;
+                            io.tag_ack()?;
+                        }
+                        Ok::<(), FabricError>(())
+                    };
+                    for _ in 0..plan.warmup {
+                        step(&io, &mut inflight)?;
+                    }
+                    t = Instant::now();
+                    while windows < u64::from(plan.iterations)
+                        && t.elapsed() < plan.duration_per_size
+                        && !over()
+                    {
+                        step(&io, &mut inflight)?;
+                        windows += 1;
+                    }
+                    io.w.wait_all(&mut inflight, "the last window")?;
+                    if op != Op::Tag {
+                        io.rma_end(len, windows + u64::from(plan.warmup), plan.window)?;
+                    }
+                    Ok(())
+                })();
+                io.w.abandon(&mut inflight);
+                res?;
                 let secs = t.elapsed().as_secs_f64().max(1e-9);
                 let messages = windows * u64::from(plan.window);
                 let bytes = messages * size;

@@ -65,7 +65,22 @@ impl Waiter<'_> {
         reqs: &mut Vec<*mut c_void>,
         what: &'static str,
     ) -> Result<(), FabricError> {
-        let r = self.wait_inner(reqs, what);
+        let r = self.wait_inner(reqs, what, 0);
+        if r.is_err() {
+            self.abandon(reqs);
+        }
+        r
+    }
+
+    /// Progresses until fewer than `max` requests of `reqs` are pending (a sliding
+    /// window: the oldest need not finish first). On error all are abandoned.
+    pub fn wait_below(
+        &self,
+        reqs: &mut Vec<*mut c_void>,
+        max: usize,
+        what: &'static str,
+    ) -> Result<(), FabricError> {
+        let r = self.wait_inner(reqs, what, max.saturating_sub(1));
         if r.is_err() {
             self.abandon(reqs);
         }
@@ -86,11 +101,12 @@ impl Waiter<'_> {
         &self,
         reqs: &mut Vec<*mut c_void>,
         what: &'static str,
+        until: usize,
     ) -> Result<(), FabricError> {
         let deadline = Instant::now() + self.peer_timeout;
         let mut spins = 0u32;
         let mut idle = 0u32;
-        while !reqs.is_empty() {
+        while reqs.len() > until {
             // SAFETY: worker is live for the endpoint's lifetime; single-threaded use.
             if unsafe { (self.ucp.worker_progress)(self.worker) } == 0 {
                 idle += 1;
