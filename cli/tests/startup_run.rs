@@ -161,3 +161,72 @@ fn startup_run_trials_restart_the_command() {
         "{se}"
     );
 }
+
+/// The live path with an agent: the agent's watcher follows the sim's vLLM-format
+/// log (a glob), `startup run --agent` pulls the agent's buffer after the first
+/// answer and parses the lines the agent streamed into the same phases.
+#[test]
+fn startup_run_with_an_agent_watching_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("sim.log");
+    let tok = dir.path().join("token");
+    std::fs::write(&tok, "sr-token\n").unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mut cfg = servescope_agent::AgentConfig::loopback(Some("sr-token".into()));
+    cfg.kmsg = false;
+    cfg.nvml_lib = Some(dir.path().join("missing-libnvidia-ml.so.1"));
+    cfg.startup_log_globs = vec![log.display().to_string()];
+    let agent = rt.block_on(servescope_agent::start(cfg)).unwrap();
+    let addr = agent.grpc_addr.to_string();
+    let port = free_port();
+    let phases =
+        "init=0.3,download=0.5,weight_load=0.8,compile=0.6,kv_cache=0.3,graph_capture=1,api=0.2";
+    let cmd = sim_cmd(port, phases, &log, true);
+    let endpoint = format!("http://127.0.0.1:{port}");
+    // The sim's log is born after the watcher started: read from its start.
+    std::thread::sleep(std::time::Duration::from_millis(1200));
+    let (out, so, se) = run(&[
+        "startup",
+        "run",
+        "--endpoint",
+        &endpoint,
+        "--model",
+        "m",
+        "--start-cmd",
+        &cmd,
+        "--timeout",
+        "60s",
+        "--min-gap",
+        "0.05",
+        "--agent",
+        &addr,
+        "--token-file",
+        tok.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{so}\n{se}");
+    assert!(so.contains("== agents: run"), "{so}");
+    let agent_part = so.split("== agents: run").nth(1).unwrap_or_default();
+    assert!(
+        agent_part.contains("sim.log"),
+        "the agent streamed the sim's log: {agent_part}"
+    );
+    println!("{agent_part}");
+    // The phases parsed from the lines the agent streamed carry the configured
+    // durations the sim printed.
+    let row = |label: &str| {
+        agent_part
+            .lines()
+            .find(|l| l.trim_start().starts_with(label))
+            .unwrap_or_else(|| panic!("no {label} row in {agent_part}"))
+            .to_string()
+    };
+    assert!(row("Weight download").contains(" 0.50 "), "{agent_part}");
+    assert!(row("Weight load").contains(" 0.80 "), "{agent_part}");
+    assert!(row("Torch compile").contains(" 0.60 "), "{agent_part}");
+    assert!(row("CUDA graph capture").contains(" 1.00 "), "{agent_part}");
+    assert!(
+        agent_part.contains("nvml: no process held GPU memory"),
+        "{agent_part}"
+    );
+    rt.block_on(agent.shutdown());
+}

@@ -110,6 +110,9 @@ impl WatchConfig {
 pub struct Watcher {
     cfg: WatchConfig,
     tails: BTreeMap<PathBuf, Tail>,
+    /// Files born after this are read from their start (a process that started
+    /// after the agent: its first lines are the startup).
+    started: std::time::SystemTime,
 }
 
 impl Watcher {
@@ -117,6 +120,7 @@ impl Watcher {
         Watcher {
             cfg,
             tails: BTreeMap::new(),
+            started: std::time::SystemTime::now(),
         }
     }
 
@@ -126,7 +130,8 @@ impl Watcher {
     }
 
     /// Looks for serving processes and glob matches; starts following new files
-    /// at their end and forgets files no longer found.
+    /// at their end (at their start when born after the watcher) and forgets files
+    /// no longer found.
     pub fn discover(&mut self) {
         let mut found = serving_logs(&self.cfg.proc_root);
         for g in &self.cfg.globs {
@@ -149,7 +154,8 @@ impl Watcher {
             if let Some(t) = self.tails.values_mut().find(|t| t.dev_ino == id) {
                 t.seen = true;
             } else if self.tails.len() < MAX_FILES {
-                if let Ok(t) = Tail::open(&p, false) {
+                let born_since = md.created().is_ok_and(|c| c >= self.started);
+                if let Ok(t) = Tail::open(&p, born_since) {
                     self.tails.insert(p, t);
                 }
             }

@@ -70,6 +70,14 @@ pub struct RunArgs {
     /// Print the trials (timelines, parses, client times) as JSON instead of tables
     #[arg(long)]
     pub json: bool,
+    /// Agents on the serving nodes: after the trials their ring buffers (the last
+    /// `--buffer-horizon-s`, 10 min by default) are recorded, the startup log lines
+    /// they streamed are parsed and NVML-inferred phases are cross-checked
+    #[arg(long = "agent")]
+    pub agents: Vec<String>,
+    /// File holding the agents' bearer token
+    #[arg(long, env = "SERVESCOPE_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
     #[command(flatten)]
     pub time: TimeFlags,
 }
@@ -384,6 +392,9 @@ async fn run_cmd(a: RunArgs) -> anyhow::Result<()> {
             print!("{}", compare::text_table(&c));
         }
     }
+    if !a.agents.is_empty() {
+        agent_sources(&a).await?;
+    }
     if let Some(out) = &a.output {
         std::fs::write(out, live::render_html(&trials, &a.label, &a.model))
             .with_context(|| format!("writing {}", out.display()))?;
@@ -495,4 +506,79 @@ fn infer_cmd(a: InferArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The agents' side of a startup run: their ring buffers (which cover the trials)
+/// recorded into the store, the startup log lines they streamed parsed, and the
+/// NVML-inferred phases of the process holding the most GPU memory, cross-checked.
+async fn agent_sources(a: &RunArgs) -> anyhow::Result<()> {
+    use servescope_coordinator::record::{record, RecordConfig};
+    use servescope_coordinator::startup::{agent_logs, nvml, nvml_check};
+    let eps = super::common::AgentFlags {
+        agents: a.agents.clone(),
+        token_file: a.token_file.clone(),
+        tls_ca: None,
+        tls_domain: None,
+    }
+    .endpoints()?;
+    let tmp;
+    let db = match &a.db {
+        Some(d) => d.clone(),
+        None => {
+            tmp = tempfile_path()?;
+            tmp.clone()
+        }
+    };
+    let mut cfg = RecordConfig::new(eps, std::time::Duration::from_secs(2), db.clone());
+    cfg.include_history = true;
+    cfg.label = format!("{} (agents)", a.label);
+    let out = record(cfg, Default::default())
+        .await
+        .context("recording the agents' buffers")?;
+    println!(
+        "\n== agents: run {} ({} agent(s))",
+        out.run_id,
+        out.agents.len()
+    );
+    let store = servescope_coordinator::Store::open(&db)
+        .with_context(|| format!("opening {}", db.display()))?;
+    let mut parse = options(&a.time)?;
+    parse.min_gap_s = a.min_gap;
+    let logs = agent_logs::parse_run(&store, out.run_id, &parse)?;
+    if logs.is_empty() {
+        println!("no startup log lines streamed by the agents (are the logs regular files or in --startup-log-glob?)");
+    }
+    for l in &logs {
+        print_parse(&l.parse, parse.utc_offset_s);
+    }
+    let (pts, pid) = nvml_check::points_from_store(&store, out.run_id, None, 0, None)?;
+    match pid {
+        None => println!("nvml: no process held GPU memory during the window"),
+        Some(pid) => {
+            let tl = nvml::infer(&pts, None);
+            println!("nvml: pid {pid}, {} phases inferred", tl.phases.len());
+            for p in &tl.phases {
+                println!(
+                    "  {:<26} {:>8} s  (confidence {:.1})",
+                    p.kind.label(),
+                    secs(p.seconds()),
+                    p.confidence
+                );
+            }
+            for l in &logs {
+                for d in nvml_check::cross_check(&l.parse.timeline, &tl) {
+                    println!("DISAGREEMENT {}: {d}", l.parse.name);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn tempfile_path() -> anyhow::Result<PathBuf> {
+    Ok(std::env::temp_dir().join(format!(
+        "servescope-startup-{}-{}.db",
+        std::process::id(),
+        servescope_agent::clock::now_ns()
+    )))
 }

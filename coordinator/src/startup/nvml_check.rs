@@ -168,3 +168,64 @@ pub fn compare(
     rows.sort_by_key(|r| r.truth.0.or(r.truth.1));
     rows
 }
+
+/// Where a log timeline and an NVML-inferred one disagree on a phase both have:
+/// durations differing by more than 20 % and 2 s, or boundaries more than 2 s apart.
+pub fn cross_check(log: &Timeline, nvml: &Timeline) -> Vec<String> {
+    let mut out = Vec::new();
+    for kind in [
+        PhaseKind::WeightLoad,
+        PhaseKind::TorchCompile,
+        PhaseKind::KvCacheAllocation,
+        PhaseKind::CudaGraphCapture,
+    ] {
+        let (Some(l), Some(n)) = (log.get(kind), nvml.get(kind)) else {
+            continue;
+        };
+        if let (Some(ls), Some(ns)) = (l.seconds(), n.seconds()) {
+            if (ls - ns).abs() > 2.0 && (ls - ns).abs() > 0.2 * ls.max(ns) {
+                out.push(format!(
+                    "{}: the log says {ls:.1} s, NVML sees {ns:.1} s",
+                    kind.label()
+                ));
+            }
+        }
+        let off = log.clock_offset_ns - nvml.clock_offset_ns;
+        for (what, a, b) in [
+            ("start", l.start_ns, n.start_ns),
+            ("end", l.end_ns, n.end_ns),
+        ] {
+            if let (Some(a), Some(b)) = (a, b) {
+                let d = (a + off - b) as f64 / 1e9;
+                if d.abs() > 2.0 {
+                    out.push(format!(
+                        "{}: {what} differs by {d:+.1} s (log vs NVML)",
+                        kind.label()
+                    ));
+                }
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::startup::phase::{Phase, Source};
+
+    #[test]
+    fn cross_check_reports_only_real_disagreements() {
+        let mk = |src, s: i64, e: i64| {
+            let mut t = Timeline::new(None);
+            t.phases
+                .push(Phase::new(PhaseKind::WeightLoad, src, 1.0).span(s, e));
+            t
+        };
+        let log = mk(Source::Log, 0, 60_000_000_000);
+        assert!(cross_check(&log, &mk(Source::Nvml, 500_000_000, 60_400_000_000)).is_empty());
+        let d = cross_check(&log, &mk(Source::Nvml, 30_000_000_000, 60_000_000_000));
+        assert_eq!(d.len(), 2, "{d:?}");
+        assert!(d[0].contains("60.0 s") && d[0].contains("30.0 s"), "{d:?}");
+    }
+}
