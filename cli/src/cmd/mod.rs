@@ -13,5 +13,6 @@ pub mod runs;
 pub mod show;
 pub mod sim;
 pub mod startup;
+pub mod startup_sources;
 pub mod table;
 pub mod watch;
