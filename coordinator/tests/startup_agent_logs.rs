@@ -20,45 +20,15 @@ fn opts() -> ParseOptions {
     o
 }
 
-/// The agent's prefilter (agent/src/watch.rs `MARKS`, plus the first line and the
-/// first line naming the LLMServer replica).
-const MARKS: &[&str] = &[
-    "Loading weights took",
-    "Model loading took",
-    "torch.compile",
-    "Dynamo bytecode",
-    "Compiling a graph",
-    "Directly load the compiled",
-    "Graph capturing finished",
-    "init engine",
-    "KV cache",
-    "Available KV cache memory",
-    "Starting vLLM",
-    "Application startup complete",
-    "Time spent downloading",
-    "Overall time to stream",
-    "Added request",
-    "Memory profiling takes",
-    "LLM engine (v",
-    "Starting to load model",
-    "CloudDownloader",
-    "Initial profiling/warmup run",
-    "Compile and warming up model",
-    "Supported tasks:",
-    "Started vLLM engine",
-    "RunAI Streamer",
-    "chat template content format",
-    "Error in preprocessing prompt",
-    " in world size ",
-];
-
+/// The agent's prefilter (`servescope_agent::watch::is_milestone`, plus the first
+/// line and the first line naming the LLMServer replica, as its tails send them).
 fn agent_filter(lines: &[&str]) -> Vec<String> {
     let (mut first, mut actor) = (false, false);
     let mut out = Vec::new();
     for l in lines {
         let f = !first && !l.trim().is_empty();
         let a = !actor && l.contains("LLMServer");
-        if f || a || MARKS.iter().any(|m| l.contains(m)) {
+        if f || a || servescope_agent::watch::is_milestone(l) {
             first |= f;
             actor |= a;
             out.push(l.to_string());

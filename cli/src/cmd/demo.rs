@@ -298,10 +298,7 @@ async fn probe_first_working(
                     );
                 }
                 if let Ok(mut store) = servescope_coordinator::Store::open(&a.db.db) {
-                    let now = std::time::SystemTime::now()
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .map(|d| d.as_nanos() as u64)
-                        .unwrap_or(0);
+                    let now = servescope_agent::clock::now_ns();
                     if let Ok(run) = store.create_run("fabric", t, now, "{}") {
                         let _ = store.save_fabric_probe(run, &o);
                         let _ = store.finish_run(run, now, "done");

@@ -13,6 +13,8 @@ use servescope_proto::v1::{
     FabricCheckRequest, GetInventoryRequest, ProbePlanMsg, ProbeSizeResult,
 };
 
+use servescope_agent::clock::now_ns;
+
 use super::common::{parse_duration, AgentFlags, DbFlag};
 
 #[derive(clap::Subcommand, Debug)]
@@ -259,13 +261,6 @@ async fn probe_cmd(a: ProbeArgs) -> anyhow::Result<()> {
         anyhow::bail!("probe ended early: {e}");
     }
     Ok(())
-}
-
-fn now_ns() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0)
 }
 
 async fn matrix_cmd(a: MatrixArgs) -> anyhow::Result<()> {
