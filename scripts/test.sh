@@ -28,6 +28,11 @@ if [ ${#need[@]} -gt 0 ]; then
   fi
 fi
 
+# The real OpenTelemetry Python SDK (pinned, in target/otel-venv) for
+# coordinator/tests/otlp_python.rs; required here, so a missing SDK fails the test.
+SERVESCOPE_OTEL_PYTHON="$(bash scripts/otel_venv.sh | tail -n 1)"
+export SERVESCOPE_OTEL_PYTHON SERVESCOPE_REQUIRE_OTEL=1
+
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo test --workspace

@@ -48,6 +48,12 @@ enum Command {
     Otlp(cmd::otlp::Args),
     /// Fabric probes between agents (libfabric, UCX) and preflight checks
     Fabric(cmd::fabric::Args),
+    /// Prefill–decode experiments: a sweep through the proxy with engine scrapes and spans
+    Pd(cmd::pd::Args),
+    /// Per-request and per-point TTFT decomposition of a stored run, KV analysis, findings
+    Attribute(cmd::pd::AttributeArgs),
+    /// Named findings (with evidence and a fix) for a stored run
+    Diagnose(cmd::pd::AttributeArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -79,6 +85,9 @@ fn main() -> anyhow::Result<()> {
             Command::Startup(a) => cmd::startup::run(a),
             Command::Otlp(a) => cmd::otlp::run(a).await,
             Command::Fabric(a) => cmd::fabric::run(a).await,
+            Command::Pd(a) => cmd::pd::run(a).await,
+            Command::Attribute(a) => cmd::pd::attribute_cmd(a),
+            Command::Diagnose(a) => cmd::pd::diagnose_cmd(a),
         }
     });
     // The error and its causes on one line each, never a backtrace: this is the

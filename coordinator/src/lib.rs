@@ -5,10 +5,12 @@
 
 pub mod clock;
 pub mod connect;
+pub mod engine;
 pub mod export;
 pub mod fabric;
 pub mod load;
 pub mod otlp;
+pub mod pd;
 pub mod points;
 pub mod rates;
 pub mod record;

@@ -65,6 +65,7 @@ async fn load_run(db: &std::path::Path) -> i64 {
         db: db.to_path_buf(),
         label: LABEL.into(),
         max_connections: 16,
+        point_hook: None,
     };
     let (run, points) = run_load(lc, Arc::new(LoadProgress::default()))
         .await

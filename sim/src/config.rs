@@ -33,6 +33,17 @@ pub struct PdConfig {
     pub slow_kv_rate: f64,
     /// …that many times slower.
     pub slow_kv_factor: f64,
+    /// Fault: fraction of transfers that fail (D then recomputes the prefill locally
+    /// and P's blocks expire after `kv_lease_s`).
+    #[serde(default)]
+    pub kv_fail_rate: f64,
+    /// How long P keeps blocks nobody read (vLLM 0.33 `kv_lease_duration`, 30 s).
+    #[serde(default = "default_lease")]
+    pub kv_lease_s: f64,
+}
+
+fn default_lease() -> f64 {
+    30.0
 }
 
 impl Default for PdConfig {
@@ -45,6 +56,8 @@ impl Default for PdConfig {
             handshake_s: 0.05,
             slow_kv_rate: 0.0,
             slow_kv_factor: 100.0,
+            kv_fail_rate: 0.0,
+            kv_lease_s: default_lease(),
         }
     }
 }
@@ -153,6 +166,10 @@ impl SimConfig {
                     "pd slow_kv_rate must be within 0..1, slow_kv_factor ≥ 1, handshake_s ≥ 0"
                         .into(),
                 );
+            }
+            let lease_ok = pd.kv_lease_s.is_finite() && pd.kv_lease_s > 0.0;
+            if !(0.0..=1.0).contains(&pd.kv_fail_rate) || !lease_ok {
+                return Err("pd kv_fail_rate must be within 0..1 and kv_lease_s > 0".into());
             }
         }
         if self.max_num_seqs == 0 || self.tokens_per_chunk == 0 {

@@ -4,8 +4,9 @@
 //! Token times are absolute deadlines from the first token, so timer jitter does not
 //! accumulate. Faults are decided per request from a seeded generator.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use serde_json::json;
@@ -13,8 +14,40 @@ use tokio::sync::{mpsc, Semaphore};
 use tokio::time::Instant;
 
 use crate::config::SimConfig;
+use crate::disagg::truth::TruthBook;
+use crate::otlp::{RequestTimes, SpanSink};
 use crate::prom::{Finish, Metrics, H};
 use crate::text;
+
+/// ns since the Unix epoch, now.
+pub fn epoch_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+/// What an engine instance does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Prefill and decode in one instance (with `pd` set: both stages and the
+    /// transfer simulated inside it).
+    Unified,
+    /// A prefill instance of a disaggregated deployment (`kv_role: kv_producer`).
+    Prefill,
+    /// A decode instance (`kv_role: kv_consumer`): pulls the KV cache from P.
+    Decode,
+}
+
+/// A KV cache to pull from a prefill instance (`kv_transfer_params` from P).
+#[derive(Debug, Clone)]
+pub struct RemoteKv {
+    pub engine_id: String,
+    /// P's request id (`remote_request_id`), whose blocks are released after the read.
+    pub request_id: String,
+    /// Prompt tokens whose KV cache is moved.
+    pub tokens: u32,
+}
 
 /// One generation request, as the HTTP layer parsed it.
 #[derive(Debug, Clone)]
@@ -23,6 +56,10 @@ pub struct GenRequest {
     pub prompt_tokens: u32,
     pub max_tokens: u32,
     pub counting: Option<u64>,
+    /// Decode instance: the KV cache to pull first.
+    pub remote: Option<RemoteKv>,
+    /// The client's `x-request-id` (ground truth key).
+    pub client_id: String,
 }
 
 /// What the engine emits for a request, in order.
@@ -60,13 +97,28 @@ struct Plan {
 
 pub struct Engine {
     pub cfg: SimConfig,
-    slots: Arc<Semaphore>,
+    pub(crate) slots: Arc<Semaphore>,
     /// PD mode: prefill-instance slots and KV links.
     p_slots: Arc<Semaphore>,
     links: Arc<Semaphore>,
-    handshake_done: std::sync::atomic::AtomicBool,
-    waiting: AtomicUsize,
-    running: AtomicUsize,
+    /// Remote engines this one has done the NIXL handshake with.
+    handshakes: Mutex<HashSet<String>>,
+    pub role: Role,
+    /// Engine id (`remote_engine_id` in kv_transfer_params).
+    pub name: String,
+    pub(crate) truth: Option<Arc<TruthBook>>,
+    pub(crate) spans: Option<SpanSink>,
+    /// Prefill instance: blocks kept for a reader, with their lease deadline.
+    pub(crate) pending: Mutex<HashMap<String, Instant>>,
+    /// Decode instance: the prefill instances, to release blocks after a read.
+    pub(crate) prefills: OnceLock<Vec<Arc<Engine>>>,
+    /// The port this instance listens on (for `remote_port`).
+    pub listen_port: std::sync::atomic::AtomicU16,
+    pub(crate) waiting: AtomicUsize,
+    /// Decode instance: requests waiting for a transfer link / in transfer.
+    pub(crate) kv_waiting: AtomicUsize,
+    pub(crate) kv_in_progress: AtomicUsize,
+    pub(crate) running: AtomicUsize,
     rng: Mutex<u64>,
     pub metrics: Metrics,
     next_id: AtomicU64,
@@ -92,8 +144,17 @@ impl Engine {
                     .map_or(1, |p| p.kv_links)
                     .min(Semaphore::MAX_PERMITS),
             )),
-            handshake_done: std::sync::atomic::AtomicBool::new(false),
+            handshakes: Mutex::new(HashSet::new()),
+            role: Role::Unified,
+            name: "sim".into(),
+            truth: None,
+            spans: None,
+            pending: Mutex::new(HashMap::new()),
+            prefills: OnceLock::new(),
+            listen_port: std::sync::atomic::AtomicU16::new(0),
             waiting: AtomicUsize::new(0),
+            kv_waiting: AtomicUsize::new(0),
+            kv_in_progress: AtomicUsize::new(0),
             running: AtomicUsize::new(0),
             rng: Mutex::new(cfg.seed.max(1)),
             metrics: Metrics::new(&cfg.model, cfg.pd.is_some()),
@@ -102,8 +163,43 @@ impl Engine {
         }
     }
 
+    /// An instance of a disaggregated deployment (see [`crate::disagg`]).
+    pub fn disaggregated(
+        cfg: SimConfig,
+        role: Role,
+        name: String,
+        truth: Arc<TruthBook>,
+        spans: Option<SpanSink>,
+    ) -> Self {
+        let mut e = Engine::new(cfg);
+        e.role = role;
+        e.name = name;
+        e.truth = Some(truth);
+        e.spans = spans;
+        e
+    }
+
+    pub(crate) fn truth(&self, client_id: &str, f: impl FnOnce(&mut crate::disagg::truth::Truth)) {
+        if let Some(t) = &self.truth {
+            t.update(client_id, f);
+        }
+    }
+
     pub fn running(&self) -> usize {
         self.running.load(Ordering::Relaxed)
+    }
+
+    /// Prometheus text of this instance.
+    pub fn render_metrics(&self) -> String {
+        let kv = (self.role == Role::Decode
+            || (self.role == Role::Unified && self.cfg.pd.is_some()))
+        .then(|| {
+            (
+                self.kv_waiting.load(Ordering::Relaxed),
+                self.kv_in_progress.load(Ordering::Relaxed),
+            )
+        });
+        self.metrics.render_with(self.running(), self.waiting(), kv)
     }
 
     pub fn waiting(&self) -> usize {
@@ -114,7 +210,7 @@ impl Engine {
         self.next_id.fetch_add(1, Ordering::Relaxed)
     }
 
-    fn roll(&self, rate: f64) -> bool {
+    pub(crate) fn roll(&self, rate: f64) -> bool {
         if rate <= 0.0 {
             return false;
         }
@@ -167,61 +263,98 @@ impl Engine {
     ) {
         let cfg = &self.cfg;
         let queued = Instant::now();
+        let arrival_ns = epoch_ns();
+        let at_ns = |t: Instant| arrival_ns + (t - queued).as_nanos() as u64;
         let step = Duration::from_secs_f64(cfg.decode_s_per_token);
         let prefill = Duration::from_secs_f64(cfg.predicted_ttft_s(req.prompt_tokens));
-        // PD: prefill on P, then D takes a slot, pulls the KV cache, recomputes the
-        // last token and decodes. Ground truth of each stage goes back to the client.
+        // Unified PD: prefill on P, then D takes a slot, pulls the KV cache, recomputes
+        // the last token and decodes. Ground truth of each stage goes back to the client.
         let mut truth = None;
-        let d_arrival = match &cfg.pd {
-            None => queued,
-            Some(_) => {
-                let Ok(p_permit) = Arc::clone(&self.p_slots).acquire_owned().await else {
-                    return;
-                };
-                let p_sched = Instant::now();
-                tokio::time::sleep(prefill).await;
-                drop(p_permit);
-                truth = Some((secs(p_sched - queued), secs(Instant::now() - p_sched)));
-                Instant::now()
-            }
+        let unified_pd = self.role == Role::Unified && cfg.pd.is_some();
+        let d_arrival = if unified_pd {
+            let Ok(p_permit) = Arc::clone(&self.p_slots).acquire_owned().await else {
+                return;
+            };
+            let p_sched = Instant::now();
+            tokio::time::sleep(prefill).await;
+            drop(p_permit);
+            truth = Some((secs(p_sched - queued), secs(Instant::now() - p_sched)));
+            Instant::now()
+        } else {
+            queued
         };
         self.waiting.fetch_add(1, Ordering::Relaxed);
         let permit = Arc::clone(&self.slots).acquire_owned().await;
         self.waiting.fetch_sub(1, Ordering::Relaxed);
         let Ok(_permit) = permit else { return };
+        let remote = match (&req.remote, unified_pd) {
+            (Some(r), _) if self.role == Role::Decode => Some(r.clone()),
+            (_, true) => Some(RemoteKv {
+                engine_id: "local".into(),
+                request_id: req.id.clone(),
+                tokens: req.prompt_tokens,
+            }),
+            _ => None,
+        };
         let mut kv = None;
-        if let Some(pd) = &cfg.pd {
+        if let (Some(pd), Some(r)) = (&cfg.pd, remote) {
             let slot_at = Instant::now();
-            let Ok(link) = Arc::clone(&self.links).acquire_owned().await else {
-                return;
-            };
+            self.kv_waiting.fetch_add(1, Ordering::Relaxed);
+            let link = Arc::clone(&self.links).acquire_owned().await;
+            self.kv_waiting.fetch_sub(1, Ordering::Relaxed);
+            let Ok(link) = link else { return };
             let link_at = Instant::now();
-            let handshake = if self.handshake_done.swap(true, Ordering::Relaxed) {
-                0.0
-            } else {
-                pd.handshake_s
-            };
-            let mut xfer = pd.transfer_s(req.prompt_tokens);
+            self.kv_in_progress.fetch_add(1, Ordering::Relaxed);
+            let first_with_peer = self
+                .handshakes
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(r.engine_id.clone());
+            let handshake = if first_with_peer { pd.handshake_s } else { 0.0 };
+            if first_with_peer {
+                tracing::debug!("NIXL handshake: get metadata took: {:.6}", handshake / 2.0);
+            }
+            let mut xfer = pd.transfer_s(r.tokens);
             if plan.slow_kv {
                 xfer *= pd.slow_kv_factor;
             }
+            // The transfer takes its modelled time; NIXL reports that. A timer firing
+            // late is the engine noticing late: it counts in D's queue, not in the
+            // transfer (see Truth::d_queue_ms).
             tokio::time::sleep(Duration::from_secs_f64(handshake + xfer)).await;
+            self.kv_in_progress.fetch_sub(1, Ordering::Relaxed);
             drop(link);
-            let bytes = pd.kv_bytes_per_token * u64::from(req.prompt_tokens);
-            self.metrics.nixl_transfer(handshake + xfer, bytes);
+            let bytes = pd.kv_bytes_per_token * u64::from(r.tokens);
+            let failed = self.roll(pd.kv_fail_rate);
+            let mut recompute = 0.0;
+            if failed {
+                self.metrics.nixl_failed();
+                // vLLM's kv_load_failure_policy "recompute": D prefills the prompt itself.
+                recompute = cfg.predicted_ttft_s(r.tokens);
+                tokio::time::sleep(Duration::from_secs_f64(recompute)).await;
+            } else {
+                self.metrics.nixl_transfer(xfer, bytes);
+                if let Some(ps) = self.prefills.get() {
+                    for p in ps.iter().filter(|p| p.name == r.engine_id) {
+                        p.release(&r.request_id);
+                    }
+                }
+            }
             kv = Some((
                 secs(slot_at - d_arrival),
                 secs(link_at - slot_at),
                 handshake,
                 xfer,
                 bytes,
+                failed,
+                recompute,
             ));
         }
         self.running.fetch_add(1, Ordering::Relaxed);
         let scheduled = Instant::now();
         // PD: the first token is one step after the transfer (recompute of the last
         // prompt token); otherwise after prefill.
-        let prefill = if cfg.pd.is_some() { step } else { prefill };
+        let prefill = if kv.is_some() { step } else { prefill };
         let first = scheduled + prefill;
         let n = req.max_tokens.max(1);
         let per_chunk = cfg.tokens_per_chunk;
@@ -245,7 +378,16 @@ impl Engine {
                 }
             }
             last = Instant::now();
-            first_sent.get_or_insert(last);
+            if first_sent.is_none() {
+                first_sent = Some(last);
+                if self.role == Role::Decode {
+                    let (first_ns, sched) = (at_ns(last), secs(last - scheduled));
+                    self.truth(&req.client_id, |t| {
+                        t.d_first_token_ns = Some(first_ns);
+                        t.d_first_step_ms = sched * 1e3;
+                    });
+                }
+            }
             if tx.send(Out::Chunk { text: s, tokens: k }).await.is_err() {
                 finish = Finish::Abort;
                 break;
@@ -267,23 +409,62 @@ impl Engine {
         let first = first_sent.unwrap_or(first);
         let ttft = secs(first.max(scheduled) - queued);
         let e2e = secs(last - queued);
+        let gen = secs(last.saturating_duration_since(first));
         m.observe(H::Queue, secs(scheduled - d_arrival));
         m.observe(H::Ttft, ttft);
-        m.observe(H::Prefill, secs(prefill));
-        m.observe(H::Decode, secs(last.saturating_duration_since(first)));
+        m.observe(H::Prefill, secs(first.max(scheduled) - scheduled));
+        m.observe(H::Decode, gen);
         m.observe(H::Inference, secs(last - scheduled));
         m.observe(H::E2e, e2e);
         m.observe(H::PromptTokens, f64::from(req.prompt_tokens));
         m.observe(H::GenerationTokens, f64::from(sent));
         if sent > 1 {
-            let tpot = secs(last.saturating_duration_since(first)) / f64::from(sent - 1);
+            let tpot = gen / f64::from(sent - 1);
             m.observe(H::Tpot, tpot);
             m.observe(H::Itl, tpot);
         }
         m.tokens(u64::from(req.prompt_tokens), u64::from(sent));
         m.finished(finish);
+        if let Some((d_wait, link_wait, hs, xfer, bytes, failed, recompute)) = kv {
+            if self.role == Role::Decode {
+                let d_arrival_ns = at_ns(d_arrival);
+                let d_queue = secs(scheduled - d_arrival);
+                let slow = plan.slow_kv;
+                let dms = cfg.decode_s_per_token * 1e3;
+                let name = self.name.clone();
+                self.truth(&req.client_id, |t| {
+                    t.decode_engine = Some(name);
+                    t.d_arrival_ns = Some(d_arrival_ns);
+                    t.d_capacity_wait_ms = d_wait * 1e3;
+                    t.d_queue_ms = d_queue * 1e3;
+                    t.kv_link_wait_ms = link_wait * 1e3;
+                    t.kv_handshake_ms = hs * 1e3;
+                    t.kv_transfer_ms = xfer * 1e3;
+                    t.kv_bytes = bytes;
+                    t.slow_kv = slow;
+                    t.kv_failed = failed;
+                    t.kv_recompute_ms = recompute * 1e3;
+                    t.decode_ms_per_token = dms;
+                });
+            }
+        }
+        if let Some(sink) = &self.spans {
+            sink.request(&RequestTimes {
+                request_id: format!("{}-0", req.id),
+                model: cfg.model.clone(),
+                arrival_ns,
+                end_ns: at_ns(last),
+                prompt_tokens: req.prompt_tokens,
+                completion_tokens: sent,
+                queue_s: secs(scheduled - d_arrival),
+                ttft_s: ttft,
+                e2e_s: e2e,
+                prefill_s: secs(first.max(scheduled) - scheduled),
+                decode_s: gen,
+                inference_s: secs(last - scheduled),
+            });
+        }
         if finish == Finish::Length {
-            let gen = secs(last.saturating_duration_since(first));
             let mut metrics = json!({
                 "time_to_first_token_ms": secs(first - scheduled) * 1e3,
                 "generation_time_ms": gen * 1e3,
@@ -291,7 +472,7 @@ impl Engine {
                 "mean_itl_ms": if sent > 1 { gen * 1e3 / f64::from(sent - 1) } else { 0.0 },
                 "tokens_per_second": f64::from(sent) / secs(last - scheduled).max(1e-9),
             });
-            if let (Some((p_queue, p_prefill)), Some((d_wait, link_wait, hs, xfer, bytes))) =
+            if let (Some((p_queue, p_prefill)), Some((d_wait, link_wait, hs, xfer, bytes, _, _))) =
                 (truth, kv)
             {
                 // Not a vLLM field: what the simulator did, for attribution tests.

@@ -12,7 +12,8 @@ use axum::routing::{get, post};
 use axum::Router;
 use serde_json::{json, Value};
 
-use crate::engine::{Engine, GenRequest, Out, Refusal};
+use crate::disagg::prefill::PrefillDone;
+use crate::engine::{Engine, GenRequest, Out, Refusal, RemoteKv, Role};
 use crate::text;
 
 /// Largest request body accepted.
@@ -47,7 +48,7 @@ async fn models(State(e): State<Arc<Engine>>) -> Response {
 async fn metrics(State(e): State<Arc<Engine>>) -> Response {
     (
         [("content-type", "text/plain; version=0.0.4; charset=utf-8")],
-        e.metrics.render(e.running(), e.waiting()),
+        e.render_metrics(),
     )
         .into_response()
 }
@@ -67,6 +68,8 @@ struct Parsed {
     max_tokens: Option<u32>,
     stream: bool,
     include_usage: bool,
+    /// vLLM's `kv_transfer_params` (disaggregated prefill).
+    kv: Option<Value>,
 }
 
 fn parse(body: &[u8], chat: bool) -> Result<Parsed, String> {
@@ -129,6 +132,10 @@ fn parse(body: &[u8], chat: bool) -> Result<Parsed, String> {
             .pointer("/stream_options/include_usage")
             .and_then(Value::as_bool)
             .unwrap_or(false),
+        kv: v
+            .get("kv_transfer_params")
+            .filter(|k| k.is_object())
+            .cloned(),
     })
 }
 
@@ -171,11 +178,36 @@ async fn handle(e: Arc<Engine>, headers: HeaderMap, body: Bytes, chat: bool) -> 
     } else {
         format!("cmpl-{rid}")
     };
+    let flag = |k: &str| {
+        p.kv.as_ref()
+            .and_then(|v| v.get(k))
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
+    };
+    let prompt_tokens = text::count_tokens(&p.prompt);
+    if e.role == Role::Prefill && flag("do_remote_decode") {
+        let done = e.prefill_only(&id, &rid, prompt_tokens).await;
+        let mut resp = prefill_response(&e, done, &id, chat);
+        if let Ok(v) = rid.parse() {
+            resp.headers_mut().insert("x-request-id", v);
+        }
+        return resp;
+    }
+    let remote = if e.role == Role::Decode && flag("do_remote_prefill") {
+        match remote_kv(p.kv.as_ref(), prompt_tokens) {
+            Ok(r) => Some(r),
+            Err(m) => return error(StatusCode::BAD_REQUEST, "BadRequestError", m),
+        }
+    } else {
+        None
+    };
     let req = GenRequest {
         id: id.clone(),
-        prompt_tokens: text::count_tokens(&p.prompt),
+        prompt_tokens,
         max_tokens: p.max_tokens.unwrap_or(e.cfg.default_max_tokens),
         counting: text::counting_start(&p.prompt),
+        remote,
+        client_id: rid.clone(),
     };
     let model = e.cfg.model.clone();
     let rx = e.run(req);
@@ -188,6 +220,52 @@ async fn handle(e: Arc<Engine>, headers: HeaderMap, body: Bytes, chat: bool) -> 
         resp.headers_mut().insert("x-request-id", v);
     }
     resp
+}
+
+/// The KV cache a decode request must pull, from P's `kv_transfer_params`.
+fn remote_kv(kv: Option<&Value>, prompt_tokens: u32) -> Result<RemoteKv, String> {
+    let kv = kv.ok_or("kv_transfer_params missing")?;
+    let engine_id = kv
+        .get("remote_engine_id")
+        .and_then(Value::as_str)
+        .ok_or("kv_transfer_params.remote_engine_id must be a string")?;
+    let tokens = kv
+        .get("remote_num_tokens")
+        .and_then(Value::as_u64)
+        .and_then(|n| u32::try_from(n).ok())
+        .unwrap_or(prompt_tokens);
+    Ok(RemoteKv {
+        engine_id: engine_id.to_string(),
+        request_id: kv
+            .get("remote_request_id")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string(),
+        tokens,
+    })
+}
+
+/// P's answer to a `do_remote_decode` request: one token, and the parameters D
+/// needs to pull the KV cache (vLLM 0.33 `request_finished` field names).
+fn prefill_response(e: &Engine, done: PrefillDone, id: &str, chat: bool) -> Response {
+    let tok = text::token(0, None);
+    let choice = if chat {
+        json!({"index": 0, "message": {"role": "assistant", "content": tok}, "finish_reason": "length"})
+    } else {
+        json!({"index": 0, "text": tok, "finish_reason": "length"})
+    };
+    let port = e.listen_port.load(std::sync::atomic::Ordering::Relaxed);
+    let v = json!({"id": id, "object": if chat { "chat.completion" } else { "text_completion" },
+    "created": created(), "model": e.cfg.model, "choices": [choice],
+    "usage": {"prompt_tokens": done.prompt_tokens, "total_tokens": done.prompt_tokens + 1, "completion_tokens": 1},
+    "metrics": done.metrics,
+    "kv_transfer_params": {
+        "do_remote_prefill": true, "do_remote_decode": false,
+        "remote_block_ids": [[]], "remote_engine_id": e.name, "remote_request_id": id,
+        "remote_host": "127.0.0.1", "remote_port": port, "remote_num_tokens": done.prompt_tokens,
+        "tp_size": 1,
+    }});
+    ([("content-type", "application/json")], v.to_string()).into_response()
 }
 
 fn sse(v: &Value) -> Bytes {

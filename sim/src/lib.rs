@@ -11,8 +11,10 @@
 //! `/health` answers 503 while it writes vLLM-format startup log lines.
 
 pub mod config;
+pub mod disagg;
 pub mod engine;
 mod http;
+pub mod otlp;
 pub mod prom;
 pub mod startup;
 pub mod text;
@@ -98,26 +100,78 @@ pub async fn start_with(
     };
     let model = cfg.model.clone();
     let engine = Arc::new(Engine::new(cfg));
+    serve(engine, addr, gate.map(|g| (g, startup, model))).await
+}
+
+/// Serves `engine` on `addr`, optionally behind a startup gate.
+#[allow(clippy::type_complexity)]
+pub(crate) async fn serve(
+    engine: Arc<Engine>,
+    addr: SocketAddr,
+    gate: Option<(Arc<startup::Gate>, Option<StartupConfig>, String)>,
+) -> Result<SimHandle, SimError> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| SimError::Bind { addr, source })?;
     let addr = listener
         .local_addr()
         .map_err(|source| SimError::Bind { addr, source })?;
+    engine
+        .listen_port
+        .store(addr.port(), std::sync::atomic::Ordering::Relaxed);
     let mut app = http::router(Arc::clone(&engine));
-    if let Some(g) = &gate {
+    if let Some((g, _, _)) = &gate {
         app = app.layer(axum::middleware::from_fn_with_state(
             Arc::clone(g),
             startup::gate,
         ));
     }
-    let startup = match (startup, gate) {
-        (Some(s), Some(g)) => {
+    let startup = match gate {
+        Some((g, Some(s), model)) => {
             let task = tokio::spawn(startup::drive(s, model, addr, Arc::clone(&g)));
             Some((g, task))
         }
         _ => None,
     };
+    let (stop, task) = spawn_server(listener, app);
+    Ok(SimHandle {
+        addr,
+        engine,
+        stop,
+        task,
+        startup,
+    })
+}
+
+/// Serves `app` (with `engine` as the handle's engine) on `addr`.
+pub(crate) async fn serve_router(
+    engine: Engine,
+    app: axum::Router,
+    addr: SocketAddr,
+) -> Result<SimHandle, SimError> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| SimError::Bind { addr, source })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|source| SimError::Bind { addr, source })?;
+    let (stop, task) = spawn_server(listener, app);
+    Ok(SimHandle {
+        addr,
+        engine: Arc::new(engine),
+        stop,
+        task,
+        startup: None,
+    })
+}
+
+fn spawn_server(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+) -> (
+    tokio::sync::watch::Sender<bool>,
+    tokio::task::JoinHandle<()>,
+) {
     let (stop, mut rx) = tokio::sync::watch::channel(false);
     let task = tokio::spawn(async move {
         // Small SSE writes must not wait for the client's delayed ACK (Nagle).
@@ -136,11 +190,5 @@ pub async fn start_with(
             tracing::error!("sim server ended: {e}");
         }
     });
-    Ok(SimHandle {
-        addr,
-        engine,
-        stop,
-        task,
-        startup,
-    })
+    (stop, task)
 }

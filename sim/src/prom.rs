@@ -173,6 +173,9 @@ struct Inner {
     generation_tokens: u64,
     /// finished_reason → count: stop, length, abort, error.
     success: [u64; 4],
+    /// NIXL: failed transfers (D) and blocks released unread after their lease (P).
+    nixl_failed: u64,
+    kv_expired: u64,
 }
 
 /// The simulator's metrics.
@@ -205,6 +208,8 @@ impl Metrics {
                 prompt_tokens: 0,
                 generation_tokens: 0,
                 success: [0; 4],
+                nixl_failed: 0,
+                kv_expired: 0,
             }),
         }
     }
@@ -230,6 +235,16 @@ impl Metrics {
         self.observe(H::NixlBytes, bytes as f64);
     }
 
+    /// A failed KV transfer (decode instance).
+    pub fn nixl_failed(&self) {
+        self.lock().nixl_failed += 1;
+    }
+
+    /// A request whose KV blocks expired unread (prefill instance).
+    pub fn kv_expired(&self) {
+        self.lock().kv_expired += 1;
+    }
+
     pub fn finished(&self, f: Finish) {
         self.lock().success[f as usize] += 1;
     }
@@ -242,6 +257,18 @@ impl Metrics {
 
     /// Prometheus text, vLLM's names.
     pub fn render(&self, running: usize, waiting: usize) -> String {
+        self.render_with(running, waiting, None)
+    }
+
+    /// [`Metrics::render`]; on a KV consumer also the requests waiting for a KV
+    /// transfer to start and in transfer (`vllm:num_requests_waiting_by_reason`,
+    /// `vllm:num_requests_kv_fetch_by_stage`, as vLLM ≥ 0.29).
+    pub fn render_with(
+        &self,
+        running: usize,
+        waiting: usize,
+        kv: Option<(usize, usize)>,
+    ) -> String {
         let g = self.lock();
         let l = format!(
             "engine=\"0\",model_name=\"{}\"",
@@ -260,6 +287,29 @@ impl Metrics {
         );
         let _ = writeln!(s, "# TYPE vllm:num_requests_waiting gauge");
         let _ = writeln!(s, "vllm:num_requests_waiting{{{l}}} {waiting}.0");
+        if let Some((to_start, in_progress)) = kv {
+            let _ = writeln!(
+                s,
+                "# HELP vllm:num_requests_waiting_by_reason Number of requests waiting, by reason."
+            );
+            let _ = writeln!(s, "# TYPE vllm:num_requests_waiting_by_reason gauge");
+            let _ = writeln!(
+                s,
+                "vllm:num_requests_waiting_by_reason{{{l},reason=\"capacity\"}} {waiting}.0"
+            );
+            let deferred = to_start + in_progress;
+            let _ = writeln!(
+                s,
+                "vllm:num_requests_waiting_by_reason{{{l},reason=\"deferred\"}} {deferred}.0"
+            );
+            let _ = writeln!(s, "# HELP vllm:num_requests_kv_fetch_by_stage Requests fetching KV from a remote engine, by stage.");
+            let _ = writeln!(s, "# TYPE vllm:num_requests_kv_fetch_by_stage gauge");
+            let _ = writeln!(s, "vllm:num_requests_kv_fetch_by_stage{{{l},stage=\"waiting_to_start\"}} {to_start}.0");
+            let _ = writeln!(
+                s,
+                "vllm:num_requests_kv_fetch_by_stage{{{l},stage=\"in_progress\"}} {in_progress}.0"
+            );
+        }
         for (name, help, v) in [
             (
                 "prompt_tokens",
@@ -283,6 +333,24 @@ impl Metrics {
         let _ = writeln!(s, "# TYPE vllm:request_success_total counter");
         for (i, r) in FINISH.iter().enumerate().take(3) {
             let _ = writeln!(s, "vllm:request_success_total{{engine=\"0\",finished_reason=\"{r}\",model_name=\"{}\"}} {}.0", self.model, g.success[i]);
+        }
+        if self.pd {
+            for (name, help, v) in [
+                (
+                    "nixl_num_failed_transfers",
+                    "Number of failed NIXL KV Cache transfers.",
+                    g.nixl_failed,
+                ),
+                (
+                    "nixl_num_kv_expired_reqs",
+                    "Number of requests that had their KV expire.",
+                    g.kv_expired,
+                ),
+            ] {
+                let _ = writeln!(s, "# HELP vllm:{name}_total {help}");
+                let _ = writeln!(s, "# TYPE vllm:{name}_total counter");
+                let _ = writeln!(s, "vllm:{name}_total{{{l}}} {v}.0");
+            }
         }
         for ((which, name, help, bounds), h) in HISTOGRAMS.iter().zip(&g.hist) {
             if !self.pd && matches!(which, H::NixlXferTime | H::NixlBytes) {

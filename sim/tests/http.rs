@@ -217,6 +217,7 @@ async fn pd_mode_transfers_kv_and_reports_ground_truth() {
         handshake_s: 0.05,
         slow_kv_rate: 0.0,
         slow_kv_factor: 100.0,
+        ..Default::default()
     };
     let cfg = SimConfig {
         prefill_base_s: 0.1,
@@ -248,7 +249,7 @@ async fn pd_mode_transfers_kv_and_reports_ground_truth() {
         let v: serde_json::Value = serde_json::from_str(&usage.1).unwrap();
         let gt = &v["metrics"]["servescope_ground_truth"];
         assert_eq!(gt["kv_bytes"], 100_000_000u64);
-        assert!((gt["kv_transfer_ms"].as_f64().unwrap() - 100.0).abs() < 0.5);
+        assert!((gt["kv_transfer_ms"].as_f64().unwrap() - 100.0).abs() < 5.0);
         // D's queue time contains the transfer, as vLLM's does on a NIXL decode instance.
         assert!(v["metrics"]["queue_time_ms"].as_f64().unwrap() >= 99.0);
     }

@@ -87,6 +87,7 @@ async fn demo_load(
         db: db.to_path_buf(),
         label: "demo sweep against servescope sim".into(),
         max_connections: 16,
+        point_hook: None,
     };
     let out = run_load(cfg, std::sync::Arc::new(LoadProgress::default())).await;
     sim.shutdown().await;

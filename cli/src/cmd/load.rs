@@ -38,8 +38,9 @@ pub enum DatasetArg {
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Base URL of the OpenAI-compatible server, e.g. http://127.0.0.1:8000
-    #[arg(long)]
+    /// Base URL of the OpenAI-compatible server, e.g. http://127.0.0.1:8000 (for `pd run`:
+    /// the P/D proxy, also spelt --proxy)
+    #[arg(long, visible_alias = "proxy")]
     pub endpoint: String,
     #[arg(long, value_enum, default_value = "completions")]
     pub api: ApiArg,
@@ -142,7 +143,8 @@ pub struct WorkloadArgs {
     pub reuse_prefixes: bool,
 }
 
-pub async fn run(a: Args) -> anyhow::Result<()> {
+/// The load configuration the flags ask for.
+pub fn load_config(a: &Args) -> anyhow::Result<LoadConfig> {
     if a.num_prompts.is_none() && a.duration.is_none() {
         bail!("give --num-prompts N or --duration D");
     }
@@ -189,7 +191,7 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
         duration: a.duration,
         warmup: a.warmup,
         trials: a.trials,
-        workload: build_workload(&a)?,
+        workload: build_workload(a)?,
         probe: a.probe,
         aggregate: AggregateOptions {
             percentiles,
@@ -200,7 +202,13 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
         db: a.db.db.clone(),
         label: a.label.clone(),
         max_connections: max_conn,
+        point_hook: None,
     };
+    Ok(cfg)
+}
+
+pub async fn run(a: Args) -> anyhow::Result<()> {
+    let cfg = load_config(&a)?;
     let progress = Arc::new(LoadProgress::default());
     let bar = if a.json {
         None
@@ -336,7 +344,7 @@ pub fn print_points(results: &[PointResult]) {
     }
 }
 
-fn progress_bar(p: Arc<LoadProgress>) -> tokio::task::JoinHandle<()> {
+pub fn progress_bar(p: Arc<LoadProgress>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let bar = indicatif::ProgressBar::new(0);
         bar.set_style(

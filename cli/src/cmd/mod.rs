@@ -7,6 +7,7 @@ pub mod import;
 pub mod load;
 pub mod nodes;
 pub mod otlp;
+pub mod pd;
 pub mod record;
 pub mod report;
 pub mod runs;

@@ -71,6 +71,32 @@ pub struct Args {
     /// PD fault: how many times slower the slow path is
     #[arg(long, default_value_t = 100.0)]
     pub slow_kv_factor: f64,
+    /// PD fault: fraction of KV transfers that fail (D recomputes; P's blocks expire)
+    #[arg(long, default_value_t = 0.0)]
+    pub kv_fail_rate: f64,
+    /// PD: seconds P keeps KV blocks nobody read (vLLM kv_lease_duration)
+    #[arg(long, default_value_t = 30.0)]
+    pub kv_lease_s: f64,
+    /// A disaggregated deployment: a toy-proxy-compatible proxy on --listen in front of
+    /// --prefills prefill and --decodes decode instances (each with its own /metrics)
+    #[arg(long, conflicts_with_all = ["pd", "startup_phases"])]
+    pub pd_cluster: bool,
+    /// PD cluster: prefill instances
+    #[arg(long, default_value_t = 1)]
+    pub prefills: usize,
+    /// PD cluster: decode instances
+    #[arg(long, default_value_t = 1)]
+    pub decodes: usize,
+    /// PD cluster fault: proxy overhead per request, ms
+    #[arg(long, default_value_t = 0.0)]
+    pub proxy_delay_ms: f64,
+    /// PD cluster fault: the proxy flushes the stream only every this many ms (Ray
+    /// Serve's stream batching is 50)
+    #[arg(long, default_value_t = 0.0)]
+    pub stream_batch_ms: f64,
+    /// PD cluster: export llm_request spans to this OTLP/gRPC endpoint (host:port)
+    #[arg(long)]
+    pub otlp_traces_endpoint: Option<String>,
     /// Startup mode: phase durations in seconds, e.g.
     /// "download=2,weight_load=3,dynamo=1,compile=2,graph_capture=1" (also init, cache_load,
     /// profile, kv_cache, warmup, api); /health and completions answer 503 meanwhile
@@ -86,7 +112,7 @@ pub struct Args {
 
 pub async fn run(a: Args) -> anyhow::Result<()> {
     let cfg = SimConfig {
-        model: a.model,
+        model: a.model.clone(),
         prefill_base_s: a.prefill_base_ms / 1e3,
         prefill_s_per_token: a.prefill_us_per_token / 1e6,
         decode_s_per_token: a.decode_ms / 1e3,
@@ -102,7 +128,7 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
             gibberish_rate: a.gibberish_rate,
         },
         seed: a.seed,
-        pd: a.pd.then(|| servescope_sim::config::PdConfig {
+        pd: (a.pd || a.pd_cluster).then(|| servescope_sim::config::PdConfig {
             prefill_slots: a.pd_prefill_slots,
             kv_bytes_per_token: a.kv_bytes_per_token,
             kv_gbps: a.kv_gbps,
@@ -110,8 +136,13 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
             handshake_s: a.kv_handshake_ms / 1e3,
             slow_kv_rate: a.slow_kv_rate,
             slow_kv_factor: a.slow_kv_factor,
+            kv_fail_rate: a.kv_fail_rate,
+            kv_lease_s: a.kv_lease_s,
         }),
     };
+    if a.pd_cluster {
+        return run_cluster(a, cfg).await;
+    }
     let startup = match &a.startup_phases {
         Some(p) => Some(servescope_sim::StartupConfig {
             phases: servescope_sim::startup::parse_phases(p)
@@ -131,6 +162,52 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
         h.url()
     );
     println!("{}", h.url());
+    tokio::signal::ctrl_c()
+        .await
+        .context("waiting for Ctrl-C")?;
+    h.shutdown().await;
+    Ok(())
+}
+
+fn millis(name: &str, ms: f64) -> anyhow::Result<std::time::Duration> {
+    if !ms.is_finite() || ms < 0.0 {
+        anyhow::bail!("{name} must be a finite number ≥ 0 (got {ms})");
+    }
+    Ok(std::time::Duration::from_secs_f64(ms / 1e3))
+}
+
+async fn run_cluster(a: Args, cfg: SimConfig) -> anyhow::Result<()> {
+    let otlp = a.otlp_traces_endpoint.as_ref().map(|e| {
+        if e.contains("://") {
+            e.clone()
+        } else {
+            format!("http://{e}")
+        }
+    });
+    let c = servescope_sim::disagg::ClusterConfig {
+        engine: cfg,
+        prefills: a.prefills,
+        decodes: a.decodes,
+        proxy_delay: millis("--proxy-delay-ms", a.proxy_delay_ms)?,
+        stream_batch: millis("--stream-batch-ms", a.stream_batch_ms)?,
+        otlp_endpoint: otlp,
+    };
+    let h = servescope_sim::disagg::start_cluster(c, a.listen)
+        .await
+        .context("starting the simulated P/D deployment")?;
+    eprintln!(
+        "servescope sim: P/D proxy on {} (ground truth at /servescope/truth); prefill {}; decode {}; Ctrl-C stops",
+        h.proxy_url(),
+        h.prefill_urls().join(" "),
+        h.decode_urls().join(" ")
+    );
+    println!("proxy {}", h.proxy_url());
+    for u in h.prefill_urls() {
+        println!("prefill {u}");
+    }
+    for u in h.decode_urls() {
+        println!("decode {u}");
+    }
     tokio::signal::ctrl_c()
         .await
         .context("waiting for Ctrl-C")?;

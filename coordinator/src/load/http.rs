@@ -131,4 +131,57 @@ impl HttpClient {
             }
         }
     }
+
+    /// GETs `url` and returns its status and whole body, within `timeout` (headers
+    /// and body together). A body over `max_bytes` (declared or as it arrives) is
+    /// [`HttpError::TooLarge`]; nothing beyond `max_bytes` is buffered.
+    pub async fn get(
+        &self,
+        url: &str,
+        max_bytes: usize,
+        timeout: Duration,
+    ) -> Result<(u16, Bytes), HttpError> {
+        let bad_url = |message: String| HttpError::Url {
+            url: url.to_string(),
+            message,
+        };
+        let uri: Uri = url
+            .parse()
+            .map_err(|e: hyper::http::uri::InvalidUri| bad_url(e.to_string()))?;
+        let req = Request::get(uri)
+            .body(Full::new(Bytes::new()))
+            .map_err(|e| bad_url(e.to_string()))?;
+        let fetch = async {
+            let resp = self
+                .client
+                .request(req)
+                .await
+                .map_err(|e| HttpError::Connect(crate::text::error_chain(&e)))?;
+            let status = resp.status().as_u16();
+            let declared = resp
+                .headers()
+                .get(hyper::header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok());
+            if declared.is_some_and(|n| n > max_bytes as u64) {
+                return Err(HttpError::TooLarge { limit: max_bytes });
+            }
+            let mut buf = Vec::with_capacity(declared.map_or(0, |n| n as usize));
+            let mut body = resp.into_body();
+            while let Some(frame) = body.frame().await {
+                let frame =
+                    frame.map_err(|e| HttpError::StreamCut(crate::text::error_chain(&e)))?;
+                if let Some(data) = frame.data_ref() {
+                    if buf.len() + data.len() > max_bytes {
+                        return Err(HttpError::TooLarge { limit: max_bytes });
+                    }
+                    buf.extend_from_slice(data);
+                }
+            }
+            Ok((status, Bytes::from(buf)))
+        };
+        tokio::time::timeout(timeout, fetch)
+            .await
+            .map_err(|_| HttpError::Timeout(timeout))?
+    }
 }

@@ -35,6 +35,33 @@ pub struct LoadConfig {
     pub db: PathBuf,
     pub label: String,
     pub max_connections: usize,
+    /// Called right before and right after each measured point (after its warm-up,
+    /// before its probe), e.g. to scrape the engines' metrics at the point's edges.
+    pub point_hook: Option<PointHook>,
+}
+
+/// Which edge of which point a [`PointHook`] call is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PointMark {
+    pub point: usize,
+    pub trial: usize,
+    /// false: before the point's first request; true: after its last one finished.
+    pub end: bool,
+}
+
+/// The function of a [`PointHook`].
+pub type PointHookFn = dyn Fn(PointMark) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
+    + Send
+    + Sync;
+
+/// An async callback at point edges.
+#[derive(Clone)]
+pub struct PointHook(pub Arc<PointHookFn>);
+
+impl std::fmt::Debug for PointHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PointHook")
+    }
 }
 
 /// One measured point.
@@ -220,12 +247,23 @@ pub async fn run_load(
                 .planned
                 .store(cfg.num_prompts.unwrap_or(0), Ordering::Relaxed);
             let prompts = prepare(&workload, next_index, cfg.num_prompts.unwrap_or(0)).await;
+            let mark = |end| PointMark {
+                point: pi,
+                trial,
+                end,
+            };
+            if let Some(h) = &cfg.point_hook {
+                (h.0)(mark(false)).await;
+            }
             let started = servescope_agent::clock::now_ns();
             let outcomes = send_all(
                 &client, &target, &prompts, &plan, next_index, clock, &progress,
             )
             .await?;
             let ended = servescope_agent::clock::now_ns();
+            if let Some(h) = &cfg.point_hook {
+                (h.0)(mark(true)).await;
+            }
             next_index += outcomes.len();
             let probe = if cfg.probe {
                 let slot = super::schedule::Slot {

@@ -3,11 +3,14 @@
 //! sequence number) and gaps. A run survives a crash with what it had: samples are
 //! committed in small transactions as they arrive.
 
+mod engine;
 mod fabric;
 mod load;
+mod requests;
 mod schema;
 
 pub use load::PointRow;
+pub use requests::StoredRequest;
 
 use std::path::Path;
 

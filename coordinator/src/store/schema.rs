@@ -5,7 +5,7 @@ use rusqlite::Connection;
 use super::{Result, StoreError};
 
 /// Current schema version.
-pub const VERSION: i64 = 3;
+pub const VERSION: i64 = 4;
 
 const V1: &str = "
 CREATE TABLE runs(
@@ -125,7 +125,41 @@ CREATE TABLE fabric_results(
 ) WITHOUT ROWID;
 ";
 
+/// v4: the engines' `/metrics` scrapes of a run (raw bodies, or why none) and the
+/// request spans the OTLP receiver collected (JSON of `otlp::RequestSpan`).
+const V4: &str = "
+CREATE TABLE engine_scrapes(
+    id INTEGER PRIMARY KEY,
+    run_id INTEGER NOT NULL REFERENCES runs(id),
+    target TEXT NOT NULL,
+    url TEXT NOT NULL,
+    role TEXT NOT NULL,
+    phase TEXT NOT NULL,
+    t_ns INTEGER NOT NULL,
+    body TEXT,
+    error TEXT
+);
+CREATE INDEX engine_scrapes_by_run ON engine_scrapes(run_id, t_ns);
+CREATE TABLE request_spans(
+    run_id INTEGER NOT NULL REFERENCES runs(id),
+    request_id TEXT,
+    service TEXT NOT NULL,
+    host TEXT,
+    payload TEXT NOT NULL
+);
+CREATE INDEX request_spans_by_request ON request_spans(run_id, request_id);
+";
+
+/// Each version's DDL, in order: entry `i` takes the schema from `i` to `i + 1`.
+const STEPS: [&str; VERSION as usize] = [V1, V2, V3, V4];
+
+/// Brings the schema to [`VERSION`], one transaction per version.
 pub fn migrate(conn: &Connection) -> Result<()> {
+    migrate_to(conn, VERSION)
+}
+
+/// Brings the schema to `target` (≤ [`VERSION`]); tests build old stores with it.
+pub(super) fn migrate_to(conn: &Connection, target: i64) -> Result<()> {
     let v: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     if v > VERSION {
         return Err(StoreError::SchemaTooNew {
@@ -133,14 +167,68 @@ pub fn migrate(conn: &Connection) -> Result<()> {
             supported: VERSION,
         });
     }
-    if v < 1 {
-        conn.execute_batch(&format!("BEGIN; {V1} PRAGMA user_version = 1; COMMIT;"))?;
-    }
-    if v < 2 {
-        conn.execute_batch(&format!("BEGIN; {V2} PRAGMA user_version = 2; COMMIT;"))?;
-    }
-    if v < 3 {
-        conn.execute_batch(&format!("BEGIN; {V3} PRAGMA user_version = 3; COMMIT;"))?;
+    for (i, ddl) in STEPS.iter().enumerate() {
+        let next = i as i64 + 1;
+        if v < next && next <= target {
+            conn.execute_batch(&format!(
+                "BEGIN; {ddl} PRAGMA user_version = {next}; COMMIT;"
+            ))?;
+        }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn version(conn: &Connection) -> i64 {
+        conn.query_row("PRAGMA user_version", [], |r| r.get(0))
+            .expect("user_version")
+    }
+
+    #[test]
+    fn a_version_3_store_migrates_to_4_and_keeps_its_runs() {
+        let conn = Connection::open_in_memory().expect("open");
+        migrate_to(&conn, 3).expect("v3");
+        assert_eq!(version(&conn), 3);
+        conn.execute(
+            "INSERT INTO runs(kind, label, started_ns, status) VALUES ('load', 'old', 1, 'done')",
+            [],
+        )
+        .expect("insert");
+        let missing: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM sqlite_master WHERE name = 'engine_scrapes'",
+                [],
+                |r| r.get(0),
+            )
+            .expect("query");
+        assert_eq!(missing, 0);
+        migrate(&conn).expect("v4");
+        assert_eq!(version(&conn), VERSION);
+        let label: String = conn
+            .query_row("SELECT label FROM runs", [], |r| r.get(0))
+            .expect("run kept");
+        assert_eq!(label, "old");
+        for t in ["engine_scrapes", "request_spans"] {
+            let n: i64 = conn
+                .query_row(&format!("SELECT COUNT(*) FROM {t}"), [], |r| r.get(0))
+                .expect("new table");
+            assert_eq!(n, 0);
+        }
+        migrate(&conn).expect("idempotent");
+        assert_eq!(version(&conn), VERSION);
+    }
+
+    #[test]
+    fn a_newer_store_is_refused() {
+        let conn = Connection::open_in_memory().expect("open");
+        conn.execute_batch("PRAGMA user_version = 99;")
+            .expect("set");
+        assert!(matches!(
+            migrate(&conn),
+            Err(StoreError::SchemaTooNew { found: 99, .. })
+        ));
+    }
 }

@@ -1,0 +1,156 @@
+//! `servescope sim --pd-cluster`, `pd run`, `attribute` and `diagnose` as real
+//! processes on loopback: the engines export spans to `pd run`'s OTLP receiver, the
+//! proxy batches the stream (the injected fault), and `diagnose` names it.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_servescope"));
+    c.env_remove("RUST_BACKTRACE");
+    c
+}
+
+struct Sim(Child);
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn pd_run_then_attribute_and_diagnose() {
+    let otlp = free_port();
+    let mut child = bin()
+        .args([
+            "sim",
+            "--pd-cluster",
+            "--listen",
+            "127.0.0.1:0",
+            "--decode-ms",
+            "4",
+            "--stream-batch-ms",
+            "40",
+            "--otlp-traces-endpoint",
+        ])
+        .arg(format!("127.0.0.1:{otlp}"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let out = child.stdout.take().unwrap();
+    let _sim = Sim(child);
+    let mut urls = std::collections::HashMap::new();
+    for line in BufReader::new(out).lines().take(3) {
+        let line = line.unwrap();
+        let (role, url) = line.split_once(' ').unwrap();
+        urls.insert(role.to_string(), url.to_string());
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("pd.db");
+    let html = dir.path().join("pd.html");
+    let out = bin()
+        .args([
+            "pd",
+            "run",
+            "--proxy",
+            &urls["proxy"],
+            "--prefill",
+            &urls["prefill"],
+        ])
+        .args([
+            "--decode",
+            &urls["decode"],
+            "--concurrency",
+            "2",
+            "--num-prompts",
+            "6",
+        ])
+        .args([
+            "--input-len",
+            "64",
+            "--output-len",
+            "30",
+            "--scrape-interval",
+            "100ms",
+        ])
+        .args(["--span-wait", "700ms", "--otlp-listen"])
+        .arg(format!("127.0.0.1:{otlp}"))
+        .arg("--db")
+        .arg(&db)
+        .output()
+        .unwrap();
+    let so = String::from_utf8_lossy(&out.stdout);
+    let se = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{so}\n{se}");
+    assert!(se.contains("pd run 1:") && se.contains("0 failed"), "{se}");
+    assert!(so.contains("6 with a P span, 6 with a D span"), "{so}");
+    assert!(
+        so.contains("p_prefill") && so.contains("kv_transfer"),
+        "{so}"
+    );
+    assert!(so.contains("(stream_batching)"), "{so}");
+
+    let out = bin()
+        .args(["diagnose", "1", "--json", "--db"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rules: Vec<&str> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["rule"].as_str().unwrap())
+        .collect();
+    assert_eq!(rules, ["stream_batching"]);
+
+    let out = bin()
+        .args(["attribute", "1", "--html"])
+        .arg(&html)
+        .arg("--db")
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(page.contains("<svg") && page.contains("Stream batching inflates ITL"));
+    assert!(page.contains("Slowest requests at concurrency 2"));
+
+    // Clear errors: an unknown run, a bad capacity, a missing store.
+    let out = bin()
+        .args(["attribute", "7", "--db"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    let se = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && se.contains("7"), "{se}");
+    let out = bin()
+        .args(["diagnose", "1", "--capacity-gbps=-3", "--db"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    let se = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && se.contains("--capacity-gbps"),
+        "{se}"
+    );
+    let out = bin()
+        .args(["diagnose", "1", "--db"])
+        .arg(dir.path().join("nope.db"))
+        .output()
+        .unwrap();
+    let se = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && se.contains("no store"), "{se}");
+}

@@ -1,0 +1,101 @@
+//! Reading stored requests back (attribution joins them with engine data).
+
+use super::{Result, Store, StoreError};
+use crate::load::metrics::RequestRecord;
+
+/// One measured (not warm-up) request as stored.
+#[derive(Debug, Clone)]
+pub struct StoredRequest {
+    pub point_id: i64,
+    pub idx: i64,
+    pub request_id: String,
+    pub status: Option<i64>,
+    pub error_class: Option<String>,
+    pub error_detail: Option<String>,
+    pub record: RequestRecord,
+    /// vLLM's per-request `metrics` block, when the server sent one.
+    pub server_metrics: Option<serde_json::Value>,
+    pub dispatch_lag_ns: i64,
+}
+
+impl Store {
+    /// The measured requests of a point, in index order.
+    pub fn point_requests(&self, point_id: i64) -> Result<Vec<StoredRequest>> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT idx, request_id, status, error_class, error_detail, record, server_metrics, dispatch_lag_ns
+             FROM requests WHERE point_id = ?1 AND warmup = 0 ORDER BY idx",
+        )?;
+        let rows = st.query_map([point_id], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, Option<i64>>(2)?,
+                r.get::<_, Option<String>>(3)?,
+                r.get::<_, Option<String>>(4)?,
+                r.get::<_, String>(5)?,
+                r.get::<_, Option<String>>(6)?,
+                r.get::<_, i64>(7)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (idx, request_id, status, error_class, error_detail, record, sm, lag) = row?;
+            let corrupt = |what: &'static str| {
+                move |e: serde_json::Error| StoreError::Corrupt {
+                    what,
+                    message: e.to_string(),
+                }
+            };
+            out.push(StoredRequest {
+                point_id,
+                idx,
+                request_id,
+                status,
+                error_class,
+                error_detail,
+                record: serde_json::from_str(&record).map_err(corrupt("request record"))?,
+                server_metrics: sm
+                    .map(|s| serde_json::from_str(&s))
+                    .transpose()
+                    .map_err(corrupt("server metrics"))?,
+                dispatch_lag_ns: lag,
+            });
+        }
+        Ok(out)
+    }
+}
+
+impl Store {
+    /// When a point's measured requests started and ended (ns, coordinator clock).
+    pub fn point_span(&self, point_id: i64) -> Result<(i64, i64)> {
+        Ok(self.conn.query_row(
+            "SELECT started_ns, ended_ns FROM load_points WHERE id = ?1",
+            [point_id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?)
+    }
+
+    /// A run's arguments (JSON).
+    pub fn run_args(&self, run: i64) -> Result<serde_json::Value> {
+        let s: String = self
+            .conn
+            .query_row("SELECT args FROM runs WHERE id = ?1", [run], |r| r.get(0))
+            .map_err(|e| match e {
+                rusqlite::Error::QueryReturnedNoRows => StoreError::NoRun(run),
+                e => e.into(),
+            })?;
+        serde_json::from_str(&s).map_err(|e| StoreError::Corrupt {
+            what: "run args",
+            message: e.to_string(),
+        })
+    }
+
+    /// Changes a run's kind and arguments (a load run that became a pd run).
+    pub fn set_run_kind_args(&self, run: i64, kind: &str, args: &serde_json::Value) -> Result<()> {
+        self.conn.execute(
+            "UPDATE runs SET kind = ?2, args = ?3 WHERE id = ?1",
+            rusqlite::params![run, kind, args.to_string()],
+        )?;
+        Ok(())
+    }
+}

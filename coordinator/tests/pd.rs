@@ -1,0 +1,409 @@
+//! P/D attribution against the simulated disaggregated deployment on loopback: a
+//! proxy in front of prefill and decode instances that export `llm_request` spans to
+//! the coordinator's OTLP receiver, `pd_run` scraping every instance around every
+//! point, then `attribute`. The sim's ground truth (what each stage really took) is
+//! compared with what servescope recovers, per request and from metrics alone; each
+//! diagnosis rule is raised by exactly its injected fault, and a clean run raises none.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use servescope_coordinator::load::metrics::AggregateOptions;
+use servescope_coordinator::load::request::{Api, Target};
+use servescope_coordinator::load::runner::{LoadConfig, LoadProgress};
+use servescope_coordinator::load::schedule::Arrival;
+use servescope_coordinator::load::workload::RandomWorkload;
+use servescope_coordinator::otlp::{Limits, Receiver};
+use servescope_coordinator::pd::analyze::{attribute, AttributeOptions};
+use servescope_coordinator::pd::run::{pd_run, PdRunConfig};
+use servescope_coordinator::pd::Attribution;
+use servescope_coordinator::Store;
+use servescope_sim::config::PdConfig;
+use servescope_sim::disagg::{start_cluster, ClusterConfig, Truth};
+use servescope_sim::{Faults, SimConfig};
+
+/// A clean deployment: nothing queues at concurrency ≤ 8, the KV path is fast.
+fn clean() -> ClusterConfig {
+    ClusterConfig {
+        engine: SimConfig {
+            prefill_base_s: 0.010,
+            prefill_s_per_token: 0.000_05, // 100 tokens: 15 ms
+            decode_s_per_token: 0.004,
+            max_num_seqs: 64,
+            pd: Some(PdConfig {
+                prefill_slots: 64,
+                kv_bytes_per_token: 400_000,
+                kv_gbps: 5.0, // 100 tokens: 40 MB, 8 ms
+                kv_links: 64,
+                handshake_s: 0.02,
+                ..Default::default()
+            }),
+            seed: 3,
+            ..Default::default()
+        },
+        prefills: 1,
+        decodes: 1,
+        proxy_delay: Duration::ZERO,
+        stream_batch: Duration::ZERO,
+        otlp_endpoint: None,
+    }
+}
+
+struct Exp {
+    points: Vec<Arrival>,
+    num_prompts: usize,
+    output_tokens: u32,
+    probe: bool,
+}
+
+fn closed(cs: &[usize], n: usize) -> Exp {
+    Exp {
+        points: cs
+            .iter()
+            .map(|&c| Arrival::Closed { concurrency: c })
+            .collect(),
+        num_prompts: n,
+        output_tokens: 8,
+        probe: false,
+    }
+}
+
+/// Runs the experiment; returns the attribution (every request kept) and the truth.
+async fn run(mut c: ClusterConfig, e: Exp) -> (Attribution, Vec<Truth>) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("pd.db");
+    let rx = Receiver::start("127.0.0.1:0".parse().unwrap(), Limits::default())
+        .await
+        .unwrap();
+    c.otlp_endpoint = Some(format!("http://{}", rx.local_addr()));
+    let h = start_cluster(c, "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let load = LoadConfig {
+        target: Target {
+            base_url: h.proxy_url(),
+            api: Api::Completions,
+            model: "servescope-sim".into(),
+            request_id_prefix: "pd-".into(),
+            sse_limits: Default::default(),
+        },
+        points: e.points,
+        num_prompts: Some(e.num_prompts),
+        duration: None,
+        warmup: 0,
+        trials: 1,
+        workload: RandomWorkload {
+            input_tokens: 100,
+            output_tokens: e.output_tokens,
+            ignore_eos: true,
+            seed: 5,
+        }
+        .into(),
+        probe: e.probe,
+        aggregate: AggregateOptions::default(),
+        db: db.clone(),
+        label: "pd test".into(),
+        max_connections: 64,
+        point_hook: None,
+    };
+    let out = pd_run(
+        PdRunConfig {
+            load,
+            prefill: h.prefill_urls(),
+            decode: h.decode_urls(),
+            scrape_interval: Duration::from_millis(50),
+            otlp: Some(rx),
+            span_wait: Duration::from_millis(500),
+            agents: Vec::new(),
+            fabric_run: None,
+        },
+        Arc::new(LoadProgress::default()),
+    )
+    .await
+    .unwrap();
+    assert!(out.spans > 0 && out.scrapes > 0 && out.scrape_failures == 0);
+    let truth = h.truth.all();
+    h.shutdown().await;
+    let store = Store::open(&db).unwrap();
+    let a = attribute(
+        &store,
+        out.run_id,
+        &AttributeOptions {
+            slowest: usize::MAX,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    (a, truth)
+}
+
+fn rules(a: &Attribution) -> BTreeSet<&'static str> {
+    a.findings.iter().map(|f| f.rule).collect()
+}
+
+fn close(got: f64, want: f64, what: &str, rid: &str) {
+    let tol = (want.abs() * 0.05).max(1.0);
+    assert!(
+        (got - want).abs() <= tol,
+        "{rid} {what}: recovered {got:.3} ms, truth {want:.3} ms (tolerance {tol:.3})"
+    );
+}
+
+#[tokio::test]
+async fn per_request_components_match_the_injected_truth_at_1_and_32() {
+    let mut c = clean();
+    c.proxy_delay = Duration::from_millis(5);
+    if let Some(pd) = c.engine.pd.as_mut() {
+        pd.prefill_slots = 8; // P queues at concurrency 32
+        pd.kv_bytes_per_token = 1_000_000; // 100 tokens: 100 MB, 20 ms
+    }
+    let (a, truth) = run(c, closed(&[1, 32], 64)).await;
+    assert_eq!(a.join.requests, 128);
+    assert_eq!(a.join.with_prefill_span, 128, "{:?}", a.join);
+    assert_eq!(a.join.with_decode_span, 128);
+    let by_id: std::collections::HashMap<&str, &Truth> =
+        truth.iter().map(|t| (t.request_id.as_str(), t)).collect();
+    let mut p_queue_seen = 0.0f64;
+    for p in &a.points {
+        assert_eq!(p.breakdowns.len(), 64, "{}", p.label);
+        for b in &p.breakdowns {
+            let t = by_id[b.request_id.as_str()];
+            let rid = &b.request_id;
+            close(b.get("p_queue").unwrap(), t.p_queue_ms, "p_queue", rid);
+            close(
+                b.get("p_prefill").unwrap(),
+                t.p_prefill_ms,
+                "p_prefill",
+                rid,
+            );
+            close(
+                b.get("kv_handshake").unwrap(),
+                t.kv_handshake_ms,
+                "kv_handshake",
+                rid,
+            );
+            close(
+                b.get("kv_transfer").unwrap(),
+                t.kv_transfer_ms,
+                "kv_transfer",
+                rid,
+            );
+            // D's queue beyond handshake and transfer: capacity and link waits, and the
+            // engine's own scheduling gaps.
+            let d_wait = t.d_queue_ms - t.kv_handshake_ms - t.kv_transfer_ms;
+            assert!(d_wait >= t.d_capacity_wait_ms + t.kv_link_wait_ms - 1e-6);
+            close(b.get("d_wait").unwrap(), d_wait, "d_wait", rid);
+            close(
+                b.get("d_first_step").unwrap(),
+                t.d_first_step_ms,
+                "d_first_step",
+                rid,
+            );
+            // Ingress: client sent → P arrival (the injected 5 ms, the proxy's connect
+            // to P, the client → proxy leg); same host, same clock.
+            let ingress = (t.p_arrival_ns.unwrap() as f64 - b.sent_ns as f64) / 1e6;
+            assert!(t.proxy_delay_ms == 5.0 && ingress >= 5.0);
+            close(b.get("ingress").unwrap(), ingress, "ingress", rid);
+            let handoff = (t.d_arrival_ns.unwrap() - t.p_done_ns.unwrap()) as f64 / 1e6;
+            close(b.get("handoff").unwrap(), handoff, "handoff", rid);
+            assert!(
+                b.residual_ms.abs() < 1e-6,
+                "{rid}: residual {}",
+                b.residual_ms
+            );
+            p_queue_seen = p_queue_seen.max(t.p_queue_ms);
+        }
+        // Metrics alone: the stage means over the point's window, within 10 % (or 1 ms).
+        let rl = p.run_level.as_ref().expect("run-level decomposition");
+        let ts: Vec<&Truth> = p
+            .breakdowns
+            .iter()
+            .map(|b| by_id[b.request_id.as_str()])
+            .collect();
+        let mean =
+            |f: &dyn Fn(&Truth) -> f64| ts.iter().map(|t| f(t)).sum::<f64>() / ts.len() as f64;
+        let want = [
+            ("p_queue", mean(&|t| t.p_queue_ms)),
+            ("p_prefill", mean(&|t| t.p_prefill_ms)),
+            ("kv_transfer", mean(&|t| t.kv_transfer_ms)),
+            ("d_wait", mean(&|t| t.d_queue_ms - t.kv_transfer_ms)),
+            ("d_first_step", mean(&|t| t.d_first_step_ms)),
+        ];
+        for (name, w) in want {
+            let got = rl.stages.iter().find(|s| s.name == name).unwrap().mean_ms;
+            let tol = (w * 0.10).max(1.0);
+            assert!(
+                (got - w).abs() <= tol,
+                "{} {name}: metrics-only {got:.2} vs truth {w:.2}",
+                p.label
+            );
+        }
+    }
+    assert!(p_queue_seen > 20.0, "concurrency 32 must queue on P");
+}
+
+#[tokio::test]
+async fn clean_run_raises_no_finding() {
+    let mut e = closed(&[1, 8], 16);
+    e.probe = true;
+    let (a, _) = run(clean(), e).await;
+    assert!(a.findings.is_empty(), "{:#?}", a.findings);
+    assert!(
+        a.kv.effective_gbps.unwrap() > 4.0,
+        "{:?}",
+        a.kv.effective_gbps
+    );
+}
+
+#[tokio::test]
+async fn slow_kv_transport_is_named() {
+    let mut c = clean();
+    if let Some(pd) = c.engine.pd.as_mut() {
+        pd.slow_kv_rate = 1.0;
+        pd.slow_kv_factor = 20.0; // 0.25 GB/s
+    }
+    let (a, _) = run(c, closed(&[4], 8)).await;
+    assert_eq!(
+        rules(&a),
+        BTreeSet::from(["kv_slow_transport"]),
+        "{:#?}",
+        a.findings
+    );
+    let g = a.kv.effective_gbps.unwrap();
+    assert!((g - 0.25).abs() < 0.03, "{g}");
+}
+
+#[tokio::test]
+async fn failed_kv_transfers_are_named() {
+    let mut c = clean();
+    if let Some(pd) = c.engine.pd.as_mut() {
+        pd.kv_fail_rate = 0.5;
+    }
+    let (a, truth) = run(c, closed(&[4], 12)).await;
+    let failed = truth.iter().filter(|t| t.kv_failed).count() as f64;
+    assert!(failed > 0.0);
+    assert_eq!(a.kv.failed, failed);
+    assert_eq!(
+        rules(&a),
+        BTreeSet::from(["kv_transfer_failures"]),
+        "{:#?}",
+        a.findings
+    );
+}
+
+#[tokio::test]
+async fn serialised_kv_transfers_are_named() {
+    let mut c = clean();
+    if let Some(pd) = c.engine.pd.as_mut() {
+        pd.kv_links = 1;
+        pd.kv_bytes_per_token = 1_500_000; // 30 ms each, one at a time
+    }
+    let (a, _) = run(c, closed(&[1, 8], 16)).await;
+    assert_eq!(
+        rules(&a),
+        BTreeSet::from(["kv_serialising"]),
+        "{:#?}",
+        a.findings
+    );
+}
+
+#[tokio::test]
+async fn prefill_bound_is_named() {
+    let mut c = clean();
+    if let Some(pd) = c.engine.pd.as_mut() {
+        pd.prefill_slots = 1;
+    }
+    let (a, _) = run(c, closed(&[8], 16)).await;
+    assert_eq!(
+        rules(&a),
+        BTreeSet::from(["prefill_bound"]),
+        "{:#?}",
+        a.findings
+    );
+}
+
+#[tokio::test]
+async fn decode_bound_is_named() {
+    let mut c = clean();
+    c.engine.max_num_seqs = 2;
+    let mut e = closed(&[8], 16);
+    e.output_tokens = 24;
+    let (a, _) = run(c, e).await;
+    assert_eq!(
+        rules(&a),
+        BTreeSet::from(["decode_bound"]),
+        "{:#?}",
+        a.findings
+    );
+}
+
+#[tokio::test]
+async fn proxy_overhead_is_named() {
+    let mut c = clean();
+    c.proxy_delay = Duration::from_millis(60);
+    let (a, _) = run(c, closed(&[2], 6)).await;
+    assert_eq!(
+        rules(&a),
+        BTreeSet::from(["proxy_overhead"]),
+        "{:#?}",
+        a.findings
+    );
+}
+
+#[tokio::test]
+async fn stream_batching_is_named() {
+    let mut c = clean();
+    c.stream_batch = Duration::from_millis(50);
+    let mut e = closed(&[2], 4);
+    e.output_tokens = 40;
+    let (a, _) = run(c, e).await;
+    assert_eq!(
+        rules(&a),
+        BTreeSet::from(["stream_batching"]),
+        "{:#?}",
+        a.findings
+    );
+}
+
+#[tokio::test]
+async fn gibberish_after_transfer_is_named() {
+    let mut c = clean();
+    c.engine.faults = Faults {
+        gibberish_rate: 1.0,
+        ..Faults::default()
+    };
+    let mut e = closed(&[2], 4);
+    e.probe = true;
+    let (a, _) = run(c, e).await;
+    assert_eq!(
+        rules(&a),
+        BTreeSet::from(["gibberish_after_transfer"]),
+        "{:#?}",
+        a.findings
+    );
+}
+
+#[tokio::test]
+async fn client_saturation_is_named() {
+    // The client's runtime thread is blocked 25 ms out of every 40: requests leave late.
+    let hog = tokio::spawn(async {
+        loop {
+            std::thread::sleep(Duration::from_millis(25));
+            tokio::time::sleep(Duration::from_millis(15)).await;
+        }
+    });
+    let e = Exp {
+        points: vec![Arrival::Open {
+            rate: 40.0,
+            burstiness: 1.0,
+            max_concurrency: None,
+        }],
+        num_prompts: 20,
+        output_tokens: 4,
+        probe: false,
+    };
+    let (a, _) = run(clean(), e).await;
+    hog.abort();
+    assert!(rules(&a).contains("client_saturation"), "{:#?}", a.findings);
+}
