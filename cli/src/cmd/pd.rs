@@ -10,6 +10,7 @@ use anyhow::{bail, Context};
 use servescope_coordinator::load::runner::LoadProgress;
 use servescope_coordinator::otlp::{Limits, Receiver};
 use servescope_coordinator::pd::analyze::{attribute, AttributeOptions, Attribution};
+use servescope_coordinator::pd::logs::{self, EngineLog};
 use servescope_coordinator::pd::run::{pd_run, PdRunConfig};
 use servescope_coordinator::pd::{report, Finding};
 use servescope_coordinator::Store;
@@ -65,6 +66,9 @@ pub struct RunArgs {
     /// Also write the HTML report here
     #[arg(long)]
     pub html: Option<PathBuf>,
+    /// An engine's log to read after the run (repeat; see `attribute --engine-log`)
+    #[arg(long)]
+    pub engine_log: Vec<PathBuf>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -82,6 +86,10 @@ pub struct AttributeArgs {
     /// Write the HTML report here
     #[arg(long)]
     pub html: Option<PathBuf>,
+    /// An engine's log (repeat): `KV Transfer metrics` lines where no NIXL metrics were
+    /// scraped, and request-id lines (`Added request …`, expired KV blocks) for the join
+    #[arg(long)]
+    pub engine_log: Vec<PathBuf>,
     /// Print JSON (every component of the slowest requests) instead of tables
     #[arg(long)]
     pub json: bool,
@@ -156,6 +164,7 @@ async fn run_pd(a: RunArgs) -> anyhow::Result<()> {
         &AttributeOptions {
             capacity_gbps: None,
             slowest: 10,
+            engine_logs: read_logs(&a.engine_log)?,
         },
     )?;
     output(&at, a.load.json, a.html.as_ref(), 10)
@@ -216,8 +225,33 @@ fn open_and_attribute(a: &AttributeArgs) -> anyhow::Result<Attribution> {
         &AttributeOptions {
             capacity_gbps: a.capacity_gbps,
             slowest: a.slowest,
+            engine_logs: read_logs(&a.engine_log)?,
         },
     )?)
+}
+
+/// Largest engine log read.
+const MAX_LOG_BYTES: u64 = 1 << 30;
+
+fn read_logs(paths: &[PathBuf]) -> anyhow::Result<Vec<(String, EngineLog)>> {
+    let mut out = Vec::new();
+    for p in paths {
+        let len = std::fs::metadata(p)
+            .with_context(|| format!("--engine-log {}", p.display()))?
+            .len();
+        if len > MAX_LOG_BYTES {
+            bail!(
+                "--engine-log {}: {len} bytes, more than the 1 GiB read",
+                p.display()
+            );
+        }
+        let bytes = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
+        out.push((
+            p.display().to_string(),
+            logs::parse(&String::from_utf8_lossy(&bytes)),
+        ));
+    }
+    Ok(out)
 }
 
 fn print_findings(f: &[Finding]) {

@@ -6,10 +6,12 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 
+use super::decompose::KvRate;
 use super::decompose::{decompose, first_on_pair, Breakdown, Offsets};
 use super::diagnose::{diagnose, Finding};
 use super::join::{join, JoinStats};
 use super::kv::{self, KvAnalysis};
+use super::logs::{EngineLog, RequestEvent};
 use super::runlevel::{self, RunLevel};
 use super::PdError;
 use crate::engine::{parse, EngineWindow, Exposition, ParseLimits, Role};
@@ -23,6 +25,9 @@ pub struct AttributeOptions {
     pub capacity_gbps: Option<f64>,
     /// Requests shown in the slowest-request waterfall per point.
     pub slowest: usize,
+    /// Engine logs read (name, parsed): KV stats when no metrics have them, request
+    /// lines for the join.
+    pub engine_logs: Vec<(String, EngineLog)>,
 }
 
 /// Decode-side gauges averaged over a point's scrapes.
@@ -219,7 +224,7 @@ pub fn attribute(store: &Store, run: i64, opts: &AttributeOptions) -> Result<Att
         spans_of_point.push((p, all.len(), reqs.len(), from as u64, to as u64));
         all.extend(reqs);
     }
-    let (joined, jstats) = join(&all, &spans);
+    let (joined, mut jstats) = join(&all, &spans);
     if spans.is_empty() {
         notes.push("no llm_request spans: P-side stages per request are unknown (give the engines --otlp-traces-endpoint)".into());
     }
@@ -262,6 +267,7 @@ pub fn attribute(store: &Store, run: i64, opts: &AttributeOptions) -> Result<Att
             kv.capacity_source = Some(format!("fabric probe run {fr}"));
         }
     }
+    apply_logs(&opts.engine_logs, &all, &mut kv, &mut jstats, &mut notes);
     if let Some(t) = args.get("telemetry_run").and_then(|v| v.as_i64()) {
         let (from, to) = spans_of_point.iter().fold((i64::MAX, i64::MIN), |acc, p| {
             (acc.0.min(p.3 as i64), acc.1.max(p.4 as i64))
@@ -380,4 +386,83 @@ pub fn attribute(store: &Store, run: i64, opts: &AttributeOptions) -> Result<Att
     };
     a.findings = diagnose(&a);
     Ok(a)
+}
+
+/// Engine logs: KV stats where the metrics had none (else a cross-check note), and
+/// which requests the logs name.
+fn apply_logs(
+    logs: &[(String, EngineLog)],
+    reqs: &[StoredRequest],
+    kv: &mut KvAnalysis,
+    jstats: &mut JoinStats,
+    notes: &mut Vec<String>,
+) {
+    if logs.is_empty() {
+        return;
+    }
+    let mut sum = super::logs::KvFromLogs::default();
+    let mut named = std::collections::HashSet::new();
+    let mut expired = Vec::new();
+    for (_, l) in logs {
+        sum.lines += l.kv.lines;
+        sum.transfers += l.kv.transfers;
+        sum.bytes += l.kv.bytes;
+        sum.xfer_s += l.kv.xfer_s;
+        sum.failed += l.kv.failed + l.transfer_failures as f64;
+        sum.expired += l.kv.expired;
+        for r in &l.requests {
+            named.insert(r.request_id.as_str());
+            if r.event == RequestEvent::KvExpired {
+                expired.push(r.request_id.clone());
+            }
+        }
+    }
+    jstats.with_engine_log = reqs
+        .iter()
+        .filter(|r| named.contains(r.request_id.as_str()))
+        .count();
+    if !expired.is_empty() {
+        expired.truncate(10);
+        notes.push(format!(
+            "engine logs: KV blocks expired for request(s) {}",
+            expired.join(", ")
+        ));
+    }
+    if sum.lines == 0 {
+        return;
+    }
+    if kv.transfers > 0.0 {
+        notes.push(format!(
+            "engine logs' KV Transfer metrics: {:.0} transfers at {} (metrics: {:.0} at {})",
+            sum.transfers,
+            sum.gbps().map_or("–".into(), |g| format!("{g:.2} GB/s")),
+            kv.transfers,
+            kv.effective_gbps
+                .map_or("–".into(), |g| format!("{g:.2} GB/s"))
+        ));
+        return;
+    }
+    kv.transfers = sum.transfers;
+    kv.bytes = sum.bytes;
+    kv.failed = sum.failed;
+    kv.expired = sum.expired;
+    kv.effective_gbps = sum.gbps();
+    let tokens: u64 = reqs
+        .iter()
+        .filter(|r| r.record.error.is_none())
+        .map(|r| r.record.input_tokens)
+        .sum();
+    if sum.xfer_s > 0.0 && tokens > 0 {
+        kv.rates.insert(
+            String::new(),
+            KvRate {
+                bytes_per_token: sum.bytes / tokens as f64,
+                bytes_per_s: sum.bytes / sum.xfer_s,
+            },
+        );
+    }
+    notes.push(format!(
+        "KV transfers from {} 'KV Transfer metrics' log line(s) (no vllm:nixl_* metrics scraped); bytes per token assume every request's prompt was transferred",
+        sum.lines
+    ));
 }

@@ -33,6 +33,8 @@ pub struct JoinStats {
     pub with_decode_span: usize,
     /// Spans whose request id matched no client request.
     pub unmatched_spans: usize,
+    /// Requests named by a line of the engine logs given (`Added request …`).
+    pub with_engine_log: usize,
 }
 
 /// The client's `x-request-id` inside a vLLM request id: `cmpl-ID-0` → `ID`.

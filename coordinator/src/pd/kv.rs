@@ -277,3 +277,33 @@ pub fn carrier(nodes: &[NodeBytes], kv_bytes: f64) -> Option<Carrier> {
         Carrier::NotOnNetwork
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(rdma: u64, net: u64) -> NodeBytes {
+        NodeBytes {
+            host: "n".into(),
+            rdma_tx_bytes: rdma,
+            rdma_rx_bytes: rdma / 2,
+            net_tx_bytes: net,
+            net_rx_bytes: net,
+            rdma_devices: 1,
+        }
+    }
+
+    #[test]
+    fn carrier_follows_the_counters_that_moved_the_bytes() {
+        assert_eq!(carrier(&[node(900, 10)], 1000.0), Some(Carrier::Rdma));
+        assert_eq!(carrier(&[node(10, 700)], 1000.0), Some(Carrier::Tcp));
+        assert_eq!(
+            carrier(&[node(10, 10)], 1000.0),
+            Some(Carrier::NotOnNetwork)
+        );
+        // Both moved: the larger one carried it.
+        assert_eq!(carrier(&[node(800, 900)], 1000.0), Some(Carrier::Tcp));
+        assert_eq!(carrier(&[], 1000.0), None);
+        assert_eq!(carrier(&[node(1, 1)], 0.0), None);
+    }
+}

@@ -19,6 +19,7 @@ pub mod decompose;
 pub mod diagnose;
 pub mod join;
 pub mod kv;
+pub mod logs;
 pub mod report;
 pub mod run;
 pub mod runlevel;
