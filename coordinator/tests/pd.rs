@@ -150,6 +150,13 @@ fn rules(a: &Attribution) -> BTreeSet<&'static str> {
     a.findings.iter().map(|f| f.rule).collect()
 }
 
+/// Runs and asserts that exactly `rule` fires (every other rule stays silent).
+async fn only(c: ClusterConfig, e: Exp, rule: &'static str) -> (Attribution, Vec<Truth>) {
+    let (a, t) = run(c, e).await;
+    assert_eq!(rules(&a), BTreeSet::from([rule]), "{:#?}", a.findings);
+    (a, t)
+}
+
 fn close(got: f64, want: f64, what: &str, rid: &str) {
     let tol = (want.abs() * 0.05).max(1.0);
     assert!(
@@ -271,13 +278,7 @@ async fn slow_kv_transport_is_named() {
         pd.slow_kv_rate = 1.0;
         pd.slow_kv_factor = 20.0; // 0.25 GB/s
     }
-    let (a, _) = run(c, closed(&[4], 8)).await;
-    assert_eq!(
-        rules(&a),
-        BTreeSet::from(["kv_slow_transport"]),
-        "{:#?}",
-        a.findings
-    );
+    let (a, _) = only(c, closed(&[4], 8), "kv_slow_transport").await;
     let g = a.kv.effective_gbps.unwrap();
     assert!((g - 0.25).abs() < 0.03, "{g}");
 }
@@ -288,16 +289,10 @@ async fn failed_kv_transfers_are_named() {
     if let Some(pd) = c.engine.pd.as_mut() {
         pd.kv_fail_rate = 0.5;
     }
-    let (a, truth) = run(c, closed(&[4], 12)).await;
+    let (a, truth) = only(c, closed(&[4], 12), "kv_transfer_failures").await;
     let failed = truth.iter().filter(|t| t.kv_failed).count() as f64;
     assert!(failed > 0.0);
     assert_eq!(a.kv.failed, failed);
-    assert_eq!(
-        rules(&a),
-        BTreeSet::from(["kv_transfer_failures"]),
-        "{:#?}",
-        a.findings
-    );
 }
 
 #[tokio::test]
@@ -307,13 +302,7 @@ async fn serialised_kv_transfers_are_named() {
         pd.kv_links = 1;
         pd.kv_bytes_per_token = 1_500_000; // 30 ms each, one at a time
     }
-    let (a, _) = run(c, closed(&[1, 8], 16)).await;
-    assert_eq!(
-        rules(&a),
-        BTreeSet::from(["kv_serialising"]),
-        "{:#?}",
-        a.findings
-    );
+    only(c, closed(&[1, 8], 16), "kv_serialising").await;
 }
 
 #[tokio::test]
@@ -322,13 +311,7 @@ async fn prefill_bound_is_named() {
     if let Some(pd) = c.engine.pd.as_mut() {
         pd.prefill_slots = 1;
     }
-    let (a, _) = run(c, closed(&[8], 16)).await;
-    assert_eq!(
-        rules(&a),
-        BTreeSet::from(["prefill_bound"]),
-        "{:#?}",
-        a.findings
-    );
+    only(c, closed(&[8], 16), "prefill_bound").await;
 }
 
 #[tokio::test]
@@ -337,26 +320,14 @@ async fn decode_bound_is_named() {
     c.engine.max_num_seqs = 2;
     let mut e = closed(&[8], 16);
     e.output_tokens = 24;
-    let (a, _) = run(c, e).await;
-    assert_eq!(
-        rules(&a),
-        BTreeSet::from(["decode_bound"]),
-        "{:#?}",
-        a.findings
-    );
+    only(c, e, "decode_bound").await;
 }
 
 #[tokio::test]
 async fn proxy_overhead_is_named() {
     let mut c = clean();
     c.proxy_delay = Duration::from_millis(60);
-    let (a, _) = run(c, closed(&[2], 6)).await;
-    assert_eq!(
-        rules(&a),
-        BTreeSet::from(["proxy_overhead"]),
-        "{:#?}",
-        a.findings
-    );
+    only(c, closed(&[2], 6), "proxy_overhead").await;
 }
 
 #[tokio::test]
@@ -365,13 +336,7 @@ async fn stream_batching_is_named() {
     c.stream_batch = Duration::from_millis(50);
     let mut e = closed(&[2], 4);
     e.output_tokens = 40;
-    let (a, _) = run(c, e).await;
-    assert_eq!(
-        rules(&a),
-        BTreeSet::from(["stream_batching"]),
-        "{:#?}",
-        a.findings
-    );
+    only(c, e, "stream_batching").await;
 }
 
 #[tokio::test]
@@ -383,13 +348,7 @@ async fn gibberish_after_transfer_is_named() {
     };
     let mut e = closed(&[2], 4);
     e.probe = true;
-    let (a, _) = run(c, e).await;
-    assert_eq!(
-        rules(&a),
-        BTreeSet::from(["gibberish_after_transfer"]),
-        "{:#?}",
-        a.findings
-    );
+    only(c, e, "gibberish_after_transfer").await;
 }
 
 #[tokio::test]

@@ -9,39 +9,16 @@ use servescope_sim::SimConfig;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-/// POSTs through HTTP/1.0 and returns (status line, data events with arrival times, send time).
+mod common;
+
+/// POSTs through the proxy; returns (status line, data events with arrival times, send time).
 async fn post(
     addr: std::net::SocketAddr,
     rid: &str,
     body: &str,
 ) -> (String, Vec<(Instant, String)>, Instant) {
-    let mut s = TcpStream::connect(addr).await.unwrap();
-    let req = format!(
-        "POST /v1/completions HTTP/1.0\r\nhost: x\r\ncontent-type: application/json\r\nx-request-id: {rid}\r\ncontent-length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    let sent = Instant::now();
-    s.write_all(req.as_bytes()).await.unwrap();
-    let (mut buf, mut events, mut scanned) = (Vec::new(), Vec::new(), 0);
-    let mut chunk = [0u8; 8192];
-    loop {
-        let n = match s.read(&mut chunk).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
-        };
-        let now = Instant::now();
-        buf.extend_from_slice(&chunk[..n]);
-        let text = String::from_utf8_lossy(&buf).to_string();
-        while let Some(i) = text[scanned..].find("\n\n") {
-            let ev = text[scanned..scanned + i].to_string();
-            if let Some(pos) = ev.find("data: ") {
-                events.push((now, ev[pos + 6..].to_string()));
-            }
-            scanned += i + 2;
-        }
-    }
-    let text = String::from_utf8_lossy(&buf).to_string();
-    (text.lines().next().unwrap_or("").to_string(), events, sent)
+    let (status, ev, sent, _) = common::post_id(addr, "/v1/completions", rid, body).await;
+    (status, ev, sent)
 }
 
 async fn metrics(url: &str) -> String {
