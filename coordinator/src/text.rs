@@ -22,17 +22,7 @@ pub fn utc(ns: i64) -> String {
     )
 }
 
-/// An error and all its sources, joined with ": ".
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
-}
+pub use servescope_loadgen::error_chain;
 
 #[cfg(test)]
 mod tests {

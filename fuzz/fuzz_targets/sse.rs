@@ -7,10 +7,10 @@
 
 use libfuzzer_sys::fuzz_target;
 
-#[path = "../../coordinator/src/load/chunk.rs"]
+#[path = "../../loadgen/src/chunk.rs"]
 #[allow(dead_code)]
 mod chunk;
-#[path = "../../coordinator/src/load/sse.rs"]
+#[path = "../../loadgen/src/sse.rs"]
 #[allow(dead_code)]
 mod sse;
 

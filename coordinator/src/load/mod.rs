@@ -1,15 +1,9 @@
-//! The client-side load engine against OpenAI-compatible endpoints: when requests
-//! are sent (`schedule`), how streamed answers are read, and the metrics computed
-//! from what arrived.
+//! The client-side load engine (the `servescope-loadgen` crate, re-exported here) and
+//! what the coordinator adds: sweeps stored in the store ([`runner`]) and readers of
+//! other tools' results ([`vllm_json`], [`guidellm`]).
 
-pub mod chunk;
+pub use servescope_loadgen::{chunk, http, metrics, request, schedule, sse, stats, workload};
+
 pub mod guidellm;
-pub mod http;
-pub mod metrics;
-pub mod request;
 pub mod runner;
-pub mod schedule;
-pub mod sse;
-pub mod stats;
 pub mod vllm_json;
-pub mod workload;

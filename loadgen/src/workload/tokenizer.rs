@@ -16,7 +16,7 @@ use std::path::Path;
 #[cfg(feature = "hf-tokenizer")]
 use std::{path::PathBuf, sync::Arc};
 
-use crate::load::schedule::Rng;
+use crate::schedule::Rng;
 
 use super::WorkloadError;
 

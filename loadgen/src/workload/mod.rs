@@ -648,7 +648,7 @@ mod tests {
                     assert!(!p.text.contains("[UNK]") && !p.text.contains("[BOS]"));
                     assert_eq!(p.max_tokens, 9);
                     let raw = tok.decode(&tok.random_ids(
-                        &mut crate::load::schedule::Rng::new(random::index_seed(spec.seed, i)),
+                        &mut crate::schedule::Rng::new(random::index_seed(spec.seed, i)),
                         n as usize,
                     ));
                     if tok.count(&raw, false) != u64::from(n) {

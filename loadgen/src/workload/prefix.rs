@@ -13,8 +13,8 @@
 
 use std::sync::Arc;
 
-use crate::load::request::Prompt;
-use crate::load::schedule::Rng;
+use crate::request::Prompt;
+use crate::schedule::Rng;
 
 use super::random::index_seed;
 use super::tokenizer::TokenCounter;

@@ -405,7 +405,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for Choices<'a> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::sse::{SseDecoder, SseLimits};
+    use crate::sse::{SseDecoder, SseLimits};
     use super::*;
 
     const ID: &str = r#""id":"cmpl-9a1f0c3e5b7d4e2f8a6c1b0d3e5f7a9c","object":"text_completion","created":1763903047,"model":"meta-llama/Llama-3.1-8B-Instruct""#;
@@ -557,7 +557,7 @@ mod tests {
     #[test]
     fn completions_stream_random_multi_splits() {
         let fx = completions_fixture().replace("\n\n", "\r\n\r").into_bytes();
-        let mut rng = super::super::sse::tests::Rng::new(7);
+        let mut rng = crate::sse::tests::Rng::new(7);
         for _ in 0..500 {
             let mut pieces = Vec::new();
             let mut rest = &fx[..];
@@ -796,7 +796,7 @@ mod tests {
 
     #[test]
     fn sse_error_classes() {
-        use super::super::sse::SseError;
+        use crate::sse::SseError;
         assert_eq!(
             StreamErrorClass::of_sse(&SseError::StreamCut { pending_bytes: 1 }),
             StreamErrorClass::StreamCut
@@ -816,7 +816,7 @@ mod tests {
     fn random_mutations_of_a_real_stream_never_panic() {
         const INSERTS: &[u8] = b"{}[]\":,\n\r\\";
         let fx = completions_fixture().into_bytes();
-        let mut rng = super::super::sse::tests::Rng::new(42);
+        let mut rng = crate::sse::tests::Rng::new(42);
         for _ in 0..2000 {
             let mut bytes = fx.clone();
             for _ in 0..1 + rng.below(8) {

@@ -19,8 +19,8 @@ use std::sync::Arc;
 use serde::de::{Deserializer, SeqAccess, Visitor};
 use serde_json::Value;
 
-use crate::load::request::Prompt;
-use crate::load::schedule::Rng;
+use crate::request::Prompt;
+use crate::schedule::Rng;
 
 use super::tokenizer::TokenCounter;
 use super::WorkloadError;

@@ -94,7 +94,7 @@ impl HttpClient {
         let resp = tokio::time::timeout(self.header_timeout, self.client.request(req))
             .await
             .map_err(|_| HttpError::Timeout(self.header_timeout))?
-            .map_err(|e| HttpError::Connect(crate::text::error_chain(&e)))?;
+            .map_err(|e| HttpError::Connect(crate::error_chain(&e)))?;
         let head = Head {
             status: resp.status(),
             request_id: resp
@@ -113,7 +113,7 @@ impl HttpClient {
                 .map_err(|_| HttpError::Timeout(self.idle_timeout))?;
             match frame {
                 None => return Ok(head),
-                Some(Err(e)) => return Err(HttpError::StreamCut(crate::text::error_chain(&e))),
+                Some(Err(e)) => return Err(HttpError::StreamCut(crate::error_chain(&e))),
                 Some(Ok(f)) => {
                     let now = Instant::now();
                     if let Some(data) = f.data_ref() {
@@ -156,7 +156,7 @@ impl HttpClient {
                 .client
                 .request(req)
                 .await
-                .map_err(|e| HttpError::Connect(crate::text::error_chain(&e)))?;
+                .map_err(|e| HttpError::Connect(crate::error_chain(&e)))?;
             let status = resp.status().as_u16();
             let declared = resp
                 .headers()
@@ -170,7 +170,7 @@ impl HttpClient {
             let mut body = resp.into_body();
             while let Some(frame) = body.frame().await {
                 let frame =
-                    frame.map_err(|e| HttpError::StreamCut(crate::text::error_chain(&e)))?;
+                    frame.map_err(|e| HttpError::StreamCut(crate::error_chain(&e)))?;
                 if let Some(data) = frame.data_ref() {
                     if buf.len() + data.len() > max_bytes {
                         return Err(HttpError::TooLarge { limit: max_bytes });

@@ -2,8 +2,8 @@
 //! asking for `output_tokens`. Each request draws from a generator seeded by the
 //! workload's seed and its index, so shards and requests share no accidental prefix.
 
-use crate::load::request::Prompt;
-use crate::load::schedule::Rng;
+use crate::request::Prompt;
+use crate::schedule::Rng;
 
 use super::tokenizer::TokenCounter;
 

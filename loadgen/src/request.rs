@@ -68,7 +68,7 @@ impl Clock {
     pub fn new() -> Self {
         Clock {
             at: Instant::now(),
-            epoch_ns: servescope_agent::clock::now_ns(),
+            epoch_ns: crate::now_ns(),
         }
     }
 
