@@ -32,6 +32,11 @@ fi
 # coordinator/tests/otlp_python.rs; required here, so a missing SDK fails the test.
 SERVESCOPE_OTEL_PYTHON="$(bash scripts/otel_venv.sh | tail -n 1)"
 export SERVESCOPE_OTEL_PYTHON SERVESCOPE_REQUIRE_OTEL=1
+export SERVESCOPE_REQUIRE_DEPLOY_TOOLS=1 # cli/tests/deploy_kit.rs; validate_deploy.sh pip-installs target/deploy-venv itself
+# Real Ray Serve (ray[serve] pinned, CPU, in target/ray-venv; ~30 s, ~500 MB the first
+# time) for coordinator/tests/ray_serve.rs; required here, so a missing Ray fails it.
+SERVESCOPE_RAY_PYTHON="$(bash scripts/ray_venv.sh | tail -n 1)"
+export SERVESCOPE_RAY_PYTHON SERVESCOPE_REQUIRE_RAY=1
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings

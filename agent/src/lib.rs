@@ -22,6 +22,7 @@ pub mod ring;
 pub mod runtime;
 pub mod selfstats;
 pub mod service;
+pub mod shard;
 pub mod watch;
 
 pub use config::AgentConfig;

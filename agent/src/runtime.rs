@@ -309,6 +309,7 @@ pub async fn start(cfg: AgentConfig) -> Result<AgentHandle, StartError> {
         streams,
         shutdown: stop_rx.clone(),
         probes: Arc::new(crate::probe::ProbeManager::new(cfg.sysfs_root.clone())),
+        shards: Arc::default(),
     };
     let interceptor_check = check.clone();
     let server_svc =

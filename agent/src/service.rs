@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex};
 use servescope_proto::v1::agent_server::Agent;
 use servescope_proto::v1::{
     telemetry_message, Availability, FabricCheckRequest, FabricCheckResponse, GetInventoryRequest,
-    Inventory, PingRequest, PingResponse, PrepareProbeRequest, PrepareProbeResponse, ProbeEvent,
-    RunProbeRequest, StreamTelemetryRequest, TelemetryMessage,
+    Inventory, LoadShardEvent, LoadShardRequest, PingRequest, PingResponse, PrepareProbeRequest,
+    PrepareProbeResponse, ProbeEvent, RunProbeRequest, StreamTelemetryRequest, TelemetryMessage,
 };
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
@@ -49,6 +49,7 @@ pub struct AgentService {
     pub streams: Arc<AtomicU64>,
     pub shutdown: watch::Receiver<bool>,
     pub probes: Arc<ProbeManager>,
+    pub shards: Arc<crate::shard::ShardGate>,
 }
 
 struct StreamGuard(Arc<AtomicU64>);
@@ -153,6 +154,15 @@ impl Agent for AgentService {
     }
 
     type RunProbeStream = ReceiverStream<Result<ProbeEvent, Status>>;
+    type RunLoadShardStream = ReceiverStream<Result<LoadShardEvent, Status>>;
+
+    async fn run_load_shard(
+        &self,
+        req: Request<LoadShardRequest>,
+    ) -> Result<Response<Self::RunLoadShardStream>, Status> {
+        let rx = self.shards.start(&req.into_inner().spec_json)?;
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
 
     async fn run_probe(
         &self,

@@ -54,6 +54,8 @@ enum Command {
     Attribute(cmd::pd::AttributeArgs),
     /// Named findings (with evidence and a fix) for a stored run
     Diagnose(cmd::pd::AttributeArgs),
+    /// Experiments as code: run an experiment file (resumable), its status, its report
+    Exp(cmd::exp::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -88,6 +90,7 @@ fn main() -> anyhow::Result<()> {
             Command::Pd(a) => cmd::pd::run(a).await,
             Command::Attribute(a) => cmd::pd::attribute_cmd(a),
             Command::Diagnose(a) => cmd::pd::diagnose_cmd(a),
+            Command::Exp(a) => cmd::exp::run(a).await,
         }
     });
     // The error and its causes on one line each, never a backtrace: this is the

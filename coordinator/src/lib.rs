@@ -6,6 +6,7 @@
 pub mod clock;
 pub mod connect;
 pub mod engine;
+pub mod exp;
 pub mod export;
 pub mod fabric;
 pub mod load;
@@ -13,6 +14,7 @@ pub mod otlp;
 pub mod pd;
 pub mod points;
 pub mod rates;
+pub mod ray;
 pub mod record;
 pub mod report;
 pub mod session;

@@ -80,7 +80,7 @@ impl ChunkError {
 }
 
 /// Token accounting from the server (`usage`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, Deserialize)]
 pub struct Usage {
     pub prompt_tokens: Option<u64>,
     pub completion_tokens: Option<u64>,
@@ -405,8 +405,8 @@ impl<'de: 'a, 'a> Deserialize<'de> for Choices<'a> {
 
 #[cfg(test)]
 mod tests {
-    use crate::sse::{SseDecoder, SseLimits};
     use super::*;
+    use crate::sse::{SseDecoder, SseLimits};
 
     const ID: &str = r#""id":"cmpl-9a1f0c3e5b7d4e2f8a6c1b0d3e5f7a9c","object":"text_completion","created":1763903047,"model":"meta-llama/Llama-3.1-8B-Instruct""#;
 

@@ -169,8 +169,7 @@ impl HttpClient {
             let mut buf = Vec::with_capacity(declared.map_or(0, |n| n as usize));
             let mut body = resp.into_body();
             while let Some(frame) = body.frame().await {
-                let frame =
-                    frame.map_err(|e| HttpError::StreamCut(crate::error_chain(&e)))?;
+                let frame = frame.map_err(|e| HttpError::StreamCut(crate::error_chain(&e)))?;
                 if let Some(data) = frame.data_ref() {
                     if buf.len() + data.len() > max_bytes {
                         return Err(HttpError::TooLarge { limit: max_bytes });

@@ -9,6 +9,7 @@ pub mod http;
 pub mod metrics;
 pub mod request;
 pub mod schedule;
+pub mod shard;
 pub mod sse;
 pub mod stats;
 pub mod workload;

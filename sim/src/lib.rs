@@ -14,6 +14,7 @@ pub mod config;
 pub mod disagg;
 pub mod engine;
 mod http;
+pub mod ingress;
 pub mod otlp;
 pub mod prom;
 pub mod startup;

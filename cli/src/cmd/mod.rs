@@ -1,6 +1,7 @@
 pub mod common;
 pub mod compare;
 pub mod demo;
+pub mod exp;
 pub mod export;
 pub mod fabric;
 pub mod import;

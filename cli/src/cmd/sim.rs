@@ -81,6 +81,9 @@ pub struct Args {
     /// --prefills prefill and --decodes decode instances (each with its own /metrics)
     #[arg(long, conflicts_with_all = ["pd", "startup_phases"])]
     pub pd_cluster: bool,
+    /// Replicas behind one ingress on --listen (round robin, each with its own /metrics)
+    #[arg(long, default_value_t = 1, conflicts_with_all = ["pd_cluster", "startup_phases"])]
+    pub replicas: usize,
     /// PD cluster: prefill instances
     #[arg(long, default_value_t = 1)]
     pub prefills: usize,
@@ -142,6 +145,22 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
     };
     if a.pd_cluster {
         return run_cluster(a, cfg).await;
+    }
+    if a.replicas > 1 {
+        let h = servescope_sim::ingress::start_replicated(cfg, a.replicas, a.listen)
+            .await
+            .context("starting the simulator replicas")?;
+        eprintln!(
+            "servescope sim: {} replicas behind {}; Ctrl-C stops",
+            h.replicas.len(),
+            h.url()
+        );
+        println!("{}", h.url());
+        tokio::signal::ctrl_c()
+            .await
+            .context("waiting for Ctrl-C")?;
+        h.shutdown().await;
+        return Ok(());
     }
     let startup = match &a.startup_phases {
         Some(p) => Some(servescope_sim::StartupConfig {

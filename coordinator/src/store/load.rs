@@ -42,43 +42,9 @@ impl Store {
         span_ns: (u64, u64),
     ) -> Result<i64> {
         let tx = self.conn.transaction()?;
-        let agg_json = serde_json::to_string(agg).map_err(json_err("aggregate"))?;
-        tx.execute(
-            "INSERT INTO load_points(run_id, point, trial, label, config, aggregate, started_ns, ended_ns)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            params![run, point, trial, label, config.to_string(), agg_json, span_ns.0 as i64, span_ns.1 as i64],
+        let id = save_point_tx(
+            &tx, run, point, trial, label, config, agg, outcomes, warmup, span_ns,
         )?;
-        let id = tx.last_insert_rowid();
-        {
-            let mut st = tx.prepare_cached(
-                "INSERT OR REPLACE INTO requests(point_id, idx, request_id, warmup, status, error_class, error_detail,
-                 record, usage, server_metrics, dispatch_lag_ns) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-            )?;
-            for (is_warmup, set) in [(0, outcomes), (1, warmup)] {
-                for o in set {
-                    let record =
-                        serde_json::to_string(&o.record).map_err(json_err("request record"))?;
-                    let usage = o.usage.map(|u| {
-                        serde_json::json!({"prompt_tokens": u.prompt_tokens, "completion_tokens": u.completion_tokens,
-                                           "total_tokens": u.total_tokens})
-                        .to_string()
-                    });
-                    st.execute(params![
-                        id,
-                        o.index as i64,
-                        o.request_id,
-                        is_warmup,
-                        o.status.map(i64::from),
-                        o.record.error.as_ref().map(|e| e.key()),
-                        o.error_detail,
-                        record,
-                        usage,
-                        o.server_metrics.as_ref().map(|m| m.to_string()),
-                        i64::try_from(o.dispatch_lag.as_nanos()).unwrap_or(i64::MAX),
-                    ])?;
-                }
-            }
-        }
         tx.commit()?;
         Ok(id)
     }
@@ -121,4 +87,58 @@ impl Store {
             |r| Ok((r.get(0)?, r.get(1)?)),
         )?)
     }
+}
+
+/// [`Store::save_point`] inside a caller's transaction.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn save_point_tx(
+    tx: &rusqlite::Transaction<'_>,
+    run: i64,
+    point: i64,
+    trial: i64,
+    label: &str,
+    config: &serde_json::Value,
+    agg: &Aggregate,
+    outcomes: &[Outcome],
+    warmup: &[Outcome],
+    span_ns: (u64, u64),
+) -> Result<i64> {
+    let agg_json = serde_json::to_string(agg).map_err(json_err("aggregate"))?;
+    tx.execute(
+        "INSERT INTO load_points(run_id, point, trial, label, config, aggregate, started_ns, ended_ns)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![run, point, trial, label, config.to_string(), agg_json, span_ns.0 as i64, span_ns.1 as i64],
+    )?;
+    let id = tx.last_insert_rowid();
+    {
+        let mut st = tx.prepare_cached(
+            "INSERT OR REPLACE INTO requests(point_id, idx, request_id, warmup, status, error_class, error_detail,
+             record, usage, server_metrics, dispatch_lag_ns) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        )?;
+        for (is_warmup, set) in [(0, outcomes), (1, warmup)] {
+            for o in set {
+                let record =
+                    serde_json::to_string(&o.record).map_err(json_err("request record"))?;
+                let usage = o.usage.map(|u| {
+                    serde_json::json!({"prompt_tokens": u.prompt_tokens, "completion_tokens": u.completion_tokens,
+                                       "total_tokens": u.total_tokens})
+                    .to_string()
+                });
+                st.execute(params![
+                    id,
+                    o.index as i64,
+                    o.request_id,
+                    is_warmup,
+                    o.status.map(i64::from),
+                    o.record.error.as_ref().map(|e| e.key()),
+                    o.error_detail,
+                    record,
+                    usage,
+                    o.server_metrics.as_ref().map(|m| m.to_string()),
+                    i64::try_from(o.dispatch_lag.as_nanos()).unwrap_or(i64::MAX),
+                ])?;
+            }
+        }
+    }
+    Ok(id)
 }

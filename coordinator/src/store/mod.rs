@@ -4,11 +4,13 @@
 //! committed in small transactions as they arrive.
 
 mod engine;
+mod exp;
 mod fabric;
 mod load;
 mod requests;
 mod schema;
 
+pub use exp::{ExpPoint, ExpPointRow, ExperimentRow};
 pub use load::PointRow;
 pub use requests::StoredRequest;
 

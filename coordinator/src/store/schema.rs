@@ -5,7 +5,7 @@ use rusqlite::Connection;
 use super::{Result, StoreError};
 
 /// Current schema version.
-pub const VERSION: i64 = 4;
+pub const VERSION: i64 = 5;
 
 const V1: &str = "
 CREATE TABLE runs(
@@ -151,7 +151,30 @@ CREATE INDEX request_spans_by_request ON request_spans(run_id, request_id);
 ";
 
 /// Each version's DDL, in order: entry `i` takes the schema from `i` to `i + 1`.
-const STEPS: [&str; VERSION as usize] = [V1, V2, V3, V4];
+/// v5: experiments (one row per experiment file name) and their points: each point
+/// is stored with its run in one transaction, so an interrupted experiment resumes
+/// without duplicates.
+const V5: &str = "
+CREATE TABLE experiments(
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    file TEXT NOT NULL,
+    created_ns INTEGER NOT NULL,
+    status TEXT NOT NULL
+);
+CREATE TABLE exp_points(
+    exp_id INTEGER NOT NULL REFERENCES experiments(id),
+    key TEXT NOT NULL,
+    deployment TEXT NOT NULL,
+    run_id INTEGER NOT NULL REFERENCES runs(id),
+    point_id INTEGER NOT NULL REFERENCES load_points(id),
+    status TEXT NOT NULL,
+    detail TEXT,
+    PRIMARY KEY(exp_id, key)
+) WITHOUT ROWID;
+";
+
+const STEPS: [&str; VERSION as usize] = [V1, V2, V3, V4, V5];
 
 /// Brings the schema to [`VERSION`], one transaction per version.
 pub fn migrate(conn: &Connection) -> Result<()> {

@@ -1,0 +1,182 @@
+//! `servescope exp` as a process: a malformed file names the line and the field; an
+//! experiment interrupted with SIGINT and then SIGKILL resumes with the remaining
+//! points only, with no request stored twice or lost; status and report.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_servescope"));
+    c.env_remove("RUST_BACKTRACE");
+    c
+}
+
+struct Kill(Child);
+
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn signal(pid: u32, sig: &str) {
+    let _ = Command::new("kill").args([sig, &pid.to_string()]).status();
+}
+
+#[test]
+fn malformed_file_names_line_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("bad.yaml");
+    std::fs::write(
+        &f,
+        "name: bad\ndeployments:\n  - name: a\n    endpoint: http://127.0.0.1:1\n    replicas: many\nworkload:\n  model: m\n  concurrency: [1]\n  num_prompts: 1\n",
+    )
+    .unwrap();
+    let out = bin()
+        .args(["exp", "run"])
+        .arg(&f)
+        .arg("--db")
+        .arg(dir.path().join("x.db"))
+        .output()
+        .unwrap();
+    let se = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        se.contains("line 5") && se.contains("deployments[0].replicas"),
+        "{se}"
+    );
+}
+
+#[test]
+fn interrupted_experiment_resumes_without_duplicates() {
+    let mut sim = bin()
+        .args([
+            "sim",
+            "--listen",
+            "127.0.0.1:0",
+            "--decode-ms",
+            "5",
+            "--max-num-seqs",
+            "4",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let url = {
+        let mut l = String::new();
+        BufReader::new(sim.stdout.take().unwrap())
+            .read_line(&mut l)
+            .unwrap();
+        l.trim().to_string()
+    };
+    let _sim = Kill(sim);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("e.yaml");
+    std::fs::write(
+        &file,
+        format!("name: resume\ndeployments:\n  - {{name: one, endpoint: '{url}'}}\nworkload:\n  model: servescope-sim\n  concurrency: [1, 2, 4]\n  lengths: ['16:20']\n  num_prompts: 24\n  trials: 2\n"),
+    )
+    .unwrap();
+    let db = dir.path().join("e.db");
+    let mut run = bin()
+        .args(["exp", "run"])
+        .arg(&file)
+        .arg("--db")
+        .arg(&db)
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    // After the second point is stored: SIGINT, and SIGKILL if it is still there.
+    let pid = run.id();
+    let mut err = BufReader::new(run.stderr.take().unwrap());
+    let t0 = Instant::now();
+    let mut line = String::new();
+    while t0.elapsed() < Duration::from_secs(60) {
+        line.clear();
+        if err.read_line(&mut line).unwrap() == 0 {
+            break;
+        }
+        if line.starts_with("[2/6]") {
+            break;
+        }
+    }
+    assert!(line.starts_with("[2/6]"), "no progress: {line}");
+    signal(pid, "-INT");
+    std::thread::sleep(Duration::from_millis(150));
+    signal(pid, "-KILL");
+    let _ = run.wait();
+
+    let status = |db: &std::path::Path| {
+        let out = bin()
+            .args(["exp", "status", "resume", "--json", "--db"])
+            .arg(db)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let before = status(&db)["points"].as_array().unwrap().len();
+    assert!(
+        (2..6).contains(&before),
+        "{before} points stored before the rerun"
+    );
+
+    let out = bin()
+        .args(["exp", "run"])
+        .arg(&file)
+        .arg("--db")
+        .arg(&db)
+        .output()
+        .unwrap();
+    let so = String::from_utf8_lossy(&out.stdout);
+    let se = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{so}{se}");
+    assert!(
+        so.contains(&format!(
+            "{} point(s) run, {before} already stored",
+            6 - before
+        )),
+        "{so}"
+    );
+    let v = status(&db);
+    let pts = v["points"].as_array().unwrap();
+    assert_eq!(pts.len(), 6);
+    let mut keys: Vec<&str> = pts.iter().map(|p| p["key"].as_str().unwrap()).collect();
+    keys.sort();
+    keys.dedup();
+    assert_eq!(keys.len(), 6, "no point twice");
+    for p in pts {
+        assert_eq!(p["status"], "done");
+        assert_eq!(p["aggregate"]["num_requests"], 24, "{}", p["key"]);
+        assert_eq!(p["aggregate"]["completed"], 24, "{}", p["key"]);
+    }
+    let html = dir.path().join("r.html");
+    let out = bin()
+        .args(["exp", "report", "resume", "-o"])
+        .arg(&html)
+        .arg("--db")
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(
+        page.contains("<svg")
+            && page.contains("Deployment matrix")
+            && page.contains("one/16:20/mixed/c4/t1")
+    );
+    let out = bin()
+        .args(["exp", "status", "--db"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("resume"));
+}

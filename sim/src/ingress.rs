@@ -1,0 +1,134 @@
+//! Several simulator replicas behind one ingress (as Ray Serve's proxy in front of a
+//! deployment's replicas): each replica is its own server with its own engine and
+//! `/metrics`; the ingress forwards every OpenAI request, round robin, and streams
+//! the answer back unchanged.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use http_body_util::Full;
+use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::rt::TokioExecutor;
+
+use crate::engine::Engine;
+use crate::{SimConfig, SimError, SimHandle};
+
+struct Ingress {
+    client: Client<HttpConnector, Full<Bytes>>,
+    replicas: Vec<String>,
+    next: AtomicUsize,
+}
+
+/// The replicas and their ingress.
+pub struct Replicated {
+    pub ingress: SimHandle,
+    pub replicas: Vec<SimHandle>,
+}
+
+impl Replicated {
+    pub fn url(&self) -> String {
+        self.ingress.url()
+    }
+
+    pub async fn shutdown(self) {
+        self.ingress.shutdown().await;
+        for r in self.replicas {
+            r.shutdown().await;
+        }
+    }
+}
+
+async fn forward(
+    State(i): State<Arc<Ingress>>,
+    path: &'static str,
+    h: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let n = i.next.fetch_add(1, Ordering::Relaxed) % i.replicas.len().max(1);
+    let Some(base) = i.replicas.get(n) else {
+        return (StatusCode::SERVICE_UNAVAILABLE, "no replica").into_response();
+    };
+    let mut req = hyper::Request::post(format!("{base}{path}"));
+    for k in ["content-type", "x-request-id", "authorization"] {
+        if let Some(v) = h.get(k) {
+            req = req.header(k, v);
+        }
+    }
+    let Ok(req) = req.body(Full::new(body)) else {
+        return (StatusCode::INTERNAL_SERVER_ERROR, "request build").into_response();
+    };
+    match i.client.request(req).await {
+        Ok(r) => {
+            let (parts, body) = r.into_parts();
+            let mut out = Response::new(Body::new(body));
+            *out.status_mut() = parts.status;
+            for k in ["content-type", "cache-control", "x-request-id"] {
+                if let Some(v) = parts.headers.get(k) {
+                    out.headers_mut().insert(k, v.clone());
+                }
+            }
+            out
+        }
+        Err(e) => (StatusCode::BAD_GATEWAY, format!("replica {base}: {e}")).into_response(),
+    }
+}
+
+/// Starts `n` replicas of `cfg` on loopback and the ingress on `addr`.
+pub async fn start_replicated(
+    cfg: SimConfig,
+    n: usize,
+    addr: SocketAddr,
+) -> Result<Replicated, SimError> {
+    if n == 0 {
+        return Err(SimError::Config("replicas must be at least 1".into()));
+    }
+    let mut replicas = Vec::new();
+    for i in 0..n {
+        let mut c = cfg.clone();
+        c.seed = cfg.seed.wrapping_add(i as u64 * 7919);
+        replicas.push(crate::start(c, SocketAddr::from(([127, 0, 0, 1], 0))).await?);
+    }
+    let mut http = HttpConnector::new();
+    http.set_nodelay(true);
+    let ing = Arc::new(Ingress {
+        client: Client::builder(TokioExecutor::new()).build(http),
+        replicas: replicas.iter().map(SimHandle::url).collect(),
+        next: AtomicUsize::new(0),
+    });
+    let models = ing.replicas[0].clone();
+    let app = Router::new()
+        .route(
+            "/v1/completions",
+            post(|s, h, b| forward(s, "/v1/completions", h, b)),
+        )
+        .route(
+            "/v1/chat/completions",
+            post(|s, h, b| forward(s, "/v1/chat/completions", h, b)),
+        )
+        .route(
+            "/v1/models",
+            get(move || {
+                let m = models.clone();
+                async move {
+                    (
+                        [("content-type", "application/json")],
+                        format!("{{\"object\":\"list\",\"data\":[],\"replica\":\"{m}\"}}"),
+                    )
+                }
+            }),
+        )
+        .route("/health", get(|| async { "" }))
+        .layer(axum::extract::DefaultBodyLimit::max(16 << 20))
+        .with_state(ing);
+    let mut pc = cfg;
+    pc.pd = None;
+    let ingress = crate::serve_router(Engine::new(pc), app, addr).await?;
+    Ok(Replicated { ingress, replicas })
+}
