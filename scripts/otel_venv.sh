@@ -37,51 +37,12 @@ if have_pkgs; then
   exit 0
 fi
 
-command -v python3 >/dev/null 2>&1 || {
-  if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "otel_venv: installing python3 python3-venv" >&2
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends python3 python3-venv >/dev/null
-  else
-    die "python3 not found; install python3 and python3-venv (Debian: apt-get install python3-venv)"
-  fi
-}
-
-# `python3 -m venv` needs the venv module with ensurepip and its wheels (on Debian:
-# the python3-venv package; without it venv fails with "ensurepip is not available").
-VLOG="$(mktemp)"
-trap 'rm -f "$VLOG"' EXIT
-make_venv() {
-  if [ -f "$VENV/pyvenv.cfg" ]; then
-    rm -rf "$VENV"  # a broken venv of ours: start over
-  elif [ -e "$VENV" ] && [ -n "$(ls -A "$VENV")" ]; then
-    die "$VENV exists and is not a venv; remove it or set SERVESCOPE_OTEL_VENV"
-  fi
-  mkdir -p "$(dirname "$VENV")"
-  python3 -m venv "$VENV" >"$VLOG" 2>&1 && [ -x "$PY" ]
-}
-if [ ! -x "$PY" ] && ! make_venv; then
-  if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
-    # Debian names it both python3-venv and after the minor version (python3.11-venv).
-    minor="$(python3 -c 'import sys; print(f"python3.{sys.version_info[1]}-venv")')"
-    echo "otel_venv: python3 -m venv failed; installing python3-venv" >&2
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends python3-venv >/dev/null 2>&1 \
-      || apt-get install -y -qq --no-install-recommends "$minor" >/dev/null \
-      || die "apt-get could not install python3-venv / $minor"
-    make_venv || { cat "$VLOG" >&2; die "python3 -m venv $VENV failed after installing python3-venv"; }
-  else
-    cat "$VLOG" >&2
-    die "python3 -m venv $VENV failed; install python3-venv (Debian: apt-get install python3-venv)"
-  fi
-fi
-
-log="$VENV/pip-install.log"
-if ! "$PY" -m pip install --disable-pip-version-check --no-input -q "${PKGS[@]}" >"$log" 2>&1; then
-  cat "$log" >&2
-  die "pip install ${PKGS[*]} failed (log above, also in $log)"
-fi
+TAG=otel_venv
+VENV_VAR=SERVESCOPE_OTEL_VENV
+# shellcheck source=scripts/lib/venv.sh
+. "$ROOT/scripts/lib/venv.sh"
+need_python3
+need_venv
+pip_install "${PKGS[@]}"
 have_pkgs || die "installed ${PKGS[*]} but they do not import from $PY"
 echo "$PY"

@@ -3,22 +3,10 @@
 //! proxy batches the stream (the injected fault), and `diagnose` names it.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 
-fn bin() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_servescope"));
-    c.env_remove("RUST_BACKTRACE");
-    c
-}
-
-struct Sim(Child);
-
-impl Drop for Sim {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+mod common;
+use common::{bin, Kill};
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -49,7 +37,7 @@ fn pd_run_then_attribute_and_diagnose() {
         .spawn()
         .unwrap();
     let out = child.stdout.take().unwrap();
-    let _sim = Sim(child);
+    let _sim = Kill(child);
     let mut urls = std::collections::HashMap::new();
     for line in BufReader::new(out).lines().take(3) {
         let line = line.unwrap();
