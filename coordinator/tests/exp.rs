@@ -158,6 +158,10 @@ analyses: [scaling, matrix, fabric_check]
     let cap = capacity(&sim(), 32, 8);
     for r in &an.scaling {
         let e = r.efficiency.expect("efficiency");
+        eprintln!(
+            "{}: {} replicas, {:.2} req/s, {:.2} per replica (capacity {cap:.2}), efficiency {:.3}",
+            r.deployment, r.replicas, r.request_throughput, r.per_replica_rps, e
+        );
         assert!((e - 1.0).abs() < 0.05, "{}: efficiency {e}", r.deployment);
         let per = r.per_replica_rps;
         assert!(

@@ -159,6 +159,12 @@ async fn only(c: ClusterConfig, e: Exp, rule: &'static str) -> (Attribution, Vec
 
 fn close(got: f64, want: f64, what: &str, rid: &str) {
     let tol = (want.abs() * 0.05).max(1.0);
+    if std::env::var_os("SERVESCOPE_PD_REPORT").is_some() {
+        eprintln!(
+            "{rid} {what}: recovered {got:.3} truth {want:.3} error {:+.3} ms",
+            got - want
+        );
+    }
     assert!(
         (got - want).abs() <= tol,
         "{rid} {what}: recovered {got:.3} ms, truth {want:.3} ms (tolerance {tol:.3})"

@@ -65,8 +65,8 @@ pub struct GenRequest {
 /// What the engine emits for a request, in order.
 #[derive(Debug)]
 pub enum Out {
-    /// Output text of `tokens` tokens.
-    Chunk { text: String, tokens: u32 },
+    /// Chunks of output text, in order (each one streamed event).
+    Chunks(Vec<String>),
     /// The stream must be cut here (truncation fault): no more data, no [DONE].
     Cut,
     /// Finished: usage and vLLM's per-request `metrics` block.
@@ -364,11 +364,26 @@ impl Engine {
         // When the first chunk actually went out (timers fire late by up to a tick).
         let mut first_sent = None;
         let mut finish = Finish::Length;
+        // Chunks already due go out together (one channel message), so that a
+        // zero-latency engine costs little per token; a chunk is never held back past
+        // the moment the engine would wait for the next one.
+        let mut batch: Vec<String> = Vec::new();
         while sent < n {
             let k = per_chunk.min(n - sent);
             // The chunk's last token is due at first + (index of that token) × step.
             let due = first + step * (sent + k - 1) + shift;
-            tokio::time::sleep_until(due).await;
+            if due > Instant::now() {
+                if !batch.is_empty()
+                    && tx
+                        .send(Out::Chunks(std::mem::take(&mut batch)))
+                        .await
+                        .is_err()
+                {
+                    finish = Finish::Abort;
+                    break;
+                }
+                tokio::time::sleep_until(due).await;
+            }
             let mut s = String::new();
             for i in sent..sent + k {
                 if plan.gibberish {
@@ -388,13 +403,22 @@ impl Engine {
                     });
                 }
             }
-            if tx.send(Out::Chunk { text: s, tokens: k }).await.is_err() {
+            batch.push(s);
+            if batch.len() >= 64
+                && tx
+                    .send(Out::Chunks(std::mem::take(&mut batch)))
+                    .await
+                    .is_err()
+            {
                 finish = Finish::Abort;
                 break;
             }
             sent += k;
             if sent >= n.div_ceil(2) && sent < n {
                 if plan.truncate {
+                    if !batch.is_empty() {
+                        let _ = tx.send(Out::Chunks(std::mem::take(&mut batch))).await;
+                    }
                     let _ = tx.send(Out::Cut).await;
                     finish = Finish::Abort;
                     break;
@@ -403,6 +427,9 @@ impl Engine {
                     shift = Duration::from_secs_f64(cfg.faults.stall_s);
                 }
             }
+        }
+        if !batch.is_empty() && tx.send(Out::Chunks(batch)).await.is_err() {
+            finish = Finish::Abort;
         }
         self.running.fetch_sub(1, Ordering::Relaxed);
         let m = &self.metrics;

@@ -268,6 +268,37 @@ fn prefill_response(e: &Engine, done: PrefillDone, id: &str, chat: bool) -> Resp
     ([("content-type", "application/json")], v.to_string()).into_response()
 }
 
+/// The constant head of a stream's token events (`data: {"id":…,"choices":[{"index":0,`).
+fn event_prefix(id: &str, object: &str, created: u64, model: &str) -> Vec<u8> {
+    let q = |s: &str| serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into());
+    format!(
+        "data: {{\"id\":{},\"object\":{},\"created\":{created},\"model\":{},\"choices\":[{{\"index\":0,",
+        q(id),
+        q(object),
+        q(model)
+    )
+    .into_bytes()
+}
+
+/// One token event, written straight into `out` after the stream's `prefix` (the
+/// same JSON as building a `Value` and serialising it, without the per-token map:
+/// the simulator must stay cheaper per token than the clients it serves).
+fn token_event(out: &mut Vec<u8>, prefix: &[u8], chat: bool, text: &str) {
+    out.extend_from_slice(prefix);
+    out.extend_from_slice(if chat {
+        b"\"delta\":{\"content\":"
+    } else {
+        b"\"text\":"
+    });
+    // Writing a str into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, text);
+    out.extend_from_slice(if chat {
+        b"},\"logprobs\":null,\"finish_reason\":null}]}\n\n"
+    } else {
+        b",\"logprobs\":null,\"finish_reason\":null,\"stop_reason\":null}]}\n\n"
+    });
+}
+
 fn sse(v: &Value) -> Bytes {
     Bytes::from(format!("data: {v}\n\n"))
 }
@@ -289,9 +320,10 @@ fn stream_response(
         sse(&json!({"id": id, "object": object, "created": created, "model": model,
             "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "logprobs": null, "finish_reason": null}]}))
     });
+    let prefix: std::sync::Arc<[u8]> = event_prefix(&id, object, created, &model).into();
     let state = (rx, first, false, false);
     let stream = futures_util::stream::unfold(state, move |(mut rx, mut first, done, cut)| {
-        let (id, model) = (id.clone(), model.clone());
+        let (id, model, prefix) = (id.clone(), model.clone(), std::sync::Arc::clone(&prefix));
         async move {
             if let Some(b) = first.take() {
                 return Some((Ok::<Bytes, std::io::Error>(b), (rx, None, false, false)));
@@ -318,10 +350,10 @@ fn stream_response(
             let mut next = rx.recv().await;
             loop {
                 match next {
-                    Some(Out::Chunk { text, .. }) => {
-                        let v = json!({"id": id, "object": object, "created": created, "model": model,
-                            "choices": [choice(&text, Value::Null)]});
-                        out.extend_from_slice(&sse(&v));
+                    Some(Out::Chunks(texts)) => {
+                        for text in &texts {
+                            token_event(&mut out, &prefix, chat, text);
+                        }
                     }
                     Some(Out::Done {
                         prompt_tokens,
@@ -384,7 +416,7 @@ async fn collect_response(
     let mut text = String::new();
     while let Some(o) = rx.recv().await {
         match o {
-            Out::Chunk { text: t, .. } => text.push_str(&t),
+            Out::Chunks(ts) => ts.iter().for_each(|t| text.push_str(t)),
             Out::Cut => {
                 return error(
                     StatusCode::INTERNAL_SERVER_ERROR,
@@ -421,6 +453,29 @@ async fn collect_response(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn token_events_are_the_json_a_value_would_give() {
+        for chat in [false, true] {
+            let mut out = Vec::new();
+            let prefix = event_prefix("cmpl-\"x\"", "text_completion", 7, "m\\");
+            token_event(&mut out, &prefix, chat, " a\nb");
+            let s = String::from_utf8(out).unwrap();
+            let body = s
+                .strip_prefix("data: ")
+                .unwrap()
+                .strip_suffix("\n\n")
+                .unwrap();
+            let got: Value = serde_json::from_str(body).unwrap();
+            let choice = if chat {
+                json!({"index": 0, "delta": {"content": " a\nb"}, "logprobs": null, "finish_reason": null})
+            } else {
+                json!({"index": 0, "text": " a\nb", "logprobs": null, "finish_reason": null, "stop_reason": null})
+            };
+            let want = json!({"id": "cmpl-\"x\"", "object": "text_completion", "created": 7, "model": "m\\", "choices": [choice]});
+            assert_eq!(got, want);
+        }
+    }
 
     #[test]
     fn parse_errors_are_clear() {
