@@ -168,3 +168,62 @@ fn interrupted_experiment_resumes_without_duplicates() {
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains("resume"));
 }
+
+/// A deployment with a deploy step (a simulator that takes 1.5 s to start) and a
+/// teardown; `analyses: [startup]` times deploy → ready.
+#[test]
+fn deploy_step_teardown_and_startup_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let sim = env!("CARGO_BIN_EXE_servescope");
+    let file = dir.path().join("d.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "name: deployed
+deployments:
+  - name: slow-start
+    endpoint: http://127.0.0.1:{port}
+    deploy:
+      command: \"{sim} sim --listen 127.0.0.1:{port} --startup-phases init=0.5,weight_load=1 >/dev/null 2>&1 & echo $! > sim.pid\"
+      ready_timeout_s: 30
+    teardown:
+      command: \"kill $(cat sim.pid) && rm sim.pid\"
+workload:
+  model: servescope-sim
+  concurrency: [2]
+  lengths: ['8:4']
+  num_prompts: 6
+analyses: [startup]
+"
+        ),
+    )
+    .unwrap();
+    let db = dir.path().join("d.db");
+    let out = bin()
+        .args(["exp", "run"])
+        .arg(&file)
+        .arg("--db")
+        .arg(&db)
+        .output()
+        .unwrap();
+    let se = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{se}");
+    assert!(!dir.path().join("sim.pid").exists(), "teardown ran");
+    let out = bin()
+        .args(["exp", "status", "deployed", "--json", "--db"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let s = &v["startup"][0];
+    assert_eq!(s["deployment"], "slow-start");
+    let ready = s["ready_s"].as_f64().unwrap();
+    assert!((1.4..10.0).contains(&ready), "{ready}");
+    assert_eq!(v["points"][0]["status"], "done");
+    assert_eq!(v["points"][0]["aggregate"]["completed"], 6);
+}

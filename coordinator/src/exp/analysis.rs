@@ -90,6 +90,8 @@ pub struct ExpAnalysis {
     pub preflight: Option<Vec<super::preflight::PreflightFinding>>,
     /// Runs holding the agents' telemetry of the experiment: (run, label).
     pub telemetry_runs: Vec<(i64, String)>,
+    /// Each deployed deployment's startup (`analyses: [startup]`).
+    pub startup: Vec<super::preflight::StartupRow>,
 }
 
 fn mean_std(v: &[f64]) -> (f64, f64) {
@@ -177,6 +179,7 @@ pub fn analyze(store: &Store, name: &str) -> Result<ExpAnalysis, ExpError> {
     let matrix = matrix(&points);
     let mut preflight = None;
     let mut telemetry_runs = Vec::new();
+    let mut startup = Vec::new();
     let prefix = format!("{}: ", e.name);
     for r in store.runs()? {
         if r.kind == "fabric-check" && r.label.starts_with(&prefix) {
@@ -188,6 +191,14 @@ pub fn analyze(store: &Store, name: &str) -> Result<ExpAnalysis, ExpError> {
             }
         } else if r.kind == "record" && r.label.starts_with(&prefix) {
             telemetry_runs.push((r.id, r.label.clone()));
+        } else if r.kind == "exp-startup" && r.label.starts_with(&prefix) {
+            let args = store.run_args(r.id)?;
+            if let Some(row) = args
+                .get("startup")
+                .and_then(|v| serde_json::from_value(v.clone()).ok())
+            {
+                startup.push(row);
+            }
         }
     }
     Ok(ExpAnalysis {
@@ -199,6 +210,7 @@ pub fn analyze(store: &Store, name: &str) -> Result<ExpAnalysis, ExpError> {
         warnings,
         preflight,
         telemetry_runs,
+        startup,
     })
 }
 

@@ -1,7 +1,9 @@
 //! The experiment's checks of its nodes: `fabric check` on every agent before the
 //! first point (stored as a `fabric-check` run carrying the findings), and the
 //! agents' telemetry of each deployment's minutes, recorded from their buffers
-//! after its points (a `record` run).
+//! after its points (a `record` run); and, with `analyses: [startup]`, each deployed
+//! deployment's time from its deploy step to a ready endpoint, with the startup phases
+//! the agents' log watchers streamed meanwhile.
 
 use std::path::Path;
 use std::time::Duration;
@@ -80,4 +82,72 @@ pub async fn record_telemetry(
         .await
         .map(|o| o.run_id)
         .map_err(|e| e.to_string())
+}
+
+/// A deployment's startup as the experiment saw it.
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize, PartialEq)]
+pub struct StartupRow {
+    pub deployment: String,
+    /// Deploy step start → `GET /v1/models` answering.
+    pub ready_s: f64,
+    /// (phase, seconds) from the startup log lines the agents streamed.
+    pub phases: Vec<(String, f64)>,
+    pub note: Option<String>,
+}
+
+/// Times the startup and, with agents, parses the startup lines they streamed.
+pub async fn startup(
+    agents: &[AgentEndpoint],
+    db: &Path,
+    exp: &str,
+    deployment: &str,
+    ready_s: f64,
+) -> StartupRow {
+    let mut row = StartupRow {
+        deployment: deployment.to_string(),
+        ready_s,
+        ..Default::default()
+    };
+    if agents.is_empty() {
+        row.note = Some("no agents: only the time to ready is known".into());
+        return row;
+    }
+    let run = match record_telemetry(
+        agents,
+        db,
+        &format!("{exp}: {deployment} startup telemetry"),
+    )
+    .await
+    {
+        Ok(r) => r,
+        Err(e) => {
+            row.note = Some(format!("recording the agents failed: {e}"));
+            return row;
+        }
+    };
+    let parsed = crate::store::Store::open(db)
+        .map_err(|e| e.to_string())
+        .and_then(|s| {
+            let year = crate::text::utc(servescope_agent::clock::now_ns() as i64)[..4]
+                .parse()
+                .unwrap_or(2026);
+            crate::startup::agent_logs::parse_run(&s, run, &crate::startup::ParseOptions::new(year))
+                .map_err(|e| e.to_string())
+        });
+    match parsed {
+        Ok(logs) => {
+            for l in logs {
+                for p in &l.parse.timeline.phases {
+                    if let Some(sec) = p.seconds() {
+                        row.phases.push((p.kind.label().to_string(), sec));
+                    }
+                }
+            }
+            if row.phases.is_empty() {
+                row.note = Some(format!("run {run}: the agents streamed no startup log line (are the engine logs files the watcher sees?)"));
+            }
+        }
+        Err(e) => row.note = Some(format!("parsing the agents' startup lines: {e}")),
+    }
+    row
 }

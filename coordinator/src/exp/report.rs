@@ -190,6 +190,29 @@ pub fn render(a: &ExpAnalysis, findings: &[(String, Finding)]) -> String {
             h.push_str("</table>");
         }
     }
+    if !a.startup.is_empty() {
+        h.push_str("<h2>Startup</h2><table><tr><th>deployment</th><th>deploy → ready (s)</th><th>phases (from the agents' logs)</th></tr>");
+        for r in &a.startup {
+            let ph: Vec<String> = r
+                .phases
+                .iter()
+                .map(|(k, s)| format!("{k} {s:.1} s"))
+                .collect();
+            let text = if ph.is_empty() {
+                r.note.clone().unwrap_or_default()
+            } else {
+                ph.join(", ")
+            };
+            let _ = write!(
+                h,
+                "<tr><td>{}</td><td>{:.1}</td><td style=\"text-align:left\">{}</td></tr>",
+                escape(&r.deployment),
+                r.ready_s,
+                escape(&text)
+            );
+        }
+        h.push_str("</table>");
+    }
     if !a.telemetry_runs.is_empty() {
         h.push_str("<h2>Node telemetry</h2><ul>");
         for (id, l) in &a.telemetry_runs {

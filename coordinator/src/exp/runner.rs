@@ -203,6 +203,7 @@ pub async fn run_experiment(cfg: ExpRunConfig) -> Result<ExpRunOutcome, ExpError
         }
         // A deployment that cannot be deployed or does not answer: its points are
         // stored as failed (with the reason), the experiment goes on.
+        let deploy_t0 = std::time::Instant::now();
         let ready = match deploy(d, &dir, &cfg.stop).await {
             Ok(()) if d.deploy.is_none() => wait_ready(&d.endpoint, NOT_DEPLOYED_READY, &cfg.stop)
                 .await
@@ -239,6 +240,18 @@ pub async fn run_experiment(cfg: ExpRunConfig) -> Result<ExpRunOutcome, ExpError
             }
             let _ = teardown(d, &dir).await;
             continue;
+        }
+        if d.deploy.is_some() && f.analyses.contains(&super::file::Analysis::Startup) {
+            let ready_s = deploy_t0.elapsed().as_secs_f64();
+            let row =
+                super::preflight::startup(&cfg.agents, &cfg.db, &f.name, &d.name, ready_s).await;
+            (cfg.progress)(&format!("{}: ready {ready_s:.1} s after the deploy step started; {} startup phase(s) from the agents' logs", d.name, row.phases.len()));
+            store.create_run(
+                "exp-startup",
+                &format!("{}: {} startup", f.name, d.name),
+                servescope_agent::clock::now_ns(),
+                &json!({"experiment": f.name, "startup": row}).to_string(),
+            )?;
         }
         for (seq, p) in todo {
             if cfg.stop.load(Ordering::Relaxed) {
