@@ -25,8 +25,11 @@ done
 version=$(sed -n 's/^version *= *"\(.*\)"/\1/p' Cargo.toml | head -n 1)
 arch=$(uname -m)
 if [[ $build -eq 1 ]]; then
-    # [profile.release] in Cargo.toml: strip = true, thin LTO.
-    cargo build --release --locked -p servescope-agent -p servescope
+    # [profile.release] in Cargo.toml: strip = true, thin LTO. One package per build:
+    # built together, cargo would unify features and give the agent the CLI's
+    # tokenizer (the agent's load shards count words).
+    cargo build --release --locked -p servescope-agent
+    cargo build --release --locked -p servescope
 fi
 mkdir -p "$out"
 glibc=$(ldd --version 2>/dev/null | head -n 1 | grep -oE '[0-9]+\.[0-9]+$' || echo "?")
