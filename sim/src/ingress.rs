@@ -102,7 +102,8 @@ pub async fn start_replicated(
         replicas: replicas.iter().map(SimHandle::url).collect(),
         next: AtomicUsize::new(0),
     });
-    let models = ing.replicas[0].clone();
+    // The replicas' own answer (they serve one model).
+    let models = serde_json::json!({"object": "list", "data": [{"id": cfg.model, "object": "model", "owned_by": "servescope-sim"}]}).to_string();
     let app = Router::new()
         .route(
             "/v1/completions",
@@ -115,13 +116,8 @@ pub async fn start_replicated(
         .route(
             "/v1/models",
             get(move || {
-                let m = models.clone();
-                async move {
-                    (
-                        [("content-type", "application/json")],
-                        format!("{{\"object\":\"list\",\"data\":[],\"replica\":\"{m}\"}}"),
-                    )
-                }
+                let body = models.clone();
+                async move { ([("content-type", "application/json")], body) }
             }),
         )
         .route("/health", get(|| async { "" }))

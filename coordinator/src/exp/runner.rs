@@ -123,7 +123,7 @@ async fn teardown(d: &Deployment, dir: &Path) -> Result<(), ExpError> {
 }
 
 /// The agents the preflight checks: the file's `agents`, else the client's.
-fn preflight_agents(cfg: &ExpRunConfig, _f: &ExperimentFile) -> Vec<crate::connect::AgentEndpoint> {
+fn preflight_agents(cfg: &ExpRunConfig) -> Vec<crate::connect::AgentEndpoint> {
     if !cfg.agents.is_empty() {
         return cfg.agents.clone();
     }
@@ -131,6 +131,20 @@ fn preflight_agents(cfg: &ExpRunConfig, _f: &ExperimentFile) -> Vec<crate::conne
         Client::Agents(a) => a.clone(),
         Client::Local => Vec::new(),
     }
+}
+
+/// Marks the experiment interrupted; the error to return.
+fn interrupted(
+    store: &Store,
+    exp: i64,
+    out: &ExpRunOutcome,
+    left_total: usize,
+) -> Result<ExpError, ExpError> {
+    store.set_experiment_status(exp, "interrupted")?;
+    Ok(ExpError::Interrupted {
+        done: out.ran + out.skipped,
+        left: left_total - out.ran,
+    })
 }
 
 /// Runs what is left of the experiment.
@@ -174,7 +188,7 @@ pub async fn run_experiment(cfg: ExpRunConfig) -> Result<ExpRunOutcome, ExpError
     ));
     store.set_experiment_status(exp, "running")?;
     if left_total > 0 && f.analyses.contains(&super::file::Analysis::FabricCheck) {
-        let agents = preflight_agents(&cfg, &f);
+        let agents = preflight_agents(&cfg);
         let found = super::preflight::check(&agents).await;
         (cfg.progress)(&format!(
             "fabric preflight: {} finding(s) on {} agent(s)",
@@ -213,11 +227,7 @@ pub async fn run_experiment(cfg: ExpRunConfig) -> Result<ExpRunOutcome, ExpError
         };
         if let Err(why) = ready {
             if cfg.stop.load(Ordering::Relaxed) {
-                store.set_experiment_status(exp, "interrupted")?;
-                return Err(ExpError::Interrupted {
-                    done: out.ran + out.skipped,
-                    left: left_total - out.ran,
-                });
+                return Err(interrupted(&store, exp, &out, left_total)?);
             }
             for (_, p) in &todo {
                 let now = servescope_agent::clock::now_ns();
@@ -255,11 +265,7 @@ pub async fn run_experiment(cfg: ExpRunConfig) -> Result<ExpRunOutcome, ExpError
         }
         for (seq, p) in todo {
             if cfg.stop.load(Ordering::Relaxed) {
-                store.set_experiment_status(exp, "interrupted")?;
-                return Err(ExpError::Interrupted {
-                    done: out.ran + out.skipped,
-                    left: left_total - out.ran,
-                });
+                return Err(interrupted(&store, exp, &out, left_total)?);
             }
             let specs = shard_specs(&f, p, seq, shards);
             let started = servescope_agent::clock::now_ns();
@@ -270,8 +276,7 @@ pub async fn run_experiment(cfg: ExpRunConfig) -> Result<ExpRunOutcome, ExpError
                     r = &mut run => break r,
                     _ = tokio::time::sleep(Duration::from_millis(100)) => {
                         if cfg.stop.load(Ordering::Relaxed) {
-                            store.set_experiment_status(exp, "interrupted")?;
-                            return Err(ExpError::Interrupted { done: out.ran + out.skipped, left: left_total - out.ran });
+                            return Err(interrupted(&store, exp, &out, left_total)?);
                         }
                     }
                 }
