@@ -97,8 +97,22 @@ impl CallCosts {
     }
 }
 
+/// The first tick of a collector at `interval`: the next multiple of `interval` on
+/// the host clock. Collectors of one cadence thus tick together, so a live stream
+/// wakes once per tick for all of them (see `AgentService::coalesce`) instead of once
+/// per collector.
+fn first_tick(interval: Duration) -> Instant {
+    let i = u64::try_from(interval.as_nanos())
+        .unwrap_or(u64::MAX)
+        .max(1);
+    let now = now_ns();
+    let wait = i - now % i;
+    Instant::now() + Duration::from_nanos(if wait == i { 0 } else { wait })
+}
+
 /// Runs `c` every `interval` on its own thread until shutdown. Ticks are scheduled
-/// on a fixed grid; a slow tick skips the missed ones rather than bursting.
+/// on a fixed grid aligned to multiples of `interval` on the host clock (see
+/// [`first_tick`]); a slow tick skips the missed ones rather than bursting.
 pub fn spawn(
     mut c: Box<dyn Collector>,
     interval: Duration,
@@ -109,7 +123,10 @@ pub fn spawn(
     std::thread::Builder::new()
         .name(format!("collect-{}", c.name()))
         .spawn(move || {
-            let mut next = Instant::now();
+            let mut next = first_tick(interval);
+            if shutdown.sleep(next.saturating_duration_since(Instant::now())) {
+                return;
+            }
             loop {
                 let t_ns = now_ns();
                 let started = Instant::now();

@@ -1441,6 +1441,7 @@ pub fn example_node() -> (Inventory, Vec<Sample>) {
                 processes_t_ns: t0 - 500_000_000,
                 errors: vec![],
                 energy_stale: false,
+                counters_stale: false,
             }
         })
         .collect();

@@ -1,16 +1,20 @@
-//! Host collector: CPU (total and per core), memory and load through sysinfo (its own
-//! NVML loader is compiled out), network interfaces from sysfs (sysinfo has no drops).
+//! Host collector: CPU (total and per core) and load from procfs with kept
+//! descriptors ([`crate::procstat`]), memory through sysinfo (its own NVML loader is
+//! compiled out), network interfaces from sysfs (sysinfo has no drops).
 
 use std::path::Path;
 
 use servescope_proto::v1::{sample, HostInfo, HostSample};
-use sysinfo::{CpuRefreshKind, MemoryRefreshKind, RefreshKind, System};
+use sysinfo::{MemoryRefreshKind, RefreshKind, System};
 
 use crate::collector::{CallCosts, Collector};
 use crate::netdev::NetdevReader;
+use crate::procstat::ProcStat;
 
 pub struct HostCollector {
     sys: System,
+    /// CPU and load; the error when /proc cannot be read.
+    cpu: Result<ProcStat, String>,
     net: NetdevReader,
     /// Memory and network are re-read every `slow_every` samples.
     slow_every: u32,
@@ -29,13 +33,12 @@ impl HostCollector {
     /// `slow_every`: re-read memory and network every this many samples (≥ 1).
     pub fn new(sysfs_root: &Path, slow_every: u32) -> Result<Self, String> {
         let sys = System::new_with_specifics(
-            RefreshKind::nothing()
-                .with_cpu(CpuRefreshKind::nothing().with_usage())
-                .with_memory(MemoryRefreshKind::everything()),
+            RefreshKind::nothing().with_memory(MemoryRefreshKind::everything()),
         )
         .map_err(|e| format!("sysinfo: {e}"))?;
         Ok(HostCollector {
             sys,
+            cpu: ProcStat::new(Path::new("/proc")).map_err(|e| e.to_string()),
             net: NetdevReader::new(sysfs_root),
             slow_every: slow_every.max(1),
             tick: 0,
@@ -48,7 +51,8 @@ impl HostCollector {
         HostInfo {
             os: System::long_os_version().unwrap_or_default(),
             kernel: System::kernel_version().unwrap_or_default(),
-            cpu_count: u32::try_from(self.sys.cpus().len()).unwrap_or(u32::MAX),
+            cpu_count: u32::try_from(self.cpu.as_ref().map_or(0, ProcStat::cpu_count))
+                .unwrap_or(u32::MAX),
             memory_total_bytes: self.sys.total_memory(),
             net_interfaces: ifaces.into_iter().map(|i| i.name).collect(),
         }
@@ -61,7 +65,12 @@ impl Collector for HostCollector {
     }
 
     fn sample(&mut self, costs: &CallCosts) -> Option<sample::Data> {
-        costs.time("host.cpu", || self.sys.refresh_cpu_usage());
+        let cpu = match &mut self.cpu {
+            Ok(p) => costs
+                .time("host.cpu", || p.read())
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e.clone()),
+        };
         if self.slow.is_none() || self.tick.is_multiple_of(self.slow_every) {
             costs.time("host.memory", || {
                 self.sys
@@ -75,21 +84,28 @@ impl Collector for HostCollector {
             });
         }
         self.tick = self.tick.wrapping_add(1);
-        let load = System::load_average().unwrap_or_default();
-        let (net, errors, slow_t_ns) = match &self.slow {
+        let (net, mut errors, slow_t_ns) = match &self.slow {
             Some(s) => (s.net.clone(), s.errors.clone(), s.t_ns),
             None => (Vec::new(), Vec::new(), 0),
         };
+        let cpu = cpu.unwrap_or_else(|error| {
+            errors.push(servescope_proto::v1::FieldError {
+                field: "cpu".into(),
+                error,
+            });
+            Default::default()
+        });
+        let [load1, load5, load15] = cpu.load;
         Some(sample::Data::Host(HostSample {
-            cpu_total_pct: self.sys.global_cpu_usage(),
-            cpu_per_core_pct: self.sys.cpus().iter().map(|c| c.usage()).collect(),
+            cpu_total_pct: cpu.total_pct,
+            cpu_per_core_pct: cpu.per_core_pct,
             memory_total_bytes: self.sys.total_memory(),
             memory_used_bytes: self.sys.used_memory(),
             memory_available_bytes: self.sys.available_memory(),
             swap_used_bytes: self.sys.used_swap(),
-            load1: load.one,
-            load5: load.five,
-            load15: load.fifteen,
+            load1,
+            load5,
+            load15,
             net,
             errors,
             slow_t_ns,

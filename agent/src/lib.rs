@@ -17,6 +17,7 @@ pub mod libs;
 pub mod metrics_http;
 pub mod netdev;
 pub mod probe;
+pub mod procstat;
 pub mod rdma;
 pub mod ring;
 pub mod runtime;

@@ -147,7 +147,8 @@ pub async fn start(cfg: AgentConfig) -> Result<AgentHandle, StartError> {
                 Arc::clone(&ring),
                 Arc::clone(&gpu_status),
             )
-            .with_interval(cfg.sample_interval);
+            .with_interval(cfg.sample_interval)
+            .with_counters_interval(cfg.sample_interval, cfg.gpu_counters_interval);
             threads.push(
                 collector::spawn(
                     Box::new(c),
@@ -169,7 +170,7 @@ pub async fn start(cfg: AgentConfig) -> Result<AgentHandle, StartError> {
     // Host.
     let mut host_info = None;
     let slow_every =
-        u32::try_from(cfg.rdma_interval.as_nanos() / cfg.sample_interval.as_nanos().max(1))
+        u32::try_from(cfg.rdma_interval.as_nanos() / cfg.host_interval.as_nanos().max(1))
             .unwrap_or(u32::MAX);
     match HostCollector::new(&cfg.sysfs_root, slow_every) {
         Ok(mut h) => {
@@ -177,7 +178,7 @@ pub async fn start(cfg: AgentConfig) -> Result<AgentHandle, StartError> {
             threads.push(
                 collector::spawn(
                     Box::new(h),
-                    cfg.sample_interval,
+                    cfg.host_interval,
                     Arc::clone(&ring),
                     costs.clone(),
                     stop.clone(),
@@ -310,6 +311,7 @@ pub async fn start(cfg: AgentConfig) -> Result<AgentHandle, StartError> {
         shutdown: stop_rx.clone(),
         probes: Arc::new(crate::probe::ProbeManager::new(cfg.sysfs_root.clone())),
         shards: Arc::default(),
+        coalesce: cfg.stream_coalesce,
     };
     let interceptor_check = check.clone();
     let server_svc =

@@ -65,17 +65,55 @@ fn peak_rss(pid: u32) -> anyhow::Result<u64> {
 struct Measured {
     cpu_pct: f64,
     rss: u64,
+    /// Per thread name: % of one core over the window (threads of one name summed).
+    threads: Vec<(String, f64)>,
+}
+
+/// utime + stime in seconds per thread name (`/proc/<pid>/task/*/stat`).
+fn thread_cpu(pid: u32) -> std::collections::BTreeMap<String, f64> {
+    let mut out = std::collections::BTreeMap::new();
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return out;
+    };
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    for e in dir.flatten() {
+        let Ok(s) = std::fs::read_to_string(e.path().join("stat")) else {
+            continue;
+        };
+        let (Some(open), Some(close)) = (s.find('('), s.rfind(')')) else {
+            continue;
+        };
+        let name = s[open + 1..close].to_string();
+        let f: Vec<&str> = s[close + 1..].split_whitespace().collect();
+        let t = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+        *out.entry(name).or_insert(0.0) += (t(11) + t(12)) / hz;
+    }
+    out
 }
 
 fn measure_window(pid: u32, window: Duration) -> anyhow::Result<Measured> {
     let c0 = cpu_seconds(pid)?;
+    let th0 = thread_cpu(pid);
     let t0 = Instant::now();
     std::thread::sleep(window);
     let c1 = cpu_seconds(pid)?;
+    let th1 = thread_cpu(pid);
     let dt = t0.elapsed().as_secs_f64();
+    let threads = th1
+        .iter()
+        .map(|(n, c)| {
+            (
+                n.clone(),
+                (c - th0.get(n).copied().unwrap_or(0.0)) / dt * 100.0,
+            )
+        })
+        .filter(|(_, pct)| *pct > 0.0)
+        .collect();
     Ok(Measured {
         cpu_pct: (c1 - c0) / dt * 100.0,
         rss: peak_rss(pid)?,
+        threads,
     })
 }
 
@@ -142,6 +180,11 @@ fn main() -> anyhow::Result<()> {
             let mut s = c
                 .stream_telemetry(StreamTelemetryRequest {
                     live_only: true,
+                    // As `servescope record` streams (its session's default).
+                    max_delay_ms: u32::try_from(
+                        servescope_coordinator::session::DEFAULT_MAX_DELAY.as_millis(),
+                    )
+                    .unwrap_or(500),
                     ..Default::default()
                 })
                 .await?
@@ -177,6 +220,9 @@ fn main() -> anyhow::Result<()> {
         m.cpu_pct,
         m.rss as f64 / 1048576.0
     );
+    for (name, pct) in &m.threads {
+        println!("  thread {name:<16} cpu {pct:6.3} % of one core");
+    }
     match dmon_handle.map(|h| h.join()) {
         Some(Ok(Ok(r))) => {
             println!(

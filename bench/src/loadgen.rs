@@ -27,7 +27,9 @@ struct Args {
     servescope_bin: Option<PathBuf>,
     #[arg(long, default_value_t = 64)]
     concurrency: usize,
-    #[arg(long, default_value_t = 1000)]
+    /// Requests per client run (8000 × 256 tokens: about a second for ours, ten for
+    /// the reference; fewer makes the ratio noisy)
+    #[arg(long, default_value_t = 8000)]
     requests: usize,
     #[arg(long, default_value_t = 32)]
     input_len: u32,
@@ -111,6 +113,7 @@ fn main() -> anyhow::Result<()> {
     let (sim, url) = start_sim(&bin, &zero)?;
     let sim_pid = sim.0.id();
     let c0 = cpu_seconds(sim_pid);
+    let me0 = cpu_seconds(std::process::id());
     let t0 = Instant::now();
     let outs = rt.block_on(async {
         let client = HttpClient::new(a.concurrency);
@@ -138,6 +141,7 @@ fn main() -> anyhow::Result<()> {
     })?;
     let ours_s = t0.elapsed().as_secs_f64();
     let ours_sim_cpu = (cpu_seconds(sim_pid) - c0) / ours_s * 100.0;
+    let ours_cpu = (cpu_seconds(std::process::id()) - me0) / ours_s * 100.0;
     let failed = outs.iter().filter(|o| o.record.error.is_some()).count();
     let ours_chunks: u64 = outs.iter().map(|o| o.record.chunks.len() as u64).sum();
     drop(sim);
@@ -242,10 +246,11 @@ fn main() -> anyhow::Result<()> {
         a.requests, a.output_len, a.concurrency
     );
     println!(
-        "servescope client   {:>10.0} tokens/s {:>8.1} req/s  ({} failed; sim CPU {:.0} % of a core)",
+        "servescope client   {:>10.0} tokens/s {:>8.1} req/s  ({} failed; client CPU {:.0} %, sim CPU {:.0} % of a core)",
         ours_chunks as f64 / ours_s,
         outs.len() as f64 / ours_s,
         failed,
+        ours_cpu,
         ours_sim_cpu
     );
     if let Some((chunks, reqs, s, simcpu)) = reference {

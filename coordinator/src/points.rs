@@ -60,10 +60,22 @@ pub fn flatten(s: &Sample, inv: Option<&Inventory>) -> Vec<Point> {
                     ),
                     ("gpu_temperature_celsius", r.temperature_c.map(u64::from)),
                     ("gpu_throttle_reasons", r.throttle_reasons),
-                    ("gpu_pcie_transmit_bytes_total", r.pcie_tx_bytes),
-                    ("gpu_pcie_receive_bytes_total", r.pcie_rx_bytes),
-                    ("gpu_nvlink_transmit_bytes_total", r.nvlink_tx_bytes),
-                    ("gpu_nvlink_receive_bytes_total", r.nvlink_rx_bytes),
+                    (
+                        "gpu_pcie_transmit_bytes_total",
+                        r.pcie_tx_bytes.filter(|_| !r.counters_stale),
+                    ),
+                    (
+                        "gpu_pcie_receive_bytes_total",
+                        r.pcie_rx_bytes.filter(|_| !r.counters_stale),
+                    ),
+                    (
+                        "gpu_nvlink_transmit_bytes_total",
+                        r.nvlink_tx_bytes.filter(|_| !r.counters_stale),
+                    ),
+                    (
+                        "gpu_nvlink_receive_bytes_total",
+                        r.nvlink_rx_bytes.filter(|_| !r.counters_stale),
+                    ),
                     ("gpu_ecc_uncorrected_total", r.ecc_uncorrected_total),
                 ];
                 for (m, v) in ints {

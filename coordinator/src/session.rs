@@ -45,7 +45,17 @@ pub struct SessionConfig {
     pub flush_every: Duration,
     pub backoff_initial: Duration,
     pub backoff_max: Duration,
+    /// How long the agent may hold new samples to send them together (the
+    /// stream's `max_delay_ms`). At the deadline the session keeps reading for up
+    /// to this long (plus a margin) until it has what the agent had taken by then.
+    pub max_delay: Duration,
 }
+
+/// Default [`SessionConfig::max_delay`]: a recorder needs no sub-second latency,
+/// and batching five 100 ms samples per write is most of the agent's streaming CPU.
+pub const DEFAULT_MAX_DELAY: Duration = Duration::from_millis(500);
+/// Extra time allowed for the last batch to arrive after the deadline.
+const DRAIN_MARGIN: Duration = Duration::from_millis(250);
 
 impl SessionConfig {
     pub fn new(endpoint: AgentEndpoint) -> Self {
@@ -58,6 +68,7 @@ impl SessionConfig {
             flush_every: Duration::from_millis(250),
             backoff_initial: Duration::from_millis(100),
             backoff_max: Duration::from_secs(5),
+            max_delay: DEFAULT_MAX_DELAY,
         }
     }
 }
@@ -111,13 +122,28 @@ pub async fn run(
                         kinds: cfg.kinds.clone(),
                     }),
                     live_only: false,
+                    max_delay_ms: u32::try_from(cfg.max_delay.as_millis()).unwrap_or(u32::MAX),
                 })
                 .await
                 .map_err(|s| (fatal(&s), describe(&s)))?
                 .into_inner();
             let mut batch: Vec<Sample> = Vec::new();
             let mut flush_at = Instant::now() + cfg.flush_every;
+            // After the deadline: the agent's next sequence then, and when to stop
+            // waiting for the samples before it.
+            let mut drain: Option<(u64, Instant)> = None;
             loop {
+                if let Some((head, until)) = drain {
+                    if next.is_some_and(|n| n >= head) || Instant::now() >= until {
+                        if !batch.is_empty() {
+                            let _ = tx
+                                .send(SessionEvent::Samples(std::mem::take(&mut batch)))
+                                .await;
+                        }
+                        return Ok(());
+                    }
+                }
+                let stop_at = drain.map_or(deadline, |(_, until)| until);
                 let msg = tokio::select! {
                     m = stream.message() => m,
                     _ = tokio::time::sleep_until(flush_at) => {
@@ -127,7 +153,18 @@ pub async fn run(
                         flush_at = Instant::now() + cfg.flush_every;
                         continue;
                     }
-                    _ = tokio::time::sleep_until(deadline) => {
+                    _ = tokio::time::sleep_until(stop_at) => {
+                        if drain.is_none() {
+                            // Samples taken before the deadline may still sit in the
+                            // agent's batching window: read up to its head now.
+                            let head = client
+                                .get_inventory(GetInventoryRequest {})
+                                .await
+                                .map(|r| r.into_inner().next_seq)
+                                .unwrap_or(0);
+                            drain = Some((head, Instant::now() + cfg.max_delay + DRAIN_MARGIN));
+                            continue;
+                        }
                         if !batch.is_empty() {
                             let _ = tx.send(SessionEvent::Samples(std::mem::take(&mut batch))).await;
                         }
@@ -137,6 +174,11 @@ pub async fn run(
                 match msg {
                     Ok(Some(m)) => match m.body {
                         Some(telemetry_message::Body::Sample(s)) => {
+                            if drain.is_some_and(|(head, _)| s.seq >= head) {
+                                // Taken after the deadline: not this recording's.
+                                next = Some(s.seq + 1);
+                                continue;
+                            }
                             last_seq = s.seq;
                             next = Some(s.seq + 1);
                             batch.push(s);

@@ -30,6 +30,7 @@ async fn agent(dir: &Path, tune: impl FnOnce(&mut AgentConfig)) -> AgentHandle {
     cfg.nvml_lib = Some(dir.join("no-such-libnvidia-ml.so.1"));
     cfg.kmsg = false;
     cfg.sample_interval = Duration::from_millis(20);
+    cfg.host_interval = Duration::from_millis(20);
     cfg.rdma_interval = Duration::from_millis(100);
     tune(&mut cfg);
     servescope_agent::start(cfg).await.expect("agent starts")
@@ -150,6 +151,7 @@ async fn nvml_absent_inventory_says_unavailable_and_agent_serves() {
             from_seq: 0,
             filter: Some(TelemetryFilter { kinds: vec![2, 3] }),
             live_only: false,
+            max_delay_ms: 0,
         })
         .await
         .unwrap()
@@ -344,6 +346,52 @@ async fn wrong_token_ends_the_session_with_a_clear_error() {
         out.failures[0].1.contains("refused our credentials"),
         "{:?}",
         out.failures
+    );
+    a.shutdown().await;
+}
+
+/// A recorder's stream lets the agent batch samples for up to half a second; at the
+/// deadline the session reads on until it has every sample the agent had taken by
+/// then, so the batching window loses nothing at the end of a recording.
+#[tokio::test]
+async fn batched_stream_keeps_the_samples_of_the_last_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = agent(dir.path(), |_| {}).await;
+    let db = dir.path().join("rec.db");
+    let duration = Duration::from_millis(2500);
+    let cfg = RecordConfig::new(
+        vec![AgentEndpoint::new(
+            a.grpc_addr.to_string(),
+            Some(TOKEN.into()),
+        )],
+        duration,
+        db.clone(),
+    );
+    let started = servescope_agent::clock::now_ns();
+    let out = record(cfg, Default::default()).await.unwrap();
+    assert!(out.failures.is_empty(), "{:?}", out.failures);
+    let st = Store::open(&db).unwrap();
+    let agents = st.run_agents(out.run_id).unwrap();
+    let seqs = st.seqs(out.run_id, agents[0].agent_id).unwrap();
+    let (first, last) = (seqs[0], *seqs.last().unwrap());
+    assert_eq!(seqs, (first..=last).collect::<Vec<_>>());
+    // Every sample the agent took up to shortly before the deadline is stored
+    // (the session connects and measures the clock first: the deadline counts
+    // from the start of `record`, so this bound is conservative).
+    let deadline_ns = started + u64::try_from(duration.as_nanos()).unwrap();
+    let taken: Vec<u64> = a
+        .ring
+        .read_from(first, usize::MAX)
+        .samples
+        .iter()
+        .filter(|s| s.t_ns + 50_000_000 < deadline_ns)
+        .map(|s| s.seq)
+        .collect();
+    let missing: Vec<u64> = taken.iter().filter(|s| **s > last).copied().collect();
+    assert!(
+        missing.is_empty(),
+        "{} samples taken before the deadline were not recorded (last stored {last})",
+        missing.len()
     );
     a.shutdown().await;
 }

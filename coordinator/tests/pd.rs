@@ -74,7 +74,20 @@ async fn run(c: ClusterConfig, e: Exp) -> (Attribution, Vec<Truth>) {
     run_with(c, e, Vec::new()).await
 }
 
+/// Experiments share the machine's cores: the clean run, whose assertion is that
+/// no overhead shows, takes it alone (write); the others run side by side (read).
+static QUIET: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+
 async fn run_with(
+    c: ClusterConfig,
+    e: Exp,
+    agents: Vec<AgentEndpoint>,
+) -> (Attribution, Vec<Truth>) {
+    let _shared = QUIET.read().await;
+    run_inner(c, e, agents).await
+}
+
+async fn run_inner(
     mut c: ClusterConfig,
     e: Exp,
     agents: Vec<AgentEndpoint>,
@@ -268,7 +281,8 @@ async fn per_request_components_match_the_injected_truth_at_1_and_32() {
 async fn clean_run_raises_no_finding() {
     let mut e = closed(&[1, 8], 16);
     e.probe = true;
-    let (a, _) = run(clean(), e).await;
+    let _alone = QUIET.write().await;
+    let (a, _) = run_inner(clean(), e, Vec::new()).await;
     assert!(a.findings.is_empty(), "{:#?}", a.findings);
     assert!(
         a.kv.effective_gbps.unwrap() > 4.0,
@@ -450,6 +464,7 @@ async fn node_counters_say_which_path_carried_the_kv_bytes() {
 async fn engine_logs_stand_in_for_metrics() {
     use servescope_coordinator::load::runner::run_load;
     use servescope_coordinator::pd::logs;
+    let _shared = QUIET.read().await;
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("load.db");
     let h = start_cluster(clean(), "127.0.0.1:0".parse().unwrap())

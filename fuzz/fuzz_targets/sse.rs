@@ -7,7 +7,7 @@
 
 use libfuzzer_sys::fuzz_target;
 
-#[path = "../../loadgen/src/chunk.rs"]
+#[path = "../../loadgen/src/chunk/mod.rs"]
 #[allow(dead_code)]
 mod chunk;
 #[path = "../../loadgen/src/sse.rs"]

@@ -156,6 +156,8 @@ struct PerGpu {
     gpm: GpmState,
     /// Field-value path: the last NVLink totals (tx, rx), carried between reads.
     nvlink_last: Option<(u64, u64)>,
+    /// GPM path: the last totals, carried between reads.
+    gpm_last: Option<gpm::GpmTotals>,
     /// Last energy reading and the tick it is due again.
     energy: Option<u64>,
     energy_due: u64,
@@ -179,6 +181,8 @@ pub struct GpuCollector {
     tick: u64,
     energy_every: u64,
     nvlink_every: u64,
+    /// GPM (PCIe/NVLink bytes) is read every this many ticks.
+    counters_every: u64,
 }
 
 impl GpuCollector {
@@ -190,6 +194,22 @@ impl GpuCollector {
             .unwrap_or(1)
             .max(1);
         self.nvlink_every = u64::try_from(NVLINK_FIELDS_INTERVAL.as_nanos().div_ceil(i))
+            .unwrap_or(1)
+            .max(1);
+        self
+    }
+
+    /// Reads GPM byte counters every `counters` (rounded up to whole ticks of
+    /// `interval`); samples in between repeat the last totals, marked stale. Only
+    /// GPM: the 32-bit field-value counters of older GPUs are read every tick, since
+    /// they wrap.
+    pub fn with_counters_interval(
+        mut self,
+        interval: std::time::Duration,
+        counters: std::time::Duration,
+    ) -> Self {
+        let i = interval.as_nanos().max(1);
+        self.counters_every = u64::try_from(counters.as_nanos().div_ceil(i))
             .unwrap_or(1)
             .max(1);
         self
@@ -218,6 +238,7 @@ impl GpuCollector {
                     energy_due: 0,
                     gpm: GpmState::Untried,
                     nvlink_last: None,
+                    gpm_last: None,
                 })
                 .collect(),
             slow,
@@ -227,6 +248,7 @@ impl GpuCollector {
             tick: 0,
             energy_every: 1,
             nvlink_every: 1,
+            counters_every: 1,
         }
     }
 }
@@ -409,13 +431,22 @@ impl Collector for GpuCollector {
                 };
             }
             let mut need_fields = true;
-            if let GpmState::On(c) = &mut g.gpm {
+            let gpm_due = self.tick.is_multiple_of(self.counters_every);
+            if let (GpmState::On(_), false, Some(t)) = (&g.gpm, gpm_due, g.gpm_last) {
+                r.pcie_tx_bytes = t.pcie_tx;
+                r.pcie_rx_bytes = t.pcie_rx;
+                r.nvlink_tx_bytes = t.nvlink_tx;
+                r.nvlink_rx_bytes = t.nvlink_rx;
+                r.counters_stale = true;
+                need_fields = false;
+            } else if let GpmState::On(c) = &mut g.gpm {
                 match costs.time("gpu.gpm", || c.update(&dev)) {
                     Ok(t) => {
                         r.pcie_tx_bytes = t.pcie_tx;
                         r.pcie_rx_bytes = t.pcie_rx;
                         r.nvlink_tx_bytes = t.nvlink_tx;
                         r.nvlink_rx_bytes = t.nvlink_rx;
+                        g.gpm_last = Some(t);
                         need_fields = false;
                     }
                     Err(err) => e.push(FieldError {

@@ -1,5 +1,7 @@
 //! Discovery: serving processes' stdout/stderr files and `*` globs.
 
+use std::collections::HashMap;
+use std::os::unix::fs::DirEntryExt;
 use std::path::{Path, PathBuf};
 
 use super::{MAX_DIR_ENTRIES, MAX_FILES};
@@ -54,26 +56,70 @@ pub fn expand_glob(pattern: &str) -> Vec<PathBuf> {
     out
 }
 
-/// stdout/stderr files of the serving processes under `proc_root`.
-pub fn serving_logs(proc_root: &Path) -> Vec<PathBuf> {
-    let Ok(rd) = std::fs::read_dir(proc_root) else {
-        return Vec::new();
-    };
-    let mut out = Vec::new();
-    for e in rd.take(MAX_DIR_ENTRIES).flatten() {
-        let name = e.file_name();
-        if !name.to_string_lossy().bytes().all(|b| b.is_ascii_digit()) {
-            continue;
-        }
-        let Ok(raw) = std::fs::read(e.path().join("cmdline")) else {
-            continue;
-        };
-        let cmdline: String = String::from_utf8_lossy(&raw[..raw.len().min(4096)])
+/// Discoveries a process's verdict (serving or not) is trusted before its
+/// command line is read again: a process may exec or retitle itself into a serving
+/// one (`exec vllm serve`, Ray's `ray::ServeReplica` titles).
+pub const RECHECK_EVERY: u32 = 10;
+
+/// Serving-or-not verdicts per process, so that a discovery reads the command line
+/// of new processes only (and of each other one every [`RECHECK_EVERY`] rounds),
+/// not of every process on the host every second.
+#[derive(Debug, Default)]
+pub struct ProcCache {
+    /// (pid, inode of `/proc/<pid>`: a reused pid gets a new one) → (serving,
+    /// round of the verdict, round last listed).
+    verdicts: HashMap<(u32, u64), (bool, u32, u32)>,
+    round: u32,
+    /// Command lines read so far (tests check the cache saves reads).
+    pub cmdline_reads: u64,
+}
+
+fn read_cmdline(dir: &Path) -> Option<String> {
+    let raw = std::fs::read(dir.join("cmdline")).ok()?;
+    Some(
+        String::from_utf8_lossy(&raw[..raw.len().min(4096)])
             .replace('\0', " ")
             .chars()
             .take(1024)
-            .collect();
-        if !is_serving(&cmdline) {
+            .collect(),
+    )
+}
+
+/// stdout/stderr files of the serving processes under `proc_root`.
+pub fn serving_logs(proc_root: &Path) -> Vec<PathBuf> {
+    serving_logs_cached(proc_root, &mut ProcCache::default())
+}
+
+/// [`serving_logs`] with verdicts kept in `cache` between calls.
+pub fn serving_logs_cached(proc_root: &Path, cache: &mut ProcCache) -> Vec<PathBuf> {
+    let Ok(rd) = std::fs::read_dir(proc_root) else {
+        return Vec::new();
+    };
+    cache.round = cache.round.wrapping_add(1);
+    let round = cache.round;
+    let mut out = Vec::new();
+    for e in rd.take(MAX_DIR_ENTRIES).flatten() {
+        let name = e.file_name();
+        let Some(pid) = name.to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        let key = (pid, e.ino());
+        let serving = match cache.verdicts.get_mut(&key) {
+            Some((v, at, listed)) if round.wrapping_sub(*at) < RECHECK_EVERY => {
+                *listed = round;
+                *v
+            }
+            _ => {
+                cache.cmdline_reads += 1;
+                let Some(cmdline) = read_cmdline(&e.path()) else {
+                    continue;
+                };
+                let v = is_serving(&cmdline);
+                cache.verdicts.insert(key, (v, round, round));
+                v
+            }
+        };
+        if !serving {
             continue;
         }
         for fd in ["1", "2"] {
@@ -87,12 +133,55 @@ pub fn serving_logs(proc_root: &Path) -> Vec<PathBuf> {
             break;
         }
     }
+    // Processes gone since the last listing.
+    cache.verdicts.retain(|_, (_, _, listed)| *listed == round);
     out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn verdicts_are_cached_and_rechecked() {
+        let root = tempfile::tempdir().unwrap();
+        let log = root.path().join("serve.log");
+        std::fs::write(&log, "").unwrap();
+        let mk = |pid: &str, cmd: &str| {
+            let d = root.path().join(pid);
+            std::fs::create_dir_all(d.join("fd")).unwrap();
+            std::fs::write(d.join("cmdline"), cmd).unwrap();
+            d
+        };
+        let serve = mk("100", "vllm\0serve\0meta-llama/Llama-3.1-8B\0");
+        std::os::unix::fs::symlink(&log, serve.join("fd").join("1")).unwrap();
+        mk("200", "sleep\0x\0");
+        let mut cache = ProcCache::default();
+        assert_eq!(
+            serving_logs_cached(root.path(), &mut cache),
+            vec![log.clone()]
+        );
+        assert_eq!(cache.cmdline_reads, 2);
+        for _ in 1..RECHECK_EVERY {
+            assert_eq!(
+                serving_logs_cached(root.path(), &mut cache),
+                vec![log.clone()]
+            );
+        }
+        assert_eq!(cache.cmdline_reads, 2, "verdicts reused");
+        // The sleeper retitles itself into a server: seen at the next recheck.
+        std::fs::write(root.path().join("200").join("cmdline"), "vllm\0serve\0x\0").unwrap();
+        let log2 = root.path().join("serve2.log");
+        std::fs::write(&log2, "").unwrap();
+        std::os::unix::fs::symlink(&log2, root.path().join("200").join("fd").join("2")).unwrap();
+        let found = serving_logs_cached(root.path(), &mut cache);
+        assert_eq!(cache.cmdline_reads, 4);
+        assert!(found.contains(&log) && found.contains(&log2), "{found:?}");
+        // A process that went away is forgotten.
+        std::fs::remove_dir_all(root.path().join("100")).unwrap();
+        serving_logs_cached(root.path(), &mut cache);
+        assert_eq!(cache.verdicts.len(), 1);
+    }
 
     #[test]
     fn globs() {

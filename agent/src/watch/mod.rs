@@ -22,7 +22,7 @@ use crate::clock::now_ns;
 use crate::collector::Shutdown;
 use crate::ring::Ring;
 
-pub use find::{expand_glob, glob_match, serving_logs};
+pub use find::{expand_glob, glob_match, serving_logs, serving_logs_cached, ProcCache};
 use tail::Tail;
 
 /// Globs followed when the configuration names none.
@@ -110,6 +110,7 @@ impl WatchConfig {
 pub struct Watcher {
     cfg: WatchConfig,
     tails: BTreeMap<PathBuf, Tail>,
+    procs: ProcCache,
     /// Files born after this are read from their start (a process that started
     /// after the agent: its first lines are the startup).
     started: std::time::SystemTime,
@@ -120,6 +121,7 @@ impl Watcher {
         Watcher {
             cfg,
             tails: BTreeMap::new(),
+            procs: ProcCache::default(),
             started: std::time::SystemTime::now(),
         }
     }
@@ -133,7 +135,7 @@ impl Watcher {
     /// at their end (at their start when born after the watcher) and forgets files
     /// no longer found.
     pub fn discover(&mut self) {
-        let mut found = serving_logs(&self.cfg.proc_root);
+        let mut found = serving_logs_cached(&self.cfg.proc_root, &mut self.procs);
         for g in &self.cfg.globs {
             found.extend(expand_glob(g));
         }

@@ -56,6 +56,8 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
                         .to_vec();
                     let mut s = c
                         .stream_telemetry(StreamTelemetryRequest {
+                            // The view refreshes each second.
+                            max_delay_ms: 250,
                             from_seq: 0,
                             filter: Some(TelemetryFilter { kinds }),
                             live_only: true,

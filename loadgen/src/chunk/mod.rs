@@ -26,6 +26,8 @@ use serde_json::Value;
 
 use super::sse::SseError;
 
+mod fast;
+
 /// Failure classes of a streamed response, as the request record names them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum StreamErrorClass {
@@ -163,7 +165,23 @@ pub fn decode_chunk(data: &str) -> Result<Chunk<'_>, ChunkError> {
     if data.trim_ascii() == "[DONE]" {
         return Ok(Chunk::Done);
     }
-    let raw: RawChunk<'_> = serde_json::from_str(data)?;
+    match fast::scan(data) {
+        Some(chunk) => Ok(chunk),
+        None => from_raw(serde_json::from_str(data)?),
+    }
+}
+
+/// [`decode_chunk`] through serde alone, without the fast scanner: the reference the
+/// scanner is tested (and fuzzed) against.
+#[doc(hidden)]
+pub fn decode_chunk_serde(data: &str) -> Result<Chunk<'_>, ChunkError> {
+    if data.trim_ascii() == "[DONE]" {
+        return Ok(Chunk::Done);
+    }
+    from_raw(serde_json::from_str(data)?)
+}
+
+fn from_raw(raw: RawChunk<'_>) -> Result<Chunk<'_>, ChunkError> {
     if let Some(err) = raw.error {
         return Ok(Chunk::Error(server_error(err)));
     }
@@ -206,12 +224,25 @@ pub fn decode_chunk(data: &str) -> Result<Chunk<'_>, ChunkError> {
 pub struct ChunkDecoder {
     done: bool,
     completion_tokens: Option<u64>,
+    /// The last chunk's bytes before its `choices` value, for the fast scanner.
+    prefix: fast::Prefix,
+    /// Serde only (the reference the fast path is checked against).
+    serde_only: bool,
 }
 
 impl ChunkDecoder {
     /// A decoder for a new stream.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A decoder that never takes the fast scanner: [`decode_chunk_serde`] per event.
+    #[doc(hidden)]
+    pub fn serde_only() -> Self {
+        Self {
+            serde_only: true,
+            ..Self::default()
+        }
     }
 
     /// `[DONE]` has been seen.
@@ -224,7 +255,16 @@ impl ChunkDecoder {
         if self.done {
             return Err(ChunkError::AfterDone);
         }
-        let mut chunk = decode_chunk(data)?;
+        let mut chunk = if self.serde_only {
+            decode_chunk_serde(data)?
+        } else if data.trim_ascii() == "[DONE]" {
+            Chunk::Done
+        } else {
+            match fast::scan_with(data, Some(&mut self.prefix)) {
+                Some(chunk) => chunk,
+                None => from_raw(serde_json::from_str(data)?)?,
+            }
+        };
         match &mut chunk {
             Chunk::Done => self.done = true,
             Chunk::Token(t) => {
