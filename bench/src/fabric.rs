@@ -407,8 +407,9 @@ fn main() -> Result<()> {
          is the best of {runs} interleaved runs (each run on stderr).\n\
          Units: ucx_perftest prints MiB/s (2^20 B/s), fi_pingpong MB/sec (10^6 B/s); \
          'reference' and 'ours' are SI bytes/s (MB = 10^6 B, GB = 10^9 B).\n\
-         Ours: Op::Tag sends a window then waits for one ack; Op::RmaWrite keeps a window in \
-         flight and flushes once per size; ucx_perftest streams with at most {w} outstanding and flushes at the end.\n\
+         Ours: Op::Tag streams with {w} sends in flight while the responder keeps 64 receives \
+         posted, acked once per stream; Op::RmaWrite keeps a window in flight and flushes once \
+         per size; ucx_perftest streams with at most {w} outstanding and flushes at the end.\n\
          fi_pingpong is a ping-pong: its MB/sec is size / mean half round trip, compared \
          with ours = size / p50 half round trip over the same number of round trips; our \
          windowed bandwidth is shown beside it, not compared.",

@@ -10,6 +10,7 @@
 //! when) is private to each transport module.
 
 pub mod cuda;
+pub(crate) mod hostbuf;
 pub mod libfabric;
 pub mod open;
 pub mod plan;

@@ -1,25 +1,12 @@
 //! Probe buffers (page-aligned host memory or CUDA device memory) with their
 //! registration, and the descriptor of a peer's registered buffer for RMA.
 
-use std::alloc::{alloc_zeroed, dealloc, Layout};
 use std::ffi::c_void;
 
 use super::sys;
 use crate::fabric::cuda::CudaBuffer;
+use crate::fabric::hostbuf::HostBuf;
 use crate::fabric::{FabricError, MemKind};
-
-/// Page-aligned, zeroed host memory.
-pub(super) struct HostBuf {
-    ptr: *mut u8,
-    layout: Layout,
-}
-
-impl Drop for HostBuf {
-    fn drop(&mut self) {
-        // SAFETY: allocated in Region::alloc with this layout; freed once.
-        unsafe { dealloc(self.ptr, self.layout) };
-    }
-}
 
 pub(super) enum Mem {
     Host(HostBuf),
@@ -38,19 +25,7 @@ pub(super) struct Region {
 impl Region {
     pub fn alloc(kind: MemKind, len: usize) -> Result<Region, FabricError> {
         let mem = match kind {
-            MemKind::Host => {
-                let layout = Layout::from_size_align(len.max(1), 4096)
-                    .map_err(|e| FabricError::Memory("host", e.to_string()))?;
-                // SAFETY: layout has a non-zero size.
-                let ptr = unsafe { alloc_zeroed(layout) };
-                if ptr.is_null() {
-                    return Err(FabricError::Memory(
-                        "host",
-                        format!("cannot allocate {len} bytes"),
-                    ));
-                }
-                Mem::Host(HostBuf { ptr, layout })
-            }
+            MemKind::Host => Mem::Host(HostBuf::alloc(len)?),
             MemKind::Cuda(n) => Mem::Cuda(CudaBuffer::alloc(n, len)?),
         };
         Ok(Region {
@@ -62,13 +37,13 @@ impl Region {
     }
     pub fn ptr(&self) -> *mut c_void {
         match &self.mem {
-            Mem::Host(h) => h.ptr.cast(),
+            Mem::Host(h) => h.ptr().cast(),
             Mem::Cuda(c) => c.ptr(),
         }
     }
     pub fn len(&self) -> usize {
         match &self.mem {
-            Mem::Host(h) => h.layout.size(),
+            Mem::Host(h) => h.len(),
             Mem::Cuda(c) => c.len(),
         }
     }

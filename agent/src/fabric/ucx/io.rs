@@ -13,10 +13,16 @@ pub(super) const TAG_CTRL: u64 = 0x5e5c_0000_0000_0c71;
 pub(super) const MASK: u64 = u64::MAX;
 
 pub(super) const PINGPONG: u32 = 1;
-pub(super) const WINDOW: u32 = 2;
 pub(super) const RMA_DONE: u32 = 3;
 pub(super) const BYE: u32 = 4;
 pub(super) const ACK: u32 = 5;
+/// `STREAM(size, n)`: n data messages follow, sent with a sliding window; the
+/// responder keeps [`STREAM_DEPTH`] receives posted ahead and acks once all n came.
+pub(super) const STREAM: u32 = 6;
+/// Receives a responder keeps posted during a `STREAM`: enough that a sender's
+/// window (≤ 16 by default) never meets an unposted receive, which stalls a
+/// rendezvous send until the receive appears.
+pub(super) const STREAM_DEPTH: usize = 64;
 
 /// Control message: [cmd u32][0 u32][size u64][count u64], little-endian.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -170,10 +176,8 @@ impl<'a> Io<'a> {
         self.w.wait_one(r, "ucp_ep_flush_nbx")
     }
 
-    /// One window of a streamed phase: `n` tag sends (announced to the responder
-    /// with `WINDOW`; its `ACK` is collected later with `tag_ack`) or `n` RMA
-    /// operations, keeping at most `n` in flight across windows (`inflight`), as
-    /// ucx_perftest's `-O` does.
+    /// One window of a streamed RMA phase: `n` puts or gets, keeping at most `n` in
+    /// flight across windows (`inflight`), as ucx_perftest's `-O` does.
     pub fn stream_window(
         &self,
         op: Op,
@@ -181,27 +185,58 @@ impl<'a> Io<'a> {
         n: u32,
         inflight: &mut Vec<*mut c_void>,
     ) -> Result<(), FabricError> {
-        if op == Op::Tag {
-            self.send_ctrl(Ctrl {
-                cmd: WINDOW,
-                size: len as u64,
-                count: u64::from(n),
-            })?;
-        }
         for _ in 0..n {
             self.w
                 .wait_below(inflight, n as usize, "a send slot in the window")?;
-            let r = if op == Op::Tag {
-                self.send(self.data_ptr(), len, TAG_DATA)?
-            } else {
-                self.rma(op, len)?
-            };
-            inflight.extend(r);
+            inflight.extend(self.rma(op, len)?);
         }
         Ok(())
     }
 
     /// Waits for the responder's acknowledgement of one tag window.
+    /// Sends `n` tagged messages as one stream: announce, keep `window` sends in
+    /// flight, wait for the last and for the responder's ack.
+    pub fn tag_stream(
+        &self,
+        len: usize,
+        n: u64,
+        window: u32,
+        inflight: &mut Vec<*mut c_void>,
+    ) -> Result<(), FabricError> {
+        self.send_ctrl(Ctrl {
+            cmd: STREAM,
+            size: len as u64,
+            count: n,
+        })?;
+        for _ in 0..n {
+            self.w
+                .wait_below(inflight, window as usize, "a send slot in the stream")?;
+            inflight.extend(self.send(self.data_ptr(), len, TAG_DATA)?);
+        }
+        self.w.wait_all(inflight, "the stream's last sends")?;
+        self.tag_ack()
+    }
+
+    /// The responder's side of [`Io::tag_stream`].
+    pub fn recv_stream(&self, len: usize, n: u64) -> Result<(), FabricError> {
+        let mut reqs = Vec::with_capacity(STREAM_DEPTH);
+        let res = (|| {
+            for _ in 0..n {
+                self.w
+                    .wait_below(&mut reqs, STREAM_DEPTH, "a message of the driver's stream")?;
+                reqs.extend(self.recv(self.data_ptr(), len, TAG_DATA)?);
+            }
+            self.w.wait_all(&mut reqs, "the end of the driver's stream")
+        })();
+        self.w.abandon(&mut reqs);
+        res?;
+        self.send_ctrl(Ctrl {
+            cmd: ACK,
+            size: len as u64,
+            count: n,
+        })
+    }
+
     pub fn tag_ack(&self) -> Result<(), FabricError> {
         expect(self.recv_ctrl("window ack from the responder")?, ACK)
     }
@@ -256,7 +291,7 @@ mod tests {
     #[test]
     fn ctrl_round_trips() {
         let c = Ctrl {
-            cmd: WINDOW,
+            cmd: STREAM,
             size: 1 << 20,
             count: 16,
         };

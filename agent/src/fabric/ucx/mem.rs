@@ -5,10 +5,11 @@ use std::ffi::c_void;
 
 use super::sys::{ucs_memory_type, UCS_MEMORY_TYPE_CUDA, UCS_MEMORY_TYPE_HOST};
 use crate::fabric::cuda::CudaBuffer;
+use crate::fabric::hostbuf::HostBuf;
 use crate::fabric::{FabricError, MemKind};
 
 pub(super) enum Buffer {
-    Host(Vec<u8>),
+    Host(HostBuf),
     Cuda(CudaBuffer),
 }
 
@@ -19,21 +20,21 @@ impl Buffer {
             FabricError::Memory("host", "buffer larger than the address space".into())
         })?;
         match kind {
-            MemKind::Host => Ok(Buffer::Host(vec![0u8; len])),
+            MemKind::Host => HostBuf::alloc(len).map(Buffer::Host),
             MemKind::Cuda(dev) => CudaBuffer::alloc(dev, len).map(Buffer::Cuda),
         }
     }
 
     pub fn ptr(&self) -> *mut c_void {
         match self {
-            Buffer::Host(v) => v.as_ptr().cast_mut().cast::<c_void>(),
+            Buffer::Host(h) => h.ptr().cast::<c_void>(),
             Buffer::Cuda(c) => c.ptr(),
         }
     }
 
     pub fn len(&self) -> usize {
         match self {
-            Buffer::Host(v) => v.len(),
+            Buffer::Host(h) => h.len(),
             Buffer::Cuda(c) => c.len(),
         }
     }

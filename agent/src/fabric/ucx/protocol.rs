@@ -1,7 +1,8 @@
 //! The in-band protocol of a UCX probe. Control and data use different tags.
 //! The responder loops on control messages from the driver:
 //! - `PINGPONG(size, n)`: n times receive a data message and send it back;
-//! - `WINDOW(size, n)`: receive n data messages, then send `ACK`;
+//! - `STREAM(size, n)`: receive n data messages keeping receives posted ahead of a
+//!   sender's sliding window, then send `ACK` (the tag bandwidth phase);
 //! - `RMA_DONE`: the driver finished (and flushed) an RMA phase of puts or gets;
 //! - `BYE`: reply `ACK` and return Ok.
 //!
@@ -11,8 +12,7 @@
 use std::time::Instant;
 
 use super::endpoint::UcxEndpoint;
-use super::io::{expect, Ctrl, Io, ACK, BYE, PINGPONG, RMA_DONE, TAG_DATA, WINDOW};
-use crate::fabric::plan::MAX_WINDOW;
+use super::io::{expect, Ctrl, Io, ACK, BYE, PINGPONG, RMA_DONE, STREAM, TAG_DATA};
 use crate::fabric::{FabricError, Op, ProbePlan, SizeResult};
 fn pct(sorted: &[u64], p: usize) -> Option<u64> {
     if sorted.is_empty() {
@@ -62,25 +62,19 @@ pub(super) fn drive(
                     stopped = Some(size);
                     break 'sizes;
                 }
+                if op == Op::Tag {
+                    out.push(tag_bandwidth(&io, plan, size, len, lat, &over)?);
+                    continue;
+                }
                 // RMA is streamed as ucp_put_bw does: at most `window` operations
-                // in flight (a sliding window), flushed once at the end. Tags go a
-                // window at a time, each acknowledged. All complete when the clock
-                // stops.
+                // in flight (a sliding window), flushed once at the end. All
+                // complete when the clock stops.
                 let mut inflight: Vec<*mut std::ffi::c_void> = Vec::new();
                 let mut t = Instant::now();
                 let mut windows = 0u64;
                 let res = (|| -> Result<(), FabricError> {
                     let step = |io: &Io, inflight: &mut Vec<*mut std::ffi::c_void>| {
-                        io.stream_window(op, len, plan.window, inflight)?;
-                        if op == Op::Tag {
-                            // Tag windows stay whole: the responder posts a window's
-                            // receives when announced, and rendezvous sends beyond
-                            // them stall (measured: streaming tags across windows
-                            // lost a third of the bandwidth at 16 MiB).
-                            io.w.wait_all(inflight, "tag window send completion")?;
-                            io.tag_ack()?;
-                        }
-                        Ok::<(), FabricError>(())
+                        io.stream_window(op, len, plan.window, inflight)
                     };
                     for _ in 0..plan.warmup {
                         step(&io, &mut inflight)?;
@@ -94,17 +88,13 @@ pub(super) fn drive(
                         windows += 1;
                     }
                     io.w.wait_all(&mut inflight, "the last window")?;
-                    if op != Op::Tag {
-                        io.rma_end(len, windows + u64::from(plan.warmup), plan.window)?;
-                    }
-                    Ok(())
+                    io.rma_end(len, windows + u64::from(plan.warmup), plan.window)
                 })();
                 io.w.abandon(&mut inflight);
                 res?;
                 let secs = t.elapsed().as_secs_f64().max(1e-9);
                 let messages = windows * u64::from(plan.window);
                 let bytes = messages * size;
-                let (p50, p99) = if op == Op::Tag { lat } else { (None, None) };
                 out.push(SizeResult {
                     size,
                     op: op.name(),
@@ -113,8 +103,8 @@ pub(super) fn drive(
                     seconds: secs,
                     bandwidth_bps: bytes as f64 / secs,
                     messages_per_s: messages as f64 / secs,
-                    latency_p50_ns: p50,
-                    latency_p99_ns: p99,
+                    latency_p50_ns: None,
+                    latency_p99_ns: None,
                 });
             }
         }
@@ -132,6 +122,57 @@ pub(super) fn drive(
         ));
     }
     Ok(out)
+}
+
+/// Tag bandwidth as `ucx_perftest -t tag_bw` measures it: a sliding window of sends,
+/// the receiver's receives posted ahead. Sent as acknowledged streams (a warm-up
+/// one, then streams each sized from the rate so far to a quarter of the time left)
+/// so that the phase still ends near `duration_per_size` and never leaves the
+/// responder waiting for messages that will not come.
+fn tag_bandwidth(
+    io: &Io,
+    plan: &ProbePlan,
+    size: u64,
+    len: usize,
+    lat: (Option<u64>, Option<u64>),
+    over: &dyn Fn() -> bool,
+) -> Result<SizeResult, FabricError> {
+    let w = u64::from(plan.window);
+    let mut inflight: Vec<*mut std::ffi::c_void> = Vec::new();
+    let res = (|| -> Result<(u64, f64), FabricError> {
+        let warm = w.saturating_mul(u64::from(plan.warmup)).max(w);
+        let t0 = Instant::now();
+        io.tag_stream(len, warm, plan.window, &mut inflight)?;
+        let mut rate = warm as f64 / t0.elapsed().as_secs_f64().max(1e-9);
+        let total = w.saturating_mul(u64::from(plan.iterations));
+        let t = Instant::now();
+        let mut sent = 0u64;
+        while sent < total && t.elapsed() < plan.duration_per_size && !over() {
+            let left = plan.duration_per_size.saturating_sub(t.elapsed());
+            let n = ((rate * left.as_secs_f64() / 4.0) as u64)
+                .max(w)
+                .min(total - sent);
+            let te = Instant::now();
+            io.tag_stream(len, n, plan.window, &mut inflight)?;
+            rate = n as f64 / te.elapsed().as_secs_f64().max(1e-9);
+            sent += n;
+        }
+        Ok((sent, t.elapsed().as_secs_f64().max(1e-9)))
+    })();
+    io.w.abandon(&mut inflight);
+    let (messages, secs) = res?;
+    let bytes = messages * size;
+    Ok(SizeResult {
+        size,
+        op: Op::Tag.name(),
+        bytes,
+        messages,
+        seconds: secs,
+        bandwidth_bps: bytes as f64 / secs,
+        messages_per_s: messages as f64 / secs,
+        latency_p50_ns: lat.0,
+        latency_p99_ns: lat.1,
+    })
 }
 
 pub(super) fn respond(
@@ -156,12 +197,7 @@ pub(super) fn respond(
         }
         let c = io.recv_ctrl("a control message from the driver")?;
         let check = |c: &Ctrl| -> Result<usize, FabricError> {
-            let max = if c.cmd == WINDOW {
-                u64::from(MAX_WINDOW)
-            } else {
-                u64::from(u32::MAX)
-            };
-            if c.size > buf_len || c.count > max {
+            if c.size > buf_len || c.count > u64::from(u32::MAX) {
                 return Err(FabricError::BadPeer(format!(
                     "control {c:?} exceeds the plan"
                 )));
@@ -178,22 +214,9 @@ pub(super) fn respond(
                     io.w.wait_one(r, "pong send completion")?;
                 }
             }
-            WINDOW => {
+            STREAM => {
                 let len = check(&c)?;
-                let mut reqs = Vec::with_capacity(c.count as usize);
-                let res = (|| {
-                    for _ in 0..c.count {
-                        reqs.extend(io.recv(io.data_ptr(), len, TAG_DATA)?);
-                    }
-                    io.w.wait_all(&mut reqs, "a window of messages from the driver")
-                })();
-                io.w.abandon(&mut reqs);
-                res?;
-                io.send_ctrl(Ctrl {
-                    cmd: ACK,
-                    size: c.size,
-                    count: c.count,
-                })?;
+                io.recv_stream(len, c.count)?;
             }
             RMA_DONE => {}
             BYE => {
