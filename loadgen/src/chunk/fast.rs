@@ -12,7 +12,7 @@
 
 use std::borrow::Cow;
 
-use super::{Choices, Chunk, RawChoice, RawDelta, Str, TokenChunk};
+use super::{Choices, Chunk, RawChoice, RawDelta, Str};
 
 /// The chunk, when `data` has the simple shape; `None`: use serde.
 pub(super) fn scan(data: &str) -> Option<Chunk<'_>> {
@@ -61,17 +61,7 @@ pub(super) fn scan_with<'a>(data: &'a str, prefix: Option<&mut Prefix>) -> Optio
         return None;
     }
     match raw? {
-        c if c.count > 0 => Some(Chunk::Token(TokenChunk {
-            text: c.text,
-            reasoning: c.reasoning,
-            text_len: c.text_len,
-            reasoning_len: c.reasoning_len,
-            pieces: c.pieces,
-            tokens: c.tokens,
-            finish_reason: c.finish_reason,
-            usage: None,
-            metrics: None,
-        })),
+        c if c.count > 0 => Some(Chunk::Token(c.into_token(None, None))),
         _ => Some(Chunk::Empty),
     }
 }
@@ -134,6 +124,13 @@ impl<'a> Scanner<'a> {
             return Some(None);
         }
         Some(Some(Str(Cow::Borrowed(self.string()?))))
+    }
+
+    /// A string field seen for the first time: `null` or a plain string into `slot`.
+    fn str_field(&mut self, seen: &mut bool, slot: &mut Option<Str<'a>>) -> Option<()> {
+        first(seen)?;
+        *slot = self.opt_str()?;
+        Some(())
     }
 
     fn null(&mut self) -> Option<()> {
@@ -326,11 +323,7 @@ impl<'a> Scanner<'a> {
         };
         let mut seen = [false; 5];
         self.object(|p, key| match key {
-            "text" => {
-                first(&mut seen[0])?;
-                c.text = p.opt_str()?;
-                Some(())
-            }
+            "text" => p.str_field(&mut seen[0], &mut c.text),
             "delta" => {
                 first(&mut seen[1])?;
                 if p.peek()? == b'n' {
@@ -339,11 +332,7 @@ impl<'a> Scanner<'a> {
                 c.delta = Some(p.delta()?);
                 Some(())
             }
-            "finish_reason" => {
-                first(&mut seen[2])?;
-                c.finish_reason = p.opt_str()?;
-                Some(())
-            }
+            "finish_reason" => p.str_field(&mut seen[2], &mut c.finish_reason),
             "token_ids" => first(&mut seen[3]).and_then(|()| p.null()),
             "logprobs" => first(&mut seen[4]).and_then(|()| p.null()),
             _ => p.skip_scalar(),
@@ -360,21 +349,9 @@ impl<'a> Scanner<'a> {
         };
         let mut seen = [false; 4];
         self.object(|p, key| match key {
-            "content" => {
-                first(&mut seen[0])?;
-                d.content = p.opt_str()?;
-                Some(())
-            }
-            "reasoning_content" => {
-                first(&mut seen[1])?;
-                d.reasoning_content = p.opt_str()?;
-                Some(())
-            }
-            "reasoning" => {
-                first(&mut seen[2])?;
-                d.reasoning = p.opt_str()?;
-                Some(())
-            }
+            "content" => p.str_field(&mut seen[0], &mut d.content),
+            "reasoning_content" => p.str_field(&mut seen[1], &mut d.reasoning_content),
+            "reasoning" => p.str_field(&mut seen[2], &mut d.reasoning),
             "token_ids" => first(&mut seen[3]).and_then(|()| p.null()),
             _ => p.skip_scalar(),
         })?;

@@ -199,17 +199,7 @@ fn from_raw(raw: RawChunk<'_>) -> Result<Chunk<'_>, ChunkError> {
         return Ok(Chunk::Error(server_error(Value::Object(err))));
     }
     match raw.choices {
-        Some(c) if c.count > 0 => Ok(Chunk::Token(TokenChunk {
-            text: c.text,
-            reasoning: c.reasoning,
-            text_len: c.text_len,
-            reasoning_len: c.reasoning_len,
-            pieces: c.pieces,
-            tokens: c.tokens,
-            finish_reason: c.finish_reason,
-            usage: raw.usage,
-            metrics: raw.metrics,
-        })),
+        Some(c) if c.count > 0 => Ok(Chunk::Token(c.into_token(raw.usage, raw.metrics))),
         choices => match (raw.usage, raw.metrics) {
             (None, None) if choices.is_some() => Ok(Chunk::Empty),
             (None, None) => Err(ChunkError::Unrecognised),
@@ -389,6 +379,21 @@ struct Choices<'a> {
 }
 
 impl<'a> Choices<'a> {
+    /// The token chunk these choices make, with the chunk's usage and metrics.
+    fn into_token(self, usage: Option<Usage>, metrics: Option<Value>) -> TokenChunk<'a> {
+        TokenChunk {
+            text: self.text,
+            reasoning: self.reasoning,
+            text_len: self.text_len,
+            reasoning_len: self.reasoning_len,
+            pieces: self.pieces,
+            tokens: self.tokens,
+            finish_reason: self.finish_reason,
+            usage,
+            metrics,
+        }
+    }
+
     fn add(&mut self, c: RawChoice<'a>) {
         self.count = self.count.saturating_add(1);
         let (mut text, mut reasoning, mut delta_ids) = (c.text.map(|s| s.0), None, None);
