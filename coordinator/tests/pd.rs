@@ -277,7 +277,10 @@ async fn per_request_components_match_the_injected_truth_at_1_and_32() {
     assert!(p_queue_seen > 20.0, "concurrency 32 must queue on P");
 }
 
-#[tokio::test]
+// The client, the proxy and the engines run in this process: on one thread the
+// client's work would count as proxy time; with two they overlap as separate
+// processes do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clean_run_raises_no_finding() {
     let mut e = closed(&[1, 8], 16);
     e.probe = true;
