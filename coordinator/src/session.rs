@@ -135,11 +135,7 @@ pub async fn run(
             loop {
                 if let Some((head, until)) = drain {
                     if next.is_some_and(|n| n >= head) || Instant::now() >= until {
-                        if !batch.is_empty() {
-                            let _ = tx
-                                .send(SessionEvent::Samples(std::mem::take(&mut batch)))
-                                .await;
-                        }
+                        flush(&tx, &mut batch).await;
                         return Ok(());
                     }
                 }
@@ -147,9 +143,7 @@ pub async fn run(
                 let msg = tokio::select! {
                     m = stream.message() => m,
                     _ = tokio::time::sleep_until(flush_at) => {
-                        if !batch.is_empty() {
-                            let _ = tx.send(SessionEvent::Samples(std::mem::take(&mut batch))).await;
-                        }
+                        flush(&tx, &mut batch).await;
                         flush_at = Instant::now() + cfg.flush_every;
                         continue;
                     }
@@ -165,9 +159,7 @@ pub async fn run(
                             drain = Some((head, Instant::now() + cfg.max_delay + DRAIN_MARGIN));
                             continue;
                         }
-                        if !batch.is_empty() {
-                            let _ = tx.send(SessionEvent::Samples(std::mem::take(&mut batch))).await;
-                        }
+                        flush(&tx, &mut batch).await;
                         return Ok(());
                     }
                 };
@@ -189,30 +181,18 @@ pub async fn run(
                             }
                         }
                         Some(telemetry_message::Body::Gap(g)) => {
-                            if !batch.is_empty() {
-                                let _ = tx
-                                    .send(SessionEvent::Samples(std::mem::take(&mut batch)))
-                                    .await;
-                            }
+                            flush(&tx, &mut batch).await;
                             next = Some(g.resumed_at_seq);
                             let _ = tx.send(SessionEvent::Gap(g)).await;
                         }
                         None => {}
                     },
                     Ok(None) => {
-                        if !batch.is_empty() {
-                            let _ = tx
-                                .send(SessionEvent::Samples(std::mem::take(&mut batch)))
-                                .await;
-                        }
+                        flush(&tx, &mut batch).await;
                         return Err((false, "agent closed the stream".to_string()));
                     }
                     Err(s) => {
-                        if !batch.is_empty() {
-                            let _ = tx
-                                .send(SessionEvent::Samples(std::mem::take(&mut batch)))
-                                .await;
-                        }
+                        flush(&tx, &mut batch).await;
                         return Err((fatal(&s), describe(&s)));
                     }
                 }
@@ -234,6 +214,13 @@ pub async fn run(
         }
     }
     Ok(last_seq)
+}
+
+/// Hands over the samples gathered so far, if any.
+async fn flush(tx: &mpsc::Sender<SessionEvent>, batch: &mut Vec<Sample>) {
+    if !batch.is_empty() {
+        let _ = tx.send(SessionEvent::Samples(std::mem::take(batch))).await;
+    }
 }
 
 /// Errors no reconnect will cure.

@@ -195,18 +195,23 @@ impl<'a> Scanner<'a> {
             self.eat(b':')?;
             self.ws();
             field(self, key)?;
-            self.ws();
-            match self.peek()? {
-                b',' => {
-                    self.i += 1;
-                    self.ws();
-                }
-                b'}' => {
-                    self.i += 1;
-                    return Some(());
-                }
-                _ => return None,
+            if !self.next_item(b'}')? {
+                return Some(());
             }
+        }
+    }
+
+    /// After an item of an object or array: `,` → `Some(true)` (another follows),
+    /// `close` → `Some(false)` (done), anything else → `None`.
+    fn next_item(&mut self, close: u8) -> Option<bool> {
+        self.ws();
+        let c = self.peek()?;
+        self.i += 1;
+        if c == b',' {
+            self.ws();
+            Some(true)
+        } else {
+            (c == close).then_some(false)
         }
     }
 
@@ -274,17 +279,8 @@ impl<'a> Scanner<'a> {
                 "code" => first(&mut seen[7]).and_then(|()| self.null())?,
                 _ => self.skip_scalar()?,
             }
-            self.ws();
-            match self.peek()? {
-                b',' => {
-                    self.i += 1;
-                    self.ws();
-                }
-                b'}' => {
-                    self.i += 1;
-                    return Some(choices);
-                }
-                _ => return None,
+            if !self.next_item(b'}')? {
+                return Some(choices);
             }
         }
     }
@@ -298,17 +294,8 @@ impl<'a> Scanner<'a> {
         }
         loop {
             acc.add(self.choice()?);
-            self.ws();
-            match self.peek()? {
-                b',' => {
-                    self.i += 1;
-                    self.ws();
-                }
-                b']' => {
-                    self.i += 1;
-                    return Some(acc);
-                }
-                _ => return None,
+            if !self.next_item(b']')? {
+                return Some(acc);
             }
         }
     }
