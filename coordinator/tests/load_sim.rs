@@ -48,9 +48,7 @@ async fn load(
     .unwrap()
 }
 
-// The sim and the client share this process: on two threads they overlap as two
-// processes would, instead of one waiting for the other.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn concurrency_one_matches_the_model_within_two_percent() {
     let cfg = SimConfig {
         prefill_base_s: 0.5,
