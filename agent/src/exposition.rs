@@ -1052,13 +1052,7 @@ fn rdma_exported(raw: &str) -> bool {
 /// that is the name or ends in `/<name>` matches.
 fn rdma_value(names: &[String], values: &[u64], errors: &[FieldError], i: usize) -> Option<u64> {
     let v = *values.get(i)?;
-    let raw = names[i].as_str();
-    let failed = errors.iter().any(|e| {
-        e.field
-            .strip_suffix(raw)
-            .is_some_and(|head| head.is_empty() || head.ends_with('/'))
-    });
-    (!failed).then_some(v)
+    (!crate::rdma::counter_failed(errors, names.get(i)?)).then_some(v)
 }
 
 /// Distinct counter names in family order, one per family (names that sanitize to

@@ -150,6 +150,10 @@ pub fn flatten(s: &Sample, inv: Option<&Inventory>) -> Vec<Point> {
                         .and_then(|x| x.device_counter_names.get(i))
                         .cloned()
                         .unwrap_or_else(|| format!("counter{i}"));
+                    // An unreadable counter's 0 is a placeholder, not a value.
+                    if crate::rates::device_counter_failed(d, &name) {
+                        continue;
+                    }
                     p(
                         &mut out,
                         &format!("rdma_device_{name}"),
@@ -164,8 +168,13 @@ pub fn flatten(s: &Sample, inv: Option<&Inventory>) -> Vec<Point> {
                         ("port", port.port.to_string()),
                     ];
                     for (i, v) in port.values.iter().enumerate() {
-                        let name = pinfo
-                            .and_then(|x| x.counter_names.get(i))
+                        let raw = pinfo.and_then(|x| x.counter_names.get(i));
+                        if raw
+                            .is_some_and(|n| crate::rates::port_counter_failed(&d.device, port, n))
+                        {
+                            continue;
+                        }
+                        let name = raw
                             .map(|n| n.replace('/', "_"))
                             .unwrap_or_else(|| format!("counter{i}"));
                         p(&mut out, &format!("rdma_port_{name}"), &l, Value::Int(*v));

@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use servescope_proto::v1::{RdmaDeviceInfo, RdmaDeviceReading};
+use servescope_proto::v1::{RdmaDeviceInfo, RdmaDeviceReading, RdmaPortReading};
 
 /// Rate of one counter over a sliding window.
 #[derive(Debug, Clone)]
@@ -82,6 +82,9 @@ pub fn rdma_bytes(info: &RdmaDeviceInfo, r: &RdmaDeviceReading) -> Option<(u64, 
             continue;
         };
         let get = |name: &str| {
+            if port_counter_failed(&r.device, port, name) {
+                return None;
+            }
             pi.counter_names
                 .iter()
                 .position(|n| n == name)
@@ -101,6 +104,32 @@ pub fn rdma_bytes(info: &RdmaDeviceInfo, r: &RdmaDeviceReading) -> Option<(u64, 
         }
     }
     found.then_some((tx, rx))
+}
+
+/// Whether the agent failed to read port counter `name` (as named in
+/// `RdmaPortInfo.counter_names`) in this reading: its value is then a placeholder 0
+/// and must not be taken for a count. The agent names the error
+/// `<device>/<port>/<name>`.
+pub fn port_counter_failed(device: &str, port: &RdmaPortReading, name: &str) -> bool {
+    port.errors.iter().any(|e| {
+        e.field
+            .strip_prefix(device)
+            .and_then(|f| f.strip_prefix('/'))
+            .and_then(|f| f.split_once('/'))
+            .is_some_and(|(p, n)| n == name && p.parse() == Ok(port.port))
+    })
+}
+
+/// Whether the agent failed to read device-level counter `name` (as named in
+/// `RdmaDeviceInfo.device_counter_names`): the agent names the error
+/// `<device>/hw_counters/<name>`.
+pub fn device_counter_failed(r: &RdmaDeviceReading, name: &str) -> bool {
+    r.errors.iter().any(|e| {
+        e.field
+            .strip_prefix(r.device.as_str())
+            .and_then(|f| f.strip_prefix("/hw_counters/"))
+            == Some(name)
+    })
 }
 
 #[cfg(test)]
@@ -159,5 +188,46 @@ mod tests {
             "counters/port_xmit_data".into(),
         ];
         assert_eq!(rdma_bytes(&ib, &r), Some((80, 40)));
+    }
+
+    /// A counter the agent could not read reads 0 with an error: the reading has no
+    /// byte count then (a 0 would turn the next delta into the counter's full value,
+    /// or a window's last reading into "nothing moved").
+    #[test]
+    fn unreadable_counters_are_not_zero_bytes() {
+        let info = RdmaDeviceInfo {
+            name: "rdmap0".into(),
+            ports: vec![RdmaPortInfo {
+                port: 1,
+                counter_names: vec!["hw_counters/rx_bytes".into(), "hw_counters/tx_bytes".into()],
+                ..Default::default()
+            }],
+            device_counter_names: vec!["rdma_read_bytes".into()],
+            ..Default::default()
+        };
+        let err = |field: &str| servescope_proto::v1::FieldError {
+            field: field.into(),
+            error: "invalid digit found in string".into(),
+        };
+        let mut r = RdmaDeviceReading {
+            device: "rdmap0".into(),
+            values: vec![0],
+            ports: vec![RdmaPortReading {
+                port: 1,
+                values: vec![10, 0],
+                errors: vec![err("rdmap0/1/hw_counters/tx_bytes")],
+                ..Default::default()
+            }],
+            errors: vec![err("rdmap0/hw_counters/rdma_read_bytes")],
+        };
+        assert_eq!(rdma_bytes(&info, &r), None);
+        assert!(device_counter_failed(&r, "rdma_read_bytes"));
+        assert!(!device_counter_failed(&r, "rdma_write_bytes"));
+        // Another port's or device's error leaves this one alone.
+        r.ports[0].errors = vec![
+            err("rdmap0/2/hw_counters/tx_bytes"),
+            err("rdmap1/1/hw_counters/tx_bytes"),
+        ];
+        assert_eq!(rdma_bytes(&info, &r), Some((0, 10)));
     }
 }

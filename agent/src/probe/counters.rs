@@ -9,7 +9,7 @@ use std::path::Path;
 use servescope_proto::v1::CounterDelta;
 
 use crate::netdev::read_interfaces;
-use crate::rdma::RdmaCollector;
+use crate::rdma::{counter_failed, RdmaCollector};
 
 /// (source, device, counter) → value.
 pub type Snapshot = BTreeMap<(String, String, String), u64>;
@@ -21,11 +21,19 @@ pub fn snapshot(sysfs_root: &Path) -> Snapshot {
         let inv = c.inventory();
         let s = c.sample();
         for (info, dev) in inv.iter().zip(&s.devices) {
+            // An unreadable counter (a placeholder 0) stays out of the snapshot, so
+            // that it cannot turn into a delta of its whole value.
             for (name, v) in info.device_counter_names.iter().zip(&dev.values) {
+                if counter_failed(&dev.errors, name) {
+                    continue;
+                }
                 out.insert(("rdma".into(), dev.device.clone(), name.clone()), *v);
             }
             for (pinfo, port) in info.ports.iter().zip(&dev.ports) {
                 for (name, v) in pinfo.counter_names.iter().zip(&port.values) {
+                    if counter_failed(&port.errors, name) {
+                        continue;
+                    }
                     let d = format!("{}/{}", dev.device, port.port);
                     out.insert(("rdma".into(), d, name.clone()), *v);
                 }
@@ -85,6 +93,28 @@ mod tests {
         assert_eq!(d[0].counter, "hw_counters/rdma_write_bytes");
         assert_eq!(d[0].delta, 4096);
         assert_eq!(d[0].device, format!("{dev}/1"));
+    }
+
+    /// A counter file caught mid-rewrite (empty, garbage) before the probe and whole
+    /// after it must not show up as a delta of its entire value.
+    #[test]
+    fn an_unreadable_counter_is_no_delta() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        write_p5_tree(dir.path(), &P5FixtureOptions::default()).expect("fixture");
+        let key = snapshot(dir.path())
+            .into_keys()
+            .find(|k| k.0 == "rdma" && k.2 == "hw_counters/tx_bytes")
+            .expect("fixture has EFA port counters");
+        let dev = key.1.split('/').next().unwrap_or_default().to_string();
+        let path = crate::rdma::fixture::counter_path(dir.path(), &dev, Some(1), "tx_bytes");
+        let good = std::fs::read_to_string(&path).expect("counter");
+        std::fs::write(&path, "").expect("truncate");
+        let a = snapshot(dir.path());
+        assert!(!a.contains_key(&key), "an empty counter file is not a 0");
+        std::fs::write(&path, good).expect("restore");
+        let b = snapshot(dir.path());
+        assert!(b.contains_key(&key));
+        assert!(deltas(&a, &b).is_empty(), "{:?}", deltas(&a, &b));
     }
 
     #[test]

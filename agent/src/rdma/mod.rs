@@ -215,6 +215,16 @@ impl DeviceFiles {
     }
 }
 
+/// Whether a reading's `errors` (device- or port-level, as read) name counter
+/// `name` (as named in the inventory): its value is then a placeholder 0.
+pub fn counter_failed(errors: &[FieldError], name: &str) -> bool {
+    errors.iter().any(|e| {
+        e.field
+            .strip_suffix(name)
+            .is_some_and(|head| head.is_empty() || head.ends_with('/'))
+    })
+}
+
 /// Records an error and yields the default value for the field.
 fn push_err<T: Default>(errors: &mut Vec<FieldError>, field: String, error: String) -> T {
     errors.push(FieldError { field, error });
