@@ -201,7 +201,7 @@ fn main() -> anyhow::Result<()> {
             "1",
         ],
     )?;
-    let mut added: Vec<f64> = rt.block_on(async {
+    let (mut added, mut own): (Vec<f64>, Vec<f64>) = rt.block_on(async {
         let client = HttpClient::new(1);
         let tgt = target(&url);
         let w = Arc::new(RandomWorkload {
@@ -227,16 +227,23 @@ fn main() -> anyhow::Result<()> {
             .filter_map(|o| {
                 let m = o.server_metrics.as_ref()?;
                 let server = m["queue_time_ms"].as_f64()? + m["time_to_first_token_ms"].as_f64()?;
-                let client = (o.record.first_token_ns? - o.record.send_ns) as f64 / 1e6;
-                Some(client - server)
+                let first = o.record.first_token_ns?;
+                let client = first.checked_sub(o.record.send_ns)? as f64 / 1e6;
+                // The sim's stamps at its HTTP edge (same host, same clock): request
+                // handed to the handler, first token's bytes handed to the server.
+                let w = &m["servescope_wire"];
+                let into = w["request_in_unix_ns"].as_u64()?;
+                let out = w["first_token_out_unix_ns"].as_u64()?;
+                let wire = into.checked_sub(o.record.send_ns)? + first.checked_sub(out)?;
+                Some((client - server, wire as f64 / 1e6))
             })
-            .collect()
+            .unzip()
     });
     drop(sim);
     added.sort_by(f64::total_cmp);
-    let pct = |p: f64| {
-        added
-            .get(((added.len() as f64 - 1.0) * p) as usize)
+    own.sort_by(f64::total_cmp);
+    let pct = |v: &[f64], p: f64| {
+        v.get(((v.len() as f64 - 1.0) * p) as usize)
             .copied()
             .unwrap_or(f64::NAN)
     };
@@ -266,10 +273,17 @@ fn main() -> anyhow::Result<()> {
         );
     }
     println!(
-        "client-added TTFT (client from-send − server queue+TTFT), {} requests: p50 {:.3} ms, p99 {:.3} ms (goal p99 < 1 ms)",
-        added.len(),
-        pct(0.5),
-        pct(0.99)
+        "client-added TTFT, {} requests at concurrency 1: p50 {:.3} ms, p99 {:.3} ms (goal p99 < 1 ms)\n  \
+         (client send → sim handler + sim's first token bytes out → client first token; \
+         both legs include the loopback and the sim's HTTP layer)",
+        own.len(),
+        pct(&own, 0.5),
+        pct(&own, 0.99)
+    );
+    println!(
+        "  upper bound, client TTFT − sim's queue+TTFT (adds the sim's task hand-offs): p50 {:.3} ms, p99 {:.3} ms",
+        pct(&added, 0.5),
+        pct(&added, 0.99)
     );
     Ok(())
 }

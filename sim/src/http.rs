@@ -147,6 +147,7 @@ fn created() -> u64 {
 }
 
 async fn handle(e: Arc<Engine>, headers: HeaderMap, body: Bytes, chat: bool) -> Response {
+    let in_ns = crate::engine::epoch_ns();
     let p = match parse(&body, chat) {
         Ok(p) => p,
         Err(m) => return error(StatusCode::BAD_REQUEST, "BadRequestError", m),
@@ -212,7 +213,7 @@ async fn handle(e: Arc<Engine>, headers: HeaderMap, body: Bytes, chat: bool) -> 
     let model = e.cfg.model.clone();
     let rx = e.run(req);
     let mut resp = if p.stream {
-        stream_response(rx, id, model, chat, p.include_usage)
+        stream_response(rx, id, model, chat, p.include_usage, in_ns)
     } else {
         collect_response(rx, id, model, chat).await
     };
@@ -303,12 +304,43 @@ fn sse(v: &Value) -> Bytes {
     Bytes::from(format!("data: {v}\n\n"))
 }
 
+/// When the request reached the handler and when its first token's bytes went to
+/// the HTTP server for writing (ns since the epoch), reported in the final metrics as
+/// `servescope_wire` (not a vLLM field): what the client measures beyond these two
+/// is the client's own, the loopback's and the HTTP layers' time, without the
+/// engine's.
+#[derive(Clone, Copy)]
+struct Wire {
+    request_in_ns: u64,
+    first_token_out_ns: Option<u64>,
+}
+
+impl Wire {
+    /// Marks the first token going out now (if none went before).
+    fn token_out(&mut self) {
+        if self.first_token_out_ns.is_none() {
+            self.first_token_out_ns = Some(crate::engine::epoch_ns());
+        }
+    }
+
+    fn add_to(&self, metrics: &mut Value) {
+        if let Some(m) = metrics.as_object_mut() {
+            m.insert(
+                "servescope_wire".into(),
+                json!({"request_in_unix_ns": self.request_in_ns,
+                       "first_token_out_unix_ns": self.first_token_out_ns}),
+            );
+        }
+    }
+}
+
 fn stream_response(
     rx: tokio::sync::mpsc::Receiver<Out>,
     id: String,
     model: String,
     chat: bool,
     include_usage: bool,
+    request_in_ns: u64,
 ) -> Response {
     let created = created();
     let object = if chat {
@@ -321,79 +353,95 @@ fn stream_response(
             "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "logprobs": null, "finish_reason": null}]}))
     });
     let prefix: std::sync::Arc<[u8]> = event_prefix(&id, object, created, &model).into();
-    let state = (rx, first, false, false);
-    let stream = futures_util::stream::unfold(state, move |(mut rx, mut first, done, cut)| {
-        let (id, model, prefix) = (id.clone(), model.clone(), std::sync::Arc::clone(&prefix));
-        async move {
-            if let Some(b) = first.take() {
-                return Some((Ok::<Bytes, std::io::Error>(b), (rx, None, false, false)));
-            }
-            if done {
-                return None;
-            }
-            let choice = |text: &str, finish: Value| {
-                if chat {
-                    json!({"index": 0, "delta": {"content": text}, "logprobs": null, "finish_reason": finish})
-                } else {
-                    json!({"index": 0, "text": text, "logprobs": null, "finish_reason": finish, "stop_reason": null})
+    let wire = Wire {
+        request_in_ns,
+        first_token_out_ns: None,
+    };
+    let state = (rx, first, false, false, wire);
+    let stream = futures_util::stream::unfold(
+        state,
+        move |(mut rx, mut first, done, cut, mut wire)| {
+            let (id, model, prefix) = (id.clone(), model.clone(), std::sync::Arc::clone(&prefix));
+            async move {
+                if let Some(b) = first.take() {
+                    return Some((
+                        Ok::<Bytes, std::io::Error>(b),
+                        (rx, None, false, false, wire),
+                    ));
                 }
-            };
-            if cut {
-                return Some((
-                    Err(std::io::Error::other("injected fault: stream truncated")),
-                    (rx, None, true, false),
-                ));
-            }
-            // Everything already queued goes out in one write: with zero decode time a
-            // whole answer is one frame, as a busy server's socket would coalesce it.
-            let mut out: Vec<u8> = Vec::new();
-            let mut next = rx.recv().await;
-            loop {
-                match next {
-                    Some(Out::Chunks(texts)) => {
-                        for text in &texts {
-                            token_event(&mut out, &prefix, chat, text);
-                        }
+                if done {
+                    return None;
+                }
+                let choice = |text: &str, finish: Value| {
+                    if chat {
+                        json!({"index": 0, "delta": {"content": text}, "logprobs": null, "finish_reason": finish})
+                    } else {
+                        json!({"index": 0, "text": text, "logprobs": null, "finish_reason": finish, "stop_reason": null})
                     }
-                    Some(Out::Done {
-                        prompt_tokens,
-                        completion_tokens,
-                        metrics,
-                    }) => {
-                        let fin = json!({"id": id, "object": object, "created": created, "model": model,
+                };
+                if cut {
+                    return Some((
+                        Err(std::io::Error::other("injected fault: stream truncated")),
+                        (rx, None, true, false, wire),
+                    ));
+                }
+                // Everything already queued goes out in one write: with zero decode time a
+                // whole answer is one frame, as a busy server's socket would coalesce it.
+                let mut out: Vec<u8> = Vec::new();
+                let mut next = rx.recv().await;
+                loop {
+                    match next {
+                        Some(Out::Chunks(texts)) => {
+                            for text in &texts {
+                                token_event(&mut out, &prefix, chat, text);
+                            }
+                            if !texts.is_empty() {
+                                wire.token_out();
+                            }
+                        }
+                        Some(Out::Done {
+                            prompt_tokens,
+                            completion_tokens,
+                            mut metrics,
+                        }) => {
+                            wire.add_to(&mut metrics);
+                            let fin = json!({"id": id, "object": object, "created": created, "model": model,
                             "choices": [choice("", json!("length"))]});
-                        out.extend_from_slice(&sse(&fin));
-                        if include_usage {
-                            let u = json!({"id": id, "object": object, "created": created, "model": model, "choices": [],
+                            out.extend_from_slice(&sse(&fin));
+                            if include_usage {
+                                let u = json!({"id": id, "object": object, "created": created, "model": model, "choices": [],
                                 "usage": {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens + completion_tokens,
                                           "completion_tokens": completion_tokens},
                                 "metrics": metrics});
-                            out.extend_from_slice(&sse(&u));
+                                out.extend_from_slice(&sse(&u));
+                            }
+                            out.extend_from_slice(b"data: [DONE]\n\n");
+                            return Some((Ok(Bytes::from(out)), (rx, None, true, false, wire)));
                         }
-                        out.extend_from_slice(b"data: [DONE]\n\n");
-                        return Some((Ok(Bytes::from(out)), (rx, None, true, false)));
-                    }
-                    Some(Out::Cut) => {
-                        if out.is_empty() {
-                            return Some((
-                                Err(std::io::Error::other("injected fault: stream truncated")),
-                                (rx, None, true, false),
-                            ));
+                        Some(Out::Cut) => {
+                            if out.is_empty() {
+                                return Some((
+                                    Err(std::io::Error::other("injected fault: stream truncated")),
+                                    (rx, None, true, false, wire),
+                                ));
+                            }
+                            return Some((Ok(Bytes::from(out)), (rx, None, false, true, wire)));
                         }
-                        return Some((Ok(Bytes::from(out)), (rx, None, false, true)));
+                        None => {
+                            return (!out.is_empty())
+                                .then(|| (Ok(Bytes::from(out)), (rx, None, true, false, wire)));
+                        }
                     }
-                    None => {
-                        return (!out.is_empty())
-                            .then(|| (Ok(Bytes::from(out)), (rx, None, true, false)));
+                    match rx.try_recv() {
+                        Ok(o) => next = Some(o),
+                        Err(_) => {
+                            return Some((Ok(Bytes::from(out)), (rx, None, false, false, wire)))
+                        }
                     }
-                }
-                match rx.try_recv() {
-                    Ok(o) => next = Some(o),
-                    Err(_) => return Some((Ok(Bytes::from(out)), (rx, None, false, false))),
                 }
             }
-        }
-    });
+        },
+    );
     Response::builder()
         .header("content-type", "text/event-stream")
         .header("cache-control", "no-cache")

@@ -52,6 +52,20 @@ async fn streams_with_the_configured_latency_at_concurrency_one() {
     assert_eq!(v["usage"]["prompt_tokens"], 100);
     assert_eq!(v["usage"]["completion_tokens"], 20);
     assert!(v["metrics"]["time_to_first_token_ms"].as_f64().unwrap() >= 299.0);
+    // The sim's stamps at its HTTP edge: the request came in after it was sent, the
+    // first token went out after the TTFT the model gives and before it arrived.
+    let wire = &v["metrics"]["servescope_wire"];
+    let into = wire["request_in_unix_ns"].as_u64().unwrap();
+    let out = wire["first_token_out_unix_ns"].as_u64().unwrap();
+    let now_ns = servescope_sim::engine::epoch_ns();
+    let ago = |t: Instant| now_ns - t.elapsed().as_nanos() as u64;
+    let slack = 2_000_000; // two clocks read at different moments
+    assert!(into + slack >= ago(sent) && out <= ago(tokens[0].0) + slack);
+    assert!(
+        (out - into) as f64 / 1e9 >= want - 0.001,
+        "{} ns",
+        out - into
+    );
     assert_eq!(v["id"], "cmpl-t-1");
     assert_eq!(events.last().unwrap().1, "[DONE]");
     let m = sim.engine.metrics.render(0, 0);
