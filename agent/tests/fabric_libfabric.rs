@@ -30,6 +30,7 @@ fn plan(ops: Vec<Op>) -> ProbePlan {
         max_duration: Duration::from_secs(60),
         peer_timeout: Duration::from_secs(5),
         mem: MemKind::Host,
+        touch_payload: true,
     }
 }
 

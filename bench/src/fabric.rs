@@ -36,8 +36,11 @@ struct Args {
     #[arg(long)]
     quick: bool,
     /// Runs per measurement; the best is kept
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 5)]
     repeats: u32,
+    /// Message sizes in bytes, comma-separated (default: 64 KiB, 1 MiB, 16 MiB)
+    #[arg(long, value_delimiter = ',', default_values_t = SIZES)]
+    sizes: Vec<u64>,
     /// Messages in flight: ours, and ucx_perftest's -O
     #[arg(long, default_value_t = 16)]
     window: u32,
@@ -75,6 +78,10 @@ fn make_plan(lib: &str, size: u64, window: u32, windows: u32, latency: u32) -> P
         latency_iterations: latency,
         duration_per_size: Duration::from_secs(60),
         max_duration: Duration::from_secs(120),
+        // Like for like: ucx_perftest's buffers come from ucp_mem_map(ALLOCATE) and its
+        // sender never writes them (on tcp it copies the kernel's zero page); the
+        // agent's probes write theirs (real memory; UCX put over tcp 8–10 % slower).
+        touch_payload: lib != "ucx",
         ..ProbePlan::default()
     }
 }
@@ -413,8 +420,11 @@ fn main() -> Result<()> {
          Units: ucx_perftest prints MiB/s (2^20 B/s), fi_pingpong MB/sec (10^6 B/s); \
          'reference' and 'ours' are SI bytes/s (MB = 10^6 B, GB = 10^9 B).\n\
          Ours: Op::Tag streams with {w} sends in flight while the responder keeps 64 receives \
-         posted, acked once per stream; Op::RmaWrite keeps a window in flight and flushes once \
-         per size; ucx_perftest streams with at most {w} outstanding and flushes at the end.\n\
+         posted (from before the first send), acked once per stream; Op::RmaWrite keeps a \
+         window in flight, flushed after the warm-up and at the end; ucx_perftest streams with \
+         at most {w} outstanding and flushes at the end. Our UCX payload buffers are fresh \
+         anonymous memory as ucx_perftest's are (its sender never writes them; the agent's \
+         probes write theirs first).\n\
          fi_pingpong is a ping-pong: its MB/sec is size / mean half round trip, compared \
          with ours = size / p50 half round trip over the same number of round trips; our \
          windowed bandwidth is shown beside it, not compared.",
@@ -426,7 +436,10 @@ fn main() -> Result<()> {
     };
     let (mut ucx_truth, mut lf_truth) = (TransportTruth::default(), TransportTruth::default());
     let (mut tag, mut put, mut lf) = (Vec::new(), Vec::new(), Vec::new());
-    for size in SIZES {
+    for &size in &args.sizes {
+        if size == 0 || size > 1 << 30 {
+            bail!("--sizes: {size} bytes is outside 1 B … 1 GiB");
+        }
         let (n, pp, l) = (msgs(size), msgs(2 * size), size_label(size));
         let ucx_plan = make_plan("ucx", size, w, n.div_ceil(w), 0);
         let lf_plan = make_plan("libfabric", size, w, n.div_ceil(w), pp);

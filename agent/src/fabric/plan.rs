@@ -75,6 +75,12 @@ pub struct ProbePlan {
     /// How long a side waits for its peer before calling it gone.
     pub peer_timeout: Duration,
     pub mem: MemKind,
+    /// Host memory: write every page of the payload buffers before the probe, so
+    /// that the bytes moved are real memory (true, what the agent's probes do).
+    /// False leaves fresh anonymous pages, as `ucx_perftest` allocates them: on
+    /// kernel-copy transports (tcp, shm) a sender then reads the kernel's zero
+    /// page, which is cheaper than a real KV cache (bench/fabric, like for like).
+    pub touch_payload: bool,
 }
 
 impl Default for ProbePlan {
@@ -90,6 +96,7 @@ impl Default for ProbePlan {
             max_duration: Duration::from_secs(120),
             peer_timeout: Duration::from_secs(10),
             mem: MemKind::Host,
+            touch_payload: true,
         }
     }
 }

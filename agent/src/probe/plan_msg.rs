@@ -66,6 +66,7 @@ pub fn plan_from_msg(m: &ProbePlanMsg) -> Result<ProbePlan, PlanError> {
         max_duration: ms(m.max_duration_ms, d.max_duration),
         peer_timeout: ms(m.peer_timeout_ms, d.peer_timeout),
         mem,
+        touch_payload: d.touch_payload,
     };
     p.validate()?;
     Ok(p)

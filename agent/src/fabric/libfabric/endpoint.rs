@@ -203,9 +203,9 @@ impl LibfabricEndpoint {
             };
             let bytes = usize::try_from(plan.buffer_bytes())
                 .map_err(|_| FabricError::Memory("host", "buffer too large".into()))?;
-            let data = Region::alloc(plan.mem, bytes)?;
+            let data = Region::alloc(plan.mem, bytes, plan.touch_payload)?;
             self.data = Some(self.register(data, data_access, 1, mr_mode)?);
-            let ctrl = Region::alloc(MemKind::Host, 2 * CTRL_SLOT)?;
+            let ctrl = Region::alloc(MemKind::Host, 2 * CTRL_SLOT, true)?;
             self.ctrl = Some(self.register(ctrl, c::SEND | c::RECV, 2, mr_mode)?);
 
             check(self.lib, "fi_enable", ops::enable(self.ep))?;

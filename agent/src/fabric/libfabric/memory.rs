@@ -23,9 +23,10 @@ pub(super) struct Region {
 }
 
 impl Region {
-    pub fn alloc(kind: MemKind, len: usize) -> Result<Region, FabricError> {
+    /// `touch`: see `ProbePlan::touch_payload` (host memory only).
+    pub fn alloc(kind: MemKind, len: usize, touch: bool) -> Result<Region, FabricError> {
         let mem = match kind {
-            MemKind::Host => Mem::Host(HostBuf::alloc(len)?),
+            MemKind::Host => Mem::Host(HostBuf::alloc(len, touch)?),
             MemKind::Cuda(n) => Mem::Cuda(CudaBuffer::alloc(n, len)?),
         };
         Ok(Region {

@@ -60,7 +60,7 @@ impl UcxEndpoint {
     pub fn new(opts: &UcxOptions, plan: &ProbePlan) -> Result<Self, FabricError> {
         plan.validate()?;
         let ucp = ucp()?;
-        let buf = Buffer::alloc(plan.mem, plan.buffer_bytes())?;
+        let buf = Buffer::alloc(plan.mem, plan.buffer_bytes(), plan.touch_payload)?;
         let mut me = UcxEndpoint {
             ucp,
             ctx: std::ptr::null_mut(),

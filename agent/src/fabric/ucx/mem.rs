@@ -14,13 +14,14 @@ pub(super) enum Buffer {
 }
 
 impl Buffer {
-    /// `len` bytes of `kind` memory (at least 64 bytes).
-    pub fn alloc(kind: MemKind, len: u64) -> Result<Self, FabricError> {
+    /// `len` bytes of `kind` memory (at least 64 bytes); `touch`: see
+    /// `ProbePlan::touch_payload`.
+    pub fn alloc(kind: MemKind, len: u64, touch: bool) -> Result<Self, FabricError> {
         let len = usize::try_from(len.max(64)).map_err(|_| {
             FabricError::Memory("host", "buffer larger than the address space".into())
         })?;
         match kind {
-            MemKind::Host => HostBuf::alloc(len).map(Buffer::Host),
+            MemKind::Host => HostBuf::alloc(len, touch).map(Buffer::Host),
             MemKind::Cuda(dev) => CudaBuffer::alloc(dev, len).map(Buffer::Cuda),
         }
     }

@@ -1,8 +1,9 @@
 //! The in-band protocol of a UCX probe. Control and data use different tags.
 //! The responder loops on control messages from the driver:
 //! - `PINGPONG(size, n)`: n times receive a data message and send it back;
-//! - `STREAM(size, n)`: receive n data messages keeping receives posted ahead of a
-//!   sender's sliding window, then send `ACK` (the tag bandwidth phase);
+//! - `STREAM(size, n)`: post the first receives, answer `READY`, receive n data
+//!   messages keeping receives posted ahead of the sender's sliding window, then
+//!   send `ACK` (the tag bandwidth phase);
 //! - `RMA_DONE`: the driver finished (and flushed) an RMA phase of puts or gets;
 //! - `BYE`: reply `ACK` and return Ok.
 //!
@@ -67,8 +68,8 @@ pub(super) fn drive(
                     continue;
                 }
                 // RMA is streamed as ucp_put_bw does: at most `window` operations
-                // in flight (a sliding window), flushed once at the end. All
-                // complete when the clock stops.
+                // in flight (a sliding window), flushed once at the end. None is in
+                // flight when the clock starts; all complete when it stops.
                 let mut inflight: Vec<*mut std::ffi::c_void> = Vec::new();
                 let mut t = Instant::now();
                 let mut windows = 0u64;
@@ -79,6 +80,10 @@ pub(super) fn drive(
                     for _ in 0..plan.warmup {
                         step(&io, &mut inflight)?;
                     }
+                    // The warm-up lands before the clock starts (ucx_perftest puts a
+                    // barrier there): its puts must not finish on the measured time.
+                    io.w.wait_all(&mut inflight, "the warm-up window")?;
+                    io.flush()?;
                     t = Instant::now();
                     while windows < u64::from(plan.iterations)
                         && t.elapsed() < plan.duration_per_size
