@@ -279,6 +279,18 @@ impl LibfabricEndpoint {
                 attr.device.cuda = dev;
             }
             let rc = ops::mr_regattr(self.domain, &attr, 0, &mut r.mr);
+            if rc < 0 {
+                if let Some(dev) = r.cuda_device() {
+                    // The provider says FI_HMEM but this build cannot register CUDA
+                    // memory (seen on the GPU machine: Debian's shm, -FI_ENOSYS).
+                    return Err(FabricError::Unsupported(format!(
+                        "CUDA memory (device {dev}): this libfabric's provider cannot register it \
+                         (fi_mr_regattr with FI_HMEM_CUDA: {} ({rc})); a libfabric built with CUDA \
+                         support (the EFA installer's) is needed",
+                        self.lib.strerror(rc)
+                    )));
+                }
+            }
             check(self.lib, "fi_mr_regattr", rc)?;
             if mr_mode & c::MR_ENDPOINT != 0 {
                 check(self.lib, "fi_mr_bind", ops::mr_bind(r.mr, self.ep))?;
