@@ -283,12 +283,15 @@ impl LibfabricEndpoint {
                 if let Some(dev) = r.cuda_device() {
                     // The provider says FI_HMEM but this build cannot register CUDA
                     // memory (seen on the GPU machine: Debian's shm, -FI_ENOSYS).
-                    return Err(FabricError::Unsupported(format!(
-                        "CUDA memory (device {dev}): this libfabric's provider cannot register it \
-                         (fi_mr_regattr with FI_HMEM_CUDA: {} ({rc})); a libfabric built with CUDA \
-                         support (the EFA installer's) is needed",
-                        self.lib.strerror(rc)
-                    )));
+                    return Err(FabricError::Memory(
+                        "cuda",
+                        format!(
+                            "this libfabric's provider cannot register device {dev}'s memory \
+                             (fi_mr_regattr with FI_HMEM_CUDA: {} ({rc})); a libfabric built \
+                             with CUDA support (the EFA installer's) is needed",
+                            self.lib.strerror(rc)
+                        ),
+                    ));
                 }
             }
             check(self.lib, "fi_mr_regattr", rc)?;
