@@ -161,9 +161,9 @@ mod tests {
         assert_eq!(r.push(200, 10), None);
     }
 
-    #[test]
-    fn efa_and_ib_bytes() {
-        let info = RdmaDeviceInfo {
+    /// An EFA device with one port counting rx then tx bytes.
+    fn efa_info() -> RdmaDeviceInfo {
+        RdmaDeviceInfo {
             name: "rdmap0".into(),
             ports: vec![RdmaPortInfo {
                 port: 1,
@@ -171,7 +171,12 @@ mod tests {
                 ..Default::default()
             }],
             ..Default::default()
-        };
+        }
+    }
+
+    #[test]
+    fn efa_and_ib_bytes() {
+        let info = efa_info();
         let r = RdmaDeviceReading {
             device: "rdmap0".into(),
             ports: vec![RdmaPortReading {
@@ -196,14 +201,8 @@ mod tests {
     #[test]
     fn unreadable_counters_are_not_zero_bytes() {
         let info = RdmaDeviceInfo {
-            name: "rdmap0".into(),
-            ports: vec![RdmaPortInfo {
-                port: 1,
-                counter_names: vec!["hw_counters/rx_bytes".into(), "hw_counters/tx_bytes".into()],
-                ..Default::default()
-            }],
             device_counter_names: vec!["rdma_read_bytes".into()],
-            ..Default::default()
+            ..efa_info()
         };
         let err = |field: &str| servescope_proto::v1::FieldError {
             field: field.into(),
