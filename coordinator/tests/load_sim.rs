@@ -62,24 +62,10 @@ async fn concurrency_one_matches_the_model_within_two_percent() {
     for api in [Api::Completions, Api::Chat] {
         // One unmeasured request first (connection set-up, first-use costs), as a
         // benchmark's warm-up would.
-        load(
-            &sim.url(),
-            api,
-            Arrival::Closed { concurrency: 1 },
-            1,
-            200,
-            30,
-        )
-        .await;
-        let out = load(
-            &sim.url(),
-            api,
-            Arrival::Closed { concurrency: 1 },
-            5,
-            200,
-            30,
-        )
-        .await;
+        let url = sim.url();
+        let run = |n| load(&url, api, Arrival::Closed { concurrency: 1 }, n, 200, 30);
+        run(1).await;
+        let out = run(5).await;
         assert!(
             out.iter().all(|o| o.record.error.is_none()),
             "{:?}",

@@ -10,11 +10,10 @@
 
 use crate::fabric::FabricError;
 
-/// Transparent huge page size on x86_64 and most aarch64 kernels.
+/// Transparent huge page size on x86_64 and most aarch64 kernels; buffers of at
+/// least this size get huge pages (UCX's allocator does the same: `ucx_perftest`'s
+/// 1 MiB buffers are 4 KiB pages, its 256 MiB ones huge pages).
 const HUGE: usize = 2 << 20;
-/// From this size up a buffer gets huge pages (UCX's allocator does the same:
-/// `ucx_perftest`'s 1 MiB buffers are 4 KiB pages, its 256 MiB ones huge pages).
-const HUGE_FROM: usize = HUGE;
 
 pub(crate) struct HostBuf {
     /// The mapping as made (unmapped in drop).
@@ -34,21 +33,14 @@ impl HostBuf {
     /// written once (real memory) rather than left to fault in on first use.
     pub(crate) fn alloc(len: usize, touch: bool) -> Result<HostBuf, FabricError> {
         let len = len.max(1);
-        let huge = len >= HUGE_FROM;
-        let err = |what: &str| FabricError::Memory("host", format!("{what} {len} bytes"));
+        let huge = len >= HUGE;
         // Whole huge pages, and room to align the first one inside the mapping.
-        let advised = if huge {
+        let (advised, map_len) = if huge {
             len.checked_next_multiple_of(HUGE)
-                .ok_or_else(|| err("cannot size"))?
+                .and_then(|a| Some((a, a.checked_add(HUGE)?)))
+                .ok_or_else(|| FabricError::Memory("host", format!("cannot size {len} bytes")))?
         } else {
-            len
-        };
-        let map_len = if huge {
-            advised
-                .checked_add(HUGE)
-                .ok_or_else(|| err("cannot size"))?
-        } else {
-            len
+            (len, len)
         };
         // SAFETY: a new private anonymous mapping; no existing memory is affected.
         let map = unsafe {
