@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Regenerates agent/src/fabric/libfabric/sys.rs: bindgen over the libfabric headers
+# Regenerates fabric/src/libfabric/sys.rs: bindgen over the libfabric headers
 # (Debian libfabric-dev 1.17 is the pinned source). No link directives: the agent
 # loads libfabric.so.1 at run time and re-implements the header's inline dispatchers.
 #
@@ -9,7 +9,7 @@ set -euo pipefail
 
 inc="${1:-/usr/include}"
 root="$(cd "$(dirname "$0")/.." && pwd)"
-out="$root/agent/src/fabric/libfabric/sys.rs"
+out="$root/fabric/src/libfabric/sys.rs"
 
 command -v bindgen >/dev/null || { echo "bindgen not found: cargo install bindgen-cli --locked" >&2; exit 1; }
 [ -f "$inc/rdma/fabric.h" ] || { echo "$inc/rdma/fabric.h not found (install libfabric-dev)" >&2; exit 1; }

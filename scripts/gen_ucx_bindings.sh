@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Regenerates agent/src/fabric/ucx/sys.rs: the few UCX types and constants the UCX
+# Regenerates fabric/src/ucx/sys.rs: the few UCX types and constants the UCX
 # fabric probe uses, from the pinned headers of Debian's libucx-dev 1.13.1
 # (/usr/include/ucp/api/ucp.h, UCP_API 1.13). Functions are NOT bound here: the probe
-# loads libucp.so.0 at run time (agent/src/fabric/ucx/loader.rs) and declares each
+# loads libucp.so.0 at run time (fabric/src/ucx/loader.rs) and declares each
 # function pointer type itself. Params structs carry a field_mask, so layouts made
 # from 1.13 headers stay valid against newer UCX (1.16 on the GPU machines).
 #
@@ -10,7 +10,7 @@
 set -euo pipefail
 PINNED="1.13"
 root="$(cd "$(dirname "$0")/.." && pwd)"
-out="$root/agent/src/fabric/ucx/sys.rs"
+out="$root/fabric/src/ucx/sys.rs"
 hdr=/usr/include/ucp/api/ucp.h
 have="$(sed -n 's/^#define UCP_API_MAJOR *\([0-9]*\).*/\1/p' /usr/include/ucp/api/ucp_version.h).$(sed -n 's/^#define UCP_API_MINOR *\([0-9]*\).*/\1/p' /usr/include/ucp/api/ucp_version.h)"
 if [ "$have" != "$PINNED" ]; then

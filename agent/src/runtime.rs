@@ -6,6 +6,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
+use servescope_fabric::libs;
 use servescope_proto::v1::agent_server::AgentServer;
 use servescope_proto::v1::{sample, Availability, Inventory};
 use tokio::net::TcpListener;
@@ -22,7 +23,7 @@ use crate::rdma::RdmaCollector;
 use crate::ring::{Ring, RingLimits};
 use crate::selfstats::SelfCollector;
 use crate::service::{AgentService, InventorySource};
-use crate::{gpu, kmsg, libs, metrics_http, rdma};
+use crate::{gpu, kmsg, metrics_http, rdma};
 
 /// Errors that stop the agent from starting.
 #[derive(Debug, thiserror::Error)]

@@ -20,11 +20,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
-use servescope_agent::fabric::libfabric::{self, LibfabricEndpoint};
-use servescope_agent::fabric::ucx::{self, UcxEndpoint, UcxOptions};
-use servescope_agent::fabric::{
-    Op, PeerInfo, ProbeEndpoint, ProbePlan, SizeResult, TransportTruth,
-};
+use servescope_fabric::libfabric::{self, LibfabricEndpoint};
+use servescope_fabric::ucx::{self, UcxEndpoint, UcxOptions};
+use servescope_fabric::{Op, PeerInfo, ProbeEndpoint, ProbePlan, SizeResult, TransportTruth};
 
 const SIZES: [u64; 3] = [64 << 10, 1 << 20, 16 << 20];
 const GOAL: f64 = 0.95;

@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use servescope_fabric::{open_endpoint, FabricError, PeerInfo, ProbeEndpoint, ProbePlan};
 use servescope_proto::v1::{
     probe_event, PrepareProbeRequest, PrepareProbeResponse, ProbeEvent, ProbeRole, ProbeSummary,
     RunProbeRequest,
@@ -19,7 +20,6 @@ use tokio::sync::mpsc;
 use tonic::Status;
 
 use crate::clock::now_ns;
-use crate::fabric::{open_endpoint, FabricError, PeerInfo, ProbeEndpoint, ProbePlan};
 
 /// Default time a prepared probe waits for its RunProbe.
 pub const DEFAULT_PREPARE_TIMEOUT: Duration = Duration::from_secs(60);

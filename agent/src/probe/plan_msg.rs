@@ -3,9 +3,8 @@
 
 use std::time::Duration;
 
+use servescope_fabric::{MemKind, Op, PlanError, ProbePlan, SizeResult, TransportTruth};
 use servescope_proto::v1::{ProbePlanMsg, ProbeSizeResult, TransportTruthMsg};
-
-use crate::fabric::{MemKind, Op, PlanError, ProbePlan, SizeResult, TransportTruth};
 
 fn invalid(param: &'static str, why: impl Into<String>) -> PlanError {
     PlanError::Invalid {

@@ -29,12 +29,12 @@ pub fn check(sysfs_root: &Path) -> FabricCheckResponse {
         .map(|mut c| c.sample());
     let mut r = FabricCheckResponse {
         rdma,
-        libfabric: Some(crate::libs::libfabric()),
-        ucx: Some(crate::libs::ucx()),
+        libfabric: Some(servescope_fabric::libs::libfabric()),
+        ucx: Some(servescope_fabric::libs::ucx()),
         processes: serving_processes(Path::new("/proc")),
         ..Default::default()
     };
-    crate::fabric::fill_check(&mut r);
+    servescope_fabric::fill_check(&mut r);
     r
 }
 

@@ -16,9 +16,7 @@
 
 use super::endpoint::LibfabricEndpoint;
 use super::progress::CTRL_LEN;
-use crate::fabric::{
-    FabricError, Op, PeerInfo, ProbeEndpoint, ProbePlan, SizeResult, TransportTruth,
-};
+use crate::{FabricError, Op, PeerInfo, ProbeEndpoint, ProbePlan, SizeResult, TransportTruth};
 
 const MAGIC: u32 = 0x5353_4650; // "SSFP"
 

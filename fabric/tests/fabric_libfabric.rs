@@ -8,8 +8,8 @@ use std::sync::Mutex;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use servescope_agent::fabric::libfabric::{self, LibfabricEndpoint};
-use servescope_agent::fabric::{
+use servescope_fabric::libfabric::{self, LibfabricEndpoint};
+use servescope_fabric::{
     FabricError, MemKind, Op, PeerInfo, ProbeEndpoint, ProbePlan, SizeResult, TransportTruth,
 };
 

@@ -6,7 +6,7 @@
 //!   the bindgen layouts of [`sys`] (generated once from the 1.17 headers by
 //!   `scripts/gen_libfabric_bindings.sh`).
 //! * [`providers`]: what `fi_info` lists.
-//! * [`LibfabricEndpoint`]: a [`ProbeEndpoint`](crate::fabric::ProbeEndpoint) over
+//! * [`LibfabricEndpoint`]: a [`ProbeEndpoint`](crate::ProbeEndpoint) over
 //!   one provider (RDM, tagged messages, RMA when offered).
 //! * [`pingpong_parse`]: parser of `fi_pingpong` output, the cross-check oracle.
 

@@ -6,7 +6,7 @@ use super::progress::{TxKind, Wait};
 use super::proto::{
     digest, expect_kind, usize_of, Ctrl, Kind, LATENCY, RMA_READ, RMA_WRITE, TAG_BW,
 };
-use crate::fabric::{FabricError, ProbePlan};
+use crate::{FabricError, ProbePlan};
 
 impl LibfabricEndpoint {
     pub(super) fn respond(

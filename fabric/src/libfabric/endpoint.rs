@@ -10,7 +10,7 @@ use super::memory::{Region, RemoteBuf};
 use super::progress::Counters;
 use super::providers::mr_mode_names;
 use super::{ops, sys};
-use crate::fabric::{FabricError, MemKind, Op, PeerInfo, ProbePlan, TransportTruth};
+use crate::{FabricError, MemKind, Op, PeerInfo, ProbePlan, TransportTruth};
 
 /// Bytes of the control area: one receive slot and one send slot.
 pub(super) const CTRL_SLOT: usize = 64;
@@ -73,7 +73,7 @@ impl LibfabricEndpoint {
         mr_mode |= c::MR_PROV_KEY | c::MR_ENDPOINT;
         let cuda = matches!(plan.mem, MemKind::Cuda(_));
         if cuda {
-            crate::fabric::cuda::available()?;
+            crate::cuda::available()?;
             caps |= c::HMEM;
             mr_mode |= c::MR_HMEM;
         }

@@ -1,5 +1,6 @@
-//! Fabric probes: bandwidth and latency between two agents over libfabric or UCX,
-//! both loaded at run time, and the evidence of which transport carried the bytes.
+//! servescope fabric probes: bandwidth and latency between two agents over libfabric
+//! or UCX, both loaded at run time, and the evidence of which transport carried the
+//! bytes. Every `unsafe` FFI call of the probe engine lives in this crate.
 //!
 //! A probe has two sides. The *responder* opens an endpoint first and hands its
 //! address (plus, for RMA, a remote key to its registered buffer) to the coordinator;
@@ -7,11 +8,19 @@
 //! out of band (gRPC). Then both run the same [`ProbePlan`]: for each message size,
 //! a ping-pong latency phase, then a windowed bandwidth phase per operation.
 //! Both sides implement every transport, so the in-band protocol (who sends what
-//! when) is private to each transport module.
+//! when) is private to each transport module. A transport is one implementation of
+//! [`ProbeEndpoint`], chosen by [`open_endpoint`].
+//!
+//! * [`libfabric`], [`ucx`]: the two transports (bindings, endpoint, protocol) and the
+//!   parsers of their reference tools' output (`fi_pingpong`, `ucx_perftest`).
+//! * [`plan`]: the plan, its results and the transport truth.
+//! * [`cuda`]: the CUDA driver loaded at run time, for device-memory probes.
+//! * [`libs`]: which fabric library files are present, and their versions.
 
 pub mod cuda;
 pub(crate) mod hostbuf;
 pub mod libfabric;
+pub mod libs;
 pub mod open;
 pub mod plan;
 pub mod ucx;

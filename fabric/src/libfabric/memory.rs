@@ -4,9 +4,9 @@
 use std::ffi::c_void;
 
 use super::sys;
-use crate::fabric::cuda::CudaBuffer;
-use crate::fabric::hostbuf::HostBuf;
-use crate::fabric::{FabricError, MemKind};
+use crate::cuda::CudaBuffer;
+use crate::hostbuf::HostBuf;
+use crate::{FabricError, MemKind};
 
 pub(super) enum Mem {
     Host(HostBuf),

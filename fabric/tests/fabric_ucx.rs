@@ -5,8 +5,8 @@
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use servescope_agent::fabric::ucx::{self, UcxEndpoint, UcxOptions};
-use servescope_agent::fabric::{
+use servescope_fabric::ucx::{self, UcxEndpoint, UcxOptions};
+use servescope_fabric::{
     FabricError, MemKind, Op, PeerInfo, ProbeEndpoint, ProbePlan, SizeResult, TransportTruth,
 };
 

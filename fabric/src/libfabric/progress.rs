@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use super::consts as c;
 use super::endpoint::{LibfabricEndpoint, CTRL_SLOT};
 use super::{ops, sys};
-use crate::fabric::FabricError;
+use crate::FabricError;
 
 /// Bytes of a control message.
 pub(super) const CTRL_LEN: usize = 32;

@@ -20,7 +20,7 @@ pub mod sys;
 pub use endpoint::{UcxEndpoint, UcxOptions};
 pub use perftest_parse::{parse_perftest, PerftestResult};
 
-use crate::fabric::FabricError;
+use crate::FabricError;
 
 /// The loaded library: (path, version), or why UCX is unavailable.
 pub fn library() -> Result<(String, String), FabricError> {

@@ -1,12 +1,12 @@
 //! The probe buffer: host memory, or GPU memory from the shared CUDA driver loader
-//! (`crate::fabric::cuda`), mapped into UCX with the matching memory type.
+//! (`crate::cuda`), mapped into UCX with the matching memory type.
 
 use std::ffi::c_void;
 
 use super::sys::{ucs_memory_type, UCS_MEMORY_TYPE_CUDA, UCS_MEMORY_TYPE_HOST};
-use crate::fabric::cuda::CudaBuffer;
-use crate::fabric::hostbuf::HostBuf;
-use crate::fabric::{FabricError, MemKind};
+use crate::cuda::CudaBuffer;
+use crate::hostbuf::HostBuf;
+use crate::{FabricError, MemKind};
 
 pub(super) enum Buffer {
     Host(HostBuf),

@@ -11,7 +11,7 @@ use super::lanes;
 use super::loader::{ucp, Ucp};
 use super::mem::Buffer;
 use super::sys::*;
-use crate::fabric::{FabricError, PeerInfo, ProbeEndpoint, ProbePlan, SizeResult, TransportTruth};
+use crate::{FabricError, PeerInfo, ProbeEndpoint, ProbePlan, SizeResult, TransportTruth};
 
 /// Per-probe UCX settings; None keeps UCX's own default (or the process's UCX_* env).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
