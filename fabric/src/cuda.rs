@@ -4,7 +4,7 @@
 use std::ffi::{c_int, c_uint, c_void, CString};
 use std::sync::OnceLock;
 
-use super::FabricError;
+use crate::error::FabricError;
 
 type CuResult = c_int;
 type CuDevice = c_int;

@@ -8,7 +8,7 @@
 //! (`ucx_perftest`'s sender never writes its buffer: its RSS stays ~10 MB while it
 //! puts 256 MiB messages).
 
-use crate::FabricError;
+use crate::error::FabricError;
 
 /// Transparent huge page size on x86_64 and most aarch64 kernels; buffers of at
 /// least this size get huge pages (UCX's allocator does the same: `ucx_perftest`'s

@@ -5,7 +5,9 @@ use servescope_proto::v1::{FabricCheckResponse, FabricProvider, ProbeTransport};
 
 use super::libfabric::{self, LibfabricEndpoint};
 use super::ucx::{UcxEndpoint, UcxOptions};
-use super::{FabricError, ProbeEndpoint, ProbePlan};
+use crate::endpoint::ProbeEndpoint;
+use crate::error::FabricError;
+use crate::plan::ProbePlan;
 
 /// Opens this side's endpoint: libfabric with a provider, or UCX with optional
 /// UCX_TLS / UCX_NET_DEVICES for this probe only.

@@ -8,7 +8,8 @@ use super::progress::{TxKind, Wait};
 use super::proto::{
     digest, expect_kind, percentile, usize_of, Ctrl, Kind, LATENCY, RMA_READ, RMA_WRITE, TAG_BW,
 };
-use crate::{FabricError, Op, ProbePlan, SizeResult};
+use crate::error::FabricError;
+use crate::plan::{Op, ProbePlan, SizeResult};
 
 impl LibfabricEndpoint {
     fn phase(

@@ -7,13 +7,12 @@ use super::consts as c;
 use super::info::{names, Hints, InfoList};
 use super::loader::{lib, Lib};
 use super::memory::{Region, RemoteBuf};
-use super::progress::Counters;
 use super::providers::mr_mode_names;
+use super::slots::{self, Counters, CTRL_SLOT};
 use super::{ops, sys};
-use crate::{FabricError, MemKind, Op, PeerInfo, ProbePlan, TransportTruth};
-
-/// Bytes of the control area: one receive slot and one send slot.
-pub(super) const CTRL_SLOT: usize = 64;
+use crate::endpoint::PeerInfo;
+use crate::error::FabricError;
+use crate::plan::{MemKind, Op, ProbePlan, TransportTruth};
 
 /// One side of a probe over libfabric. Opened for a plan (its largest size and
 /// window size the buffers and contexts), then `connect`ed to the peer.
@@ -27,7 +26,7 @@ pub struct LibfabricEndpoint {
     pub(super) ep: *mut sys::fid_ep,
     pub(super) data: Option<Region>,
     pub(super) ctrl: Option<Region>,
-    /// One `fi_context2` per operation in flight (see `progress::Slot`).
+    /// One `fi_context2` per operation in flight (see `slots::Slot`).
     pub(super) ctx: Box<[sys::fi_context2]>,
     pub(super) window: usize,
     pub(super) cnt: Counters,
@@ -127,7 +126,7 @@ impl LibfabricEndpoint {
             ep: std::ptr::null_mut(),
             data: None,
             ctrl: None,
-            ctx: (0..super::progress::slots(window))
+            ctx: (0..slots::slots(window))
                 // SAFETY: fi_context2 is plain pointers; all-zero is its initial state.
                 .map(|_| unsafe { std::mem::zeroed::<sys::fi_context2>() })
                 .collect(),

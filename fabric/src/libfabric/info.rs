@@ -5,7 +5,7 @@ use std::ffi::{c_char, CStr, CString};
 use super::consts as c;
 use super::loader::{Lib, API_VERSION};
 use super::sys;
-use crate::FabricError;
+use crate::error::FabricError;
 
 /// A list returned by `fi_getinfo` (or a single `fi_dupinfo` copy).
 pub struct InfoList {

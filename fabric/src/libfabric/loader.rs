@@ -7,8 +7,8 @@ use std::ffi::{c_char, c_int, c_void, CStr, CString};
 use std::sync::OnceLock;
 
 use super::sys;
+use crate::error::FabricError;
 use crate::libs::LIBFABRIC_CANDIDATES;
-use crate::FabricError;
 
 /// The ABI version node of the info functions matching our bindings.
 pub const ABI_NODE: &str = "FABRIC_1.3";

@@ -22,6 +22,7 @@ mod progress;
 mod proto;
 pub mod providers;
 mod responder;
+mod slots;
 #[rustfmt::skip]
 pub mod sys;
 

@@ -1,45 +1,15 @@
-//! Buffers, operation contexts and the progress loop: posting with `-FI_EAGAIN`
-//! retry, reading the CQ (and `fi_cq_readerr` on `-FI_EAVAIL`), and waiting for a
+//! Posting into the operation contexts of `slots.rs` (with `-FI_EAGAIN`
+//! retry), reading the CQ (and `fi_cq_readerr` on `-FI_EAVAIL`), and waiting for a
 //! condition while honouring `cancel` and the peer timeout.
 
 use std::ffi::{c_char, c_void};
 use std::time::{Duration, Instant};
 
 use super::consts as c;
-use super::endpoint::{LibfabricEndpoint, CTRL_SLOT};
+use super::endpoint::LibfabricEndpoint;
+use super::slots::{Counters, Slot, CTRL_LEN, CTRL_SLOT, CTRL_TAG, DATA_TAG};
 use super::{ops, sys};
-use crate::FabricError;
-
-/// Bytes of a control message.
-pub(super) const CTRL_LEN: usize = 32;
-/// Tags: control and data never match each other's receives.
-pub(super) const CTRL_TAG: u64 = 0x5c;
-pub(super) const DATA_TAG: u64 = 0xda;
-
-/// Completions seen so far.
-#[derive(Debug, Default)]
-pub(super) struct Counters {
-    pub ctrl_rx: Option<[u8; CTRL_LEN]>,
-    pub ctrl_tx: u64,
-    pub rx_posted: u64,
-    pub rx_done: u64,
-    pub rx_zero: u64,
-    pub tx_posted: u64,
-    pub tx_done: u64,
-}
-
-/// Contexts: [ctrl rx, ctrl tx, data rx × (window+1), data tx × (window+1)].
-pub(super) fn slots(window: usize) -> usize {
-    2 + 2 * (window + 1)
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Slot {
-    CtrlRx,
-    CtrlTx,
-    DataRx,
-    DataTx,
-}
+use crate::error::FabricError;
 
 /// What the loop waits for, for the timeout message.
 pub(super) struct Wait<'a> {

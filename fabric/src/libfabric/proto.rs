@@ -15,8 +15,10 @@
 //! windows after warm-up, until `iterations` or `duration_per_size`.
 
 use super::endpoint::LibfabricEndpoint;
-use super::progress::CTRL_LEN;
-use crate::{FabricError, Op, PeerInfo, ProbeEndpoint, ProbePlan, SizeResult, TransportTruth};
+use super::slots::CTRL_LEN;
+use crate::endpoint::{PeerInfo, ProbeEndpoint};
+use crate::error::FabricError;
+use crate::plan::{Op, ProbePlan, SizeResult, TransportTruth};
 
 const MAGIC: u32 = 0x5353_4650; // "SSFP"
 

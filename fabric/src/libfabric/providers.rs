@@ -5,7 +5,7 @@ use super::consts as c;
 use super::info::{names, InfoList};
 use super::loader::lib;
 use super::sys;
-use crate::FabricError;
+use crate::error::FabricError;
 
 /// The loaded library.
 #[derive(Debug, Clone, PartialEq, Eq)]

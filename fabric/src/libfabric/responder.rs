@@ -6,7 +6,8 @@ use super::progress::{TxKind, Wait};
 use super::proto::{
     digest, expect_kind, usize_of, Ctrl, Kind, LATENCY, RMA_READ, RMA_WRITE, TAG_BW,
 };
-use crate::{FabricError, ProbePlan};
+use crate::error::FabricError;
+use crate::plan::ProbePlan;
 
 impl LibfabricEndpoint {
     pub(super) fn respond(

@@ -2,7 +2,8 @@
 //! UCX_TLS / UCX_NET_DEVICES (a private ucp_config, not the process environment), a
 //! single-thread worker, a buffer mapped with ucp_mem_map whose packed rkey is
 //! published with the worker address, and an endpoint to the peer with peer error
-//! handling. The in-band protocol is in protocol.rs.
+//! handling. The in-band protocol is in protocol.rs, the `ProbeEndpoint` impl in
+//! probe.rs.
 
 use std::ffi::{c_void, CString};
 use std::sync::atomic::{AtomicI32, Ordering};
@@ -11,7 +12,9 @@ use super::lanes;
 use super::loader::{ucp, Ucp};
 use super::mem::Buffer;
 use super::sys::*;
-use crate::{FabricError, PeerInfo, ProbeEndpoint, ProbePlan, SizeResult, TransportTruth};
+use crate::endpoint::PeerInfo;
+use crate::error::FabricError;
+use crate::plan::{ProbePlan, TransportTruth};
 
 /// Per-probe UCX settings; None keeps UCX's own default (or the process's UCX_* env).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -256,8 +259,10 @@ fn parse_rma(b: &[u8]) -> Result<(u64, u64, &[u8]), FabricError> {
     Ok((u64::from_le_bytes(a), u64::from_le_bytes(l), &b[16..]))
 }
 
-impl ProbeEndpoint for UcxEndpoint {
-    fn local_info(&self) -> PeerInfo {
+impl UcxEndpoint {
+    /// This side's worker address and RMA description: [buffer address u64 LE]
+    /// [length u64 LE][packed rkey].
+    pub(super) fn local(&self) -> PeerInfo {
         let mut rma = Vec::with_capacity(16 + self.rkey_packed.len());
         rma.extend_from_slice(&(self.buf.ptr() as u64).to_le_bytes());
         rma.extend_from_slice(&(self.buf.len() as u64).to_le_bytes());
@@ -268,7 +273,9 @@ impl ProbeEndpoint for UcxEndpoint {
         }
     }
 
-    fn connect(&mut self, peer: &PeerInfo) -> Result<(), FabricError> {
+    /// Creates the endpoint to the peer (with peer error handling where the
+    /// transports allow it) and unpacks its rkey.
+    pub(super) fn connect_peer(&mut self, peer: &PeerInfo) -> Result<(), FabricError> {
         let ucp = self.ucp;
         if !self.ep.is_null() {
             return Err(FabricError::BadPeer("already connected".into()));
@@ -324,30 +331,6 @@ impl ProbeEndpoint for UcxEndpoint {
         }
         self.refresh_truth();
         Ok(())
-    }
-
-    fn run_driver(
-        &mut self,
-        plan: &ProbePlan,
-        cancel: &dyn Fn() -> bool,
-    ) -> Result<Vec<SizeResult>, FabricError> {
-        let r = super::protocol::drive(self, plan, cancel);
-        self.refresh_truth();
-        r
-    }
-
-    fn run_responder(
-        &mut self,
-        plan: &ProbePlan,
-        cancel: &dyn Fn() -> bool,
-    ) -> Result<(), FabricError> {
-        let r = super::protocol::respond(self, plan, cancel);
-        self.refresh_truth();
-        r
-    }
-
-    fn truth(&self) -> TransportTruth {
-        self.truth.clone()
     }
 }
 

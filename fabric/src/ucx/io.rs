@@ -6,7 +6,8 @@ use std::ffi::c_void;
 use super::endpoint::UcxEndpoint;
 use super::req::Waiter;
 use super::sys::{ucp_request_param_t, UCP_OP_ATTR_FIELD_MEMORY_TYPE};
-use crate::{FabricError, Op, ProbePlan};
+use crate::error::FabricError;
+use crate::plan::{Op, ProbePlan};
 
 pub(super) const TAG_DATA: u64 = 0x5e5c_0000_0000_00da;
 pub(super) const TAG_CTRL: u64 = 0x5e5c_0000_0000_0c71;

@@ -11,7 +11,7 @@ use std::ffi::{c_char, c_uint, c_void, CStr};
 
 use super::loader::Ucp;
 use super::sys::ucp_ep_h;
-use crate::TransportTruth;
+use crate::plan::TransportTruth;
 
 /// `UCP_EP_ATTR_FIELD_TRANSPORTS` (UCX ≥ 1.14).
 const UCP_EP_ATTR_FIELD_TRANSPORTS: u64 = 1 << 3;

@@ -9,8 +9,8 @@ use super::sys::{
     ucp_mem_h, ucp_mem_map_params_t, ucp_params_t, ucp_request_param_t, ucp_rkey_h, ucp_tag_t,
     ucp_worker_h, ucp_worker_params_t, ucs_status_t,
 };
+use crate::error::FabricError;
 use crate::libs::UCX_CANDIDATES;
-use crate::FabricError;
 
 /// `ucs_status_ptr_t`: a request pointer, NULL (done) or an error code cast to a pointer.
 pub type StatusPtr = *mut c_void;

@@ -5,8 +5,9 @@ use std::ffi::c_void;
 
 use super::sys::{ucs_memory_type, UCS_MEMORY_TYPE_CUDA, UCS_MEMORY_TYPE_HOST};
 use crate::cuda::CudaBuffer;
+use crate::error::FabricError;
 use crate::hostbuf::HostBuf;
-use crate::{FabricError, MemKind};
+use crate::plan::MemKind;
 
 pub(super) enum Buffer {
     Host(HostBuf),

@@ -1,11 +1,11 @@
 //! UCX transport of the fabric probe engine. libucp.so.0 is loaded at run time
 //! (loader.rs) with bindings generated once from the Debian 1.13.1 headers (sys.rs,
-//! scripts/gen_ucx_bindings.sh). endpoint.rs: context/worker/endpoint setup and the
-//! `ProbeEndpoint` impl; mem.rs: host or CUDA buffer; protocol.rs: the in-band
-//! protocol (driver and responder); io.rs: posting operations; req.rs: request
-//! completion bounded by peer_timeout/cancel; lanes.rs: transport truth
-//! (ucp_ep_query ≥ 1.14, else ucp_ep_print_info); perftest_parse.rs: the
-//! ucx_perftest oracle.
+//! scripts/gen_ucx_bindings.sh). endpoint.rs: context/worker/endpoint setup and
+//! connecting to the peer; probe.rs: the `ProbeEndpoint` impl; mem.rs: host or CUDA
+//! buffer; protocol.rs: the in-band protocol (driver and responder); io.rs: posting
+//! operations; req.rs: request completion bounded by peer_timeout/cancel; lanes.rs:
+//! transport truth (ucp_ep_query ≥ 1.14, else ucp_ep_print_info); perftest_parse.rs:
+//! the ucx_perftest oracle.
 
 mod endpoint;
 mod io;
@@ -13,6 +13,7 @@ mod lanes;
 mod loader;
 mod mem;
 pub mod perftest_parse;
+mod probe;
 mod protocol;
 mod req;
 pub mod sys;
@@ -20,7 +21,7 @@ pub mod sys;
 pub use endpoint::{UcxEndpoint, UcxOptions};
 pub use perftest_parse::{parse_perftest, PerftestResult};
 
-use crate::FabricError;
+use crate::error::FabricError;
 
 /// The loaded library: (path, version), or why UCX is unavailable.
 pub fn library() -> Result<(String, String), FabricError> {

@@ -14,7 +14,8 @@ use std::time::Instant;
 
 use super::endpoint::UcxEndpoint;
 use super::io::{expect, Ctrl, Io, ACK, BYE, PINGPONG, RMA_DONE, STREAM, TAG_DATA};
-use crate::{FabricError, Op, ProbePlan, SizeResult};
+use crate::error::FabricError;
+use crate::plan::{Op, ProbePlan, SizeResult};
 fn pct(sorted: &[u64], p: usize) -> Option<u64> {
     if sorted.is_empty() {
         return None;

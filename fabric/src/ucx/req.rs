@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use super::loader::{StatusPtr, Ucp};
 use super::sys::{ucp_worker_h, ucs_status_t, UCS_INPROGRESS, UCS_OK};
-use crate::FabricError;
+use crate::error::FabricError;
 
 /// `UCS_ERR_LAST`: status pointers in (-100, 0) are error codes, not requests.
 const UCS_ERR_LAST: isize = -100;

@@ -1,0 +1,34 @@
+//! The probe engine's error type.
+
+use std::time::Duration;
+
+use crate::plan::PlanError;
+
+/// Errors from the probe engine. Each names what failed and, for library calls,
+/// the function and the library's own message.
+#[derive(Debug, thiserror::Error)]
+pub enum FabricError {
+    #[error("{library} unavailable ({reason})")]
+    Unavailable {
+        library: &'static str,
+        reason: String,
+    },
+    #[error("{call} failed: {message} ({code})")]
+    Call {
+        call: &'static str,
+        code: i64,
+        message: String,
+    },
+    #[error("operation {0} is not offered by this transport/provider")]
+    Unsupported(String),
+    #[error("memory type {0}: {1}")]
+    Memory(&'static str, String),
+    #[error("invalid peer information: {0}")]
+    BadPeer(String),
+    #[error("timed out after {0:?} waiting for {1}")]
+    Timeout(Duration, &'static str),
+    #[error("probe cancelled")]
+    Cancelled,
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+}
