@@ -109,6 +109,7 @@ def main():
             for op in ops:
                 r = pair.run(op, size, blocks=blocks[size], iters=args.iters, warmup=args.warmup,
                              verify=not args.no_verify, prep=args.prep)
+                r = {k: v for k, v in r.items() if k not in ("ok", "cmd")}
                 r.update({"mem": args.mem, "peer_mem": args.peer_mem or args.mem, "backend": args.backend,
                           "ucx": h["ucx"].get("version"), "nixl": h["nixl_version"]})
                 results.append(r)

@@ -19,6 +19,9 @@
 #   mkdir -p /tmp/nixl-site && tar -xJf .gpu/nixl.tar.xz -C /tmp/nixl-site
 #   PYTHONPATH=/tmp/nixl-site python3 bench/nixl_ref.py --mem cuda:0
 # The archive holds site/ layout at its root: nixl_cu13/, nixl_cu13.libs/, ...
+# numpy and torch are not bundled: the GPU machine has them (seen: Python 3.12.3, numpy
+# 2.5.2, torch 2.11.0+cu130). The node must provide libssl.so.3 / libcrypto.so.3 / libz
+# (grpc, linked by libnixl), and libfabric.so.1 + libhwloc + libcudart for LIBFABRIC.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 PYVER="${1:-3.12}"

@@ -12,6 +12,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import nixl_driver  # noqa: E402
+import nixl_measure  # noqa: E402
 from nixl_pair import DriverError, DriverProc, Pair  # noqa: E402
 
 
@@ -22,12 +23,12 @@ class Skip(Exception):
 def need_nixl():
     try:
         nixl_driver.import_nixl()
-    except nixl_driver.ProbeError as e:
+    except nixl_measure.ProbeError as e:
         raise Skip(str(e)) from e
 
 
 def test_pattern_checksum_and_mismatch_offset():
-    mem = nixl_driver.Memory("host", 1 << 16)
+    mem = nixl_measure.Memory("host", 1 << 16)
     mem.fill(mem.nbytes, 1234)
     assert mem.first_mismatch(mem.nbytes, 1234) is None
     before = mem.checksum(mem.nbytes)
@@ -40,15 +41,15 @@ def test_pattern_checksum_and_mismatch_offset():
 
 
 def test_stats():
-    s = nixl_driver.summarize([float(v) for v in range(1, 101)])
+    s = nixl_measure.summarize([float(v) for v in range(1, 101)])
     assert (s["avg"], s["p50"], s["p99"], s["min"], s["max"]) == (50.5, 50.0, 99.0, 1.0, 100.0)
-    r = nixl_driver.rates_gbps(1_000_000, [1000.0, 500.0, 2000.0])
+    r = nixl_measure.rates_gbps(1_000_000, [1000.0, 500.0, 2000.0])
     assert (r["median"], r["best"]) == (1.0, 2.0)
 
 
 def test_descs_round_trip():
-    d = nixl_driver.block_descs(1 << 40, 3, 4096, 4)
-    assert nixl_driver.unpack_descs(nixl_driver.pack_descs(d)) == [((1 << 40) + i * 1024, 1024, 3) for i in range(4)]
+    d = nixl_measure.block_descs(1 << 40, 3, 4096, 4)
+    assert nixl_measure.unpack_descs(nixl_measure.pack_descs(d)) == [((1 << 40) + i * 1024, 1024, 3) for i in range(4)]
 
 
 def test_hello_names_nixl_and_its_ucx():
