@@ -5,26 +5,20 @@
 //! GPU's utilisation, cumulative PCIe RX and the process's memory, and the
 //! workload's own phase markers.
 
-use servescope_coordinator::startup::nvml::{infer, GpuPoint};
-use servescope_coordinator::startup::nvml_check::{compare, parse_markers};
+mod nvml_support;
 
-const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/nvml-startup");
+use nvml_support::{adaptive, appears_ns, fixed, recording, spacings, Markers, SLOW_NS};
+use servescope_coordinator::startup::nvml::{
+    infer, uncertainty_ms, GpuPoint, END_UNCERTAINTY, START_UNCERTAINTY,
+};
+use servescope_coordinator::startup::nvml_check::{compare, parse_markers, CheckRow};
+use servescope_coordinator::startup::Timeline;
 
-fn points(csv: &str) -> Vec<GpuPoint> {
-    let f = |s: &str| s.parse::<f64>().ok();
-    csv.lines()
-        .skip(1)
-        .filter_map(|l| {
-            let c: Vec<&str> = l.split(',').collect();
-            Some(GpuPoint {
-                t_ns: c.first()?.parse().ok()?,
-                util_pct: f(c.get(1)?),
-                pcie_rx: f(c.get(2)?),
-                proc_mem: f(c.get(3)?),
-            })
-        })
-        .collect()
-}
+const RECORDINGS: [&str; 3] = [
+    "h200-phase-workload",
+    "h200-phase-workload-diskbound",
+    "h200-phase-workload-small",
+];
 
 /// Three recordings: weights from the page cache (6 GiB at ~5.7 GB/s, 20 GiB KV),
 /// disk-bound after dropping caches (12 GiB at ~1.4 GB/s, 40 GiB KV) — the rules were
@@ -32,43 +26,131 @@ fn points(csv: &str) -> Vec<GpuPoint> {
 /// rules unchanged (3 GiB weights, 8 GiB KV, 4 s serving).
 #[test]
 fn h200_phase_workload_boundaries_within_250ms_and_durations_within_10_percent() {
-    for name in [
-        "h200-phase-workload",
-        "h200-phase-workload-diskbound",
-        "h200-phase-workload-small",
-    ] {
+    for name in RECORDINGS {
         check(name);
     }
 }
 
 fn check(name: &str) {
     println!("== {name}");
-    let csv = std::fs::read_to_string(format!("{DIR}/{name}.csv")).expect("fixture");
-    let marks = std::fs::read_to_string(format!("{DIR}/{name}.markers.jsonl")).expect("markers");
-    let tl = infer(&points(&csv), Some("h200".into()));
-    let rows = compare(&tl, &parse_markers(&marks));
-    println!(
-        "{:<14} {:>10} {:>10} {:>9} {:>9} {:>8} {:>8}",
-        "phase", "Δbegin ms", "Δend ms", "truth s", "nvml s", "conf", "ok"
-    );
+    let (pts, marks) = recording(name);
+    let (tl, rows) = inferred(&pts, &marks);
+    print_rows(&tl, &rows);
+    assert_eq!(rows.len(), 6, "every marked phase is compared: {rows:#?}");
     for r in &rows {
+        assert!(r.ok, "{name} {}: {r:?}", r.marker);
+    }
+}
+
+fn inferred(pts: &[GpuPoint], marks: &Markers) -> (Timeline, Vec<CheckRow>) {
+    let tl = infer(pts, Some("h200".into()));
+    let rows = compare(&tl, marks);
+    (tl, rows)
+}
+
+fn print_rows(tl: &Timeline, rows: &[CheckRow]) {
+    println!(
+        "{:<14} {:>10} {:>10} {:>9} {:>9} {:>8} {:>8} {:>8} {:>8}",
+        "phase", "Δbegin ms", "Δend ms", "truth s", "nvml s", "±begin", "±end", "conf", "ok"
+    );
+    for r in rows {
         let f = |v: Option<f64>| v.map_or("-".into(), |x| format!("{x:.0}"));
         let s = |v: Option<f64>| v.map_or("-".into(), |x| format!("{x:.2}"));
-        let conf = tl.get(r.kind).map_or(0.0, |p| p.confidence);
+        let ph = tl.get(r.kind);
+        let conf = ph.map_or(0.0, |p| p.confidence);
+        let u = |k: &str| f(ph.and_then(|p| uncertainty_ms(p, k)));
         println!(
-            "{:<14} {:>10} {:>10} {:>9} {:>9} {:>8.1} {:>8}",
+            "{:<14} {:>10} {:>10} {:>9} {:>9} {:>8} {:>8} {:>8.1} {:>8}",
             r.marker,
             f(r.d_begin_ms),
             f(r.d_end_ms),
             s(r.truth_s),
             s(r.inferred_s),
+            u(START_UNCERTAINTY),
+            u(END_UNCERTAINTY),
             conf,
             r.ok
         );
     }
-    assert_eq!(rows.len(), 6, "every marked phase is compared: {rows:#?}");
-    for r in &rows {
-        assert!(r.ok, "{name} {}: {r:?}", r.marker);
+}
+
+/// The same cold starts as the agent would sample them at its default 1 s cadence
+/// and at its adaptive one (1 s, 100 ms from the moment it notices the serving
+/// process, 1 s again once the process is gone), both derived from the recordings
+/// (see `nvml_support`). Inference runs on whatever spacing it is given: from the
+/// adaptive samples every boundary lands within ±250 ms of the workload's markers;
+/// from the 1 s samples some do not. Each boundary states its uncertainty from the
+/// spacing of the samples around it: the adaptive run's errors stay within it, and
+/// the 1 s run's boundaries all say they are coarser than a second.
+#[test]
+fn adaptive_cadence_recovers_the_boundaries_a_1s_cadence_misses() {
+    for name in RECORDINGS {
+        let (pts, marks) = recording(name);
+        let slow = fixed(&pts, SLOW_NS);
+        let mixed = adaptive(&pts, appears_ns(&marks));
+        let gaps = spacings(&mixed);
+        let (fast, slow_gaps) = (
+            gaps.iter().filter(|&&g| g < 200_000_000).count(),
+            gaps.iter().filter(|&&g| g >= 800_000_000).count(),
+        );
+        let (first_fast, last_fast) = (
+            gaps.iter().position(|&g| g < 200_000_000).unwrap(),
+            gaps.iter().rposition(|&g| g < 200_000_000).unwrap(),
+        );
+        assert!(
+            fast > 50
+                && gaps[..first_fast].iter().all(|&g| g >= 800_000_000)
+                && gaps[last_fast + 1..].iter().all(|&g| g >= 800_000_000)
+                && first_fast > 5
+                && last_fast + 5 < gaps.len(),
+            "{name}: 1 s → 100 ms → 1 s ({fast} fast, {slow_gaps} slow gaps)"
+        );
+        println!("== {name} at 1 s ({} samples)", slow.len());
+        let (stl, srows) = inferred(&slow, &marks);
+        print_rows(&stl, &srows);
+        println!("== {name} adaptive ({} samples)", mixed.len());
+        let (mtl, mrows) = inferred(&mixed, &marks);
+        print_rows(&mtl, &mrows);
+        assert_eq!(mrows.len(), 6, "{name}: {mrows:#?}");
+        for r in &mrows {
+            assert!(r.ok, "{name} adaptive {}: {r:?}", r.marker);
+        }
+        let off = |rows: &[CheckRow]| {
+            rows.iter()
+                .flat_map(|r| [r.d_begin_ms, r.d_end_ms])
+                .flatten()
+                .fold(0.0f64, |a, d| a.max(d.abs()))
+        };
+        assert!(
+            off(&srows) > 250.0,
+            "{name}: at 1 s some boundary is more than 250 ms off: {srows:#?}"
+        );
+        // Where the samples are dense the error stays within what each boundary
+        // states; where they are 1 s apart every boundary says it is coarser than
+        // the ±250 ms goal.
+        for r in &mrows {
+            let ph = mtl.get(r.kind);
+            for (d, key) in [
+                (r.d_begin_ms, START_UNCERTAINTY),
+                (r.d_end_ms, END_UNCERTAINTY),
+            ] {
+                let (Some(d), Some(u)) = (d, ph.and_then(|p| uncertainty_ms(p, key))) else {
+                    continue;
+                };
+                assert!(
+                    d.abs() <= u && u <= 300.0,
+                    "{name} {} {key}: {d:.0} ms off, ±{u:.0} stated",
+                    r.marker
+                );
+            }
+        }
+        for p in &stl.phases {
+            for key in [START_UNCERTAINTY, END_UNCERTAINTY] {
+                if let Some(u) = uncertainty_ms(p, key) {
+                    assert!(u >= 1000.0, "{name} at 1 s: {:?} {key} ±{u}", p.kind);
+                }
+            }
+        }
     }
 }
 
