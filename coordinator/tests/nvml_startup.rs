@@ -7,12 +7,18 @@
 
 mod nvml_support;
 
-use nvml_support::{adaptive, appears_ns, fixed, recording, spacings, Markers, SLOW_NS};
+use nvml_support::{
+    adaptive, appears_ns, fixed, recording, spacings, store_with, two_gpu_node, Markers, SLOW_NS,
+};
+use servescope_coordinator::startup::gpus::{self, SeriesFilter};
 use servescope_coordinator::startup::nvml::{
     infer, uncertainty_ms, GpuPoint, END_UNCERTAINTY, START_UNCERTAINTY,
 };
 use servescope_coordinator::startup::nvml_check::{compare, parse_markers, CheckRow};
+use servescope_coordinator::startup::run::{merge_with, timeline_text, ClientTimes};
 use servescope_coordinator::startup::Timeline;
+use servescope_coordinator::startup::{PhaseKind, Source};
+use servescope_coordinator::Store;
 
 const RECORDINGS: [&str; 3] = [
     "h200-phase-workload",
@@ -152,6 +158,108 @@ fn adaptive_cadence_recovers_the_boundaries_a_1s_cadence_misses() {
             }
         }
     }
+}
+
+/// Two tensor-parallel ranks on one node, read back from a store: each GPU is
+/// inferred on its own and matches its own markers, the slower rank (GPU 1) sets
+/// the waterfall, and the side-by-side view shows both.
+#[test]
+fn two_gpu_node_inferred_per_gpu_and_the_slowest_rank_sets_the_waterfall() {
+    let node = two_gpu_node();
+    let mut store = Store::in_memory().unwrap();
+    let run = store_with(&mut store, &node);
+    let series = gpus::series_from_store(&store, run, SeriesFilter::default()).unwrap();
+    assert_eq!(series.len(), 2);
+    let per_gpu = gpus::infer_all(&series);
+    assert_eq!(per_gpu.len(), 2);
+    for (g, (gpu, pid, _, marks)) in per_gpu.iter().zip(&node) {
+        assert_eq!((g.gpu, g.pid), (*gpu, *pid));
+        assert_eq!(g.host.as_deref(), Some("node-a"));
+        for r in compare(&g.timeline, marks) {
+            assert!(r.ok, "GPU {gpu} {}: {r:?}", r.marker);
+        }
+    }
+    // The truth: the rank whose serving began last.
+    let truth_slowest = node
+        .iter()
+        .max_by_key(|n| n.3["serving"].0)
+        .map(|n| n.0)
+        .unwrap();
+    let slow = gpus::slowest(&per_gpu).unwrap();
+    assert_eq!(per_gpu[slow].gpu, truth_slowest);
+    let w = gpus::waterfall_source(&per_gpu).unwrap();
+    let wl = w.get(PhaseKind::WeightLoad).unwrap();
+    assert_eq!(wl.rank.as_deref(), Some("GPU 1"));
+    assert!(wl.attrs["gpus"].contains("GPU 0") && wl.attrs["gpus"].contains("GPU 1"));
+    let text = gpus::side_by_side_text(&per_gpu);
+    println!("{text}");
+    assert!(
+        text.contains("node-a GPU 0") && text.contains("node-a GPU 1*"),
+        "{text}"
+    );
+    assert!(text.contains("slowest rank (node-a GPU 1)"), "{text}");
+    let html = gpus::side_by_side_html(&per_gpu);
+    assert!(html.contains("node-a GPU 1 pid 4101 (slowest)"), "{html}");
+    // One GPU only, on request.
+    let one = gpus::series_from_store(
+        &store,
+        run,
+        SeriesFilter {
+            gpu: Some(0),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(one.len(), 1);
+}
+
+/// A startup run with no log: the waterfall is formed from the NVML phases (each
+/// naming its source), the client's instants and the gaps between them.
+#[test]
+fn log_less_run_gets_its_waterfall_from_nvml_phases() {
+    let (pts, marks) = recording("h200-phase-workload");
+    let nvml = infer(&pts, None);
+    let at = |m: &str| marks[m].0.unwrap() as u64;
+    let client = ClientTimes {
+        start_ns: at("process") - 2_000_000_000,
+        cmd_start_ns: Some(at("process") - 2_000_000_000),
+        health_ok_ns: Some(at("serving") + 500_000_000),
+        first_request_ns: Some(at("serving") + 600_000_000),
+        first_token_ns: Some(at("serving") + 700_000_000),
+        answer_ns: Some(at("serving") + 800_000_000),
+        ..Default::default()
+    };
+    let t = merge_with(&[], Some(&nvml), &client, 0.05);
+    let text = timeline_text(&t, client.answer_ns);
+    println!("{text}");
+    for k in [
+        PhaseKind::ModelLoad,
+        PhaseKind::WeightLoad,
+        PhaseKind::KvCacheAllocation,
+        PhaseKind::TorchCompile,
+        PhaseKind::CudaGraphCapture,
+        PhaseKind::GpuBusy,
+        PhaseKind::CudaContext,
+    ] {
+        let p = t.get(k).unwrap_or_else(|| panic!("{k:?}: {t:#?}"));
+        assert_eq!(p.source, Source::Nvml, "{k:?}");
+    }
+    // Spawn → the first GPU activity, then the NVML phases, then the client.
+    let actor = t.get(PhaseKind::ActorStart).unwrap();
+    assert_eq!(actor.source, Source::Client);
+    assert_eq!(actor.end_ns, t.get(PhaseKind::CudaContext).unwrap().end_ns);
+    assert_eq!(t.get(PhaseKind::FirstToken).unwrap().source, Source::Client);
+    // The weights are in the waterfall (no unattributed gap over them).
+    let wl = t.get(PhaseKind::WeightLoad).unwrap();
+    let (ws, we) = (wl.start_ns.unwrap(), wl.end_ns.unwrap());
+    assert!(t
+        .of(PhaseKind::Unattributed)
+        .all(|g| g.end_ns.unwrap() <= ws || g.start_ns.unwrap() >= we));
+    assert!(
+        text.contains("nvml") && text.contains("Model loading"),
+        "{text}"
+    );
+    assert!(text.contains("ms]"), "boundary uncertainties shown: {text}");
 }
 
 #[test]

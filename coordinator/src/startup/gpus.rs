@@ -21,8 +21,10 @@ pub struct GpuSeries {
     pub gpu: u32,
     /// The process followed (the one holding the most memory unless asked).
     pub pid: Option<u32>,
-    /// On the coordinator's clock (agent time − the agent's offset).
+    /// On the agent's clock.
     pub points: Vec<GpuPoint>,
+    /// Added to the agent's clock to reach the coordinator's (−the agent's offset).
+    pub clock_offset_ns: i64,
 }
 
 /// What to read from a recorded run.
@@ -59,10 +61,9 @@ pub fn series_from_store(
             return Ok(());
         };
         let off = agents.get(&s.agent_id).map_or(0, |a| a.1);
-        let t = i64::try_from(s.sample.t_ns)
-            .unwrap_or(i64::MAX)
-            .saturating_sub(off);
-        if f.window.is_some_and(|(a, b)| t < a || t > b) {
+        let t = i64::try_from(s.sample.t_ns).unwrap_or(i64::MAX);
+        let coord = t.saturating_sub(off);
+        if f.window.is_some_and(|(a, b)| coord < a || coord > b) {
             return Ok(());
         }
         for r in g.gpus.iter().filter(|r| f.gpu.is_none_or(|x| x == r.index)) {
@@ -86,6 +87,7 @@ pub fn series_from_store(
             GpuSeries {
                 agent_id,
                 host: agents.get(&agent_id).map(|a| a.0.clone()),
+                clock_offset_ns: agents.get(&agent_id).map_or(0, |a| a.1.saturating_neg()),
                 gpu,
                 pid,
                 points: raw
@@ -136,13 +138,15 @@ impl GpuStartup {
         }
     }
 
-    /// When this rank was ready: its sustained GPU work began (else its last
-    /// inferred boundary).
+    /// When this rank was ready, on the coordinator's clock: its sustained GPU
+    /// work began (else its last inferred boundary).
     pub fn ready_ns(&self) -> Option<i64> {
         let t = &self.timeline;
-        t.get(PhaseKind::GpuBusy)
+        let at = t
+            .get(PhaseKind::GpuBusy)
             .and_then(|p| p.start_ns)
-            .or_else(|| t.last_ns())
+            .or_else(|| t.last_ns())?;
+        Some(at.saturating_add(t.clock_offset_ns))
     }
 }
 
@@ -153,6 +157,7 @@ pub fn infer_all(series: &[GpuSeries]) -> Vec<GpuStartup> {
         .filter_map(|s| {
             let pid = s.pid?;
             let mut timeline = infer(&s.points, s.host.clone());
+            timeline.clock_offset_ns = s.clock_offset_ns;
             for p in &mut timeline.phases {
                 p.process = Some(format!("pid={pid}"));
                 p.rank = Some(format!("GPU {}", s.gpu));
@@ -210,21 +215,31 @@ pub fn waterfall_source(gpus: &[GpuStartup]) -> Option<Timeline> {
 /// Rows of the side-by-side view: per phase kind, per GPU (start offset from the
 /// earliest boundary of any rank, seconds).
 pub fn side_by_side(gpus: &[GpuStartup]) -> Vec<(PhaseKind, Vec<Option<(f64, f64)>>)> {
-    let origin = gpus.iter().filter_map(|g| g.timeline.first_ns()).min();
-    let mut kinds: Vec<PhaseKind> = gpus
+    let on_coord = |g: &GpuStartup, v: i64| v.saturating_add(g.timeline.clock_offset_ns);
+    let origin = gpus
         .iter()
-        .flat_map(|g| g.timeline.phases.iter().map(|p| p.kind))
-        .collect();
+        .filter_map(|g| Some(on_coord(g, g.timeline.first_ns()?)))
+        .min();
+    // Rows in the order of the earliest rank's boundaries.
+    let mut kinds: Vec<(i64, PhaseKind)> = Vec::new();
+    for g in gpus {
+        for p in &g.timeline.phases {
+            let at = p.start_ns.or(p.end_ns).map_or(i64::MAX, |v| on_coord(g, v));
+            match kinds.iter_mut().find(|k| k.1 == p.kind) {
+                Some(k) => k.0 = k.0.min(at),
+                None => kinds.push((at, p.kind)),
+            }
+        }
+    }
     kinds.sort();
-    kinds.dedup();
     kinds
         .into_iter()
-        .map(|k| {
+        .map(|(_, k)| {
             let cells = gpus
                 .iter()
                 .map(|g| {
                     let p = g.timeline.get(k)?;
-                    let at = p.start_ns.or(p.end_ns)?;
+                    let at = on_coord(g, p.start_ns.or(p.end_ns)?);
                     let o = origin.unwrap_or(at);
                     Some((ns_to_s(at.saturating_sub(o)), p.seconds().unwrap_or(0.0)))
                 })
@@ -242,7 +257,7 @@ pub fn side_by_side_text(gpus: &[GpuStartup]) -> String {
     let _ = write!(s, "{:<26}", "phase (start s / seconds)");
     for (i, g) in gpus.iter().enumerate() {
         let mark = if Some(i) == slow { "*" } else { "" };
-        let _ = write!(s, " {:>20}", format!("{}{mark} pid {}", g.label(), g.pid));
+        let _ = write!(s, " {:>24}", format!("{}{mark} pid {}", g.label(), g.pid));
     }
     s.push('\n');
     for (k, cells) in side_by_side(gpus) {

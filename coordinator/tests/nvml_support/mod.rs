@@ -18,7 +18,11 @@ use std::collections::BTreeMap;
 use servescope_coordinator::startup::nvml::GpuPoint;
 use servescope_coordinator::startup::nvml_check::parse_markers;
 
-pub const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/nvml-startup");
+/// Resolves from the coordinator and from the CLI tests that include this module.
+pub const DIR: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../coordinator/tests/fixtures/nvml-startup"
+);
 pub const SLOW_NS: i64 = 1_000_000_000;
 pub const FAST_NS: i64 = 100_000_000;
 pub const FAST_FOR_NS: i64 = 120_000_000_000;
@@ -102,4 +106,76 @@ pub fn appears_ns(m: &Markers) -> i64 {
 /// The gaps between consecutive points, ns.
 pub fn spacings(pts: &[GpuPoint]) -> Vec<i64> {
     pts.windows(2).map(|w| w[1].t_ns - w[0].t_ns).collect()
+}
+
+/// A two-GPU node (tensor-parallel ranks, one per GPU) built from two recordings:
+/// GPU 0 is `h200-phase-workload`, GPU 1 `h200-phase-workload-diskbound`, moved in
+/// time so both processes start together (GPU 1 loads slower and is ready last).
+/// Per GPU: its points (on the common clock), its markers (moved alike) and pid.
+pub fn two_gpu_node() -> Vec<(u32, u32, Vec<GpuPoint>, Markers)> {
+    let (p0, m0) = recording("h200-phase-workload");
+    let (p1, m1) = recording("h200-phase-workload-diskbound");
+    let shift = appears_ns(&m0) - appears_ns(&m1);
+    let p1 = p1
+        .into_iter()
+        .map(|p| GpuPoint {
+            t_ns: p.t_ns + shift,
+            ..p
+        })
+        .collect();
+    let m1 = m1
+        .into_iter()
+        .map(|(k, (b, e))| (k, (b.map(|v| v + shift), e.map(|v| v + shift))))
+        .collect();
+    vec![(0, 4100, p0, m0), (1, 4101, p1, m1)]
+}
+
+/// A store holding the node's samples as one agent recorded them (each sample one
+/// GPU's reading, the process listed while it held memory); returns the run.
+pub fn store_with(
+    store: &mut servescope_coordinator::Store,
+    gpus: &[(u32, u32, Vec<GpuPoint>, Markers)],
+) -> i64 {
+    use servescope_proto::v1::{sample, GpuProcess, GpuReading, GpuSample, Inventory, Sample};
+    let run = store.create_run("record", "tp2", 1, "{}").unwrap();
+    let inv = Inventory {
+        hostname: "node-a".into(),
+        agent_instance: 1,
+        ..Default::default()
+    };
+    let agent = store.agent_id("10.0.0.1:7733", &inv).unwrap();
+    store.add_run_agent(run, agent).unwrap();
+    let mut samples: Vec<Sample> = Vec::new();
+    for (gpu, pid, pts, _) in gpus {
+        for p in pts {
+            samples.push(Sample {
+                seq: 0,
+                t_ns: p.t_ns as u64,
+                collect_ns: 0,
+                data: Some(sample::Data::Gpu(GpuSample {
+                    gpus: vec![GpuReading {
+                        index: *gpu,
+                        util_gpu_pct: p.util_pct.map(|v| v as u32),
+                        pcie_rx_bytes: p.pcie_rx.map(|v| v as u64),
+                        processes: p
+                            .proc_mem
+                            .map(|m| GpuProcess {
+                                pid: *pid,
+                                name: "python3".into(),
+                                used_bytes: m as u64,
+                            })
+                            .into_iter()
+                            .collect(),
+                        ..Default::default()
+                    }],
+                })),
+            });
+        }
+    }
+    samples.sort_by_key(|s| s.t_ns);
+    for (i, s) in samples.iter_mut().enumerate() {
+        s.seq = i as u64 + 1;
+    }
+    store.save_samples(run, agent, &samples).unwrap();
+    run
 }

@@ -30,6 +30,8 @@ pub fn merge_with(
     min_gap_s: f64,
 ) -> Timeline {
     let mut t = Timeline::new(logs.iter().find_map(|l| l.timeline.host.clone()));
+    // The phases are on the first log's clock.
+    t.clock_offset_ns = logs.first().map_or(0, |l| l.timeline.clock_offset_ns);
     for l in logs {
         for p in &l.timeline.phases {
             if p.kind != PhaseKind::Unattributed && t.get(p.kind).is_none() {
