@@ -212,9 +212,12 @@ pub fn waterfall_source(gpus: &[GpuStartup]) -> Option<Timeline> {
     Some(t)
 }
 
+/// One GPU's figure for a phase: start offset and duration, seconds.
+pub type Cell = (f64, f64);
+
 /// Rows of the side-by-side view: per phase kind, per GPU (start offset from the
 /// earliest boundary of any rank, seconds).
-pub fn side_by_side(gpus: &[GpuStartup]) -> Vec<(PhaseKind, Vec<Option<(f64, f64)>>)> {
+pub fn side_by_side(gpus: &[GpuStartup]) -> Vec<(PhaseKind, Vec<Option<Cell>>)> {
     let on_coord = |g: &GpuStartup, v: i64| v.saturating_add(g.timeline.clock_offset_ns);
     let origin = gpus
         .iter()
