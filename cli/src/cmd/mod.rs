@@ -15,6 +15,8 @@ pub mod runs;
 pub mod show;
 pub mod sim;
 pub mod startup;
+pub mod startup_common;
+pub mod startup_run;
 pub mod startup_sources;
 pub mod table;
 pub mod watch;

@@ -5,6 +5,8 @@
 //! * [`patterns`]: versioned wording tables for vLLM 0.10 → 0.33 startup lines,
 //!   in the [`template`] syntax.
 //! * [`logparse`]: the log source (vLLM / Ray Serve LLM terminal output).
+//! * [`nvml`]: phases inferred from NVML samples, per GPU ([`gpus`]), merged into a
+//!   waterfall where the logs have no line for them ([`nvml_merge`]).
 //! * [`compare`]: the seed's per-model tables and a stacked-bar HTML page from many
 //!   parsed logs ([`chart`] draws the bars).
 
@@ -12,10 +14,12 @@ pub mod agent_logs;
 mod assemble;
 pub mod chart;
 pub mod compare;
+pub mod gpus;
 pub mod line;
 pub mod logparse;
 pub mod nvml;
 pub mod nvml_check;
+pub mod nvml_merge;
 pub mod patterns;
 pub mod phase;
 mod ranks;

@@ -68,6 +68,40 @@ fn phase(kind: PhaseKind, s: i64, e: i64, conf: f32, attrs: &[(&str, String)]) -
     ph
 }
 
+/// Attribute holding how far (ms) the true start may lie from the stated one.
+pub const START_UNCERTAINTY: &str = "start_uncertainty_ms";
+/// Attribute holding how far (ms) the true end may lie from the stated one.
+pub const END_UNCERTAINTY: &str = "end_uncertainty_ms";
+
+/// States each boundary's uncertainty (ns, from [`around`]), so a boundary seen at
+/// 1 s cadence says about ±2 s and one seen at 100 ms about ±200 ms, whatever mix
+/// of cadences the run had.
+fn uncertain(mut ph: Phase, start_ns: Option<i64>, end_ns: Option<i64>) -> Phase {
+    for (key, v) in [(START_UNCERTAINTY, start_ns), (END_UNCERTAINTY, end_ns)] {
+        if let Some(v) = v.filter(|v| *v > 0) {
+            ph.attrs
+                .insert(key.into(), format!("{:.0}", v as f64 / 1e6));
+        }
+    }
+    ph
+}
+
+/// The spacing of the samples around interval `i` (the one ending at sample `i`,
+/// in which a boundary was placed): that interval, `before` intervals ahead of it
+/// and `after` behind it. Memory and PCIe edges take one interval behind (NVML
+/// reports a step up to a sample late); utilisation edges one on each side (NVML's
+/// utilisation averages a trailing window of about a sample).
+fn around(p: &[GpuPoint], i: usize, before: usize, after: usize) -> i64 {
+    let lo = i.saturating_sub(before).max(1);
+    let hi = (i + after).min(p.len().saturating_sub(1));
+    (lo..=hi).map(|k| p[k].t_ns - p[k - 1].t_ns).sum()
+}
+
+/// A boundary's uncertainty (ms) as stated on a phase, when it is.
+pub fn uncertainty_ms(ph: &Phase, key: &str) -> Option<f64> {
+    ph.attrs.get(key).and_then(|v| v.parse().ok())
+}
+
 /// Infers the phases of one process from its GPU's samples (sorted by time).
 pub fn infer(points: &[GpuPoint], host: Option<String>) -> Timeline {
     let mut tl = Timeline::new(host);
@@ -77,7 +111,7 @@ pub fn infer(points: &[GpuPoint], host: Option<String>) -> Timeline {
     };
     let dt = |i: usize| if i > 0 { p[i].t_ns - p[i - 1].t_ns } else { 0 };
     // Only the end is visible: NVML knows nothing of a process before its context.
-    let mut ctx = phase(
+    let ctx = phase(
         PhaseKind::CudaContext,
         p[first].t_ns,
         p[first].t_ns,
@@ -87,6 +121,7 @@ pub fn infer(points: &[GpuPoint], host: Option<String>) -> Timeline {
             "process first holds GPU memory (its start is invisible to NVML)".into(),
         )],
     );
+    let mut ctx = uncertain(ctx, None, (first > 0).then(|| around(p, first, 0, 1)));
     ctx.start_ns = None;
     ctx.duration_s = None;
     tl.phases.push(ctx);
@@ -119,7 +154,7 @@ pub fn infer(points: &[GpuPoint], host: Option<String>) -> Timeline {
             };
             let lo = a.saturating_sub(3).max(cursor).max(1);
             let g0 = (lo..=b).find(|&k| grows(k));
-            let (start, end, end_idx, edges) = match g0 {
+            let (start, end, end_idx, edges, spacing) = match g0 {
                 Some(g0) => {
                     let mut g1 = g0;
                     let mut k = g0 + 1;
@@ -130,16 +165,23 @@ pub fn infer(points: &[GpuPoint], host: Option<String>) -> Timeline {
                         }
                         k += 1;
                     }
-                    (p[g0].t_ns - dt(g0), p[g1].t_ns, g1, "process memory growth")
+                    (
+                        p[g0].t_ns - dt(g0),
+                        p[g1].t_ns,
+                        g1,
+                        "process memory growth",
+                        (around(p, g0, 0, 1), around(p, g1, 0, 1)),
+                    )
                 }
                 None => (
                     p[a].t_ns - (dt(a) as f64 * frac(a)) as i64,
                     p[b - 1].t_ns + (dt(b) as f64 * frac(b)) as i64,
                     b,
                     "PCIe RX rate",
+                    (around(p, a, 0, 1), around(p, b, 0, 1)),
                 ),
             };
-            tl.phases.push(phase(
+            let ph = phase(
                 PhaseKind::WeightLoad,
                 start,
                 end,
@@ -153,7 +195,9 @@ pub fn infer(points: &[GpuPoint], host: Option<String>) -> Timeline {
                     ("pcie_rx_gb", format!("{:.2}", bytes / GB)),
                     ("median_rate_gbps", format!("{:.2}", peak / GB)),
                 ],
-            ));
+            );
+            tl.phases
+                .push(uncertain(ph, Some(spacing.0), Some(spacing.1)));
             weights_end = Some(end);
             cursor = end_idx + 1;
         }
@@ -166,7 +210,7 @@ pub fn infer(points: &[GpuPoint], host: Option<String>) -> Timeline {
         let moved = rate(p, i) * dt(i) as f64 / 1e9;
         step >= KV_STEP && moved < 0.5 * step
     }) {
-        tl.phases.push(phase(
+        let ph = phase(
             PhaseKind::KvCacheAllocation,
             p[i - 1].t_ns,
             p[i].t_ns,
@@ -178,6 +222,11 @@ pub fn infer(points: &[GpuPoint], host: Option<String>) -> Timeline {
                 ),
                 ("step_gib", format!("{:.2}", dmem(p, i) / GIB)),
             ],
+        );
+        tl.phases.push(uncertain(
+            ph,
+            Some(around(p, i, 0, 1)),
+            Some(around(p, i, 0, 1)),
         ));
         kv_end_idx = Some(i);
         cursor = i + 1;
@@ -224,7 +273,7 @@ pub fn infer(points: &[GpuPoint], host: Option<String>) -> Timeline {
                     }
                 }
                 let s = p[firstc].t_ns - dt(firstc);
-                tl.phases.push(phase(
+                let ph = phase(
                     PhaseKind::CudaGraphCapture,
                     s,
                     p[last].t_ns,
@@ -233,6 +282,11 @@ pub fn infer(points: &[GpuPoint], host: Option<String>) -> Timeline {
                         "evidence",
                         "memory changes with the GPU mostly idle, before sustained work".into(),
                     )],
+                );
+                tl.phases.push(uncertain(
+                    ph,
+                    Some(around(p, firstc, 0, 1)),
+                    Some(around(p, last, 0, 1)),
                 ));
                 capture_start = Some((firstc, s));
             }
@@ -255,24 +309,35 @@ pub fn infer(points: &[GpuPoint], host: Option<String>) -> Timeline {
         if let Some(a) = active {
             let s = p[a].t_ns - dt(a);
             if cs - s >= 2_000_000_000 {
-                tl.phases.push(phase(
+                let ph = phase(
                     PhaseKind::TorchCompile,
                     s,
                     cs,
                     0.4,
                     &[("evidence", "GPU mostly idle between allocation and graph capture (CPU-bound: torch.compile / profiling)".into())],
+                );
+                tl.phases.push(uncertain(
+                    ph,
+                    Some(around(p, a, 1, 1)),
+                    Some(around(p, ci, 0, 1)),
                 ));
             }
         }
     }
 
     if let Some((bi, last)) = busy {
-        tl.phases.push(phase(
+        let ph = phase(
             PhaseKind::GpuBusy,
             p[bi].t_ns - dt(bi),
             p[last].t_ns,
             0.6,
             &[("evidence", format!("utilisation ≥ {BUSY_UTIL} % sustained"))],
+        );
+        // The drop lies in the interval after the last busy sample.
+        tl.phases.push(uncertain(
+            ph,
+            Some(around(p, bi, 1, 1)),
+            Some(around(p, last + 1, 1, 1)),
         ));
     }
     tl.sort();

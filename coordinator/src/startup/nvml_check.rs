@@ -1,71 +1,11 @@
-//! NVML-inferred phases from a recorded run, and their comparison with ground-truth
-//! phase markers (`../shared/gpu/phase_workload.py` prints them as JSON lines:
-//! `{"marker": "weights_load", "edge": "begin"|"end", "t_ns": …, "pid": …}`).
+//! NVML-inferred phases against ground-truth phase markers (a workload that prints
+//! its own boundaries as JSON lines:
+//! `{"marker": "weights_load", "edge": "begin"|"end", "t_ns": …, "pid": …}`), and
+//! against a log's phases.
 
 use std::collections::BTreeMap;
 
-use servescope_proto::v1::sample;
-
-use super::nvml::GpuPoint;
 use super::phase::{PhaseKind, Timeline};
-use crate::store::{Store, StoreError};
-
-/// One GPU reading: time, utilisation, PCIe RX total, every process's memory.
-type RawPoint = (i64, Option<f64>, Option<f64>, Vec<(u32, f64)>);
-
-/// The samples of one GPU of one agent, with one process's memory.
-pub fn points_from_store(
-    store: &Store,
-    run: i64,
-    agent: Option<i64>,
-    gpu: u32,
-    pid: Option<u32>,
-) -> Result<(Vec<GpuPoint>, Option<u32>), StoreError> {
-    // (t, util, rx, [(pid, mem)])
-    let mut raw: Vec<RawPoint> = Vec::new();
-    store.for_each_sample(run, |s| {
-        if agent.is_some_and(|a| a != s.agent_id) {
-            return Ok(());
-        }
-        if let Some(sample::Data::Gpu(g)) = &s.sample.data {
-            if let Some(r) = g.gpus.iter().find(|r| r.index == gpu) {
-                raw.push((
-                    s.sample.t_ns as i64,
-                    r.util_gpu_pct.map(f64::from),
-                    r.pcie_rx_bytes.map(|v| v as f64),
-                    r.processes
-                        .iter()
-                        .map(|p| (p.pid, p.used_bytes as f64))
-                        .collect(),
-                ));
-            }
-        }
-        Ok(())
-    })?;
-    raw.sort_by_key(|r| r.0);
-    let pid = pid.or_else(|| {
-        let mut max: BTreeMap<u32, f64> = BTreeMap::new();
-        for (_, _, _, ps) in &raw {
-            for (p, m) in ps {
-                let e = max.entry(*p).or_insert(0.0);
-                *e = e.max(*m);
-            }
-        }
-        max.into_iter()
-            .max_by(|a, b| a.1.total_cmp(&b.1))
-            .map(|(p, _)| p)
-    });
-    let pts = raw
-        .into_iter()
-        .map(|(t, u, rx, ps)| GpuPoint {
-            t_ns: t,
-            util_pct: u,
-            pcie_rx: rx,
-            proc_mem: pid.and_then(|p| ps.iter().find(|x| x.0 == p).map(|x| x.1)),
-        })
-        .collect();
-    Ok((pts, pid))
-}
 
 /// Ground-truth markers: name → (begin, end) ns. Unparseable lines are skipped.
 pub fn parse_markers(text: &str) -> BTreeMap<String, (Option<i64>, Option<i64>)> {

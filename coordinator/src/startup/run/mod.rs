@@ -17,7 +17,9 @@ use tokio::time::Instant;
 mod render;
 mod tail;
 
-pub use render::{labeled, merge, render_html, waterfall_text};
+pub use render::{
+    labeled, merge, merge_with, render_html, render_html_with, timeline_text, waterfall_text,
+};
 use tail::Tail;
 
 use super::logparse::LogParse;

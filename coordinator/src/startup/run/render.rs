@@ -1,5 +1,8 @@
 //! Merging the sources of a trial into one timeline, and showing it.
 
+use super::super::gpus::{side_by_side_html, side_by_side_text, GpuStartup};
+use super::super::nvml::{uncertainty_ms, END_UNCERTAINTY, START_UNCERTAINTY};
+use super::super::nvml_merge::add_nvml;
 use super::super::phase::{ns_to_s, Phase, PhaseKind, Source, Timeline};
 use super::super::{compare, logparse::LogParse, ParseOptions};
 use super::{ClientTimes, Trial};
@@ -15,7 +18,20 @@ fn instant(kind: PhaseKind, ns: u64, conf: f32) -> Phase {
 /// Log phases (per kind, the first log that has it) plus the client's phases, with
 /// the gaps between them as `Unattributed`.
 pub fn merge(logs: &[LogParse], c: &ClientTimes, min_gap_s: f64) -> Timeline {
+    merge_with(logs, None, c, min_gap_s)
+}
+
+/// [`merge`], with NVML-inferred phases filling in what the logs have no line for
+/// ([`add_nvml`]): without any log, the waterfall is formed from NVML phases.
+pub fn merge_with(
+    logs: &[LogParse],
+    nvml: Option<&Timeline>,
+    c: &ClientTimes,
+    min_gap_s: f64,
+) -> Timeline {
     let mut t = Timeline::new(logs.iter().find_map(|l| l.timeline.host.clone()));
+    // The phases are on the first log's clock.
+    t.clock_offset_ns = logs.first().map_or(0, |l| l.timeline.clock_offset_ns);
     for l in logs {
         for p in &l.timeline.phases {
             if p.kind != PhaseKind::Unattributed && t.get(p.kind).is_none() {
@@ -24,6 +40,9 @@ pub fn merge(logs: &[LogParse], c: &ClientTimes, min_gap_s: f64) -> Timeline {
                 t.phases.push(p);
             }
         }
+    }
+    if let Some(n) = nvml {
+        add_nvml(&mut t, n);
     }
     let engine_request = t.get(PhaseKind::FirstRequest).and_then(|p| p.start_ns);
     if let Some(ns) = c.first_request_ns {
@@ -60,7 +79,7 @@ pub fn merge(logs: &[LogParse], c: &ClientTimes, min_gap_s: f64) -> Timeline {
             }
         }
     }
-    // Spawn → the engine's first line: process start, imports.
+    // Spawn → the engine's first line (or first NVML phase): process start, imports.
     let first_log = t.first_ns();
     if let (Some(cmd), Some(f)) = (c.cmd_start_ns, first_log) {
         let cmd = i64::try_from(cmd).unwrap_or(i64::MAX);
@@ -68,7 +87,7 @@ pub fn merge(logs: &[LogParse], c: &ClientTimes, min_gap_s: f64) -> Timeline {
             let mut p = Phase::new(PhaseKind::ActorStart, Source::Client, 0.8).span(cmd, f);
             p.attrs.insert(
                 "boundaries".into(),
-                "start command spawned → first log line".into(),
+                "start command spawned → first log line or GPU activity".into(),
             );
             t.phases.push(p);
         }
@@ -79,8 +98,23 @@ pub fn merge(logs: &[LogParse], c: &ClientTimes, min_gap_s: f64) -> Timeline {
 
 /// The waterfall of a trial as a text table: offsets from the first instant.
 pub fn waterfall_text(tr: &Trial) -> String {
+    timeline_text(&tr.timeline, tr.client.answer_ns)
+}
+
+/// A boundary uncertainty note (`±start/±end ms`) for inferred phases.
+fn uncertainty(p: &Phase) -> String {
+    let u = |k: &str| uncertainty_ms(p, k).map_or("?".to_string(), |v| format!("±{v:.0}"));
+    if p.attrs.contains_key(START_UNCERTAINTY) || p.attrs.contains_key(END_UNCERTAINTY) {
+        format!(" [{}/{} ms]", u(START_UNCERTAINTY), u(END_UNCERTAINTY))
+    } else {
+        String::new()
+    }
+}
+
+/// A waterfall as a text table: offsets from the first instant; `answer_ns` is the
+/// last byte of the first answer, when the client saw one.
+pub fn timeline_text(t: &Timeline, answer_ns: Option<u64>) -> String {
     use std::fmt::Write;
-    let t = &tr.timeline;
     let Some(origin) = t.first_ns() else {
         return "no phases\n".into();
     };
@@ -104,7 +138,8 @@ pub fn waterfall_text(tr: &Trial) -> String {
         let note = ["ttft_s", "boundaries", "evidence", "log"]
             .iter()
             .find_map(|k| p.attrs.get(*k).map(|v| format!("{k}: {v}")))
-            .unwrap_or_default();
+            .unwrap_or_default()
+            + &uncertainty(p);
         let src = serde_json::to_value(p.source)
             .ok()
             .and_then(|v| v.as_str().map(str::to_string))
@@ -122,7 +157,7 @@ pub fn waterfall_text(tr: &Trial) -> String {
         );
     }
     let f = |k: PhaseKind| t.until(k).map_or("–".into(), |v| format!("{v:.2}"));
-    let answer = match (tr.client.answer_ns, t.first_ns()) {
+    let answer = match (answer_ns, t.first_ns()) {
         (Some(a), Some(o)) => format!("{:.2}", ns_to_s((a as i64).saturating_sub(o))),
         _ => "–".into(),
     };
@@ -159,10 +194,19 @@ pub fn labeled(trials: &[Trial], label: &str, model: &str) -> Vec<compare::Label
 /// HTML page: the stacked bar(s) and tables of [`super::compare`], then each
 /// trial's waterfall table.
 pub fn render_html(trials: &[Trial], label: &str, model: &str) -> String {
+    render_html_with(trials, label, model, &[])
+}
+
+/// [`render_html`] with the per-GPU cold starts side by side.
+pub fn render_html_with(trials: &[Trial], label: &str, model: &str, gpus: &[GpuStartup]) -> String {
     use crate::report::svg::escape;
     let c = compare::compare(&labeled(trials, label, model));
     let page = compare::render_html(&c);
     let mut extra = String::new();
+    if !gpus.is_empty() {
+        extra.push_str(&side_by_side_html(gpus));
+        extra.push_str(&format!("<pre>{}</pre>", escape(&side_by_side_text(gpus))));
+    }
     for tr in trials {
         extra.push_str(&format!("<h2>Trial {} waterfall</h2>", tr.index + 1));
         if let Some(e) = &tr.error {

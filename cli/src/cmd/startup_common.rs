@@ -1,0 +1,122 @@
+//! What the startup commands share: the logs' clock flags and the phase tables.
+
+use servescope_coordinator::startup::{self as st, LogParse, ParseOptions, Phase, PhaseKind};
+use servescope_coordinator::text::utc;
+
+#[derive(clap::Args, Debug)]
+pub struct TimeFlags {
+    /// Year of the logs' `MM-DD HH:MM:SS` timestamps (default: this year)
+    #[arg(long)]
+    pub year: Option<i32>,
+    /// Offset of the logs' clock from UTC, e.g. -07:00 (default: UTC)
+    #[arg(long, default_value = "+00:00", allow_hyphen_values = true)]
+    pub utc_offset: String,
+}
+
+fn this_year() -> i32 {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    // Civil year of `secs` (UTC).
+    let days = secs / 86_400;
+    let mut y = 1970;
+    let mut d = days;
+    loop {
+        let len = if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 {
+            366
+        } else {
+            365
+        };
+        if d < len {
+            return y;
+        }
+        d -= len;
+        y += 1;
+    }
+}
+
+pub fn options(t: &TimeFlags) -> anyhow::Result<ParseOptions> {
+    let mut o = ParseOptions::new(t.year.unwrap_or_else(this_year));
+    o.utc_offset_s = st::parse_utc_offset(&t.utc_offset)?;
+    Ok(o)
+}
+
+pub fn secs(v: Option<f64>) -> String {
+    v.map_or("–".into(), |s| format!("{s:.2}"))
+}
+
+fn time(ns: Option<i64>, offset_s: i32) -> String {
+    // Shown on the log's own clock, like the log lines.
+    ns.map_or("–".into(), |t| {
+        utc(t.saturating_add(i64::from(offset_s) * 1_000_000_000))
+            .get(11..)
+            .unwrap_or_default()
+            .to_string()
+    })
+}
+
+fn lines(p: &Phase) -> String {
+    let v: Vec<String> = p.lines.iter().take(3).map(|l| l.to_string()).collect();
+    if v.is_empty() {
+        "–".into()
+    } else {
+        v.join(",")
+    }
+}
+
+pub fn print_parse(r: &LogParse, offset_s: i32) {
+    println!("== {}", r.name);
+    println!(
+        "table {} ({}); model {}; {} lines, {} recognised, {} echoes dropped",
+        r.table,
+        r.table_reason,
+        r.model.as_deref().unwrap_or("?"),
+        r.lines,
+        r.recognised_lines,
+        r.duplicates_dropped
+    );
+    for w in &r.warnings {
+        println!("warning: {w}");
+    }
+    println!(
+        "{:<24} {:>8} {:>8} {:>9}  {:>4}  {:<12} {:<6} range / note",
+        "phase", "start", "end", "seconds", "conf", "lines", "rank"
+    );
+    for p in &r.timeline.phases {
+        let indent = if p.kind.parent().is_some() { "  " } else { "" };
+        let note = match (p.attrs.get("min_s"), p.attrs.get("max_s")) {
+            (Some(a), Some(b)) => format!(
+                "{a}–{b} s over {} processes",
+                p.attrs.get("processes").map_or("?", String::as_str)
+            ),
+            _ => p
+                .attrs
+                .get("boundaries")
+                .or(p.attrs.get("evidence"))
+                .cloned()
+                .unwrap_or_default(),
+        };
+        println!(
+            "{:<24} {:>8} {:>8} {:>9}  {:>4.2}  {:<12} {:<6} {}",
+            format!("{indent}{}", p.kind.label()),
+            time(p.start_ns, offset_s),
+            time(p.end_ns, offset_s),
+            if p.kind.is_milestone() {
+                "".into()
+            } else {
+                secs(p.seconds())
+            },
+            p.confidence,
+            lines(p),
+            p.rank.as_deref().unwrap_or("–"),
+            note
+        );
+    }
+    let t = &r.timeline;
+    println!(
+        "total: first line → API ready {} s, → first request {} s, first → last phase {} s",
+        secs(t.until(PhaseKind::ApiReady)),
+        secs(t.until(PhaseKind::FirstRequest)),
+        secs(t.total_s())
+    );
+}
