@@ -166,7 +166,7 @@ impl std::fmt::Debug for TlsMaterial {
 }
 
 fn default_globs() -> Vec<String> {
-    crate::watch::DEFAULT_GLOBS
+    crate::collect::startup_watch::DEFAULT_GLOBS
         .iter()
         .map(|g| g.to_string())
         .collect()
@@ -190,7 +190,7 @@ pub struct AgentConfig {
     pub sysfs_root: PathBuf,
     pub nvml_lib: Option<PathBuf>,
     pub kmsg: bool,
-    /// Follow serving processes' logs for startup milestones ([`crate::watch`]).
+    /// Follow serving processes' logs for startup milestones ([`crate::collect::startup_watch`]).
     pub startup_watch: bool,
     pub startup_log_globs: Vec<String>,
     /// Self-telemetry interval.

@@ -6,23 +6,19 @@
 
 pub mod auth;
 pub mod clock;
-pub mod collector;
+pub mod collect;
 pub mod config;
 pub mod exposition;
-pub mod gpu;
-pub mod host;
-pub mod kmsg;
 pub mod metrics_http;
-pub mod netdev;
 pub mod probe;
-pub mod procstat;
-pub mod rdma;
 pub mod ring;
 pub mod runtime;
-pub mod selfstats;
 pub mod service;
 pub mod shard;
-pub mod watch;
+
+// Short paths the probe and exposition modules name these by.
+pub(crate) use collect::host::netdev;
+pub(crate) use collect::rdma;
 
 pub use config::AgentConfig;
 pub use runtime::{start, AgentHandle};

@@ -3,8 +3,8 @@
 
 use std::sync::{Arc, Mutex};
 
-use servescope_agent::collector::{CallCosts, Collector};
-use servescope_agent::gpu;
+use servescope_agent::collect::gpu;
+use servescope_agent::collect::{CallCosts, Collector};
 use servescope_agent::ring::{Ring, RingLimits};
 use servescope_proto::v1::sample;
 

@@ -4,9 +4,9 @@
 use std::path::Path;
 use std::time::Instant;
 
-use servescope_agent::netdev::NetdevReader;
-use servescope_agent::rdma::fixture::{bump_counters, write_p5_tree, P5FixtureOptions};
-use servescope_agent::rdma::{topology, RdmaCollector};
+use servescope_agent::collect::host::netdev::NetdevReader;
+use servescope_agent::collect::rdma::fixture::{bump_counters, write_p5_tree, P5FixtureOptions};
+use servescope_agent::collect::rdma::{topology, RdmaCollector};
 
 #[test]
 fn p5_fixture_end_to_end() {
@@ -65,7 +65,7 @@ fn p5_fixture_end_to_end() {
     eprintln!("netdev read: {:?} for 33 interfaces", t.elapsed() / N);
 
     // The same with every file reopened on each read, for comparison.
-    servescope_agent::rdma::set_keep_open_limit(0);
+    servescope_agent::collect::rdma::set_keep_open_limit(0);
     let mut reopening = RdmaCollector::discover(root).unwrap();
     let t = Instant::now();
     for _ in 0..N {

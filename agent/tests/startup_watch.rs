@@ -8,9 +8,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use servescope_agent::collector::Shutdown;
+use servescope_agent::collect::startup_watch::{spawn, WatchConfig};
+use servescope_agent::collect::Shutdown;
 use servescope_agent::ring::{Ring, RingLimits};
-use servescope_agent::watch::{spawn, WatchConfig};
 use servescope_proto::v1::sample;
 
 fn ring() -> Arc<Ring> {
@@ -185,7 +185,7 @@ fn startup_watch_config_flags_and_file() {
     assert!(cfg.startup_watch);
     assert_eq!(
         cfg.startup_log_globs,
-        servescope_agent::watch::DEFAULT_GLOBS
+        servescope_agent::collect::startup_watch::DEFAULT_GLOBS
     );
     let mut v = base.to_vec();
     v.extend([

@@ -281,9 +281,9 @@ async fn dashboard_names_exist_in_agent_exposition() {
     known.extend(fams);
 
     let sys = tempfile::tempdir().unwrap();
-    servescope_agent::rdma::fixture::write_p5_tree(
+    servescope_agent::collect::rdma::fixture::write_p5_tree(
         sys.path(),
-        &servescope_agent::rdma::fixture::P5FixtureOptions::default(),
+        &servescope_agent::collect::rdma::fixture::P5FixtureOptions::default(),
     )
     .unwrap();
     let token = "deploy-kit-test-token".to_string();

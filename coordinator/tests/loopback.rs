@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use servescope_agent::rdma::fixture::{write_p5_tree, P5FixtureOptions};
+use servescope_agent::collect::rdma::fixture::{write_p5_tree, P5FixtureOptions};
 use servescope_agent::{AgentConfig, AgentHandle};
 use servescope_coordinator::connect::connect;
 use servescope_coordinator::record::{record, RecordConfig};

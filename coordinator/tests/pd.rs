@@ -409,7 +409,7 @@ async fn client_saturation_is_named() {
 /// An agent on a p5-like sysfs fixture: while the KV cache moves, the test advances
 /// one EFA device's byte counters (as the EFA driver would) or leaves them alone.
 async fn kv_carrier(bump_efa: bool) -> Attribution {
-    use servescope_agent::rdma::fixture::{
+    use servescope_agent::collect::rdma::fixture::{
         bump_counters, p5_layout, write_p5_tree, P5FixtureOptions,
     };
     let dir = tempfile::tempdir().unwrap();

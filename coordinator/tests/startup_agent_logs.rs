@@ -20,7 +20,7 @@ fn opts() -> ParseOptions {
     o
 }
 
-/// The agent's prefilter (`servescope_agent::watch::is_milestone`, plus the first
+/// The agent's prefilter (`servescope_agent::collect::startup_watch::is_milestone`, plus the first
 /// line and the first line naming the LLMServer replica, as its tails send them).
 fn agent_filter(lines: &[&str]) -> Vec<String> {
     let (mut first, mut actor) = (false, false);
@@ -28,7 +28,7 @@ fn agent_filter(lines: &[&str]) -> Vec<String> {
     for l in lines {
         let f = !first && !l.trim().is_empty();
         let a = !actor && l.contains("LLMServer");
-        if f || a || servescope_agent::watch::is_milestone(l) {
+        if f || a || servescope_agent::collect::startup_watch::is_milestone(l) {
             first |= f;
             actor |= a;
             out.push(l.to_string());

@@ -1,4 +1,4 @@
-//! Startup phase watcher (issue #5 item 3): finds serving processes on this node
+//! Startup phase watcher: finds serving processes on this node
 //! (/proc/*/cmdline through [`crate::probe::preflight::is_serving`]), resolves their
 //! log files (stdout/stderr when they are regular files, plus configured globs such as
 //! Ray's `session_latest/logs/worker-*.out`), tails them from their end and pushes
@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use servescope_proto::v1::{sample, Event};
 
 use crate::clock::now_ns;
-use crate::collector::Shutdown;
+use crate::collect::{spawn_source, CallCosts, EventSource, RunContext, Shutdown};
 use crate::ring::Ring;
 
 pub use find::{expand_glob, glob_match, serving_logs, serving_logs_cached, ProcCache};
@@ -178,43 +178,64 @@ impl Watcher {
     }
 }
 
-/// Starts the watcher thread, pushing `startup_log` events into `ring`.
+/// The watcher as a producer: pushes `startup_log` events into the ring.
+pub struct StartupWatch(WatchConfig);
+
+impl StartupWatch {
+    pub fn new(cfg: WatchConfig) -> Self {
+        StartupWatch(cfg)
+    }
+}
+
+impl EventSource for StartupWatch {
+    fn name(&self) -> &'static str {
+        "startup-watch"
+    }
+
+    fn run(self: Box<Self>, ctx: RunContext) {
+        let cfg = self.0;
+        let discover_every = cfg.discover_every;
+        let poll_every = cfg.poll_every;
+        let mut w = Watcher::new(cfg);
+        let mut last = None::<Instant>;
+        loop {
+            if last.is_none_or(|l| l.elapsed() >= discover_every) {
+                w.discover();
+                last = Some(Instant::now());
+            }
+            w.poll(&mut |path, line| {
+                ctx.ring.push(
+                    now_ns(),
+                    0,
+                    sample::Data::Event(Event {
+                        kind: "startup_log".into(),
+                        source: path.display().to_string(),
+                        gpu_index: None,
+                        pci_bus_id: String::new(),
+                        xid: None,
+                        message: line.to_string(),
+                    }),
+                );
+            });
+            if ctx.shutdown.sleep(poll_every) {
+                break;
+            }
+        }
+    }
+}
+
+/// Starts the watcher on its own thread, pushing `startup_log` events into `ring`.
 pub fn spawn(
     cfg: WatchConfig,
     ring: Arc<Ring>,
     shutdown: Shutdown,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
-    std::thread::Builder::new()
-        .name("startup-watch".into())
-        .spawn(move || {
-            let discover_every = cfg.discover_every;
-            let poll_every = cfg.poll_every;
-            let mut w = Watcher::new(cfg);
-            let mut last = None::<Instant>;
-            loop {
-                if last.is_none_or(|l| l.elapsed() >= discover_every) {
-                    w.discover();
-                    last = Some(Instant::now());
-                }
-                w.poll(&mut |path, line| {
-                    ring.push(
-                        now_ns(),
-                        0,
-                        sample::Data::Event(Event {
-                            kind: "startup_log".into(),
-                            source: path.display().to_string(),
-                            gpu_index: None,
-                            pci_bus_id: String::new(),
-                            xid: None,
-                            message: line.to_string(),
-                        }),
-                    );
-                });
-                if shutdown.sleep(poll_every) {
-                    break;
-                }
-            }
-        })
+    let ctx = RunContext {
+        ring,
+        costs: CallCosts::default(),
+        shutdown,
+    };
+    spawn_source(Box::new(StartupWatch::new(cfg)), ctx)
 }
 
 #[cfg(test)]

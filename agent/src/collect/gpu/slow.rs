@@ -10,8 +10,9 @@ use nvml_wrapper::error::NvmlError;
 use nvml_wrapper::{Device, Nvml};
 use servescope_proto::v1::{FieldError, GpuProcess, GpuReading};
 
+use super::calls::{Call, CallNames};
 use crate::clock::now_ns;
-use crate::collector::{CallCosts, Shutdown};
+use crate::collect::{CallCosts, EventSource, RunContext};
 
 /// Latest slow readings for one GPU.
 #[derive(Debug, Clone, Default)]
@@ -80,13 +81,13 @@ fn keep<T>(errors: &mut Vec<FieldError>, field: &str, r: Result<T, NvmlError>) -
     }
 }
 
-fn read_one(nvml: &Nvml, index: u32, costs: &CallCosts) -> SlowState {
+fn read_one(nvml: &Nvml, index: u32, calls: &CallNames, costs: &CallCosts) -> SlowState {
     let mut st = SlowState {
         index,
         t_ns: now_ns(),
         ..Default::default()
     };
-    let dev = match nvml.device_by_index(index) {
+    let dev = match calls.time(costs, Call::Device, || nvml.device_by_index(index)) {
         Ok(d) => d,
         Err(e) => {
             st.errors.push(FieldError {
@@ -96,7 +97,7 @@ fn read_one(nvml: &Nvml, index: u32, costs: &CallCosts) -> SlowState {
             return st;
         }
     };
-    let procs = costs.time("gpu.processes", || dev.running_compute_processes());
+    let procs = calls.time(costs, Call::Processes, || dev.running_compute_processes());
     if let Some(ps) = keep(&mut st.errors, "processes", procs) {
         st.processes = ps
             .into_iter()
@@ -113,44 +114,68 @@ fn read_one(nvml: &Nvml, index: u32, costs: &CallCosts) -> SlowState {
     st.ecc_corrected = keep(
         &mut st.errors,
         "ecc_corrected",
-        costs.time("gpu.ecc", || {
+        calls.time(costs, Call::EccCorrected, || {
             dev.total_ecc_errors(MemoryError::Corrected, EccCounter::Aggregate)
         }),
     );
     st.ecc_uncorrected = keep(
         &mut st.errors,
         "ecc_uncorrected",
-        dev.total_ecc_errors(MemoryError::Uncorrected, EccCounter::Aggregate),
+        calls.time(costs, Call::EccUncorrected, || {
+            dev.total_ecc_errors(MemoryError::Uncorrected, EccCounter::Aggregate)
+        }),
     );
     st.remapped = keep(
         &mut st.errors,
         "remapped_rows",
-        costs.time("gpu.remapped_rows", || remapped_rows(nvml, &dev)),
+        calls.time(costs, Call::RemappedRows, || remapped_rows(nvml, &dev)),
     );
     st
 }
 
-/// Starts the slow sampler; results land in `out`.
-pub fn spawn_slow_sampler(
+/// The slow sampler: reads every GPU each `interval`; results land in `out`, where
+/// the fast sampler picks them up.
+pub struct SlowSampler {
     nvml: Arc<Nvml>,
-    indices: Vec<u32>,
+    gpus: Vec<(u32, CallNames)>,
     interval: Duration,
     out: Arc<Mutex<Vec<SlowState>>>,
-    costs: CallCosts,
-    shutdown: Shutdown,
-) -> std::io::Result<std::thread::JoinHandle<()>> {
-    std::thread::Builder::new()
-        .name("collect-gpu-slow".into())
-        .spawn(move || loop {
-            let states: Vec<SlowState> = indices
+}
+
+impl SlowSampler {
+    pub fn new(
+        nvml: Arc<Nvml>,
+        indices: &[u32],
+        interval: Duration,
+        out: Arc<Mutex<Vec<SlowState>>>,
+    ) -> Self {
+        SlowSampler {
+            nvml,
+            gpus: indices.iter().map(|&i| (i, CallNames::new(i))).collect(),
+            interval,
+            out,
+        }
+    }
+}
+
+impl EventSource for SlowSampler {
+    fn name(&self) -> &'static str {
+        "collect-gpu-slow"
+    }
+
+    fn run(self: Box<Self>, ctx: RunContext) {
+        loop {
+            let states: Vec<SlowState> = self
+                .gpus
                 .iter()
-                .map(|&i| read_one(&nvml, i, &costs))
+                .map(|(i, calls)| read_one(&self.nvml, *i, calls, &ctx.costs))
                 .collect();
-            if let Ok(mut g) = out.lock() {
+            if let Ok(mut g) = self.out.lock() {
                 *g = states;
             }
-            if shutdown.sleep(interval) {
+            if ctx.shutdown.sleep(self.interval) {
                 break;
             }
-        })
+        }
+    }
 }

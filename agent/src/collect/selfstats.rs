@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use servescope_proto::v1::{sample, SelfSample};
 
-use crate::collector::{CallCosts, Collector};
+use crate::collect::{CallCosts, Collector};
 use crate::ring::Ring;
 
 pub struct SelfCollector {
@@ -14,15 +14,10 @@ pub struct SelfCollector {
     pub streams: Arc<AtomicU64>,
 }
 
-/// CPU seconds (user + system) of this process, from getrusage.
+/// CPU seconds (user + system, every thread) of this process.
 pub fn cpu_seconds() -> f64 {
-    // SAFETY: getrusage writes into the zeroed struct we own.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) } != 0 {
-        return 0.0;
-    }
-    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    tv(ru.ru_utime) + tv(ru.ru_stime)
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
+    t.tv_sec as f64 + t.tv_nsec as f64 / 1e9
 }
 
 /// Resident set size of this process in bytes, from /proc/self/statm.
@@ -33,9 +28,7 @@ pub fn rss_bytes() -> u64 {
         .nth(1)
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
-    // SAFETY: sysconf has no preconditions.
-    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    pages * u64::try_from(page).unwrap_or(4096)
+    pages * u64::try_from(rustix::param::page_size()).unwrap_or(4096)
 }
 
 impl Collector for SelfCollector {

@@ -20,8 +20,10 @@ mod tests;
 use std::path::{Path, PathBuf};
 
 use servescope_proto::v1::{
-    FieldError, GpuTopology, RdmaDeviceInfo, RdmaDeviceReading, RdmaPortReading, RdmaSample,
+    sample, FieldError, GpuTopology, RdmaDeviceInfo, RdmaDeviceReading, RdmaPortReading, RdmaSample,
 };
+
+use crate::collect::{CallCosts, Collector};
 
 use parse::{parse_carrier, parse_port_state, parse_text, parse_u64};
 use sysfs::{new_buf, AttrBuf, AttrFile};
@@ -118,6 +120,19 @@ impl RdmaCollector {
                 .map(|d| d.sample(&mut buf))
                 .collect(),
         }
+    }
+}
+
+/// [`RdmaCollector`] on the collector tick grid.
+pub struct RdmaSampler(pub RdmaCollector);
+
+impl Collector for RdmaSampler {
+    fn name(&self) -> &'static str {
+        "rdma"
+    }
+
+    fn sample(&mut self, _: &CallCosts) -> Option<sample::Data> {
+        Some(sample::Data::Rdma(self.0.sample()))
     }
 }
 

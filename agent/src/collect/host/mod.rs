@@ -1,15 +1,18 @@
 //! Host collector: CPU (total and per core) and load from procfs with kept
-//! descriptors ([`crate::procstat`]), memory through sysinfo (its own NVML loader is
+//! descriptors ([`procstat`]), memory through sysinfo (its own NVML loader is
 //! compiled out), network interfaces from sysfs (sysinfo has no drops).
+
+pub mod netdev;
+pub mod procstat;
 
 use std::path::Path;
 
 use servescope_proto::v1::{sample, HostInfo, HostSample};
 use sysinfo::{MemoryRefreshKind, RefreshKind, System};
 
-use crate::collector::{CallCosts, Collector};
-use crate::netdev::NetdevReader;
-use crate::procstat::ProcStat;
+use crate::collect::{CallCosts, Collector};
+use netdev::NetdevReader;
+use procstat::ProcStat;
 
 pub struct HostCollector {
     sys: System,

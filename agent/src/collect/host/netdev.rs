@@ -4,7 +4,7 @@
 //! and the attribute files (descriptors kept open, see `rdma::sysfs`), and lists
 //! the directory again only every `rescan_every` calls or when an interface
 //! vanished. Note that RDMA (EFA, RoCE offload) traffic does not show in these
-//! counters; see [`crate::rdma`].
+//! counters; see [`crate::collect::rdma`].
 
 use std::collections::HashMap;
 use std::fs;
@@ -12,9 +12,9 @@ use std::path::{Path, PathBuf};
 
 use servescope_proto::v1::{FieldError, NetInterfaceReading};
 
-use crate::rdma::parse::{parse_text, parse_u64, ParseError};
-use crate::rdma::read_carrier;
-use crate::rdma::sysfs::{new_buf, AttrBuf, AttrFile};
+use crate::collect::rdma::parse::{parse_text, parse_u64, ParseError};
+use crate::collect::rdma::read_carrier;
+use crate::collect::rdma::sysfs::{new_buf, AttrBuf, AttrFile};
 
 /// The `statistics/` files read, in [`NetInterfaceReading`] field order.
 pub const STAT_NAMES: [&str; 8] = [
@@ -219,7 +219,7 @@ fn read_parsed<T>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rdma::fixture::{set_netdev_down, write_p5_tree, P5FixtureOptions};
+    use crate::collect::rdma::fixture::{set_netdev_down, write_p5_tree, P5FixtureOptions};
 
     fn fixture() -> tempfile::TempDir {
         let dir = tempfile::tempdir().unwrap();

@@ -58,41 +58,59 @@ struct Acc {
     max_ns: u64,
 }
 
-/// Costs of named calls, accumulated between self-telemetry samples.
+impl Acc {
+    fn add(&mut self, ns: u64) {
+        self.count += 1;
+        self.total_ns = self.total_ns.saturating_add(ns);
+        self.max_ns = self.max_ns.max(ns);
+    }
+}
+
+/// Costs of named calls, accumulated between self-telemetry samples. Names may be
+/// built at run time (per-GPU calls); each is stored once and kept, so recording
+/// allocates only the first time a name is seen.
 #[derive(Default, Clone)]
-pub struct CallCosts(Arc<Mutex<BTreeMap<&'static str, Acc>>>);
+pub struct CallCosts(Arc<Mutex<BTreeMap<String, Acc>>>);
 
 impl CallCosts {
-    pub fn record(&self, name: &'static str, d: Duration) {
+    pub fn record(&self, name: &str, d: Duration) {
         let ns = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
         let mut g = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        let a = g.entry(name).or_default();
-        a.count += 1;
-        a.total_ns = a.total_ns.saturating_add(ns);
-        a.max_ns = a.max_ns.max(ns);
+        match g.get_mut(name) {
+            Some(a) => a.add(ns),
+            None => {
+                let mut a = Acc::default();
+                a.add(ns);
+                g.insert(name.to_owned(), a);
+            }
+        }
     }
 
     /// Times `f` under `name`.
-    pub fn time<T>(&self, name: &'static str, f: impl FnOnce() -> T) -> T {
+    pub fn time<T>(&self, name: &str, f: impl FnOnce() -> T) -> T {
         let t = Instant::now();
         let out = f();
         self.record(name, t.elapsed());
         out
     }
 
-    /// Returns and resets the accumulated costs.
+    /// Returns and resets the accumulated costs (names not called since the last
+    /// take are left out).
     pub fn take(&self) -> Vec<CallCost> {
         let mut g = self.0.lock().unwrap_or_else(|e| e.into_inner());
         let out = g
             .iter()
+            .filter(|(_, a)| a.count > 0)
             .map(|(n, a)| CallCost {
-                name: (*n).to_string(),
+                name: n.clone(),
                 count: a.count,
                 mean_ns: a.total_ns.checked_div(a.count).unwrap_or(0),
                 max_ns: a.max_ns,
             })
             .collect();
-        g.clear();
+        for a in g.values_mut() {
+            *a = Acc::default();
+        }
         out
     }
 }

@@ -72,19 +72,10 @@ fn keep_open_limit() -> usize {
     if v != UNSET {
         return v;
     }
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit only writes the struct we pass, which outlives the call.
-    let rc = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) };
-    let computed = if rc == 0 {
-        usize::try_from(lim.rlim_cur / 4)
-            .unwrap_or(usize::MAX)
-            .min(2048)
-    } else {
-        256
-    };
+    let soft = rustix::process::getrlimit(rustix::process::Resource::Nofile)
+        .current
+        .unwrap_or(u64::MAX);
+    let computed = usize::try_from(soft / 4).unwrap_or(usize::MAX).min(2048);
     // Racing initialisers compute the same value.
     KEEP_OPEN_LIMIT.store(computed, Ordering::Relaxed);
     computed

@@ -1,15 +1,5 @@
-//! Kernel log watcher for `NVRM: Xid` lines (/dev/kmsg). The parser is pure and
-//! bounded; the reader seeks to the end at start so only new records are reported.
-
-use std::io::Read;
-use std::os::fd::AsRawFd;
-use std::sync::Arc;
-
-use servescope_proto::v1::{sample, Event};
-
-use crate::clock::now_ns;
-use crate::collector::Shutdown;
-use crate::ring::Ring;
+//! `NVRM: Xid` kernel log lines: parsing (pure, bounded) and mapping their PCI id to
+//! a GPU.
 
 /// A parsed `NVRM: Xid` record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,7 +11,7 @@ pub struct XidLine {
 }
 
 /// Longest record we look at (kmsg records are at most ~1 KiB).
-const MAX_RECORD: usize = 8192;
+pub const MAX_RECORD: usize = 8192;
 
 /// Parses one /dev/kmsg record ("pri,seq,usec,flags;message") or a plain dmesg
 /// line, returning the Xid if it is an `NVRM: Xid` line.
@@ -68,71 +58,6 @@ pub fn gpu_for_pci(pci: &str, gpus: &[(u32, String)]) -> Option<u32> {
             b.trim_start_matches('0').ends_with(want) && !want.is_empty()
         })
         .map(|(i, _)| *i)
-}
-
-/// Opens /dev/kmsg at its end. Err: why it is not readable (not root, no device).
-pub fn open() -> std::io::Result<std::fs::File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let f = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open("/dev/kmsg")?;
-    // SAFETY: plain lseek on an fd we own.
-    unsafe { libc::lseek(f.as_raw_fd(), 0, libc::SEEK_END) };
-    Ok(f)
-}
-
-/// Follows /dev/kmsg until shutdown, pushing Xid events.
-pub fn follow(
-    mut f: std::fs::File,
-    gpus: Vec<(u32, String)>,
-    ring: Arc<Ring>,
-    shutdown: Shutdown,
-) -> std::io::Result<std::thread::JoinHandle<()>> {
-    std::thread::Builder::new()
-        .name("kmsg".into())
-        .spawn(move || {
-            let mut buf = vec![0u8; MAX_RECORD];
-            while !shutdown.is_triggered() {
-                let mut pfd = libc::pollfd {
-                    fd: f.as_raw_fd(),
-                    events: libc::POLLIN,
-                    revents: 0,
-                };
-                // SAFETY: one valid pollfd.
-                let r = unsafe { libc::poll(&mut pfd, 1, 500) };
-                if r <= 0 {
-                    continue;
-                }
-                // One read returns one record.
-                match f.read(&mut buf) {
-                    Ok(0) => continue,
-                    Ok(n) => {
-                        let rec = String::from_utf8_lossy(&buf[..n]);
-                        if let Some(x) = parse_xid(&rec) {
-                            ring.push(
-                                now_ns(),
-                                0,
-                                sample::Data::Event(Event {
-                                    kind: "xid".into(),
-                                    source: "kmsg".into(),
-                                    gpu_index: gpu_for_pci(&x.pci, &gpus),
-                                    pci_bus_id: x.pci.clone(),
-                                    xid: Some(x.xid),
-                                    message: x.rest,
-                                }),
-                            );
-                        }
-                    }
-                    // EPIPE: records were overwritten before we read them; go on.
-                    Err(e) if e.raw_os_error() == Some(libc::EPIPE) => continue,
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-                    Err(_) => {
-                        shutdown.sleep(std::time::Duration::from_secs(1));
-                    }
-                }
-            }
-        })
 }
 
 #[cfg(test)]

@@ -19,7 +19,7 @@ use std::io;
 use std::os::unix::fs::symlink;
 use std::path::{Component, Path, PathBuf};
 
-use crate::netdev::STAT_NAMES;
+use crate::collect::host::netdev::STAT_NAMES;
 
 /// EFA port counters (`ports/1/hw_counters/`, kernel `EFA_DEFINE_PORT_STATS`),
 /// newest driver, with the SRD network stats; `lifespan` is written besides.
