@@ -28,7 +28,7 @@ const LEAD: Duration = Duration::from_millis(500);
 /// The point's requests, pooled, on the coordinator's clock; plus problems met
 /// (a shard that failed part-way keeps what it sent).
 pub async fn send(client: &Client, mut specs: Vec<ShardSpec>) -> (Vec<Outcome>, Vec<String>) {
-    let start = servescope_agent::clock::now_ns() + LEAD.as_nanos() as u64;
+    let start = servescope_proto::now_ns() + LEAD.as_nanos() as u64;
     let out: Arc<Mutex<Vec<Outcome>>> = Arc::default();
     let mut problems = Vec::new();
     let mut tasks = Vec::new();
