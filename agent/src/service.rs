@@ -180,7 +180,7 @@ impl Agent for AgentService {
         &self,
         req: Request<LoadShardRequest>,
     ) -> Result<Response<Self::RunLoadShardStream>, Status> {
-        let rx = self.shards.start(&req.into_inner().spec_json)?;
+        let rx = self.shards.start(req.into_inner().spec)?;
         Ok(Response::new(ReceiverStream::new(rx)))
     }
 

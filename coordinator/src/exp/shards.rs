@@ -89,9 +89,10 @@ async fn on_agent(
         .map_err(|e| fail(format!("clock offset: {}", e.message())))?;
     let offset = off.offset_ns;
     spec.start_at_ns = Some((start as i64 + offset).max(0) as u64);
-    let json = serde_json::to_string(&spec).map_err(|e| fail(e.to_string()))?;
     let mut stream = c
-        .run_load_shard(LoadShardRequest { spec_json: json })
+        .run_load_shard(LoadShardRequest {
+            spec: Some((&spec).into()),
+        })
         .await
         .map_err(|e| fail(format!("RunLoadShard: {}", e.message())))?
         .into_inner();
