@@ -5,6 +5,10 @@
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let files = [
         "proto/servescope/agent/v1/agent.proto",
+        "proto/servescope/agent/v1/common.proto",
+        "proto/servescope/agent/v1/telemetry.proto",
+        "proto/servescope/agent/v1/probe.proto",
+        "proto/servescope/agent/v1/shard.proto",
         "proto/opentelemetry/proto/collector/trace/v1/trace_service.proto",
         "proto/opentelemetry/proto/trace/v1/trace.proto",
         "proto/opentelemetry/proto/common/v1/common.proto",

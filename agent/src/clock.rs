@@ -1,11 +1,4 @@
-//! The agent's one clock: nanoseconds since the Unix epoch on this host.
+//! The agent's one clock: nanoseconds since the Unix epoch on this host (the wire's
+//! clock, shared with the coordinator through `servescope-proto`).
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
-/// Nanoseconds since the Unix epoch (0 if the clock is before the epoch).
-pub fn now_ns() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
-}
+pub use servescope_proto::now_ns;

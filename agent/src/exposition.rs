@@ -37,7 +37,7 @@ use std::fmt::{self, Write as _};
 
 use servescope_proto::v1::{
     sample, FieldError, GpuInfo, GpuReading, HostSample, Inventory, NetInterfaceReading,
-    RdmaDeviceReading, RdmaSample, Sample, SelfSample,
+    RdmaDeviceReading, RdmaSample, Sample, SampleKind, SelfSample,
 };
 
 /// `Content-Type` of the text [`render`] produces.
@@ -354,40 +354,18 @@ pub fn render_into(
 // ---------------------------------------------------------------------------------
 // Selection of the latest sample of each kind.
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Gpu,
-    Host,
-    Rdma,
-    SelfStats,
-}
-
-impl Kind {
-    const ALL: [Kind; 4] = [Kind::Gpu, Kind::Host, Kind::Rdma, Kind::SelfStats];
-
-    fn label(self) -> &'static str {
-        match self {
-            Kind::Gpu => "gpu",
-            Kind::Host => "host",
-            Kind::Rdma => "rdma",
-            Kind::SelfStats => "self",
-        }
-    }
-
-    fn of(s: &Sample) -> Option<Kind> {
-        match s.data.as_ref()? {
-            sample::Data::Gpu(_) => Some(Kind::Gpu),
-            sample::Data::Host(_) => Some(Kind::Host),
-            sample::Data::Rdma(_) => Some(Kind::Rdma),
-            sample::Data::SelfStats(_) => Some(Kind::SelfStats),
-            sample::Data::Event(_) => None,
-        }
-    }
-}
+/// The kinds whose latest sample is exposed (events are not), in label order.
+const EXPOSED: [SampleKind; 4] = [
+    SampleKind::Gpu,
+    SampleKind::Host,
+    SampleKind::Rdma,
+    SampleKind::Self_,
+];
 
 #[derive(Default)]
 struct Latest<'a> {
-    by_kind: [Option<&'a Sample>; 4],
+    /// Indexed by `SampleKind as usize`.
+    by_kind: [Option<&'a Sample>; SampleKind::ALL.len() + 1],
     host: Option<&'a HostSample>,
     rdma: Option<&'a RdmaSample>,
     self_stats: Option<&'a SelfSample>,
@@ -398,7 +376,10 @@ impl<'a> Latest<'a> {
     fn pick(samples: &[&'a Sample]) -> Self {
         let mut l = Latest::default();
         for &s in samples {
-            let Some(k) = Kind::of(s) else { continue };
+            let k = s.kind();
+            if !EXPOSED.contains(&k) {
+                continue;
+            }
             let slot = &mut l.by_kind[k as usize];
             // Greatest t_ns wins; on a tie the later one in the slice.
             if slot.is_none_or(|prev| s.t_ns >= prev.t_ns) {
@@ -421,17 +402,17 @@ impl<'a> Latest<'a> {
         self.gpu.unwrap_or(&[])
     }
 
-    fn field_errors(&self, k: Kind) -> usize {
+    fn field_errors(&self, k: SampleKind) -> usize {
         match k {
-            Kind::Gpu => self.gpu_readings().iter().map(|g| g.errors.len()).sum(),
-            Kind::Host => self.host.map_or(0, |h| h.errors.len()),
-            Kind::Rdma => self.rdma.map_or(0, |r| {
+            SampleKind::Gpu => self.gpu_readings().iter().map(|g| g.errors.len()).sum(),
+            SampleKind::Host => self.host.map_or(0, |h| h.errors.len()),
+            SampleKind::Rdma => self.rdma.map_or(0, |r| {
                 r.devices
                     .iter()
                     .map(|d| d.errors.len() + d.ports.iter().map(|p| p.errors.len()).sum::<usize>())
                     .sum()
             }),
-            Kind::SelfStats => 0,
+            SampleKind::Self_ | SampleKind::Event | SampleKind::Unspecified => 0,
         }
     }
 }
@@ -686,22 +667,22 @@ fn render_agent(out: &mut String, inv: &Inventory, latest: &Latest<'_>) {
     }
 
     let mut f = Family::new(out, Metric::SampleTimestampSeconds);
-    for k in Kind::ALL {
+    for k in EXPOSED {
         if let Some(s) = latest.by_kind[k as usize] {
-            f.sample(&[("kind", Lv::S(k.label()))], ns_secs(s.t_ns));
+            f.sample(&[("kind", Lv::S(k.name()))], ns_secs(s.t_ns));
         }
     }
     let mut f = Family::new(out, Metric::SampleCollectSeconds);
-    for k in Kind::ALL {
+    for k in EXPOSED {
         if let Some(s) = latest.by_kind[k as usize] {
-            f.sample(&[("kind", Lv::S(k.label()))], ns_secs(s.collect_ns));
+            f.sample(&[("kind", Lv::S(k.name()))], ns_secs(s.collect_ns));
         }
     }
     let mut f = Family::new(out, Metric::SampleFieldErrors);
-    for k in Kind::ALL {
+    for k in EXPOSED {
         if latest.by_kind[k as usize].is_some() {
             f.sample(
-                &[("kind", Lv::S(k.label()))],
+                &[("kind", Lv::S(k.name()))],
                 Val::U(latest.field_errors(k) as u64),
             );
         }

@@ -10,19 +10,9 @@ use prost::Message;
 use servescope_proto::v1::{sample, Gap, Sample, SampleKind};
 use tokio::sync::watch;
 
-/// The kind of a sample's payload.
-pub fn kind_of(data: &sample::Data) -> SampleKind {
-    match data {
-        sample::Data::Gpu(_) => SampleKind::Gpu,
-        sample::Data::Host(_) => SampleKind::Host,
-        sample::Data::Rdma(_) => SampleKind::Rdma,
-        sample::Data::Event(_) => SampleKind::Event,
-        sample::Data::SelfStats(_) => SampleKind::Self_,
-    }
-}
-
-/// Number of [`SampleKind`] values (for the latest-per-kind table).
-const KINDS: usize = 6;
+/// Number of [`SampleKind`] values, `Unspecified` included (for the latest-per-kind
+/// table).
+const KINDS: usize = SampleKind::ALL.len() + 1;
 
 /// Limits of the ring.
 #[derive(Debug, Clone, Copy)]
@@ -95,7 +85,7 @@ impl Ring {
 
     /// Appends a sample, assigning its sequence number. Returns that number.
     pub fn push(&self, t_ns: u64, collect_ns: u64, data: sample::Data) -> u64 {
-        let kind = kind_of(&data) as usize;
+        let kind = data.kind() as usize;
         let xid = match &data {
             sample::Data::Event(e) => e.xid.map(|x| (e.gpu_index.unwrap_or(u32::MAX), x)),
             _ => None,

@@ -15,7 +15,7 @@ use tonic::{Request, Response, Status};
 
 use crate::clock::now_ns;
 use crate::probe::ProbeManager;
-use crate::ring::{kind_of, Ring};
+use crate::ring::Ring;
 
 /// Samples read from the ring per lock acquisition.
 const READ_BATCH: usize = 512;
@@ -119,7 +119,7 @@ impl Agent for AgentService {
                     let wanted = kinds.is_empty()
                         || s.data
                             .as_ref()
-                            .is_some_and(|d| kinds.contains(&(kind_of(d) as i32)));
+                            .is_some_and(|d| kinds.contains(&(d.kind() as i32)));
                     if !wanted {
                         continue;
                     }
@@ -180,7 +180,7 @@ impl Agent for AgentService {
         &self,
         req: Request<LoadShardRequest>,
     ) -> Result<Response<Self::RunLoadShardStream>, Status> {
-        let rx = self.shards.start(&req.into_inner().spec_json)?;
+        let rx = self.shards.start(req.into_inner().spec)?;
         Ok(Response::new(ReceiverStream::new(rx)))
     }
 

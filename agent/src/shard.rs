@@ -8,8 +8,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use prost::Message;
 use servescope_loadgen::shard::{run_shard, ShardSpec};
-use servescope_proto::v1::LoadShardEvent;
+use servescope_proto::v1::{LoadShardEvent, LoadShardSpec};
 use tokio::sync::mpsc;
 use tonic::Status;
 
@@ -34,19 +35,20 @@ impl Drop for Busy {
 }
 
 impl ShardGate {
-    /// Validates `spec_json` and starts the shard; its events arrive on the receiver.
+    /// Validates `spec` and starts the shard; its events arrive on the receiver.
     pub fn start(
         &self,
-        spec_json: &str,
+        spec: Option<LoadShardSpec>,
     ) -> Result<mpsc::Receiver<Result<LoadShardEvent, Status>>, Status> {
-        if spec_json.len() > MAX_SPEC_BYTES {
+        let spec = spec.ok_or_else(|| Status::invalid_argument("shard spec is missing"))?;
+        let len = spec.encoded_len();
+        if len > MAX_SPEC_BYTES {
             return Err(Status::invalid_argument(format!(
-                "shard spec of {} bytes is over the {MAX_SPEC_BYTES} accepted",
-                spec_json.len()
+                "shard spec of {len} bytes is over the {MAX_SPEC_BYTES} accepted"
             )));
         }
-        let spec: ShardSpec = serde_json::from_str(spec_json)
-            .map_err(|e| Status::invalid_argument(format!("shard spec is not valid: {e}")))?;
+        let spec =
+            ShardSpec::try_from(spec).map_err(|e| Status::invalid_argument(e.to_string()))?;
         spec.validate()
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
         if self

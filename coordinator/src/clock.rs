@@ -70,12 +70,12 @@ pub fn estimate(ex: &[Exchange]) -> Option<Offset> {
 pub async fn measure(client: &mut AgentClient, n: usize) -> Result<Offset, tonic::Status> {
     let mut ex = Vec::with_capacity(n);
     for _ in 0..n {
-        let t1 = servescope_agent::clock::now_ns();
+        let t1 = servescope_proto::now_ns();
         let r = client
             .ping(PingRequest { client_send_ns: t1 })
             .await?
             .into_inner();
-        let t4 = servescope_agent::clock::now_ns();
+        let t4 = servescope_proto::now_ns();
         if r.client_send_ns != t1 {
             return Err(tonic::Status::data_loss(
                 "ping reply does not echo our timestamp",

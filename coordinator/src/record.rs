@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use servescope_proto::now_ns;
 use servescope_proto::v1::Inventory;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -100,10 +101,6 @@ enum Op {
     Reconnect {
         idx: usize,
     },
-}
-
-fn now_ns() -> u64 {
-    servescope_agent::clock::now_ns()
 }
 
 /// Writer: applies ops in order; remembers each session's current agent id.

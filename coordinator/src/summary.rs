@@ -39,16 +39,6 @@ pub struct AgentSummary {
     pub gpus: Vec<GpuSummary>,
 }
 
-fn kind_name(d: &sample::Data) -> &'static str {
-    match d {
-        sample::Data::Gpu(_) => "gpu",
-        sample::Data::Host(_) => "host",
-        sample::Data::Rdma(_) => "rdma",
-        sample::Data::Event(_) => "event",
-        sample::Data::SelfStats(_) => "self",
-    }
-}
-
 #[derive(Default)]
 struct Acc {
     s: AgentSummary,
@@ -89,7 +79,7 @@ pub fn summarize(store: &Store, run: i64) -> Result<Vec<AgentSummary>> {
         a.last_t = s.t_ns;
         let Some(d) = &s.data else { return Ok(()) };
         *a.s.samples_by_kind
-            .entry(kind_name(d).to_string())
+            .entry(d.kind().name().to_string())
             .or_insert(0) += 1;
         match d {
             sample::Data::Host(h) => {

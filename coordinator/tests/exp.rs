@@ -226,7 +226,7 @@ async fn agent_load_shard_bounds() {
     bad.endpoint = "ftp://x".into();
     let e = c
         .run_load_shard(LoadShardRequest {
-            spec_json: serde_json::to_string(&bad).unwrap(),
+            spec: Some((&bad).into()),
         })
         .await
         .unwrap_err();
@@ -234,7 +234,7 @@ async fn agent_load_shard_bounds() {
     assert!(e.message().contains("endpoint"), "{}", e.message());
     let mut stream = c
         .run_load_shard(LoadShardRequest {
-            spec_json: serde_json::to_string(&spec).unwrap(),
+            spec: Some((&spec).into()),
         })
         .await
         .unwrap()
@@ -242,7 +242,7 @@ async fn agent_load_shard_bounds() {
     let mut c2 = connect(&ep).await.unwrap();
     let busy = c2
         .run_load_shard(LoadShardRequest {
-            spec_json: serde_json::to_string(&spec).unwrap(),
+            spec: Some((&spec).into()),
         })
         .await
         .unwrap_err();

@@ -14,13 +14,8 @@ pub mod sse;
 pub mod stats;
 pub mod workload;
 
-/// ns since the Unix epoch on this host, now.
-pub fn now_ns() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
-}
+/// ns since the Unix epoch on this host, now (the wire's clock).
+pub use servescope_proto::now_ns;
 
 /// An error and its sources, joined with ": ".
 pub fn error_chain(e: &dyn std::error::Error) -> String {

@@ -1,5 +1,10 @@
-//! The servescope gRPC API. Generated from `proto/servescope/agent/v1/agent.proto`
-//! at build time by protox + tonic-prost-build (no system protoc).
+//! The servescope gRPC API. Generated from `proto/servescope/agent/v1/*.proto`
+//! (the `Agent` service in `agent.proto`, its types split by concern into
+//! `common`, `telemetry`, `probe` and `shard`; one package, so one Rust module
+//! [`v1`]) at build time by protox + tonic-prost-build (no system protoc).
+//!
+//! [`ext`] holds hand-written additions shared by every crate: the clock
+//! ([`now_ns`]) and the sample kinds with their names.
 //!
 //! [`otlp`] holds the OpenTelemetry protocol types (traces only: collector
 //! `TraceService`, trace, common, resource), generated from the vendored
@@ -13,6 +18,9 @@ pub mod agent {
 }
 
 pub use agent::v1;
+
+pub mod ext;
+pub use ext::now_ns;
 
 /// `opentelemetry.proto.*`: the module tree mirrors the proto packages, as the
 /// generated code refers to sibling packages by relative paths.

@@ -299,7 +299,7 @@ async fn probe_first_working(
                     );
                 }
                 if let Ok(mut store) = servescope_coordinator::Store::open(&a.db.db) {
-                    let now = servescope_agent::clock::now_ns();
+                    let now = servescope_proto::now_ns();
                     if let Ok(run) = store.create_run("fabric", t, now, "{}") {
                         let _ = store.save_fabric_probe(run, &o);
                         let _ = store.finish_run(run, now, "done");

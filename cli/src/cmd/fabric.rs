@@ -13,7 +13,7 @@ use servescope_proto::v1::{
     FabricCheckRequest, GetInventoryRequest, ProbePlanMsg, ProbeSizeResult,
 };
 
-use servescope_agent::clock::now_ns;
+use servescope_proto::now_ns;
 
 use super::common::{parse_duration, AgentFlags, DbFlag};
 

@@ -379,7 +379,7 @@ fn export_points(dir: &PathBuf, a: &Args, results: &[PointResult]) -> anyhow::Re
             ),
         };
         let meta = ExportMeta {
-            date: super::runs::utc(servescope_agent::clock::now_ns() as i64)
+            date: super::runs::utc(servescope_proto::now_ns() as i64)
                 .replace(['-', ':'], "")
                 .replace(' ', "-"),
             backend: match a.api {

@@ -168,7 +168,7 @@ pub(super) async fn run_cmd(a: RunArgs) -> anyhow::Result<()> {
         let args = serde_json::json!({"endpoint": a.endpoint, "model": a.model, "trials": trials});
         let run = store.create_run("startup", &a.label, started, &args.to_string())?;
         let ok = trials.iter().all(|t| t.error.is_none());
-        let end = servescope_agent::clock::now_ns();
+        let end = servescope_proto::now_ns();
         store.finish_run(run, end, if ok { "done" } else { "failed" })?;
         eprintln!("recorded as run {run} in {}", db.display());
     }

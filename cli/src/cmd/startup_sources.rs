@@ -266,6 +266,6 @@ fn tempfile_path() -> PathBuf {
     std::env::temp_dir().join(format!(
         "servescope-startup-{}-{}.db",
         std::process::id(),
-        servescope_agent::clock::now_ns()
+        servescope_proto::now_ns()
     ))
 }

@@ -128,7 +128,7 @@ pub struct Scraped {
     pub url: String,
     pub role: Role,
     pub phase: Phase,
-    /// `servescope_agent::clock::now_ns()` when the response (or failure) came.
+    /// `servescope_proto::now_ns()` when the response (or failure) came.
     pub t_ns: u64,
     /// The exposition text (lossy UTF-8), or why there is none.
     pub body: Result<String, String>,
@@ -138,7 +138,7 @@ pub struct Scraped {
 pub async fn scrape_once(client: &HttpClient, target: &ScrapeTarget, phase: Phase) -> Scraped {
     let url = target.scrape_url();
     let res = client.get(&url, SCRAPE_MAX_BYTES, SCRAPE_TIMEOUT).await;
-    let t_ns = servescope_agent::clock::now_ns();
+    let t_ns = servescope_proto::now_ns();
     let body = match res {
         Ok((status, bytes)) if (200..300).contains(&status) => {
             Ok(String::from_utf8_lossy(&bytes).into_owned())

@@ -160,7 +160,7 @@ pub async fn run_experiment(cfg: ExpRunConfig) -> Result<ExpRunOutcome, ExpError
         .map(Path::to_path_buf)
         .unwrap_or_default();
     let mut store = Store::open(&cfg.db)?;
-    let exp = store.open_experiment(&f.name, &text, servescope_agent::clock::now_ns())?;
+    let exp = store.open_experiment(&f.name, &text, servescope_proto::now_ns())?;
     let done: std::collections::HashSet<String> =
         store.exp_points(exp)?.into_iter().map(|p| p.key).collect();
     let all = expand(&f);
@@ -198,7 +198,7 @@ pub async fn run_experiment(cfg: ExpRunConfig) -> Result<ExpRunOutcome, ExpError
         store.create_run(
             "fabric-check",
             &format!("{}: fabric preflight", f.name),
-            servescope_agent::clock::now_ns(),
+            servescope_proto::now_ns(),
             &json!({"experiment": f.name, "findings": found}).to_string(),
         )?;
     }
@@ -230,7 +230,7 @@ pub async fn run_experiment(cfg: ExpRunConfig) -> Result<ExpRunOutcome, ExpError
                 return Err(interrupted(&store, exp, &out, left_total)?);
             }
             for (_, p) in &todo {
-                let now = servescope_agent::clock::now_ns();
+                let now = servescope_proto::now_ns();
                 store_point(
                     &mut store,
                     exp,
@@ -259,7 +259,7 @@ pub async fn run_experiment(cfg: ExpRunConfig) -> Result<ExpRunOutcome, ExpError
             store.create_run(
                 "exp-startup",
                 &format!("{}: {} startup", f.name, d.name),
-                servescope_agent::clock::now_ns(),
+                servescope_proto::now_ns(),
                 &json!({"experiment": f.name, "startup": row}).to_string(),
             )?;
         }
@@ -268,7 +268,7 @@ pub async fn run_experiment(cfg: ExpRunConfig) -> Result<ExpRunOutcome, ExpError
                 return Err(interrupted(&store, exp, &out, left_total)?);
             }
             let specs = shard_specs(&f, p, seq, shards);
-            let started = servescope_agent::clock::now_ns();
+            let started = servescope_proto::now_ns();
             let run = send(&cfg.client, specs);
             tokio::pin!(run);
             let (outcomes, problems) = loop {
@@ -281,7 +281,7 @@ pub async fn run_experiment(cfg: ExpRunConfig) -> Result<ExpRunOutcome, ExpError
                     }
                 }
             };
-            let ended = servescope_agent::clock::now_ns();
+            let ended = servescope_proto::now_ns();
             store_point(
                 &mut store,
                 exp,

@@ -28,7 +28,7 @@ const LEAD: Duration = Duration::from_millis(500);
 /// The point's requests, pooled, on the coordinator's clock; plus problems met
 /// (a shard that failed part-way keeps what it sent).
 pub async fn send(client: &Client, mut specs: Vec<ShardSpec>) -> (Vec<Outcome>, Vec<String>) {
-    let start = servescope_agent::clock::now_ns() + LEAD.as_nanos() as u64;
+    let start = servescope_proto::now_ns() + LEAD.as_nanos() as u64;
     let out: Arc<Mutex<Vec<Outcome>>> = Arc::default();
     let mut problems = Vec::new();
     let mut tasks = Vec::new();
@@ -89,9 +89,10 @@ async fn on_agent(
         .map_err(|e| fail(format!("clock offset: {}", e.message())))?;
     let offset = off.offset_ns;
     spec.start_at_ns = Some((start as i64 + offset).max(0) as u64);
-    let json = serde_json::to_string(&spec).map_err(|e| fail(e.to_string()))?;
     let mut stream = c
-        .run_load_shard(LoadShardRequest { spec_json: json })
+        .run_load_shard(LoadShardRequest {
+            spec: Some((&spec).into()),
+        })
         .await
         .map_err(|e| fail(format!("RunLoadShard: {}", e.message())))?
         .into_inner();

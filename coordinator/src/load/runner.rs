@@ -196,7 +196,7 @@ pub async fn run_load(
     let run_id = store.create_run(
         "load",
         &cfg.label,
-        servescope_agent::clock::now_ns(),
+        servescope_proto::now_ns(),
         &args.to_string(),
     )?;
     let client = HttpClient::new(cfg.max_connections);
@@ -255,12 +255,12 @@ pub async fn run_load(
             if let Some(h) = &cfg.point_hook {
                 (h.0)(mark(false)).await;
             }
-            let started = servescope_agent::clock::now_ns();
+            let started = servescope_proto::now_ns();
             let outcomes = send_all(
                 &client, &target, &prompts, &plan, next_index, clock, &progress,
             )
             .await?;
-            let ended = servescope_agent::clock::now_ns();
+            let ended = servescope_proto::now_ns();
             if let Some(h) = &cfg.point_hook {
                 (h.0)(mark(true)).await;
             }
@@ -323,6 +323,6 @@ pub async fn run_load(
             });
         }
     }
-    store.finish_run(run_id, servescope_agent::clock::now_ns(), status)?;
+    store.finish_run(run_id, servescope_proto::now_ns(), status)?;
     Ok((run_id, results))
 }

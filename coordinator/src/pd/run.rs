@@ -97,7 +97,7 @@ pub async fn pd_run(
     cfg.load.point_hook = Some(hook);
     let db = cfg.load.db.clone();
     let scraper = ScrapeLoop::start(client.clone(), tg.clone(), cfg.scrape_interval).await;
-    let started = servescope_agent::clock::now_ns();
+    let started = servescope_proto::now_ns();
     let load = run_load(cfg.load, progress).await;
     let mut scrapes = scraper.stop().await;
     let (run_id, points) = load?;

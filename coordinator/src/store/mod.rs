@@ -203,11 +203,7 @@ impl Store {
                 "INSERT OR IGNORE INTO samples(run_id, agent_id, seq, t_ns, kind, payload) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )?;
             for s in samples {
-                let kind = s
-                    .data
-                    .as_ref()
-                    .map(|d| servescope_agent::ring::kind_of(d) as i64)
-                    .unwrap_or(0);
+                let kind = s.data.as_ref().map(|d| d.kind() as i64).unwrap_or(0);
                 n += st.execute(params![
                     run,
                     agent,

@@ -1,8 +1,11 @@
 //! One shard of a distributed load: what a coordinator asks an agent to send
-//! ([`ShardSpec`], JSON on the wire), running it ([`run_shard`]), and the per-request
-//! records streamed back ([`ShardRecord`]). Times in the records are ns on the
+//! ([`ShardSpec`]; on the wire the agent API's `LoadShardSpec`, converted by the
+//! `From`/`TryFrom` impls of `wire`), running it ([`run_shard`]), and the
+//! per-request records streamed back ([`ShardRecord`]). Times in the records are ns on the
 //! executing host's clock; the coordinator moves them onto its own with that host's
 //! measured offset before pooling shards.
+
+mod wire;
 
 use std::sync::Arc;
 use std::time::Duration;
