@@ -14,6 +14,8 @@ pub mod agent {
 
 pub use agent::v1;
 
+pub mod catalog;
+
 /// `opentelemetry.proto.*`: the module tree mirrors the proto packages, as the
 /// generated code refers to sibling packages by relative paths.
 pub mod opentelemetry {
