@@ -204,7 +204,8 @@ pub fn example_node() -> (Inventory, Vec<Sample>) {
                 processes_t_ns: t0 - 500_000_000,
                 errors: vec![],
                 energy_stale: false,
-                counters_stale: false,
+                // counters_stale and any later field: their defaults.
+                ..Default::default()
             }
         })
         .collect();

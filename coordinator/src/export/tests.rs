@@ -21,7 +21,9 @@ const PORT_COUNTERS: &[&str] = &["hw_counters/tx_bytes", "counters/port_xmit_dat
 const DEVICE_COUNTERS: &[&str] = &["submitted_cmds"];
 
 /// One GPU, one process, two cores, one interface, one RDMA device with one port:
-/// every field set, nothing stale, nothing failed.
+/// every field set, nothing stale, nothing failed. The GPU reading is written out
+/// field by field (no `..Default::default()`), so a new field must be given a value
+/// here.
 fn canned() -> (Inventory, Vec<Sample>) {
     let inv = Inventory {
         hostname: "node-c".into(),

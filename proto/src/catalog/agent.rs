@@ -84,8 +84,11 @@ pub const COLLECTOR_CALL_SECONDS: Def = Def {
     labels: &["call", "stat"],
 };
 
+/// Reads one statistic of a call's cost.
+pub type CallStat = fn(&CallCost) -> Option<Value>;
+
 /// The `stat` label values of [`COLLECTOR_CALL_SECONDS`] and how each is read.
-pub const CALL_STATS: &[(&str, fn(&CallCost) -> Option<Value>)] = &[
+pub const CALL_STATS: &[(&str, CallStat)] = &[
     ("mean", |c| Some(ns_secs(c.mean_ns))),
     ("max", |c| Some(ns_secs(c.max_ns))),
 ];

@@ -128,11 +128,11 @@ pub(super) fn fixture() -> (Inventory, Vec<Sample>) {
         ],
         processes_t_ns: T0,
         energy_stale: false,
-        counters_stale: false,
         errors: vec![FieldError {
             field: "temperature".into(),
             error: "NotSupported".into(),
         }],
+        ..Default::default()
     };
 
     let host = HostSample {
