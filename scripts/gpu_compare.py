@@ -10,7 +10,7 @@ rec = defaultdict(dict)  # (gpu, second) -> metric -> value
 series = defaultdict(list)  # (gpu, metric) -> [(t_ns, value)]
 with open(f"{out}/gpu.csv") as f:
     for r in csv.DictReader(f):
-        if not r["metric"].startswith("gpu_") or "pid=" in r["labels"]:
+        if not r["metric"].startswith("servescope_gpu_") or "pid=" in r["labels"]:
             continue
         gpu = r["labels"].split("gpu=")[1].split(";")[0]
         t = int(r["t_ns"])
@@ -35,9 +35,9 @@ with open(f"{out}/smi.csv") as f:
         seen.add((gpu, sec))
         m = rec[(gpu, sec)]
         if sec % 3 == 0:
-            print(f"{ts:%H:%M:%S}             {gpu:>3}  {row[2].strip():>11}  {m.get('gpu_memory_used_bytes', 0) / 2**20:>18.0f}"
-                  f"   {row[3].strip():>10}  {m.get('gpu_utilization_percent', -1):>17.0f}"
-                  f"   {row[4].strip():>5}  {m.get('gpu_power_milliwatts', 0) / 1000:>12.0f}")
+            print(f"{ts:%H:%M:%S}             {gpu:>3}  {row[2].strip():>11}  {m.get('servescope_gpu_memory_used_bytes', 0) / 2**20:>18.0f}"
+                  f"   {row[3].strip():>10}  {m.get('servescope_gpu_utilization_ratio', -0.01) * 100:>17.0f}"
+                  f"   {row[4].strip():>5}  {m.get('servescope_gpu_power_watts', 0):>12.0f}")
             rows += 1
 
 print("\nphase            bytes copied (workload)   PCIe tx delta   PCIe rx delta   (servescope counters, GPU 0)")
@@ -56,8 +56,8 @@ for m in marks:
     b = begins[m["marker"]]
     # Widen by one sample period on each side: counters are read every 100 ms.
     t0, t1 = b["t_ns"] - 150_000_000, m["t_ns"] + 150_000_000
-    tx0, tx1 = at("gpu_pcie_transmit_bytes_total", t0), at("gpu_pcie_transmit_bytes_total", t1)
-    rx0, rx1 = at("gpu_pcie_receive_bytes_total", t0), at("gpu_pcie_receive_bytes_total", t1)
+    tx0, tx1 = at("servescope_gpu_pcie_transmit_bytes_total", t0), at("servescope_gpu_pcie_transmit_bytes_total", t1)
+    rx0, rx1 = at("servescope_gpu_pcie_receive_bytes_total", t0), at("servescope_gpu_pcie_receive_bytes_total", t1)
     d = lambda a, b: "-" if a is None or b is None else f"{(b - a) / 1e9:.2f} GB"
     copied = f"{m['bytes'] / 1e9:.2f} GB" if "bytes" in m else ""
     print(f"{m['marker']:<16} {copied:>24}   {d(tx0, tx1):>13}   {d(rx0, rx1):>13}")

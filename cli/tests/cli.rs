@@ -56,7 +56,10 @@ fn demo_then_runs_then_export() {
         lines.next(),
         Some("run,host,seq,t_ns,t_coord_ns,metric,labels,value")
     );
-    assert!(so.contains(",host_cpu_percent,"), "host points exported");
+    assert!(
+        so.contains(",servescope_host_cpu_utilization_ratio,"),
+        "host points exported under their /metrics names"
+    );
     assert!(lines.count() > 20);
 
     let out = bin()

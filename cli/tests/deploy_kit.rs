@@ -15,8 +15,9 @@ use std::process::Command;
 
 use clap::Parser;
 use servescope_agent::config::AgentArgs;
-use servescope_agent::exposition::{example_output, Metric};
+use servescope_agent::exposition::example_output;
 use servescope_agent::AgentConfig;
+use servescope_proto::catalog;
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -273,10 +274,7 @@ async fn dashboard_names_exist_in_agent_exposition() {
     // What the agent exposes: the fixed families, the renderer on a p5-like node
     // (GPUs, EFA and mlx5 counters), and a real agent on loopback over the p5 sysfs
     // fixture (32 EFA devices), scraped over HTTP with its token.
-    let mut known: BTreeSet<String> = Metric::ALL
-        .iter()
-        .map(|m| m.def().name.to_string())
-        .collect();
+    let mut known: BTreeSet<String> = catalog::families().map(|d| d.name.to_string()).collect();
     let (fams, mut labels) = exposition_names(&example_output());
     known.extend(fams);
 

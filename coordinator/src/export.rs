@@ -80,7 +80,7 @@ pub fn export(store: &Store, run: i64, format: Format, w: &mut dyn Write) -> Res
                         .collect();
                     let value = match pt.value {
                         Value::Int(v) => serde_json::Value::from(v),
-                        Value::Float(v) => serde_json::Value::from(v),
+                        v => serde_json::Value::from(v.as_f64()),
                     };
                     let o = serde_json::json!({
                         "run": run, "host": host, "seq": s.sample.seq, "t_ns": t,
@@ -94,3 +94,6 @@ pub fn export(store: &Store, run: i64, format: Format, w: &mut dyn Write) -> Res
     })?;
     Ok(rows)
 }
+
+#[cfg(test)]
+mod tests;

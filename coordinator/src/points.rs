@@ -1,23 +1,18 @@
-//! Flattens samples into named points (metric, labels, value) for export. Names
-//! follow the agent's Prometheus exposition where one exists.
+//! Flattens samples into named points (metric, labels, value) for export. Names,
+//! units and values come from the metric catalogue
+//! ([`servescope_proto::catalog`]), so a point is named and scaled as the agent's
+//! `/metrics` page names and scales it. Labels are the sample's own keys (`gpu`,
+//! `interface`, `device`, `port`, …); the inventory's identity labels (`uuid`,
+//! `pci_bus_id`, …) are left to the inventory. Values that repeat an earlier
+//! reading (stale GPU counters) are skipped.
+//!
+//! Families known from the inventory alone
+//! ([`servescope_proto::catalog::inventory_families`]) are not points.
 
+use servescope_proto::catalog::rdma::{self as rdma_cat, CounterFamily, Scope};
+pub use servescope_proto::catalog::Value;
+use servescope_proto::catalog::{agent, gpu, host, net, Entry};
 use servescope_proto::v1::{sample, Inventory, Sample};
-
-/// A point's value: integers stay exact.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Value {
-    Int(u64),
-    Float(f64),
-}
-
-impl std::fmt::Display for Value {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Value::Int(v) => write!(f, "{v}"),
-            Value::Float(v) => write!(f, "{v}"),
-        }
-    }
-}
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Point {
@@ -26,62 +21,36 @@ pub struct Point {
     pub value: Value,
 }
 
-fn p(out: &mut Vec<Point>, metric: &str, labels: &[(&'static str, String)], v: Value) {
-    out.push(Point {
-        metric: metric.to_string(),
-        labels: labels.to_vec(),
-        value: v,
-    });
+/// Collects points; a `None` value is no point.
+struct Points(Vec<Point>);
+
+impl Points {
+    /// As on `/metrics`, a non-finite float is no value.
+    fn push(&mut self, metric: &str, labels: &[(&'static str, String)], v: Option<Value>) {
+        if let Some(value) = v.filter(|v| v.is_finite()) {
+            self.0.push(Point {
+                metric: metric.to_string(),
+                labels: labels.to_vec(),
+                value,
+            });
+        }
+    }
+
+    fn entry<T>(&mut self, e: &Entry<T>, t: &T, labels: &[(&'static str, String)]) {
+        self.push(e.def.name, labels, e.fresh(t));
+    }
 }
 
 /// The points of one sample. `inv` supplies RDMA counter names.
 pub fn flatten(s: &Sample, inv: Option<&Inventory>) -> Vec<Point> {
-    let mut out = Vec::new();
-    let Some(data) = &s.data else { return out };
+    let mut out = Points(Vec::new());
+    let Some(data) = &s.data else { return out.0 };
     match data {
         sample::Data::Gpu(g) => {
             for r in &g.gpus {
                 let l = [("gpu", r.index.to_string())];
-                let ints: [(&str, Option<u64>); 16] = [
-                    ("gpu_memory_used_bytes", r.memory_used_bytes),
-                    ("gpu_memory_reserved_bytes", r.memory_reserved_bytes),
-                    ("gpu_memory_free_bytes", r.memory_free_bytes),
-                    ("gpu_utilization_percent", r.util_gpu_pct.map(u64::from)),
-                    (
-                        "gpu_memory_utilization_percent",
-                        r.util_memory_pct.map(u64::from),
-                    ),
-                    ("gpu_sm_clock_mhz", r.sm_clock_mhz.map(u64::from)),
-                    ("gpu_memory_clock_mhz", r.mem_clock_mhz.map(u64::from)),
-                    ("gpu_power_milliwatts", r.power_mw.map(u64::from)),
-                    (
-                        "gpu_energy_millijoules_total",
-                        r.energy_mj.filter(|_| !r.energy_stale),
-                    ),
-                    ("gpu_temperature_celsius", r.temperature_c.map(u64::from)),
-                    ("gpu_throttle_reasons", r.throttle_reasons),
-                    (
-                        "gpu_pcie_transmit_bytes_total",
-                        r.pcie_tx_bytes.filter(|_| !r.counters_stale),
-                    ),
-                    (
-                        "gpu_pcie_receive_bytes_total",
-                        r.pcie_rx_bytes.filter(|_| !r.counters_stale),
-                    ),
-                    (
-                        "gpu_nvlink_transmit_bytes_total",
-                        r.nvlink_tx_bytes.filter(|_| !r.counters_stale),
-                    ),
-                    (
-                        "gpu_nvlink_receive_bytes_total",
-                        r.nvlink_rx_bytes.filter(|_| !r.counters_stale),
-                    ),
-                    ("gpu_ecc_uncorrected_total", r.ecc_uncorrected_total),
-                ];
-                for (m, v) in ints {
-                    if let Some(v) = v {
-                        p(&mut out, m, &l, Value::Int(v));
-                    }
+                for e in gpu::READINGS {
+                    out.entry(e, r, &l);
                 }
                 for pr in &r.processes {
                     let pl = [
@@ -89,99 +58,26 @@ pub fn flatten(s: &Sample, inv: Option<&Inventory>) -> Vec<Point> {
                         ("pid", pr.pid.to_string()),
                         ("process", pr.name.clone()),
                     ];
-                    p(
-                        &mut out,
-                        "gpu_process_memory_used_bytes",
-                        &pl,
-                        Value::Int(pr.used_bytes),
-                    );
+                    out.entry(&gpu::PROCESS_MEMORY, pr, &pl);
                 }
             }
         }
         sample::Data::Host(h) => {
-            p(
-                &mut out,
-                "host_cpu_percent",
-                &[],
-                Value::Float(f64::from(h.cpu_total_pct)),
-            );
+            out.entry(&host::CPU_UTILIZATION, h, &[]);
             for (i, c) in h.cpu_per_core_pct.iter().enumerate() {
-                p(
-                    &mut out,
-                    "host_cpu_percent",
-                    &[("cpu", i.to_string())],
-                    Value::Float(f64::from(*c)),
-                );
+                out.entry(&host::CORE_UTILIZATION, c, &[("cpu", i.to_string())]);
             }
-            p(
-                &mut out,
-                "host_memory_used_bytes",
-                &[],
-                Value::Int(h.memory_used_bytes),
-            );
-            p(
-                &mut out,
-                "host_memory_available_bytes",
-                &[],
-                Value::Int(h.memory_available_bytes),
-            );
-            p(&mut out, "host_load1", &[], Value::Float(h.load1));
+            for e in host::SAMPLE {
+                out.entry(e, h, &[]);
+            }
             for n in &h.net {
                 let l = [("interface", n.name.clone())];
-                for (m, v) in [
-                    ("host_network_receive_bytes_total", n.rx_bytes),
-                    ("host_network_transmit_bytes_total", n.tx_bytes),
-                    ("host_network_receive_packets_total", n.rx_packets),
-                    ("host_network_transmit_packets_total", n.tx_packets),
-                    ("host_network_receive_errors_total", n.rx_errors),
-                    ("host_network_transmit_errors_total", n.tx_errors),
-                    ("host_network_receive_drop_total", n.rx_dropped),
-                    ("host_network_transmit_drop_total", n.tx_dropped),
-                ] {
-                    p(&mut out, m, &l, Value::Int(v));
+                for e in net::INTERFACE {
+                    out.entry(e, n, &l);
                 }
             }
         }
-        sample::Data::Rdma(r) => {
-            for d in &r.devices {
-                let info = inv.and_then(|i| i.rdma_devices.iter().find(|x| x.name == d.device));
-                for (i, v) in d.values.iter().enumerate() {
-                    let name = info
-                        .and_then(|x| x.device_counter_names.get(i))
-                        .cloned()
-                        .unwrap_or_else(|| format!("counter{i}"));
-                    // An unreadable counter's 0 is a placeholder, not a value.
-                    if crate::rates::device_counter_failed(d, &name) {
-                        continue;
-                    }
-                    p(
-                        &mut out,
-                        &format!("rdma_device_{name}"),
-                        &[("device", d.device.clone())],
-                        Value::Int(*v),
-                    );
-                }
-                for port in &d.ports {
-                    let pinfo = info.and_then(|x| x.ports.iter().find(|q| q.port == port.port));
-                    let l = [
-                        ("device", d.device.clone()),
-                        ("port", port.port.to_string()),
-                    ];
-                    for (i, v) in port.values.iter().enumerate() {
-                        let raw = pinfo.and_then(|x| x.counter_names.get(i));
-                        if raw
-                            .is_some_and(|n| crate::rates::port_counter_failed(&d.device, port, n))
-                        {
-                            continue;
-                        }
-                        let name = raw
-                            .map(|n| n.replace('/', "_"))
-                            .unwrap_or_else(|| format!("counter{i}"));
-                        p(&mut out, &format!("rdma_port_{name}"), &l, Value::Int(*v));
-                    }
-                }
-            }
-        }
+        sample::Data::Rdma(r) => flatten_rdma(&mut out, r, inv),
         sample::Data::Event(e) => {
             let l = [
                 ("kind", e.kind.clone()),
@@ -192,42 +88,73 @@ pub fn flatten(s: &Sample, inv: Option<&Inventory>) -> Vec<Point> {
                 ),
                 ("message", e.message.clone()),
             ];
-            p(&mut out, "event", &l, Value::Int(e.xid.unwrap_or(0)));
+            out.push("event", &l, Some(Value::Int(e.xid.unwrap_or(0))));
         }
-        sample::Data::SelfStats(s) => {
-            p(
-                &mut out,
-                "agent_cpu_seconds_total",
-                &[],
-                Value::Float(s.cpu_seconds_total),
-            );
-            p(
-                &mut out,
-                "agent_resident_memory_bytes",
-                &[],
-                Value::Int(s.rss_bytes),
-            );
-            p(
-                &mut out,
-                "agent_ring_samples",
-                &[],
-                Value::Int(s.ring_samples),
-            );
-            for c in &s.calls {
-                p(
-                    &mut out,
-                    "agent_call_mean_ns",
-                    &[("call", c.name.clone())],
-                    Value::Int(c.mean_ns),
-                );
-                p(
-                    &mut out,
-                    "agent_call_max_ns",
-                    &[("call", c.name.clone())],
-                    Value::Int(c.max_ns),
-                );
+        sample::Data::SelfStats(x) => {
+            for e in agent::SELF {
+                out.entry(e, x, &[]);
+            }
+            for c in &x.calls {
+                for &(stat, read) in agent::CALL_STATS {
+                    let l = [("call", c.name.clone()), ("stat", stat.to_string())];
+                    out.push(agent::COLLECTOR_CALL_SECONDS.name, &l, read(c));
+                }
+                out.entry(&agent::COLLECTOR_CALLS, c, &[("call", c.name.clone())]);
             }
         }
     }
-    out
+    if let Some(kind) = agent::kind_label(s) {
+        for e in agent::SAMPLE {
+            out.entry(e, s, &[("kind", kind.to_string())]);
+        }
+    }
+    out.0
+}
+
+/// RDMA counters (one family per counter name, as on `/metrics`; counters the
+/// agent could not read are left out, their 0 is a placeholder) and port state.
+fn flatten_rdma(out: &mut Points, r: &servescope_proto::v1::RdmaSample, inv: Option<&Inventory>) {
+    for d in &r.devices {
+        let info = inv.and_then(|i| i.rdma_devices.iter().find(|x| x.name == d.device));
+        for (i, v) in d.values.iter().enumerate() {
+            let name = info
+                .and_then(|x| x.device_counter_names.get(i))
+                .cloned()
+                .unwrap_or_else(|| format!("counter{i}"));
+            if !rdma_cat::exported(&name) || crate::rates::device_counter_failed(d, &name) {
+                continue;
+            }
+            let family = CounterFamily(Scope::Device, &name).to_string();
+            out.push(
+                &family,
+                &[("device", d.device.clone())],
+                Some(Value::Int(*v)),
+            );
+        }
+        for port in &d.ports {
+            let pinfo = info.and_then(|x| x.ports.iter().find(|q| q.port == port.port));
+            let l = [
+                ("device", d.device.clone()),
+                ("port", port.port.to_string()),
+            ];
+            out.entry(&rdma_cat::PORT_ACTIVE, port, &l);
+            if let Some(netdev) = pinfo.map(|p| &p.netdev).filter(|n| !n.is_empty()) {
+                let nl = [l[0].clone(), l[1].clone(), ("netdev", netdev.clone())];
+                out.entry(&rdma_cat::NETDEV_UP, port, &nl);
+            }
+            for (i, v) in port.values.iter().enumerate() {
+                let name = pinfo
+                    .and_then(|x| x.counter_names.get(i))
+                    .cloned()
+                    .unwrap_or_else(|| format!("hw_counters/counter{i}"));
+                if !rdma_cat::exported(&name)
+                    || crate::rates::port_counter_failed(&d.device, port, &name)
+                {
+                    continue;
+                }
+                let family = CounterFamily(Scope::Port, &name).to_string();
+                out.push(&family, &l, Some(Value::Int(*v)));
+            }
+        }
+    }
 }

@@ -21,6 +21,7 @@ pub use agent::v1;
 
 pub mod ext;
 pub use ext::now_ns;
+pub mod catalog;
 
 /// `opentelemetry.proto.*`: the module tree mirrors the proto packages, as the
 /// generated code refers to sibling packages by relative paths.

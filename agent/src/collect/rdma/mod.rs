@@ -9,6 +9,7 @@
 //! with descriptors kept open (see `sysfs.rs` and [`set_keep_open_limit`]).
 
 mod discover;
+#[cfg(any(test, feature = "test-support"))]
 pub mod fixture;
 pub mod parse;
 pub(crate) mod sysfs;
