@@ -1,7 +1,8 @@
-//! Every startup log in tests/fixtures/vllm-startup-logs (copies of
-//! ../shared/fixtures/vllm-startup-logs, the anyscale replica_initialization
-//! terminal output) parses into the figures the engine printed (research seed.md
-//! §6.3), and `compare` rebuilds the seed's per-model tables (§6.2) from them.
+//! Every startup log in tests/fixtures/vllm-startup-logs (the anyscale
+//! replica_initialization terminal output; the test also reads the fuller fixture
+//! directory beside the checkout when present) parses into the figures the engine
+//! printed, and `compare` rebuilds the per-model tables (mean model load and
+//! torch.compile time per model) from them.
 //! Hostile variations of these logs: startup_props.rs.
 
 use std::path::{Path, PathBuf};
@@ -107,7 +108,7 @@ fn ready(r: &LogParse, s: f64) {
 
 #[test]
 fn startup_figures_match_seed() {
-    // research/seed.md §6.3, per-file extraction.
+    // The figures each log prints, extracted per file.
     let r = parse("llama70b-base.log");
     exact(&r, K::WeightDownload, 196.47);
     range(&r, K::ModelLoad, 212.73, 213.54);
@@ -284,7 +285,7 @@ fn startup_compare_reproduces_seed_tables() {
     assert_eq!(c.rows.len(), 5);
     assert_eq!(c.rows[0].model, "Meta-Llama-3-70B");
     assert_eq!(c.rows[3].model, "Qwen3-235B-A22B");
-    // seed.md §6.2 "Model Load" / "Torch.compile" (our figure: the rank that finished last).
+    // Per-model "Model Load" / "Torch.compile" means (our figure: the rank that finished last).
     let cell = |i: usize, h: &str| c.rows[i].cells[h].mean;
     assert!(close(cell(0, "model load"), 213.541, 0.001));
     assert!(close(cell(1, "model load"), 92.097, 0.001));

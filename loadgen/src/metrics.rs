@@ -5,7 +5,7 @@
 //!   request's *scheduled* time (open loop: its arrival time; closed loop: the moment it
 //!   became due and started waiting for a concurrency slot), not from the moment it was
 //!   sent. vLLM starts its timer inside the `--max-concurrency` semaphore and so hides
-//!   that wait (vllm#54101). Both views are kept: `ttft`/`e2el` from the scheduled time,
+//!   that wait. Both views are kept: `ttft`/`e2el` from the scheduled time,
 //!   `ttft_from_send`/`e2el_from_send` from the send time (vLLM's view), and
 //!   `queue_wait` = send − scheduled.
 //! * **TTFT** = first token-bearing chunk − start. **E2EL** = last token-bearing chunk −
@@ -17,8 +17,9 @@
 //!   chunk carries* — released vLLM appends `timestamp − most_recent_timestamp` per SSE
 //!   message, so a chunk of k tokens contributes one (k-times too long) gap; samples are
 //!   pooled over all requests. Because that inflates ITL when servers coalesce tokens
-//!   (vllm#27485), `itl_per_token` is reported beside it: a chunk of k ≥ 1 tokens
-//!   contributes k samples of gap/k (the split proposed in vllm PR #42661); 0-token
+//!   (a server that sends k tokens per chunk shows k-times the per-token gap),
+//!   `itl_per_token` is reported beside it: a chunk of k ≥ 1 tokens contributes k
+//!   samples of gap/k; 0-token
 //!   chunks add no sample and their gap is carried to the next token-bearing chunk;
 //!   the extra tokens of the first chunk add no sample (they arrived with the TTFT).
 //! * **Throughputs** are over the benchmark duration: earliest scheduled time (vLLM

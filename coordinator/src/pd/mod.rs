@@ -1,4 +1,4 @@
-//! Prefill–decode attribution (issue #6): where a disaggregated deployment's TTFT
+//! Prefill–decode attribution: where a disaggregated deployment's TTFT
 //! goes, per request and per run, and what is wrong with it.
 //!
 //! * [`join`]: client records ⋈ the decode instance's per-request `metrics` block ⋈

@@ -1,5 +1,5 @@
 //! NVML-inferred phases from a recorded run, and their comparison with ground-truth
-//! phase markers (`../shared/gpu/phase_workload.py` prints them as JSON lines:
+//! phase markers (a workload that marks its own phases prints them as JSON lines:
 //! `{"marker": "weights_load", "edge": "begin"|"end", "t_ns": …, "pid": …}`).
 
 use std::collections::BTreeMap;
