@@ -15,6 +15,7 @@
 //! * [`analyze`]: `servescope attribute RUN`: all of the above from the store.
 
 pub mod analyze;
+pub mod attribution;
 pub mod decompose;
 pub mod diagnose;
 pub mod join;
@@ -24,9 +25,10 @@ pub mod report;
 pub mod run;
 pub mod runlevel;
 
-pub use analyze::{attribute, Attribution, PointAttribution};
+pub use analyze::attribute;
+pub use attribution::{Attribution, Finding, PointAttribution, Severity};
 pub use decompose::{Breakdown, Component};
-pub use diagnose::{diagnose, Finding};
+pub use diagnose::diagnose;
 
 /// Errors of attribution.
 #[derive(Debug, thiserror::Error)]
