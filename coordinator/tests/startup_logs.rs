@@ -5,39 +5,15 @@
 //! torch.compile time per model) from them.
 //! Hostile variations of these logs: startup_props.rs.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use servescope_coordinator::startup::compare::{self, Labeled};
 use servescope_coordinator::startup::{
     parse_file, parse_str, LogParse, ParseOptions, PhaseKind as K,
 };
 
-fn dir() -> PathBuf {
-    Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/vllm-startup-logs"
-    ))
-    .to_path_buf()
-}
-
-const FILES: [&str; 5] = [
-    "llama70b-base.log",
-    "llama70b-s3-runai.log",
-    "llama70B-all.log",
-    "qwen235B-base.log",
-    "qwen235B-compile-cache.log",
-];
-
-/// The logs were written on a UTC−7 clock (their xet JSON lines carry UTC).
-fn opts() -> ParseOptions {
-    let mut o = ParseOptions::new(2025);
-    o.utc_offset_s = -7 * 3600;
-    o
-}
-
-fn parse(name: &str) -> LogParse {
-    parse_file(&dir().join(name), opts()).unwrap()
-}
+mod startup_common;
+use startup_common::{dir, parse, FILES};
 
 #[test]
 fn repo_copies_match_shared_fixtures() {

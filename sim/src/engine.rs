@@ -61,6 +61,11 @@ pub struct Engine {
     next_id: AtomicU64,
 }
 
+/// Sends the chunks batched so far as one message; false when the client has gone.
+async fn flush(tx: &mpsc::Sender<Out>, batch: &mut Vec<String>) -> bool {
+    tx.send(Out::Chunks(std::mem::take(batch))).await.is_ok()
+}
+
 fn secs(d: Duration) -> f64 {
     d.as_secs_f64()
 }
@@ -310,12 +315,7 @@ impl Engine {
             // The chunk's last token is due at first + (index of that token) × step.
             let due = first + step * (sent + k - 1) + shift;
             if due > Instant::now() {
-                if !batch.is_empty()
-                    && tx
-                        .send(Out::Chunks(std::mem::take(&mut batch)))
-                        .await
-                        .is_err()
-                {
+                if !batch.is_empty() && !flush(&tx, &mut batch).await {
                     finish = Finish::Abort;
                     break;
                 }
@@ -341,12 +341,7 @@ impl Engine {
                 }
             }
             batch.push(s);
-            if batch.len() >= 64
-                && tx
-                    .send(Out::Chunks(std::mem::take(&mut batch)))
-                    .await
-                    .is_err()
-            {
+            if batch.len() >= 64 && !flush(&tx, &mut batch).await {
                 finish = Finish::Abort;
                 break;
             }
