@@ -19,9 +19,9 @@
 //!   pooled over all requests. Because that inflates ITL when servers coalesce tokens
 //!   (a server that sends k tokens per chunk shows k-times the per-token gap),
 //!   `itl_per_token` is reported beside it: a chunk of k ≥ 1 tokens contributes k
-//!   samples of gap/k; 0-token
-//!   chunks add no sample and their gap is carried to the next token-bearing chunk;
-//!   the extra tokens of the first chunk add no sample (they arrived with the TTFT).
+//!   samples of gap/k; 0-token chunks add no sample and their gap is carried to the
+//!   next token-bearing chunk; the extra tokens of the first chunk add no sample
+//!   (they arrived with the TTFT).
 //! * **Throughputs** are over the benchmark duration: earliest scheduled time (vLLM
 //!   takes `benchmark_start_time` before the first dispatch) to the last request's
 //!   finish (success or failure). Only successful requests count in `completed`, token
