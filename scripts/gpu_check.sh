@@ -42,7 +42,7 @@ done | sort -k2 -n -r > "$OUT/threads.txt"
 echo "agent process total ticks: $(awk '{print $14+$15}' /proc/$AG/stat) (CLK_TCK $(getconf CLK_TCK)), uptime s: $(( $(date +%s) - $(stat -c %Y /proc/$AG) ))" >> "$OUT/threads.txt"
 kill $AG; wait $AG
 [ "${SKIP_FABRIC:-0}" = 1 ] || bash "$(dirname "$0")/gpu_fabric.sh" "$BIN" "$OUT" > /dev/null 2>&1
-# Startup ground truth: ../shared/gpu/phase_workload.py (copied into BIN) recorded by
+# Startup ground truth: phase_workload.py (copied into BIN; it prints its own phase markers) recorded by
 # an agent sampling per-process GPU memory every 100 ms.
 if [ -f "$BIN/phase_workload.py" ]; then
   "$BIN/servescope-agent" --listen 127.0.0.1:7761 --metrics-listen off --token-file "$T" --process-interval-ms 100 > "$OUT/phase_agent.log" 2>&1 &

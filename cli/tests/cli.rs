@@ -1,11 +1,8 @@
 //! The `servescope` binary end to end: demo (in-process agent on loopback), runs,
 //! export, and clear errors for bad input.
 
-use std::process::Command;
-
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_servescope"))
-}
+mod common;
+use common::{bin, failure};
 
 #[test]
 fn demo_then_runs_then_export() {
@@ -97,19 +94,10 @@ fn clear_errors() {
         "{so}"
     );
 
-    let out = bin()
-        .args(["record", "--agent", "x:1", "--duration", "5x"])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("invalid duration unit"));
+    assert!(failure(&["record", "--agent", "x:1", "--duration", "5x"])
+        .contains("invalid duration unit"));
 
-    let out = bin()
-        .args(["runs", "--db", "/nonexistent/dir/s.db"])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("no store at"));
+    assert!(failure(&["runs", "--db", "/nonexistent/dir/s.db"]).contains("no store at"));
 }
 
 /// `watch` and `nodes` against a real agent (in this test process) on loopback.
@@ -263,12 +251,7 @@ fn load_show_compare_against_the_sim() {
     assert!(out.status.success() && so.contains("Δ vs run 1"), "{so}");
     let out = bin().args(["runs", "--db"]).arg(&db).output().unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains(" load "));
-    let out = bin()
-        .args(["load", "--endpoint", &url, "--concurrency", "1"])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--num-prompts"));
+    assert!(failure(&["load", "--endpoint", &url, "--concurrency", "1"]).contains("--num-prompts"));
     rt.block_on(sim.shutdown());
 }
 
@@ -298,12 +281,7 @@ fn import_vllm_bench_fixtures() {
     assert!(so.contains("AVERAGED aggregate"));
     assert!(so.contains("WARNING 1026 of 5120 requests failed"), "{so}");
     assert!(so.contains("pooled unknown (lies in"), "{so}");
-    let out = bin()
-        .args(["import", "/nonexistent.json"])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent.json"));
+    assert!(failure(&["import", "/nonexistent.json"]).contains("/nonexistent.json"));
 }
 
 /// `import` recognises a real GuideLLM export by its content.

@@ -8,11 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
-fn bin() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_servescope"));
-    c.env_remove("RUST_BACKTRACE");
-    c
-}
+mod common;
+use common::bin;
 
 /// The agent binary beside ours (cargo builds every workspace binary for tests).
 fn agent_bin() -> Option<PathBuf> {

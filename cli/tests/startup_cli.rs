@@ -2,11 +2,9 @@
 //! fixtures (coordinator/tests/fixtures/vllm-startup-logs), through the built binary.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_servescope"))
-}
+mod common;
+use common::{bin, failure};
 
 fn log(name: &str) -> PathBuf {
     Path::new(concat!(
@@ -120,16 +118,6 @@ fn startup_compare_table_and_html() {
         .unwrap();
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("llama70b-base"));
-    let out = bin()
-        .args(["startup", "compare", "--label", "nolog"])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("NAME=LOG"));
-    let out = bin()
-        .args(["startup", "parse", "/nonexistent.log"])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent.log"));
+    assert!(failure(&["startup", "compare", "--label", "nolog"]).contains("NAME=LOG"));
+    assert!(failure(&["startup", "parse", "/nonexistent.log"]).contains("/nonexistent.log"));
 }

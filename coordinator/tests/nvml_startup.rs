@@ -1,5 +1,5 @@
 //! NVML-inferred startup phases against ground truth recorded on a real H200:
-//! scripts/gpu_check.sh ran ../shared/gpu/phase_workload.py (6 GiB safetensors
+//! scripts/gpu_check.sh ran a phase-marking workload (6 GiB safetensors
 //! weights, 20 GiB KV buffer, torch.compile, CUDA graphs, serving) beside an agent
 //! sampling at 100 ms (per-process memory every 100 ms); the fixture holds that
 //! GPU's utilisation, cumulative PCIe RX and the process's memory, and the

@@ -1,42 +1,19 @@
-//! Every startup log in tests/fixtures/vllm-startup-logs (copies of
-//! ../shared/fixtures/vllm-startup-logs, the anyscale replica_initialization
-//! terminal output) parses into the figures the engine printed (research seed.md
-//! §6.3), and `compare` rebuilds the seed's per-model tables (§6.2) from them.
+//! Every startup log in tests/fixtures/vllm-startup-logs (the anyscale
+//! replica_initialization terminal output; the test also reads the fuller fixture
+//! directory beside the checkout when present) parses into the figures the engine
+//! printed, and `compare` rebuilds the per-model tables (mean model load and
+//! torch.compile time per model) from them.
 //! Hostile variations of these logs: startup_props.rs.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use servescope_coordinator::startup::compare::{self, Labeled};
 use servescope_coordinator::startup::{
     parse_file, parse_str, LogParse, ParseOptions, PhaseKind as K,
 };
 
-fn dir() -> PathBuf {
-    Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/vllm-startup-logs"
-    ))
-    .to_path_buf()
-}
-
-const FILES: [&str; 5] = [
-    "llama70b-base.log",
-    "llama70b-s3-runai.log",
-    "llama70B-all.log",
-    "qwen235B-base.log",
-    "qwen235B-compile-cache.log",
-];
-
-/// The logs were written on a UTC−7 clock (their xet JSON lines carry UTC).
-fn opts() -> ParseOptions {
-    let mut o = ParseOptions::new(2025);
-    o.utc_offset_s = -7 * 3600;
-    o
-}
-
-fn parse(name: &str) -> LogParse {
-    parse_file(&dir().join(name), opts()).unwrap()
-}
+mod startup_common;
+use startup_common::{dir, parse, FILES};
 
 #[test]
 fn repo_copies_match_shared_fixtures() {
@@ -107,7 +84,7 @@ fn ready(r: &LogParse, s: f64) {
 
 #[test]
 fn startup_figures_match_seed() {
-    // research/seed.md §6.3, per-file extraction.
+    // The figures each log prints, extracted per file.
     let r = parse("llama70b-base.log");
     exact(&r, K::WeightDownload, 196.47);
     range(&r, K::ModelLoad, 212.73, 213.54);
@@ -284,7 +261,7 @@ fn startup_compare_reproduces_seed_tables() {
     assert_eq!(c.rows.len(), 5);
     assert_eq!(c.rows[0].model, "Meta-Llama-3-70B");
     assert_eq!(c.rows[3].model, "Qwen3-235B-A22B");
-    // seed.md §6.2 "Model Load" / "Torch.compile" (our figure: the rank that finished last).
+    // Per-model "Model Load" / "Torch.compile" means (our figure: the rank that finished last).
     let cell = |i: usize, h: &str| c.rows[i].cells[h].mean;
     assert!(close(cell(0, "model load"), 213.541, 0.001));
     assert!(close(cell(1, "model load"), 92.097, 0.001));

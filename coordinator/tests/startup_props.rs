@@ -4,40 +4,14 @@
 //! a fixed-seed splitmix64, so failures reproduce.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
 
-use servescope_coordinator::startup::{
-    line, parse_file, parse_reader, parse_str, LogParse, ParseOptions, PhaseKind as K,
-};
+use servescope_coordinator::startup::{line, parse_reader, parse_str, LogParse, PhaseKind as K};
 
-fn dir() -> PathBuf {
-    Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/vllm-startup-logs"
-    ))
-    .to_path_buf()
-}
-
-const FILES: [&str; 5] = [
-    "llama70b-base.log",
-    "llama70b-s3-runai.log",
-    "llama70B-all.log",
-    "qwen235B-base.log",
-    "qwen235B-compile-cache.log",
-];
-
-fn opts() -> ParseOptions {
-    let mut o = ParseOptions::new(2025);
-    o.utc_offset_s = -7 * 3600;
-    o
-}
+mod startup_common;
+use startup_common::{dir, opts, parse, FILES};
 
 fn read(name: &str) -> String {
     std::fs::read_to_string(dir().join(name)).unwrap()
-}
-
-fn parse(name: &str) -> LogParse {
-    parse_file(&dir().join(name), opts()).unwrap()
 }
 
 struct Rng(u64);

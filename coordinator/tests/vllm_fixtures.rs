@@ -1,6 +1,7 @@
-//! Every `vllm bench serve` result in ../shared/fixtures/vllm-bench-results imports,
-//! re-exports losslessly, and the rayoss251-x4 client parts show what averaging p99s
-//! across parts (the seed's all-parts files) does compared with pooling.
+//! Every `vllm bench serve` result in the bench-results fixture directory beside the
+//! checkout (skipped when absent) imports, re-exports losslessly, and the rayoss251-x4
+//! client parts show what averaging p99s across parts (the all-parts files) does
+//! compared with pooling.
 
 use std::path::{Path, PathBuf};
 

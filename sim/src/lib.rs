@@ -111,12 +111,7 @@ pub(crate) async fn serve(
     addr: SocketAddr,
     gate: Option<(Arc<startup::Gate>, Option<StartupConfig>, String)>,
 ) -> Result<SimHandle, SimError> {
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|source| SimError::Bind { addr, source })?;
-    let addr = listener
-        .local_addr()
-        .map_err(|source| SimError::Bind { addr, source })?;
+    let (listener, addr) = bind(addr).await?;
     engine
         .listen_port
         .store(addr.port(), std::sync::atomic::Ordering::Relaxed);
@@ -144,18 +139,24 @@ pub(crate) async fn serve(
     })
 }
 
-/// Serves `app` (with `engine` as the handle's engine) on `addr`.
-pub(crate) async fn serve_router(
-    engine: Engine,
-    app: axum::Router,
-    addr: SocketAddr,
-) -> Result<SimHandle, SimError> {
+/// Binds `addr`, returning the listener and the address it got (the port filled in).
+async fn bind(addr: SocketAddr) -> Result<(tokio::net::TcpListener, SocketAddr), SimError> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| SimError::Bind { addr, source })?;
     let addr = listener
         .local_addr()
         .map_err(|source| SimError::Bind { addr, source })?;
+    Ok((listener, addr))
+}
+
+/// Serves `app` (with `engine` as the handle's engine) on `addr`.
+pub(crate) async fn serve_router(
+    engine: Engine,
+    app: axum::Router,
+    addr: SocketAddr,
+) -> Result<SimHandle, SimError> {
+    let (listener, addr) = bind(addr).await?;
     let (stop, task) = spawn_server(listener, app);
     Ok(SimHandle {
         addr,

@@ -178,6 +178,13 @@ struct Inner {
     kv_expired: u64,
 }
 
+/// Writes one counter (`vllm:NAME_total` with its HELP and TYPE lines) labelled `l`.
+fn counter(s: &mut String, l: &str, name: &str, help: &str, v: u64) {
+    let _ = writeln!(s, "# HELP vllm:{name}_total {help}");
+    let _ = writeln!(s, "# TYPE vllm:{name}_total counter");
+    let _ = writeln!(s, "vllm:{name}_total{{{l}}} {v}.0");
+}
+
 /// The simulator's metrics.
 #[derive(Debug)]
 pub struct Metrics {
@@ -322,9 +329,7 @@ impl Metrics {
                 g.generation_tokens,
             ),
         ] {
-            let _ = writeln!(s, "# HELP vllm:{name}_total {help}");
-            let _ = writeln!(s, "# TYPE vllm:{name}_total counter");
-            let _ = writeln!(s, "vllm:{name}_total{{{l}}} {v}.0");
+            counter(&mut s, &l, name, help, v);
         }
         let _ = writeln!(
             s,
@@ -347,9 +352,7 @@ impl Metrics {
                     g.kv_expired,
                 ),
             ] {
-                let _ = writeln!(s, "# HELP vllm:{name}_total {help}");
-                let _ = writeln!(s, "# TYPE vllm:{name}_total counter");
-                let _ = writeln!(s, "vllm:{name}_total{{{l}}} {v}.0");
+                counter(&mut s, &l, name, help, v);
             }
         }
         for ((which, name, help, bounds), h) in HISTOGRAMS.iter().zip(&g.hist) {

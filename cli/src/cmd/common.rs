@@ -111,6 +111,15 @@ pub fn fmt_ns(ns: i64) -> String {
     }
 }
 
+/// Sample counts per kind as `kind n, kind n, …` (in the map's order).
+pub fn fmt_kinds(counts: &std::collections::BTreeMap<String, u64>) -> String {
+    counts
+        .iter()
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

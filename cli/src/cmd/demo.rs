@@ -10,7 +10,7 @@ use servescope_coordinator::record::RecordConfig;
 use servescope_coordinator::summary::summarize;
 use servescope_coordinator::{AgentEndpoint, Store};
 
-use super::common::{fmt_bytes, fmt_ns, parse_duration, DbFlag};
+use super::common::{fmt_bytes, fmt_kinds, fmt_ns, parse_duration, DbFlag};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -150,14 +150,9 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
         a.db.db.display()
     );
     for s in &sums {
-        let kinds: Vec<String> = s
-            .samples_by_kind
-            .iter()
-            .map(|(k, v)| format!("{k} {v}"))
-            .collect();
         println!(
             "samples: {} (seq {}..{}, {} missing, {} lost in gaps) over {:.1} s",
-            kinds.join(", "),
+            fmt_kinds(&s.samples_by_kind),
             s.first_seq,
             s.last_seq,
             s.missing_seqs,

@@ -9,9 +9,10 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use servescope_coordinator::load::runner::LoadProgress;
 use servescope_coordinator::otlp::{Limits, Receiver};
-use servescope_coordinator::pd::analyze::{attribute, AttributeOptions, Attribution};
+use servescope_coordinator::pd::analyze::{attribute, AttributeOptions};
 use servescope_coordinator::pd::logs::{self, EngineLog};
 use servescope_coordinator::pd::run::{pd_run, PdRunConfig};
+use servescope_coordinator::pd::Attribution;
 use servescope_coordinator::pd::{report, Finding};
 use servescope_coordinator::Store;
 

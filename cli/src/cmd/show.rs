@@ -3,7 +3,7 @@
 use servescope_coordinator::summary::summarize;
 use servescope_coordinator::Store;
 
-use super::common::{fmt_bytes, DbFlag};
+use super::common::{fmt_bytes, fmt_kinds, DbFlag};
 use super::table;
 
 #[derive(clap::Args, Debug)]
@@ -70,14 +70,9 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                 .as_ref()
                 .map(|x| x.hostname.clone())
                 .unwrap_or_default();
-            let kinds: Vec<String> = s
-                .samples_by_kind
-                .iter()
-                .map(|(k, v)| format!("{k} {v}"))
-                .collect();
             println!(
                 "{host}: {} over {:.1} s; cpu mean {:.1}%; net rx {} tx {}",
-                kinds.join(", "),
+                fmt_kinds(&s.samples_by_kind),
                 s.span_s,
                 s.cpu_mean_pct,
                 fmt_bytes(s.net_rx_bytes as f64),

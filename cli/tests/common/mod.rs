@@ -19,3 +19,11 @@ impl Drop for Kill {
         let _ = self.0.wait();
     }
 }
+
+/// Runs the `servescope` binary with `args`, asserts that it fails, and returns what
+/// it wrote on stderr.
+pub fn failure(args: &[&str]) -> String {
+    let out = bin().args(args).output().unwrap();
+    assert!(!out.status.success());
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}

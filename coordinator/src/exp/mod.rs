@@ -1,4 +1,4 @@
-//! Experiments as code (issue #7): an experiment file ([`file`]) names deployments and
+//! Experiments as code: an experiment file ([`file`]) names deployments and
 //! a workload grid; [`plan`] expands it into points; [`runner`] runs the points not yet
 //! stored (deploy, wait ready, load through local or agent-hosted shards
 //! ([`shards`]), store each point atomically, teardown); [`analysis`] computes

@@ -1,6 +1,6 @@
 //! `servescope fabric check`: judges one node's fabric facts (its inventory and its
 //! FabricCheck answer) and says what is wrong, with evidence and a fix. The rules
-//! are the failures seen in the field (research seed.md §4, agents_fabric.md §C):
+//! are the failures seen in the field on EFA nodes:
 //! UCX without EFA support falling back to TCP, the NIXL wheel's bundled libfabric,
 //! debug logging left on, RMA forced into emulation, a NIC whose link is down.
 

@@ -1,4 +1,4 @@
-//! OTLP source (issue #5, item 5): an OTLP/gRPC trace receiver (`TraceService/Export`)
+//! OTLP source: an OTLP/gRPC trace receiver (`TraceService/Export`)
 //! for vLLM's OpenTelemetry spans (`vllm serve --otlp-traces-endpoint HOST:PORT`).
 //!
 //! * Startup spans (vLLM ≥ 0.16: `Loading (GPU)`, `Load weights`, `Compile graph`,

@@ -2,9 +2,7 @@
 //! and a fix. Rules read an [`Attribution`]; thresholds are constants below so that
 //! a clean run stays silent and each fault is named by exactly its rule.
 
-use serde::Serialize;
-
-use super::analyze::{Attribution, PointAttribution};
+use super::attribution::{Attribution, Finding, PointAttribution, Severity};
 use super::kv::Carrier;
 
 /// Effective KV bandwidth below this fraction of the probed capacity is slow.
@@ -18,23 +16,6 @@ pub const PROXY_MS: f64 = 10.0;
 pub const PROXY_SHARE: f64 = 0.2;
 /// The client's own lag behind its schedule worth a finding, p99 (ms).
 pub const CLIENT_LAG_MS: f64 = 10.0;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    Warning,
-    Critical,
-}
-
-/// A named finding.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Finding {
-    pub rule: &'static str,
-    pub severity: Severity,
-    pub title: String,
-    pub evidence: Vec<String>,
-    pub fix: String,
-}
 
 /// Runs every rule.
 pub fn diagnose(a: &Attribution) -> Vec<Finding> {

@@ -1,4 +1,4 @@
-//! Prefill–decode attribution (issue #6): where a disaggregated deployment's TTFT
+//! Prefill–decode attribution: where a disaggregated deployment's TTFT
 //! goes, per request and per run, and what is wrong with it.
 //!
 //! * [`join`]: client records ⋈ the decode instance's per-request `metrics` block ⋈
@@ -15,6 +15,7 @@
 //! * [`analyze`]: `servescope attribute RUN`: all of the above from the store.
 
 pub mod analyze;
+pub mod attribution;
 pub mod decompose;
 pub mod diagnose;
 pub mod join;
@@ -24,9 +25,10 @@ pub mod report;
 pub mod run;
 pub mod runlevel;
 
-pub use analyze::{attribute, Attribution, PointAttribution};
+pub use analyze::attribute;
+pub use attribution::{Attribution, Finding, PointAttribution, Severity};
 pub use decompose::{Breakdown, Component};
-pub use diagnose::{diagnose, Finding};
+pub use diagnose::diagnose;
 
 /// Errors of attribution.
 #[derive(Debug, thiserror::Error)]

@@ -5,7 +5,7 @@
 
 use std::fmt::Write;
 
-use super::analyze::{Attribution, PointAttribution};
+use super::attribution::{Attribution, PointAttribution};
 use crate::report::chart::{Chart, Point, Series, XAxis, PALETTE};
 use crate::report::svg::{escape, linear_ticks};
 

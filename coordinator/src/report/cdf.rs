@@ -2,7 +2,7 @@
 //! pooled), coloured on a sequential ramp from low to high load.
 
 use super::chart::{Chart, Point, Series, XAxis};
-use super::figures::{groups, run_name, HEIGHT, WIDTH};
+use super::sweep::{groups, run_name, HEIGHT, WIDTH};
 use super::{LatencySamples, RunData};
 
 /// Most points drawn per CDF line.

@@ -4,7 +4,7 @@
 
 use std::fmt::Write;
 
-use super::layout::{legend_layout, place_label};
+use super::layout::{legend_layout, place_label, FONT, LEFT, RIGHT};
 use super::svg::{escape, format_tick, linear_ticks, log_ticks, text_width, Scale};
 
 /// One data point; `lo`/`hi` draw a whisker (e.g. min–max over trials).
@@ -60,9 +60,6 @@ pub const PALETTE: [&str; 10] = [
     "#bcbd22", "#17becf",
 ];
 
-pub(crate) const FONT: f64 = 12.0;
-pub(crate) const LEFT: f64 = 70.0;
-pub(crate) const RIGHT: f64 = 24.0;
 const BOTTOM: f64 = 50.0;
 const TITLE_H: f64 = 28.0;
 const LEGEND_ROW: f64 = 18.0;
@@ -124,7 +121,8 @@ impl Chart {
     /// The chart as a standalone `<svg>` element.
     pub fn render(&self) -> String {
         let (w, h) = (self.width, self.height);
-        let (legend, rows) = legend_layout(&self.series, w);
+        let names: Vec<&str> = self.series.iter().map(|s| s.name.as_str()).collect();
+        let (legend, rows) = legend_layout(&names, w);
         let top = TITLE_H + rows as f64 * LEGEND_ROW + 10.0;
         let (px0, px1, py0, py1) = (LEFT, w - RIGHT, h - BOTTOM, top);
         let mut s = String::new();

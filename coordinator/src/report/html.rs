@@ -3,8 +3,9 @@
 
 use std::fmt::Write;
 
-use super::figures::{charts, groups, run_name, short_label};
+use super::figures::charts;
 use super::svg::{escape, format_value};
+use super::sweep::{groups, run_name, short_label};
 use super::RunData;
 use crate::load::metrics::Aggregate;
 use crate::store::PointRow;

@@ -1,16 +1,22 @@
 //! Where text goes in a chart: legend entries wrapped in rows, point labels placed
 //! so that they neither leave the chart nor overlap each other.
 
-use super::chart::{Series, FONT, LEFT, RIGHT};
 use super::svg::text_width;
 
-/// Legend entries placed in rows: (row, x offset) per series, and the row count.
-pub(crate) fn legend_layout(series: &[Series], width: f64) -> (Vec<(usize, f64)>, usize) {
+/// The chart's text size (px).
+pub(crate) const FONT: f64 = 12.0;
+/// The plot's left margin (room for the y tick labels), px.
+pub(crate) const LEFT: f64 = 70.0;
+/// The plot's right margin, px.
+pub(crate) const RIGHT: f64 = 24.0;
+
+/// Legend entries placed in rows: (row, x offset) per series name, and the row count.
+pub(crate) fn legend_layout(names: &[&str], width: f64) -> (Vec<(usize, f64)>, usize) {
     let avail = width - LEFT - RIGHT;
     let (mut row, mut x) = (0usize, 0.0f64);
-    let mut out = Vec::with_capacity(series.len());
-    for s in series {
-        let w = 30.0 + text_width(&s.name, FONT) + 18.0;
+    let mut out = Vec::with_capacity(names.len());
+    for name in names {
+        let w = 30.0 + text_width(name, FONT) + 18.0;
         if x > 0.0 && x + w > avail {
             row += 1;
             x = 0.0;
@@ -18,7 +24,7 @@ pub(crate) fn legend_layout(series: &[Series], width: f64) -> (Vec<(usize, f64)>
         out.push((row, x));
         x += w;
     }
-    let rows = if series.is_empty() { 0 } else { row + 1 };
+    let rows = if names.is_empty() { 0 } else { row + 1 };
     (out, rows)
 }
 
@@ -89,13 +95,11 @@ mod tests {
 
     #[test]
     fn legend_wraps_within_the_chart() {
-        let many: Vec<Series> = (0..12)
-            .map(|i| Series {
-                name: format!("run {i} · a fairly long label"),
-                ..Default::default()
-            })
+        let many: Vec<String> = (0..12)
+            .map(|i| format!("run {i} · a fairly long label"))
             .collect();
-        let (pos, rows) = legend_layout(&many, 600.0);
+        let names: Vec<&str> = many.iter().map(String::as_str).collect();
+        let (pos, rows) = legend_layout(&names, 600.0);
         assert!(rows > 1);
         assert!(pos.iter().all(|(_, x)| *x < 600.0 - LEFT - RIGHT));
     }

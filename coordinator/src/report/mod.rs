@@ -13,6 +13,7 @@ mod figures;
 pub mod html;
 mod layout;
 pub mod svg;
+mod sweep;
 
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -1,4 +1,4 @@
-//! Replica startup attribution (issue #5): where the minutes between "scale from
+//! Replica startup attribution: where the minutes between "scale from
 //! zero" and the first answer go.
 //!
 //! * [`phase`]: the phase model every source produces ([`Phase`], [`Timeline`]).
