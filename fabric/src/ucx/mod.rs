@@ -5,7 +5,7 @@
 //! buffer; protocol.rs: the in-band protocol (driver and responder); io.rs: posting
 //! operations; req.rs: request completion bounded by peer_timeout/cancel; lanes.rs:
 //! transport truth (ucp_ep_query ≥ 1.14, else ucp_ep_print_info); perftest_parse.rs:
-//! the ucx_perftest oracle.
+//! the ucx_perftest oracle; proto_info.rs: UCX's protocol selection tables parsed.
 
 mod endpoint;
 mod io;
@@ -14,6 +14,7 @@ mod loader;
 mod mem;
 pub mod perftest_parse;
 mod probe;
+pub mod proto_info;
 mod protocol;
 mod req;
 pub mod sys;
