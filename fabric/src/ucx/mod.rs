@@ -7,7 +7,9 @@
 //! transport truth (ucp_ep_query ≥ 1.14, else ucp_ep_print_info); perftest_parse.rs:
 //! the ucx_perftest oracle; proto_info.rs: UCX's protocol selection tables parsed.
 
+mod capture;
 mod endpoint;
+pub mod findings;
 mod io;
 mod lanes;
 mod loader;
@@ -26,5 +28,10 @@ use crate::error::FabricError;
 
 /// The loaded library: (path, version), or why UCX is unavailable.
 pub fn library() -> Result<(String, String), FabricError> {
-    loader::ucp().map(|u| (u.path.clone(), u.version.clone()))
+    library_at(None)
+}
+
+/// The library at `path` (None: the default one): (path, version), or why not.
+pub fn library_at(path: Option<&str>) -> Result<(String, String), FabricError> {
+    loader::ucp_at(path).map(|u| (u.path.clone(), u.version.clone()))
 }
