@@ -17,6 +17,7 @@ mod mem;
 pub mod perftest_parse;
 mod probe;
 pub mod proto_info;
+mod proto_table;
 mod protocol;
 mod req;
 pub mod sys;
