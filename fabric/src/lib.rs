@@ -19,8 +19,10 @@
 
 pub mod cuda;
 mod endpoint;
+pub mod engine_libs;
 mod error;
 pub(crate) mod hostbuf;
+mod libcache;
 pub mod libfabric;
 pub mod libs;
 pub mod open;
@@ -30,4 +32,4 @@ pub mod ucx;
 pub use endpoint::{PeerInfo, ProbeEndpoint};
 pub use error::FabricError;
 pub use open::{fill_check, open_endpoint};
-pub use plan::{MemKind, Op, PlanError, ProbePlan, SizeResult, TransportTruth};
+pub use plan::{Finding, MemKind, Op, PlanError, ProbePlan, SizeResult, TransportTruth};

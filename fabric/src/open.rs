@@ -23,12 +23,18 @@ pub fn open_endpoint(
                     "libfabric needs a provider (efa, tcp, shm, verbs, ...)".into(),
                 ));
             }
-            Ok(Box::new(LibfabricEndpoint::open(&t.provider, plan)?))
+            let library = crate::engine_libs::resolve_libfabric(t)?;
+            Ok(Box::new(LibfabricEndpoint::open_with(
+                &t.provider,
+                library.as_deref(),
+                plan,
+            )?))
         }
         "ucx" => Ok(Box::new(UcxEndpoint::new(
             &UcxOptions {
                 tls: opt(&t.ucx_tls),
                 net_devices: opt(&t.ucx_net_devices),
+                library: crate::engine_libs::resolve_ucx(t)?,
             },
             plan,
         )?)),

@@ -213,6 +213,18 @@ pub struct TransportTruth {
     /// Memory kind actually used ("host", "cuda:0").
     pub memory: String,
     pub notes: Vec<String>,
+    /// UCX: the protocol UCX selected per operation and memory type (evidence lines).
+    pub protocols: Vec<String>,
+    /// What is wrong with the path, with evidence and fix; empty when healthy.
+    pub findings: Vec<Finding>,
+}
+
+/// A problem the transport truth proves, e.g. RMA emulated over tcp.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Finding {
+    pub name: String,
+    pub evidence: Vec<String>,
+    pub fix: String,
 }
 
 #[cfg(test)]

@@ -24,6 +24,7 @@ fn opts(tls: &str) -> UcxOptions {
     UcxOptions {
         tls: Some(tls.to_string()),
         net_devices: None,
+        library: None,
     }
 }
 

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use servescope_fabric::{MemKind, Op, PlanError, ProbePlan, SizeResult, TransportTruth};
-use servescope_proto::v1::{ProbePlanMsg, ProbeSizeResult, TransportTruthMsg};
+use servescope_proto::v1::{ProbeFinding, ProbePlanMsg, ProbeSizeResult, TransportTruthMsg};
 
 fn invalid(param: &'static str, why: impl Into<String>) -> PlanError {
     PlanError::Invalid {
@@ -118,6 +118,16 @@ pub fn truth_to_msg(t: &TransportTruth) -> TransportTruthMsg {
         rma: t.rma.clone(),
         memory: t.memory.clone(),
         notes: t.notes.clone(),
+        protocols: t.protocols.clone(),
+        findings: t
+            .findings
+            .iter()
+            .map(|f| ProbeFinding {
+                name: f.name.clone(),
+                evidence: f.evidence.clone(),
+                fix: f.fix.clone(),
+            })
+            .collect(),
     }
 }
 

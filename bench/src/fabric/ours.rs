@@ -20,6 +20,7 @@ fn open(lib: &str, plan: &ProbePlan) -> Result<Box<dyn ProbeEndpoint>> {
             &UcxOptions {
                 tls: Some("tcp".into()),
                 net_devices: None,
+                library: None,
             },
             plan,
         )?),

@@ -42,6 +42,18 @@ pub struct PlanFlags {
     /// UCX_NET_DEVICES for a ucx probe (e.g. rdmap16s27:1, eth0)
     #[arg(long)]
     pub net_devices: Option<String>,
+    /// UCX to load for a ucx probe: a libucp file on the agents' nodes
+    #[arg(long, conflicts_with_all = ["engine_venv", "like_pid"])]
+    pub ucx_lib: Option<String>,
+    /// libfabric to load for a libfabric probe: a file on the agents' nodes
+    #[arg(long, conflicts_with = "like_pid")]
+    pub fabric_lib: Option<String>,
+    /// Python environment on the agents' nodes: use its NIXL wheel's bundled UCX
+    #[arg(long, conflicts_with = "like_pid")]
+    pub engine_venv: Option<String>,
+    /// Process on the agents' nodes: use the UCX / libfabric it has mapped
+    #[arg(long)]
+    pub like_pid: Option<u32>,
     /// Message sizes: a list (64K,1M,16M) or a range (4K..64M, powers of 4)
     #[arg(long, default_value = "4K..64M")]
     pub sizes: String,
@@ -100,6 +112,10 @@ impl PlanFlags {
         if let Some(d) = &self.net_devices {
             t.ucx_net_devices = d.clone();
         }
+        t.ucx_lib = self.ucx_lib.clone().unwrap_or_default();
+        t.fabric_lib = self.fabric_lib.clone().unwrap_or_default();
+        t.engine_venv = self.engine_venv.clone().unwrap_or_default();
+        t.like_pid = self.like_pid.unwrap_or_default();
         Ok(t)
     }
 }
@@ -203,6 +219,15 @@ pub fn print_evidence(o: &ProbeOutcome) {
                 t.rma,
                 t.memory
             );
+            for p in &t.protocols {
+                println!("{side} {who}: protocol: {p}");
+            }
+            for f in &t.findings {
+                println!("{side} {who}: FINDING {}: fix: {}", f.name, f.fix);
+                for e in &f.evidence {
+                    println!("{side} {who}:   evidence: {e}");
+                }
+            }
         }
         let mut d: Vec<_> = s
             .deltas

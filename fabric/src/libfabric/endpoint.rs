@@ -5,7 +5,7 @@ use std::ffi::c_void;
 
 use super::consts as c;
 use super::info::{names, Hints, InfoList};
-use super::loader::{lib, Lib};
+use super::loader::{lib_at, Lib};
 use super::memory::{Region, RemoteBuf};
 use super::providers::mr_mode_names;
 use super::slots::{self, Counters, CTRL_SLOT};
@@ -65,8 +65,17 @@ impl LibfabricEndpoint {
     /// Opens an RDM endpoint on `provider` ("tcp", "shm", "efa", "verbs", …) with
     /// buffers for `plan` (host memory, or CUDA when the provider offers FI_HMEM).
     pub fn open(provider: &str, plan: &ProbePlan) -> Result<Self, FabricError> {
+        Self::open_with(provider, None, plan)
+    }
+
+    /// [`Self::open`] with the libfabric file at `library` (None: the default one).
+    pub fn open_with(
+        provider: &str,
+        library: Option<&str>,
+        plan: &ProbePlan,
+    ) -> Result<Self, FabricError> {
         plan.validate()?;
-        let lib = lib()?;
+        let lib = lib_at(library)?;
         let mut caps = c::TAGGED | c::MSG;
         let mut mr_mode = c::MR_LOCAL | c::MR_VIRT_ADDR | c::MR_ALLOCATED;
         mr_mode |= c::MR_PROV_KEY | c::MR_ENDPOINT;
@@ -247,6 +256,7 @@ impl LibfabricEndpoint {
                     MemKind::Cuda(n) => format!("cuda:{n}"),
                 },
                 notes,
+                ..Default::default()
             };
         }
         Ok(())

@@ -8,6 +8,7 @@ use std::sync::OnceLock;
 
 use super::sys;
 use crate::error::FabricError;
+use crate::libcache::LibCache;
 use crate::libs::LIBFABRIC_CANDIDATES;
 
 /// The ABI version node of the info functions matching our bindings.
@@ -74,16 +75,27 @@ impl Lib {
     }
 }
 
-static LIB: OnceLock<Result<Lib, String>> = OnceLock::new();
+static LIB: OnceLock<Result<&'static Lib, String>> = OnceLock::new();
+static NAMED: LibCache<Lib> = LibCache::new();
 
-/// The process-wide libfabric, loaded on first use.
+/// The process-wide default libfabric, loaded on first use.
 pub fn lib() -> Result<&'static Lib, FabricError> {
-    LIB.get_or_init(load)
-        .as_ref()
-        .map_err(|reason| FabricError::Unavailable {
-            library: "libfabric",
-            reason: reason.clone(),
-        })
+    lib_at(None)
+}
+
+/// The libfabric at `path` (an engine's own), or the default one; each distinct
+/// library is loaded once and kept.
+pub fn lib_at(path: Option<&str>) -> Result<&'static Lib, FabricError> {
+    let r = match path {
+        Some(p) => NAMED.get_or_load(p, || load(&[p])),
+        None => LIB
+            .get_or_init(|| load(LIBFABRIC_CANDIDATES).map(|l| &*Box::leak(Box::new(l))))
+            .clone(),
+    };
+    r.map_err(|reason| FabricError::Unavailable {
+        library: "libfabric",
+        reason,
+    })
 }
 
 fn dlerror() -> String {
@@ -97,9 +109,9 @@ fn dlerror() -> String {
     }
 }
 
-fn load() -> Result<Lib, String> {
+fn load(cands: &[&str]) -> Result<Lib, String> {
     let mut errs = Vec::new();
-    for cand in LIBFABRIC_CANDIDATES {
+    for cand in cands {
         let c = CString::new(*cand).map_err(|e| e.to_string())?;
         // SAFETY: dlopen of the system libfabric, loaded deliberately; its
         // initialisers run here. The handle is kept for the life of the process.

@@ -8,13 +8,16 @@
 use std::ffi::{c_void, CString};
 use std::sync::atomic::{AtomicI32, Ordering};
 
+use super::capture::Capture;
+use super::findings;
 use super::lanes;
-use super::loader::{ucp, Ucp};
+use super::loader::{ucp_at, Ucp};
 use super::mem::Buffer;
+use super::proto_info;
 use super::sys::*;
 use crate::endpoint::PeerInfo;
 use crate::error::FabricError;
-use crate::plan::{ProbePlan, TransportTruth};
+use crate::plan::{Op, ProbePlan, TransportTruth};
 
 /// Per-probe UCX settings; None keeps UCX's own default (or the process's UCX_* env).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -23,6 +26,8 @@ pub struct UcxOptions {
     pub tls: Option<String>,
     /// UCX_NET_DEVICES for this probe only, e.g. "lo", "mlx5_0:1", "rdmap16s27:1".
     pub net_devices: Option<String>,
+    /// The libucp file to load (an engine's bundled UCX); None: the default one.
+    pub library: Option<String>,
 }
 
 /// The peer's registered buffer, unpacked.
@@ -44,6 +49,10 @@ pub struct UcxEndpoint {
     /// Status from the endpoint error handler (0 = none). Boxed: UCX keeps its address.
     pub(super) ep_error: Box<AtomicI32>,
     pub(super) truth: TransportTruth,
+    /// The plan's operations, to pick their protocol selection from UCX's tables.
+    ops: Vec<Op>,
+    /// UCX's log while this endpoint lives (protocol tables); dropped after cleanup.
+    capture: Option<Capture>,
     /// Dropped last: UCX may touch it until the worker is destroyed.
     pub(super) buf: Buffer,
 }
@@ -62,8 +71,15 @@ impl UcxEndpoint {
     /// Opens context, worker and buffer for `plan` (buffer = its largest size).
     pub fn new(opts: &UcxOptions, plan: &ProbePlan) -> Result<Self, FabricError> {
         plan.validate()?;
-        let ucp = ucp()?;
+        let ucp = ucp_at(opts.library.as_deref())?;
         let buf = Buffer::alloc(plan.mem, plan.buffer_bytes(), plan.touch_payload)?;
+        let (capture, capture_note) = match Capture::start(ucp) {
+            Ok(c) => (Some(c), None),
+            Err(e) => (
+                None,
+                Some(format!("UCX protocol selection not captured: {e}")),
+            ),
+        };
         let mut me = UcxEndpoint {
             ucp,
             ctx: std::ptr::null_mut(),
@@ -79,8 +95,11 @@ impl UcxEndpoint {
                 path: ucp.path.clone(),
                 version: ucp.version.clone(),
                 memory: buf.describe(),
+                notes: capture_note.into_iter().collect(),
                 ..Default::default()
             },
+            ops: plan.ops.clone(),
+            capture,
             buf,
         };
         me.init_context(opts)?;
@@ -96,6 +115,16 @@ impl UcxEndpoint {
         ucp.check("ucp_config_read", unsafe {
             (ucp.config_read)(std::ptr::null(), std::ptr::null(), &mut cfg)
         })?;
+        if self.capture.is_some() {
+            // SAFETY: cfg is live; both strings are NUL-terminated literals.
+            let st = unsafe { (ucp.config_modify)(cfg, c"PROTO_INFO".as_ptr(), c"y".as_ptr()) };
+            if st != UCS_OK {
+                self.truth.notes.push(format!(
+                    "UCX_PROTO_INFO not supported by this UCX: {}",
+                    ucp.status_str(st)
+                ));
+            }
+        }
         let mut asked = Vec::new();
         let mut res = Ok(());
         for (name, val) in [("TLS", &opts.tls), ("NET_DEVICES", &opts.net_devices)] {
@@ -185,11 +214,23 @@ impl UcxEndpoint {
         // SAFETY: ctx is live; attr is writable and its mask names one field.
         let st = unsafe { (ucp.context_query)(self.ctx, &mut attr) };
         if st == UCS_OK && attr.memory_types & (1u64 << mt) == 0 {
+            let cands = crate::engine_libs::cuda_capable_ucx(std::path::Path::new("/proc"));
+            let hint = if cands.is_empty() {
+                "; no UCX with a CUDA transport found on this node (serving processes' \
+                 mapped libraries, NIXL wheels in site-packages)"
+                    .to_string()
+            } else {
+                format!(
+                    "; UCX with a CUDA transport on this node: {} (use --ucx-lib PATH, \
+                     --engine-venv or --like-pid)",
+                    cands.join(", ")
+                )
+            };
             return Err(FabricError::Memory(
                 "cuda",
                 format!(
                     "UCX {} ({}) does not support CUDA memory (built without CUDA, or no \
-                     cuda transport in UCX_TLS; e.g. add cuda_copy)",
+                     cuda transport in UCX_TLS; e.g. add cuda_copy){hint}",
                     ucp.version, ucp.path
                 ),
             ));
@@ -233,6 +274,21 @@ impl UcxEndpoint {
             return;
         }
         lanes::fill_truth(self.ucp, self.ep, &mut self.truth);
+        let info = self
+            .capture
+            .as_ref()
+            .map(|c| proto_info::parse(&c.text()))
+            .unwrap_or_default();
+        let (protocols, mut found) = findings::assess(&info, &self.ops);
+        if info.selections.is_empty() {
+            found.extend(findings::assess_lanes(
+                &self.truth.rma,
+                &self.truth.lanes,
+                &self.ops,
+            ));
+        }
+        self.truth.protocols = protocols;
+        self.truth.findings = found;
     }
 }
 

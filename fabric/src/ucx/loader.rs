@@ -2,7 +2,6 @@
 //! into a struct of function pointers. Nothing links against UCX.
 
 use std::ffi::{c_char, c_uint, c_void, CStr, OsStr};
-use std::sync::OnceLock;
 
 use super::sys::{
     ucp_address_t, ucp_config_t, ucp_context_attr_t, ucp_context_h, ucp_ep_h, ucp_ep_params_t,
@@ -10,6 +9,7 @@ use super::sys::{
     ucp_worker_h, ucp_worker_params_t, ucs_status_t,
 };
 use crate::error::FabricError;
+use crate::libcache::LibCache;
 use crate::libs::UCX_CANDIDATES;
 
 /// `ucs_status_ptr_t`: a request pointer, NULL (done) or an error code cast to a pointer.
@@ -115,6 +115,8 @@ pub struct Ucp {
     ) -> StatusPtr,
     /// `ucp_ep_query(ep, ucp_ep_attr_t*)`; the attr layout with transports is in lanes.rs.
     pub ep_query: Option<unsafe extern "C" fn(ucp_ep_h, *mut c_void) -> ucs_status_t>,
+    /// libucs's log control, to capture UCX's protocol tables (see capture.rs).
+    pub log: Option<LogCtl>,
     _lib: libloading::Library,
 }
 
@@ -147,6 +149,29 @@ impl Ucp {
     pub fn has_ep_transports(&self) -> bool {
         self.ep_query.is_some() && (self.numeric.0, self.numeric.1) >= (1, 14)
     }
+}
+
+/// libucs functions that redirect UCX's log: `ucs_global_opts_set_value` /
+/// `_get_value`, then `ucs_log_cleanup` + `ucs_log_init` reopen the log file.
+pub struct LogCtl {
+    pub set_value: unsafe extern "C" fn(*const c_char, *const c_char) -> ucs_status_t,
+    pub get_value: unsafe extern "C" fn(*const c_char, *mut c_char, usize) -> ucs_status_t,
+    pub log_cleanup: unsafe extern "C" fn(),
+    pub log_init: unsafe extern "C" fn(),
+    pub log_flush: Option<unsafe extern "C" fn()>,
+}
+
+fn log_ctl(lib: &libloading::Library) -> Result<LogCtl, String> {
+    // SAFETY: libucs's exported log control (ucs/config/global_opts.h, ucs/debug/log.h),
+    // present in every UCX ≥ 1.9 with these prototypes.
+    let log_flush = unsafe { lib.get(b"ucs_log_flush\0") }.ok().map(|s| *s);
+    Ok(LogCtl {
+        set_value: sym!(lib, "ucs_global_opts_set_value"),
+        get_value: sym!(lib, "ucs_global_opts_get_value"),
+        log_cleanup: sym!(lib, "ucs_log_cleanup"),
+        log_init: sym!(lib, "ucs_log_init"),
+        log_flush,
+    })
 }
 
 fn load_from(name: &str) -> Result<Ucp, String> {
@@ -204,6 +229,7 @@ fn load_from(name: &str) -> Result<Ucp, String> {
         put_nbx: sym!(lib, "ucp_put_nbx"),
         get_nbx: sym!(lib, "ucp_get_nbx"),
         ep_query,
+        log: log_ctl(&lib).ok(),
         _lib: lib,
     })
 }
@@ -225,29 +251,32 @@ fn real_path(sym: *const c_void) -> Option<String> {
     )
 }
 
-static UCP: OnceLock<Result<Ucp, String>> = OnceLock::new();
+static UCP: LibCache<Ucp> = LibCache::new();
 
-/// The process-wide UCX binding, loaded on first use. `SERVESCOPE_UCX_LIB` overrides
-/// the file name (a path to another libucp.so.0).
-pub fn ucp() -> Result<&'static Ucp, FabricError> {
-    UCP.get_or_init(|| {
-        let mut cands: Vec<String> = Vec::new();
-        if let Ok(p) = std::env::var("SERVESCOPE_UCX_LIB") {
-            cands.push(p);
-        }
-        cands.extend(UCX_CANDIDATES.iter().map(|s| s.to_string()));
-        let mut errs = Vec::new();
-        for c in &cands {
-            match load_from(c) {
-                Ok(u) => return Ok(u),
-                Err(e) => errs.push(format!("{c}: {e}")),
-            }
-        }
-        Err(errs.join("; "))
-    })
-    .as_ref()
-    .map_err(|reason| FabricError::Unavailable {
+/// The UCX binding for `library` (a path to a libucp, e.g. an engine's bundled
+/// `libucp-<hash>.so.0.0.0`), or the default one: `SERVESCOPE_UCX_LIB`, else the
+/// system's libucp.so.0. Each distinct library is loaded once and kept.
+pub fn ucp_at(library: Option<&str>) -> Result<&'static Ucp, FabricError> {
+    let unavailable = |reason: String| FabricError::Unavailable {
         library: "ucx",
-        reason: reason.clone(),
-    })
+        reason,
+    };
+    if let Some(path) = library {
+        return UCP
+            .get_or_load(path, || load_from(path))
+            .map_err(|e| unavailable(format!("{path}: {e}")));
+    }
+    let mut cands: Vec<String> = Vec::new();
+    if let Ok(p) = std::env::var("SERVESCOPE_UCX_LIB") {
+        cands.push(p);
+    }
+    cands.extend(UCX_CANDIDATES.iter().map(|s| s.to_string()));
+    let mut errs = Vec::new();
+    for c in &cands {
+        match UCP.get_or_load(c, || load_from(c)) {
+            Ok(u) => return Ok(u),
+            Err(e) => errs.push(format!("{c}: {e}")),
+        }
+    }
+    Err(unavailable(errs.join("; ")))
 }

@@ -5,15 +5,19 @@
 //! buffer; protocol.rs: the in-band protocol (driver and responder); io.rs: posting
 //! operations; req.rs: request completion bounded by peer_timeout/cancel; lanes.rs:
 //! transport truth (ucp_ep_query ≥ 1.14, else ucp_ep_print_info); perftest_parse.rs:
-//! the ucx_perftest oracle.
+//! the ucx_perftest oracle; proto_info.rs: UCX's protocol selection tables parsed.
 
+mod capture;
 mod endpoint;
+pub mod findings;
 mod io;
 mod lanes;
 mod loader;
 mod mem;
 pub mod perftest_parse;
 mod probe;
+pub mod proto_info;
+mod proto_table;
 mod protocol;
 mod req;
 pub mod sys;
@@ -25,5 +29,10 @@ use crate::error::FabricError;
 
 /// The loaded library: (path, version), or why UCX is unavailable.
 pub fn library() -> Result<(String, String), FabricError> {
-    loader::ucp().map(|u| (u.path.clone(), u.version.clone()))
+    library_at(None)
+}
+
+/// The library at `path` (None: the default one): (path, version), or why not.
+pub fn library_at(path: Option<&str>) -> Result<(String, String), FabricError> {
+    loader::ucp_at(path).map(|u| (u.path.clone(), u.version.clone()))
 }
