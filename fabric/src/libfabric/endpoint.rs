@@ -247,6 +247,7 @@ impl LibfabricEndpoint {
                     MemKind::Cuda(n) => format!("cuda:{n}"),
                 },
                 notes,
+                nixl_version: String::new(),
             };
         }
         Ok(())
