@@ -38,6 +38,11 @@ export SERVESCOPE_REQUIRE_DEPLOY_TOOLS=1 # cli/tests/deploy_kit.rs; validate_dep
 SERVESCOPE_RAY_PYTHON="$(bash scripts/ray_venv.sh | tail -n 1)"
 export SERVESCOPE_RAY_PYTHON SERVESCOPE_REQUIRE_RAY=1
 
+# The real NIXL wheel (nixl-cu13 pinned, host memory, in target/nixl-venv) for the
+# NIXL-level probes of fabric/tests/fabric_nixl.rs and cli/tests/fabric_nixl_cli.rs.
+SERVESCOPE_NIXL_PYTHON="$(bash scripts/nixl_venv.sh | tail -n 1)"
+export SERVESCOPE_NIXL_PYTHON
+
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo test --workspace

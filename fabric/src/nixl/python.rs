@@ -34,6 +34,12 @@ fn executable(p: &Path) -> bool {
         .unwrap_or(false)
 }
 
+/// An absolute path without resolving links (a venv's `bin/python` is a link whose
+/// location is what makes it the venv's): the driver runs in another directory.
+fn absolute(p: &Path) -> PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
 /// Whether a file name looks like a Python interpreter (python, python3, python3.12).
 pub fn is_python_name(p: &Path) -> bool {
     p.file_name()
@@ -80,7 +86,7 @@ impl PythonChoice {
                 )));
             }
             return Ok(Python {
-                path: p.clone(),
+                path: absolute(p),
                 how: "--python".into(),
             });
         }
@@ -94,7 +100,7 @@ impl PythonChoice {
                 )));
             }
             return Ok(Python {
-                path: p,
+                path: absolute(&p),
                 how: format!("--engine-venv {}", v.display()),
             });
         }
