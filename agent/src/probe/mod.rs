@@ -3,6 +3,7 @@
 //! closed stream, a dead peer or the plan's time limit ends it cleanly.
 
 pub mod counters;
+pub mod nixl_check;
 pub mod plan_msg;
 pub mod preflight;
 

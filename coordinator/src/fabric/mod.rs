@@ -4,6 +4,7 @@
 //! Also the preflight judge (`check`) and the pairwise matrix.
 
 pub mod check;
+pub mod kv_check;
 pub mod matrix;
 pub mod units;
 

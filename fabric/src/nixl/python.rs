@@ -55,9 +55,30 @@ pub fn python3_on_path() -> Option<PathBuf> {
         .find(|p| executable(p))
 }
 
+/// The environment whose packages a process has mapped (a NIXL library under
+/// `<root>/lib/pythonX.Y/site-packages/`): `<root>/bin/python`, when it exists.
+fn venv_of_maps(dir: &Path) -> Option<PathBuf> {
+    use std::io::Read;
+    let mut maps = Vec::new();
+    std::fs::File::open(dir.join("maps"))
+        .ok()?
+        .take(4 << 20)
+        .read_to_end(&mut maps)
+        .ok()?;
+    String::from_utf8_lossy(&maps)
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(5))
+        .filter(|p| p.contains("nixl"))
+        .find_map(|p| {
+            let root = &p[..p.find("/lib/python")?];
+            let py = Path::new(root).join("bin").join("python");
+            executable(&py).then_some(py)
+        })
+}
+
 /// The Python a process runs: its argv[0] when that is an absolute path to a Python
-/// (a venv's `bin/python`, which `/proc/PID/exe` would resolve past), else its
-/// executable when that is a Python.
+/// (a venv's `bin/python`, which `/proc/PID/exe` would resolve past), else the
+/// environment of the NIXL it has mapped, else its executable when that is a Python.
 pub fn python_of_pid(proc_root: &Path, pid: u32) -> Result<Option<PathBuf>, String> {
     let dir = proc_root.join(pid.to_string());
     let cmdline = std::fs::read(dir.join("cmdline")).map_err(|e| format!("process {pid}: {e}"))?;
@@ -66,6 +87,9 @@ pub fn python_of_pid(proc_root: &Path, pid: u32) -> Result<Option<PathBuf>, Stri
         if p.is_absolute() && is_python_name(&p) && executable(&p) {
             return Ok(Some(p));
         }
+    }
+    if let Some(p) = venv_of_maps(&dir) {
+        return Ok(Some(p));
     }
     match std::fs::read_link(dir.join("exe")) {
         Ok(exe) if is_python_name(&exe) => Ok(Some(exe)),
@@ -175,6 +199,25 @@ mod tests {
             "argv0 when it is a Python, else nothing (exe is not)"
         );
         assert!(python_of_pid(&dir, 43).is_err());
+        // argv0 no Python: the venv of the NIXL library it mapped.
+        let venv = dir.join("venv");
+        std::fs::create_dir_all(venv.join("bin")).expect("venv");
+        std::os::unix::fs::symlink("/bin/sh", venv.join("bin/python")).expect("python");
+        let p44 = dir.join("44");
+        std::fs::create_dir_all(&p44).expect("dir");
+        std::fs::write(p44.join("cmdline"), "vllm-worker\0").expect("cmdline");
+        std::fs::write(
+            p44.join("maps"),
+            format!(
+                "7f00-7f01 r-xp 0 08:01 1 {}/lib/python3.12/site-packages/nixl_cu13.libs/libnixl.so\n",
+                venv.display()
+            ),
+        )
+        .expect("maps");
+        assert_eq!(
+            python_of_pid(&dir, 44).expect("read"),
+            Some(venv.join("bin/python"))
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
