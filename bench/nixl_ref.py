@@ -1,33 +1,36 @@
 #!/usr/bin/env python3
-"""Reference NIXL rates: NIXL's own Python API moving data between two processes, one NIXL
-agent each, measured the way the agent's `--transport nixl` probe measures.
+"""Reference NIXL rates: the NIXL wheel's own Python API (nixl_agent) moving data between
+two processes, one NIXL agent each. Shares no code with servescope's driver.
 
-The two processes are fabric/py/nixl_driver.py (the driver the agent supervises), started
-here with this Python; metadata goes between them through this script's pipes. Each side
-registers one buffer of the largest size once; each size uses a prefix of it. WRITE and
-READ are measured separately: 3 warm-ups, then --iters transfers, each timed from post
-until check_xfer_state() is DONE (busy poll, NIXL progress thread off); request creation
-(prepare) and the post call are timed too. After each (size, op) the receiving side checks
-the contents (a mismatch fails the run, naming size and offset).
+This process is the initiator; it starts itself again as the target (`--serve`), whose
+stdin/stdout carry the agent metadata and the verification requests. Each side registers
+one buffer of the largest size once; each size uses a prefix of it, cut into --block-size
+descriptors. Descriptor lists are prepared once per size (prep_xfer_dlist), each transfer
+is made from them (make_prepped_xfer), posted (transfer) and timed until check_xfer_state()
+says DONE (busy poll, NIXL progress thread off): --warmup untimed, then --iters timed.
+After each (size, op) the contents are checked: WRITE: the target compares its region
+with the initiator's pattern; READ: the initiator compares what it read with the target's.
 
-  python3 bench/nixl_ref.py [--mem host|cuda:N] [--peer-mem cuda:M] [--sizes 1M,16M,256M]
-      [--iters N] [--blocks N | --block-size SIZE] [--backend UCX|LIBFABRIC] [--proto-info]
+  python3 bench/nixl_ref.py [--mem host|cuda:N] [--sizes 1M,16M,256M] [--block-size 64K]
+      [--iters N] [--ops WRITE,READ]
 
-Prints a table (GB/s = 1e9 B/s over the transfer time; median and best) and one JSON line
-per (size, op). Needs numpy and NIXL (nixl_cu13 ...) importable; torch for --mem cuda.
+Prints one JSON line per (size, op): {"nixl_ref": {size, op, blocks, gbps (bytes over the
+average transfer time, 1e9 B/s), gbps_median, transfer_avg_us, post_avg_us, verified}}.
+Needs NIXL (nixl_cu13 / nixl_cu12 / nixl) and numpy; torch for --mem cuda.
 """
 
 import argparse
+import base64
 import json
 import os
 import re
+import select
+import subprocess
 import sys
-
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fabric", "py"))
-from nixl_pair import DriverError, Pair  # noqa: E402
+import time
 
 UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
-UCX_LINE = re.compile(r"^(\[\d+\.\d+\] \[[^\]]+\])\s?(.*)$")
+MUL = 2654435761
 
 
 def parse_size(text):
@@ -37,112 +40,176 @@ def parse_size(text):
     return int(m.group(1)) * UNITS[m.group(2).upper()]
 
 
-def human(n):
-    for unit in ("G", "M", "K"):
-        if n >= UNITS[unit] and n % UNITS[unit] == 0:
-            return f"{n // UNITS[unit]} {unit}iB"
-    return f"{n} B"
-
-
-def proto_lines(stderr):
-    """UCX's lane configuration lines and its protocol tables for remote memory access,
-    without the timestamp prefix. A table's lines share one timestamp."""
-    out, tables, order = [], {}, []
-    for raw in stderr.splitlines():
-        m = UCX_LINE.match(raw)
-        if not m:
+def nixl_api():
+    for name in ("nixl_cu13", "nixl_cu12", "nixl._api"):
+        try:
+            mod = __import__(name, fromlist=["nixl_agent"])
+            return mod.nixl_agent, mod.nixl_agent_config
+        except ImportError:
             continue
-        line = m.group(2).rstrip()
-        if line.lstrip().startswith(("+", "|")):
-            if m.group(1) not in tables:
-                tables[m.group(1)] = []
-                order.append(("table", m.group(1)))
-            tables[m.group(1)].append(line)
-        elif "UCX  INFO" in line and ("cfg#" in line or "Version" in line):
-            order.append(("line", line.split("UCX  INFO", 1)[1].strip()))
-    for kind, value in order:
-        if kind == "line":
-            out.append(value)
-        elif any("remote memory" in l for l in tables[value]):
-            out.extend(tables[value])
-    return out
+    sys.exit("nixl_ref: no NIXL package importable")
+
+
+class Buffer:
+    """int32 words on host (numpy) or GPU (torch); pattern word i = i * MUL + seed (mod 2^32)."""
+
+    def __init__(self, mem, nbytes):
+        self.words = nbytes // 4
+        if mem == "host":
+            import numpy as np
+
+            self.np, self.t = np, None
+            self.buf = np.zeros(self.words, dtype=np.int32)
+            self.addr, self.dev, self.kind = self.buf.ctypes.data, 0, "DRAM"
+        else:
+            import torch
+
+            self.np, self.t = None, torch
+            dev = int(mem.split(":")[1]) if ":" in mem else 0
+            self.buf = torch.zeros(self.words, dtype=torch.int32, device=f"cuda:{dev}")
+            self.addr, self.dev, self.kind = self.buf.data_ptr(), dev, "VRAM"
+
+    def pattern(self, n, seed):
+        if self.t is None:
+            i = self.np.arange(n, dtype=self.np.uint64)
+            return ((i * MUL + seed) & 0xFFFFFFFF).astype(self.np.uint32).view(self.np.int32)
+        i = self.t.arange(n, dtype=self.t.int64, device=self.buf.device)
+        v = (i * MUL + seed) & 0xFFFFFFFF
+        return (v - ((v >> 31) << 32)).to(self.t.int32)
+
+    def fill(self, nbytes, seed):
+        self.buf[: nbytes // 4] = self.pattern(nbytes // 4, seed)
+        if self.t is not None:
+            self.t.cuda.synchronize()
+
+    def first_mismatch(self, nbytes, seed):
+        n = nbytes // 4
+        if self.t is not None:
+            self.t.cuda.synchronize()
+            bad = (self.buf[:n] != self.pattern(n, seed)).nonzero()
+            return int(bad[0]) * 4 if len(bad) else None
+        bad = self.np.flatnonzero(self.buf[:n] != self.pattern(n, seed))
+        return int(bad[0]) * 4 if len(bad) else None
+
+
+def make_agent(name):
+    nixl_agent, nixl_agent_config = nixl_api()
+    cfg = nixl_agent_config(enable_prog_thread=False, enable_listen_thread=False, backends=["UCX"])
+    return nixl_agent(name, cfg)
+
+
+def blocks_of(addr, dev, size, block):
+    return [(addr + off, block, dev) for off in range(0, size, block)]
+
+
+def serve(args):
+    """The target: registers its buffer, answers fill/check requests, progresses NIXL."""
+    out = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)  # what NIXL/UCX print goes to stderr, the pipe stays JSON
+    agent = make_agent(f"ref-target-{os.getpid()}")
+    buf = Buffer(args.mem, args.max_bytes)
+    agent.register_memory([(buf.addr, args.max_bytes, buf.dev, "")], buf.kind)
+    out.write(json.dumps({"md": base64.b64encode(agent.get_agent_metadata()).decode(), "addr": buf.addr,
+                          "dev": buf.dev}) + "\n")
+    out.flush()
+    pending = b""
+    while True:
+        if select.select([0], [], [], 0)[0]:
+            chunk = os.read(0, 65536)
+            if not chunk:
+                os._exit(0)
+            pending += chunk
+        else:
+            agent.get_new_notifs()  # progress the worker (emulated protocols need it)
+            continue
+        while b"\n" in pending:
+            line, pending = pending.split(b"\n", 1)
+            req = json.loads(line)
+            if req["cmd"] == "fill":
+                buf.fill(req["size"], req["seed"])
+                out.write('{"ok": true}\n')
+            elif req["cmd"] == "check":
+                out.write(json.dumps({"offset": buf.first_mismatch(req["size"], req["seed"])}) + "\n")
+            out.flush()
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--mem", default="host", help="host or cuda:N (initiator)")
-    ap.add_argument("--peer-mem", default=None, help="target memory (default: --mem)")
-    ap.add_argument("--sizes", default="1M,16M,256M", help="comma-separated sizes (K/M/G = KiB/MiB/GiB)")
-    ap.add_argument("--iters", type=int, default=20)
-    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--mem", default="host", help="host or cuda:N (both processes)")
+    ap.add_argument("--sizes", default="1M,16M,256M")
+    ap.add_argument("--block-size", type=parse_size, default=None, help="bytes per descriptor (default: whole size)")
+    ap.add_argument("--iters", type=int, default=50)
+    ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--ops", default="WRITE,READ")
-    ap.add_argument("--blocks", type=int, default=1, help="descriptors per transfer")
-    ap.add_argument("--block-size", type=parse_size, default=None,
-                    help="bytes per descriptor (overrides --blocks: blocks = size / block size)")
-    ap.add_argument("--backend", default="UCX", choices=["UCX", "LIBFABRIC"])
-    ap.add_argument("--prep", default="dlist", choices=["dlist", "xfer"],
-                    help="dlist: prep_xfer_dlist once + make_prepped_xfer per transfer (vLLM); xfer: initialize_xfer")
-    ap.add_argument("--no-verify", action="store_true")
-    ap.add_argument("--proto-info", action="store_true",
-                    help="UCX_PROTO_INFO=y UCX_LOG_LEVEL=info in both processes; print UCX's RMA protocol choice")
-    ap.add_argument("--ucx-log", default=None, help="write both processes' raw stderr (UCX output) to this file")
-    ap.add_argument("--python", default=sys.executable, help="Python of the two NIXL processes")
+    ap.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--max-bytes", type=int, default=0, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.serve:
+        return serve(args)
+    sizes = [parse_size(s) for s in args.sizes.split(",")]
+    top = max(sizes)
+    child = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--serve", "--mem", args.mem,
+                              "--max-bytes", str(top)], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
 
-    sizes = [parse_size(s) for s in args.sizes.split(",") if s.strip()]
-    ops = [o.strip().upper() for o in args.ops.split(",") if o.strip()]
-    blocks = {s: s // args.block_size if args.block_size else args.blocks for s in sizes}
-    env = {"UCX_PROTO_INFO": "y", "UCX_LOG_LEVEL": "info"} if args.proto_info else {}
-    if any(b <= 0 or s % b or (s // b) % 4 for s, b in blocks.items()):
-        sys.exit("nixl_ref: every size must split into blocks of a multiple of 4 bytes")
+    def ask(req):
+        child.stdin.write((json.dumps(req) + "\n").encode())
+        child.stdin.flush()
+        return json.loads(child.stdout.readline())
 
-    pair = Pair(max(sizes), max(sizes) // blocks[max(sizes)], mem=args.mem, peer_mem=args.peer_mem, backend=args.backend,
-                python=args.python, env=env)
-    results, failure = [], None
-    try:
-        h = pair.hello["initiator"]
-        print(f"# NIXL {h['nixl_module']} {h['nixl_version']}, Python {h['python']}, backend {args.backend}, "
-              f"UCX {h['ucx'].get('version')} from {h['ucx'].get('libucp')}")
-        print(f"# mem {args.mem} -> {args.peer_mem or args.mem}, prep {args.prep}, iters {args.iters}, "
-              f"warm-up {args.warmup}, verify {not args.no_verify}")
-        for size in sizes:
-            for op in ops:
-                r = pair.run(op, size, blocks=blocks[size], iters=args.iters, warmup=args.warmup,
-                             verify=not args.no_verify, prep=args.prep)
-                r = {k: v for k, v in r.items() if k not in ("ok", "cmd")}
-                r.update({"mem": args.mem, "peer_mem": args.peer_mem or args.mem, "backend": args.backend,
-                          "ucx": h["ucx"].get("version"), "nixl": h["nixl_version"]})
-                results.append(r)
-        summary = pair.finish()
-    except DriverError as e:
-        failure = e
-    finally:
-        pair.close()
-
-    print(f"\n{'size':>9} {'op':>5} {'blocks':>7} {'GB/s med':>9} {'GB/s best':>9} {'lat us':>9} "
-          f"{'prep us':>8} {'prep p99':>8} {'post us':>8} {'post p99':>8} {'xfer p99':>9}  verified")
-    for r in results:
-        print(f"{human(r['size']):>9} {r['op']:>5} {r['blocks']:>7} {r['gbps']['median']:>9.2f} "
-              f"{r['gbps']['best']:>9.2f} {r['transfer_us']['avg']:>9.1f} {r['prepare_us']['avg']:>8.1f} "
-              f"{r['prepare_us']['p99']:>8.1f} {r['post_us']['avg']:>8.1f} {r['post_us']['p99']:>8.1f} "
-              f"{r['transfer_us']['p99']:>9.1f}  {'yes' if r['verified'] else 'no'}")
-    for r in results:
-        print(json.dumps({"nixl_ref": r}, sort_keys=True))
-    if failure is None:
-        print(f"# target: {summary['writes_verified']} WRITE checks passed, {summary['reads_prepared']} READ "
-              f"sources prepared, {summary['mismatches']} mismatches")
-    if args.proto_info:
-        for side in (pair.initiator, pair.target):
-            print(f"\n# UCX protocol selection, {side.name}:")
-            for line in proto_lines(side.stderr()):
-                print(f"  {line}")
-    if args.ucx_log:
-        with open(args.ucx_log, "w") as f:
-            for side in (pair.initiator, pair.target):
-                f.write(side.stderr())
-    if failure is not None:
-        print(f"nixl_ref: FAILED: {failure}", file=sys.stderr)
-        sys.exit(1)
+    peer = json.loads(child.stdout.readline())
+    agent = make_agent(f"ref-initiator-{os.getpid()}")
+    buf = Buffer(args.mem, top)
+    agent.register_memory([(buf.addr, top, buf.dev, "")], buf.kind)
+    name = agent.add_remote_agent(base64.b64decode(peer["md"]))
+    failed = False
+    for size in sizes:
+        block = args.block_size or size
+        local = blocks_of(buf.addr, buf.dev, size, block)
+        remote = blocks_of(peer["addr"], peer["dev"], size, block)
+        lh = agent.prep_xfer_dlist("NIXL_INIT_AGENT", local, buf.kind)
+        rh = agent.prep_xfer_dlist(name, remote, buf.kind)
+        idx = list(range(len(local)))
+        for op in args.ops.split(","):
+            seed = (size * 31 + len(op)) & 0xFFFFFFFF
+            if op == "WRITE":
+                buf.fill(size, seed)
+            else:
+                buf.fill(size, seed ^ 0x5A5A5A5A)
+                ask({"cmd": "fill", "size": size, "seed": seed})
+            xfer, post = [], []
+            for i in range(args.warmup + args.iters):
+                h = agent.make_prepped_xfer(op, lh, idx, rh, idx)
+                t1 = time.perf_counter_ns()
+                state = agent.transfer(h)
+                t2 = time.perf_counter_ns()
+                while state == "PROC":
+                    state = agent.check_xfer_state(h)
+                t3 = time.perf_counter_ns()
+                agent.release_xfer_handle(h)
+                if state != "DONE":
+                    sys.exit(f"nixl_ref: {op} {size}: NIXL state {state}")
+                if i >= args.warmup:
+                    xfer.append((t3 - t1) / 1e3)
+                    post.append((t2 - t1) / 1e3)
+            if op == "WRITE":
+                offset = ask({"cmd": "check", "size": size, "seed": seed})["offset"]
+            else:
+                offset = buf.first_mismatch(size, seed)
+            avg = sum(xfer) / len(xfer)
+            med = sorted(xfer)[len(xfer) // 2]
+            row = {"size": size, "op": op, "blocks": len(local), "gbps": size / (avg * 1e3),
+                   "gbps_median": size / (med * 1e3), "transfer_avg_us": avg,
+                   "post_avg_us": sum(post) / len(post), "verified": offset is None}
+            print(json.dumps({"nixl_ref": row}), flush=True)
+            if offset is not None:
+                print(f"nixl_ref: {op} of {size} bytes: contents differ at byte offset {offset}", file=sys.stderr)
+                failed = True
+        agent.release_dlist_handle(lh)
+        agent.release_dlist_handle(rh)
+    child.stdin.close()
+    child.wait(timeout=30)
+    sys.stdout.flush()
+    os._exit(1 if failed else 0)
 
 
 if __name__ == "__main__":

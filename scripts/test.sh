@@ -38,11 +38,12 @@ export SERVESCOPE_REQUIRE_DEPLOY_TOOLS=1 # cli/tests/deploy_kit.rs; validate_dep
 SERVESCOPE_RAY_PYTHON="$(bash scripts/ray_venv.sh | tail -n 1)"
 export SERVESCOPE_RAY_PYTHON SERVESCOPE_REQUIRE_RAY=1
 
-# The real nixl-cu13 wheel (in target/nixl-venv) for its bundled UCX 1.23:
-# cli/tests/fabric_cli_engine.rs probes through it by path (host memory, loopback).
-NIXL_PY="$(bash scripts/nixl_venv.sh | tail -n 1)"
-SERVESCOPE_NIXL_UCX="$(ls "$(dirname "$(dirname "$NIXL_PY")")"/lib/python3*/site-packages/nixl_cu13.libs/libucp-*.so* 2>/dev/null | head -n 1)"
-export SERVESCOPE_NIXL_UCX
+# The real nixl-cu13 wheel (pinned, host memory, in target/nixl-venv): the NIXL-level
+# probes of fabric/tests/fabric_nixl.rs and cli/tests/fabric_nixl_cli.rs, and its
+# bundled UCX 1.23 that cli/tests/fabric_cli_engine.rs probes through by path.
+SERVESCOPE_NIXL_PYTHON="$(bash scripts/nixl_venv.sh | tail -n 1)"
+SERVESCOPE_NIXL_UCX="$(ls "$(dirname "$(dirname "$SERVESCOPE_NIXL_PYTHON")")"/lib/python3*/site-packages/nixl_cu13.libs/libucp-*.so* 2>/dev/null | head -n 1)"
+export SERVESCOPE_NIXL_PYTHON SERVESCOPE_NIXL_UCX
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings

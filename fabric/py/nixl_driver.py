@@ -25,15 +25,16 @@ NIXL, no backend, no device), "transfer" (NIXL reported an error or a timeout), 
             ucx: {libucp: PATH, version: "1.23.0"} | {error}, libs: [mapped library paths]}
       libucp is the file this process mapped (/proc/self/maps) after loading the UCX
       plugin; version is ucp_get_version() called on that file.
-  init {role: "initiator"|"target", backend: "UCX"|"LIBFABRIC", mem: "host"|"cuda:N",
+  init {role?: "initiator"|"target", backend: "UCX"|"LIBFABRIC", mem: "host"|"cuda:N",
         bytes: N, block_size: N, backend_params?: {str: str}}
       -> {agent, metadata: BASE64, descs: BASE64, region: {addr, len, dev, mem_type}}
       Allocates one buffer of `bytes`, registers it once, fills it with this side's
       pattern. descs: the region as block descriptors of block_size bytes, packed
       little-endian (addr u64, len u64, dev u64) per descriptor. bytes over the cap
       (--max-bytes) is refused.
-  connect {peer_metadata: BASE64, peer_descs: BASE64} -> {peer}
-      Both sides connect (the target sends notifications back to the initiator).
+  connect {peer_metadata: BASE64, peer_descs: BASE64, role?} -> {peer}
+      Both sides connect (the target sends notifications back to the initiator). The role
+      is given at init or here (a side that publishes its metadata before it knows it).
   run {op: "WRITE"|"READ", size: N, blocks: N, iters: N, warmup: N, verify: bool,
        prep?: "dlist"|"xfer"}                                           (initiator)
       The transfer of `size` bytes from the start of the region is built of `blocks`
@@ -193,9 +194,7 @@ class Driver:
     def init(self, req):
         if self.mem is not None:
             raise ProbeError("bad_request", "init was already done")
-        self.role = req.get("role")
-        if self.role not in ("initiator", "target"):
-            raise ProbeError("bad_request", f"role must be initiator or target, got {self.role!r}")
+        self.role = self._role(req.get("role"), optional=True)
         nbytes, block = int(req["bytes"]), int(req.get("block_size", req["bytes"]))
         if nbytes > self.max_bytes:
             raise ProbeError("refused", f"bytes {nbytes} over the cap {self.max_bytes}")
@@ -218,9 +217,16 @@ class Driver:
                 "descs": pack_descs(block_descs(m.addr, m.dev, nbytes, nbytes // block)),
                 "region": {"addr": m.addr, "len": m.nbytes, "dev": m.dev, "mem_type": m.mem_type}}
 
+    @staticmethod
+    def _role(role, optional):
+        if role in ("initiator", "target") or (optional and role is None):
+            return role
+        raise ProbeError("bad_request", f"role must be initiator or target, got {role!r}")
+
     def connect(self, req):
         if self.mem is None:
             raise ProbeError("bad_request", "connect before init")
+        self.role = self._role(req.get("role", self.role), optional=False)
         descs = unpack_descs(req["peer_descs"])
         if not descs:
             raise ProbeError("bad_request", "peer_descs is empty")

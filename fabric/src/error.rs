@@ -27,6 +27,18 @@ pub enum FabricError {
     BadPeer(String),
     #[error("timed out after {0:?} waiting for {1}")]
     Timeout(Duration, &'static str),
+    /// NIXL cannot run here: no Python, no NIXL package in it, a backend plugin that
+    /// does not load, no GPU for GPU memory.
+    #[error("NIXL not available on this node ({0})")]
+    NixlUnavailable(String),
+    /// The NIXL driver refused a request or a transfer failed (`kind` as the driver
+    /// names it: refused, transfer, verify, bad_request, exited).
+    #[error("NIXL {cmd}: {kind}: {message}")]
+    Nixl {
+        cmd: String,
+        kind: String,
+        message: String,
+    },
     #[error("probe cancelled")]
     Cancelled,
     #[error(transparent)]

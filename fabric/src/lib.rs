@@ -16,6 +16,7 @@
 //! * [`plan`]: the plan, its results and the transport truth.
 //! * [`cuda`]: the CUDA driver loaded at run time, for device-memory probes.
 //! * [`libs`]: which fabric library files are present, and their versions.
+//! * [`nixl`]: NIXL-level probes through the engine's own Python and NIXL.
 
 pub mod cuda;
 mod endpoint;
@@ -25,6 +26,7 @@ pub(crate) mod hostbuf;
 mod libcache;
 pub mod libfabric;
 pub mod libs;
+pub mod nixl;
 pub mod open;
 pub mod plan;
 pub mod ucx;
@@ -32,4 +34,6 @@ pub mod ucx;
 pub use endpoint::{PeerInfo, ProbeEndpoint};
 pub use error::FabricError;
 pub use open::{fill_check, open_endpoint};
-pub use plan::{Finding, MemKind, Op, PlanError, ProbePlan, SizeResult, TransportTruth};
+pub use plan::{
+    AvgP99, Finding, MemKind, Op, PlanError, ProbePlan, SizeResult, TransportTruth, XferStats,
+};

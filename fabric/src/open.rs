@@ -4,6 +4,7 @@
 use servescope_proto::v1::{FabricCheckResponse, FabricProvider, ProbeTransport};
 
 use super::libfabric::{self, LibfabricEndpoint};
+use super::nixl::{NixlEndpoint, NixlOptions, PythonChoice};
 use super::ucx::{UcxEndpoint, UcxOptions};
 use crate::endpoint::ProbeEndpoint;
 use crate::error::FabricError;
@@ -38,9 +39,36 @@ pub fn open_endpoint(
             },
             plan,
         )?)),
+        "nixl" => Ok(Box::new(NixlEndpoint::open(&nixl_options(t), plan)?)),
         other => Err(FabricError::Unsupported(format!(
-            "library `{other}` (libfabric or ucx)"
+            "library `{other}` (libfabric, ucx or nixl)"
         ))),
+    }
+}
+
+/// A NIXL probe's options from the wire: backend, block size, the Python to run,
+/// and UCX_TLS / UCX_NET_DEVICES / FI_PROVIDER for the driver's environment.
+pub fn nixl_options(t: &ProbeTransport) -> NixlOptions {
+    let opt = |s: &str| (!s.is_empty()).then(|| s.to_string());
+    let mut env = Vec::new();
+    for (k, v) in [
+        ("UCX_TLS", &t.ucx_tls),
+        ("UCX_NET_DEVICES", &t.ucx_net_devices),
+        ("FI_PROVIDER", &t.provider),
+    ] {
+        if !v.is_empty() {
+            env.push((k.to_string(), v.clone()));
+        }
+    }
+    NixlOptions {
+        backend: t.nixl_backend.clone(),
+        python: PythonChoice {
+            python: opt(&t.python).map(Into::into),
+            engine_venv: opt(&t.engine_venv).map(Into::into),
+            like_pid: (t.like_pid != 0).then_some(t.like_pid),
+        },
+        block_size: t.nixl_block_size,
+        env,
     }
 }
 

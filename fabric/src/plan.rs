@@ -192,6 +192,32 @@ pub struct SizeResult {
     /// Half round trip of the ping-pong phase, ns. None when not measured (RMA).
     pub latency_p50_ns: Option<u64>,
     pub latency_p99_ns: Option<u64>,
+    /// NIXL-level probes: the per-transfer timing columns nixlbench reports.
+    pub nixl: Option<XferStats>,
+}
+
+/// Average and 99th percentile of a per-transfer time, µs.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct AvgP99 {
+    pub avg_us: f64,
+    pub p99_us: f64,
+}
+
+/// One NIXL transfer's shape and times: a transfer is `blocks` descriptors of
+/// `block_size` bytes; prepare = request creation, post = the post call, transfer =
+/// from post until NIXL says done.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct XferStats {
+    pub blocks: u64,
+    pub block_size: u64,
+    pub iterations: u64,
+    pub prepare: AvgP99,
+    pub post: AvgP99,
+    pub transfer: AvgP99,
+    /// Once per size: preparing both descriptor lists (vLLM does it at connect).
+    pub dlist_prep_us: f64,
+    /// The receiving side checked the contents.
+    pub verified: bool,
 }
 
 /// What carried the bytes, as the library reports it.
@@ -213,6 +239,8 @@ pub struct TransportTruth {
     /// Memory kind actually used ("host", "cuda:0").
     pub memory: String,
     pub notes: Vec<String>,
+    /// NIXL-level probes: the NIXL package and version, and the Python that ran it.
+    pub nixl_version: String,
     /// UCX: the protocol UCX selected per operation and memory type (evidence lines).
     pub protocols: Vec<String>,
     /// What is wrong with the path, with evidence and fix; empty when healthy.

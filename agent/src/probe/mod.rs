@@ -3,6 +3,7 @@
 //! closed stream, a dead peer or the plan's time limit ends it cleanly.
 
 pub mod counters;
+pub mod nixl_check;
 pub mod plan_msg;
 pub mod preflight;
 
@@ -291,12 +292,13 @@ fn busy(st: &State) -> Option<Status> {
 fn fabric_status(e: FabricError) -> Status {
     match e {
         FabricError::Plan(p) => Status::invalid_argument(p.to_string()),
-        FabricError::Unavailable { .. } | FabricError::Unsupported(_) | FabricError::Memory(..) => {
-            Status::failed_precondition(e.to_string())
-        }
+        FabricError::Unavailable { .. }
+        | FabricError::NixlUnavailable(_)
+        | FabricError::Unsupported(_)
+        | FabricError::Memory(..) => Status::failed_precondition(e.to_string()),
         FabricError::BadPeer(_) => Status::invalid_argument(e.to_string()),
         FabricError::Timeout(..) => Status::deadline_exceeded(e.to_string()),
         FabricError::Cancelled => Status::cancelled(e.to_string()),
-        FabricError::Call { .. } => Status::aborted(e.to_string()),
+        FabricError::Call { .. } | FabricError::Nixl { .. } => Status::aborted(e.to_string()),
     }
 }

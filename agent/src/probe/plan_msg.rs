@@ -4,7 +4,9 @@
 use std::time::Duration;
 
 use servescope_fabric::{MemKind, Op, PlanError, ProbePlan, SizeResult, TransportTruth};
-use servescope_proto::v1::{ProbeFinding, ProbePlanMsg, ProbeSizeResult, TransportTruthMsg};
+use servescope_proto::v1::{
+    NixlXferStats, ProbeFinding, ProbePlanMsg, ProbeSizeResult, TransportTruthMsg,
+};
 
 fn invalid(param: &'static str, why: impl Into<String>) -> PlanError {
     PlanError::Invalid {
@@ -103,6 +105,19 @@ pub fn result_to_msg(r: &SizeResult) -> ProbeSizeResult {
         messages_per_s: r.messages_per_s,
         latency_p50_ns: r.latency_p50_ns,
         latency_p99_ns: r.latency_p99_ns,
+        nixl: r.nixl.as_ref().map(|x| NixlXferStats {
+            blocks: x.blocks,
+            block_size: x.block_size,
+            iterations: x.iterations,
+            prepare_avg_us: x.prepare.avg_us,
+            prepare_p99_us: x.prepare.p99_us,
+            post_avg_us: x.post.avg_us,
+            post_p99_us: x.post.p99_us,
+            transfer_avg_us: x.transfer.avg_us,
+            transfer_p99_us: x.transfer.p99_us,
+            dlist_prep_us: x.dlist_prep_us,
+            verified: x.verified,
+        }),
     }
 }
 
@@ -128,6 +143,7 @@ pub fn truth_to_msg(t: &TransportTruth) -> TransportTruthMsg {
                 fix: f.fix.clone(),
             })
             .collect(),
+        nixl_version: t.nixl_version.clone(),
     }
 }
 

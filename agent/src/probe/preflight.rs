@@ -35,6 +35,7 @@ pub fn check(sysfs_root: &Path) -> FabricCheckResponse {
         ..Default::default()
     };
     servescope_fabric::fill_check(&mut r);
+    r.nixl = super::nixl_check::collect(&r.processes, Path::new("/proc"));
     r
 }
 

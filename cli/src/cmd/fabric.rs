@@ -16,6 +16,7 @@ use servescope_proto::v1::{
 use servescope_proto::now_ns;
 
 use super::common::{parse_duration, AgentFlags, DbFlag};
+use super::fabric_nixl::{self, NixlFlags};
 
 #[derive(clap::Subcommand, Debug)]
 pub enum Cmd {
@@ -36,7 +37,8 @@ pub struct Args {
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct PlanFlags {
-    /// libfabric:PROVIDER (libfabric:tcp, libfabric:efa, libfabric:shm) or ucx[:UCX_TLS]
+    /// libfabric:PROVIDER (libfabric:tcp, libfabric:efa, libfabric:shm), ucx[:UCX_TLS]
+    /// or nixl[:UCX|:LIBFABRIC] (NIXL itself, with the engine's Python)
     #[arg(long, default_value = "libfabric:tcp")]
     pub transport: String,
     /// UCX_NET_DEVICES for a ucx probe (e.g. rdmap16s27:1, eth0)
@@ -57,9 +59,9 @@ pub struct PlanFlags {
     /// Message sizes: a list (64K,1M,16M) or a range (4K..64M, powers of 4)
     #[arg(long, default_value = "4K..64M")]
     pub sizes: String,
-    /// Operations: tag, rma_write, rma_read (comma-separated)
-    #[arg(long, default_value = "tag")]
-    pub ops: String,
+    /// Operations: tag, rma_write, rma_read (comma-separated; nixl: rma_write,rma_read)
+    #[arg(long)]
+    pub ops: Option<String>,
     /// Buffer memory: host or cuda (GPU 0; cuda:N for GPU N)
     #[arg(long, default_value = "host")]
     pub mem: String,
@@ -80,6 +82,8 @@ pub struct PlanFlags {
     /// How long a side waits for its peer before calling it gone
     #[arg(long, value_parser = parse_duration, default_value = "10s")]
     pub peer_timeout: Duration,
+    #[command(flatten)]
+    pub nixl: NixlFlags,
 }
 
 impl PlanFlags {
@@ -92,9 +96,10 @@ impl PlanFlags {
             None if self.mem == "cuda" || self.mem == "host" => (self.mem.clone(), 0),
             _ => anyhow::bail!("--mem: `{}` is not host, cuda or cuda:N", self.mem),
         };
-        Ok(ProbePlanMsg {
+        let ops = self.ops.as_deref().unwrap_or("tag");
+        let mut plan = ProbePlanMsg {
             sizes,
-            ops: self.ops.split(',').map(|s| s.trim().to_string()).collect(),
+            ops: ops.split(',').map(|s| s.trim().to_string()).collect(),
             window: self.window,
             iterations: self.iterations,
             latency_iterations: self.latency_iterations,
@@ -104,7 +109,11 @@ impl PlanFlags {
             peer_timeout_ms: self.peer_timeout.as_millis() as u64,
             memory,
             cuda_device,
-        })
+        };
+        if fabric::parse_transport(&self.transport)?.library == "nixl" {
+            self.nixl.shape_plan(self.ops.is_some(), &mut plan)?;
+        }
+        Ok(plan)
     }
 
     fn transport(&self) -> anyhow::Result<servescope_proto::v1::ProbeTransport> {
@@ -116,6 +125,7 @@ impl PlanFlags {
         t.fabric_lib = self.fabric_lib.clone().unwrap_or_default();
         t.engine_venv = self.engine_venv.clone().unwrap_or_default();
         t.like_pid = self.like_pid.unwrap_or_default();
+        self.nixl.apply_transport(&mut t)?;
         Ok(t)
     }
 }
@@ -207,6 +217,12 @@ pub fn print_evidence(o: &ProbeOutcome) {
         let Some(s) = s else { continue };
         let who = if side == "driver" { &o.from } else { &o.to };
         if let Some(t) = &s.truth {
+            if !t.nixl_version.is_empty() {
+                println!("{side} {who}: NIXL {}", t.nixl_version);
+                for n in &t.notes {
+                    println!("{side} {who}:   {n}");
+                }
+            }
             println!(
                 "{side} {who}: {} {} ({}) provider={} fabric={} domain={} lanes=[{}] rma={} memory={}",
                 t.library,
@@ -263,8 +279,20 @@ async fn probe_cmd(a: ProbeArgs) -> anyhow::Result<()> {
         fabric::transport_name(&transport),
         plan.sizes.len()
     );
-    print_header();
-    let out = fabric::probe(&eps[0], &eps[1], &transport, &plan, print_row).await?;
+    let nixl = transport.library == "nixl";
+    if nixl {
+        fabric_nixl::print_header();
+    } else {
+        print_header();
+    }
+    let row = |r: &ProbeSizeResult| {
+        if nixl {
+            fabric_nixl::print_row(r)
+        } else {
+            print_row(r)
+        }
+    };
+    let out = fabric::probe(&eps[0], &eps[1], &transport, &plan, row).await?;
     print_evidence(&out);
     if !a.no_store {
         let mut store = Store::open(&a.db.db)

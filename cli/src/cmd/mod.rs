@@ -4,6 +4,7 @@ pub mod demo;
 pub mod exp;
 pub mod export;
 pub mod fabric;
+pub mod fabric_nixl;
 pub mod import;
 pub mod load;
 pub mod nodes;

@@ -27,3 +27,43 @@ pub fn failure(args: &[&str]) -> String {
     assert!(!out.status.success());
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
+
+/// The agent binary beside `servescope` (cargo builds every workspace binary for
+/// tests), if built.
+pub fn agent_bin() -> Option<std::path::PathBuf> {
+    let p =
+        std::path::Path::new(env!("CARGO_BIN_EXE_servescope")).with_file_name("servescope-agent");
+    p.exists().then_some(p)
+}
+
+/// An agent on a free loopback port with this token file, ready when its port
+/// accepts; its address is the second field.
+pub fn loopback_agent(token_file: &std::path::Path) -> Option<(Kill, String)> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .ok()?
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let child = Command::new(agent_bin()?)
+        .args([
+            "--listen",
+            &listen,
+            "--metrics-listen",
+            "off",
+            "--token-file",
+        ])
+        .arg(token_file)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .ok()?;
+    let k = Kill(child);
+    let t0 = std::time::Instant::now();
+    while std::net::TcpStream::connect(&listen).is_err() {
+        if t0.elapsed() > std::time::Duration::from_secs(10) {
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    Some((k, listen))
+}

@@ -33,7 +33,7 @@ pub struct Finding {
     pub fix: String,
 }
 
-fn f(
+pub(super) fn f(
     sev: Severity,
     title: impl Into<String>,
     evidence: impl Into<String>,
@@ -249,6 +249,7 @@ pub fn judge(inv: &Inventory, c: &FabricCheckResponse) -> Vec<Finding> {
             ));
         }
     }
+    out.extend(super::kv_check::judge(&efa, c));
     out.sort_by_key(|f| std::cmp::Reverse(f.severity));
     out
 }

@@ -4,6 +4,7 @@
 //! Also the preflight judge (`check`) and the pairwise matrix.
 
 pub mod check;
+pub mod kv_check;
 pub mod matrix;
 pub mod units;
 
@@ -31,7 +32,7 @@ pub enum ProbeError {
         role: &'static str,
         status: String,
     },
-    #[error("bad transport `{0}`: use libfabric:PROVIDER (libfabric:tcp, libfabric:efa, libfabric:shm) or ucx[:TLS]")]
+    #[error("bad transport `{0}`: use libfabric:PROVIDER (libfabric:tcp, libfabric:efa, libfabric:shm), ucx[:TLS] or nixl[:UCX|:LIBFABRIC]")]
     Transport(String),
     #[error("probe did not finish within {0:?}")]
     Timeout(Duration),
@@ -51,6 +52,18 @@ pub fn parse_transport(s: &str) -> Result<ProbeTransport, ProbeError> {
             ucx_tls: rest.to_string(),
             ..Default::default()
         }),
+        "nixl" => match rest.to_ascii_uppercase().as_str() {
+            "" | "UCX" | "LIBFABRIC" => Ok(ProbeTransport {
+                library: "nixl".into(),
+                nixl_backend: if rest.is_empty() {
+                    "UCX".into()
+                } else {
+                    rest.to_ascii_uppercase()
+                },
+                ..Default::default()
+            }),
+            _ => Err(ProbeError::Transport(s.to_string())),
+        },
         _ => Err(ProbeError::Transport(s.to_string())),
     }
 }
@@ -61,6 +74,7 @@ pub fn transport_name(t: &ProbeTransport) -> String {
         ("libfabric", p, _) => format!("libfabric:{p}"),
         ("ucx", _, "") => "ucx".into(),
         ("ucx", _, tls) => format!("ucx:{tls}"),
+        ("nixl", _, _) => format!("nixl:{}", t.nixl_backend),
         (l, _, _) => l.to_string(),
     }
 }
@@ -229,5 +243,15 @@ mod tests {
         assert_eq!(transport_name(&parse_transport("ucx").expect("ucx")), "ucx");
         assert!(parse_transport("libfabric").is_err(), "provider required");
         assert!(parse_transport("nccl").is_err());
+        let n = parse_transport("nixl").expect("nixl");
+        assert_eq!(
+            (n.library.as_str(), n.nixl_backend.as_str()),
+            ("nixl", "UCX")
+        );
+        assert_eq!(
+            transport_name(&parse_transport("nixl:libfabric").expect("lf")),
+            "nixl:LIBFABRIC"
+        );
+        assert!(parse_transport("nixl:gds").is_err());
     }
 }

@@ -2,7 +2,7 @@
 //! results. A probe that ended early is stored with its error and what it measured.
 
 use rusqlite::params;
-use servescope_proto::v1::{ProbeSizeResult, ProbeSummary};
+use servescope_proto::v1::{NixlXferStats, ProbeSizeResult, ProbeSummary};
 
 use super::{Result, Store, StoreError};
 use crate::fabric::ProbeOutcome;
@@ -11,11 +11,14 @@ fn encode(s: &Option<ProbeSummary>) -> Option<Vec<u8>> {
     s.as_ref().map(prost::Message::encode_to_vec)
 }
 
-fn decode(b: Option<Vec<u8>>) -> Result<Option<ProbeSummary>> {
-    b.map(|b| <ProbeSummary as prost::Message>::decode(b.as_slice()))
+fn decode<M: prost::Message + Default>(
+    b: Option<Vec<u8>>,
+    what: &'static str,
+) -> Result<Option<M>> {
+    b.map(|b| M::decode(b.as_slice()))
         .transpose()
         .map_err(|e| StoreError::Corrupt {
-            what: "probe summary",
+            what,
             message: e.to_string(),
         })
 }
@@ -32,7 +35,7 @@ impl Store {
         let id = tx.last_insert_rowid();
         for r in &o.results {
             tx.execute(
-                "INSERT OR REPLACE INTO fabric_results VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                "INSERT OR REPLACE INTO fabric_results VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
                 params![
                     id,
                     r.size as i64,
@@ -42,7 +45,8 @@ impl Store {
                     r.bandwidth_bps,
                     r.messages_per_s,
                     r.latency_p50_ns.map(|v| v as i64),
-                    r.latency_p99_ns.map(|v| v as i64)
+                    r.latency_p99_ns.map(|v| v as i64),
+                    r.nixl.as_ref().map(prost::Message::encode_to_vec)
                 ],
             )?;
         }
@@ -70,33 +74,44 @@ impl Store {
             })?
             .collect::<std::result::Result<Vec<_>, _>>()?;
         let mut rs = self.conn.prepare(
-            "SELECT size, op, bytes, seconds, bandwidth_bps, messages_per_s, latency_p50_ns, latency_p99_ns
+            "SELECT size, op, bytes, seconds, bandwidth_bps, messages_per_s, latency_p50_ns, latency_p99_ns,
+                    nixl_pb
              FROM fabric_results WHERE probe_id = ?1 ORDER BY size, op",
         )?;
         let mut out = Vec::new();
         for (id, from, to, transport, error, d, r) in rows {
             let results = rs
                 .query_map(params![id], |x| {
-                    Ok(ProbeSizeResult {
-                        size: x.get::<_, i64>(0)? as u64,
-                        op: x.get(1)?,
-                        bytes: x.get::<_, i64>(2)? as u64,
-                        messages: 0,
-                        seconds: x.get(3)?,
-                        bandwidth_bps: x.get(4)?,
-                        messages_per_s: x.get(5)?,
-                        latency_p50_ns: x.get::<_, Option<i64>>(6)?.map(|v| v as u64),
-                        latency_p99_ns: x.get::<_, Option<i64>>(7)?.map(|v| v as u64),
-                    })
+                    Ok((
+                        ProbeSizeResult {
+                            size: x.get::<_, i64>(0)? as u64,
+                            op: x.get(1)?,
+                            bytes: x.get::<_, i64>(2)? as u64,
+                            messages: 0,
+                            seconds: x.get(3)?,
+                            bandwidth_bps: x.get(4)?,
+                            messages_per_s: x.get(5)?,
+                            latency_p50_ns: x.get::<_, Option<i64>>(6)?.map(|v| v as u64),
+                            latency_p99_ns: x.get::<_, Option<i64>>(7)?.map(|v| v as u64),
+                            nixl: None,
+                        },
+                        x.get::<_, Option<Vec<u8>>>(8)?,
+                    ))
                 })?
-                .collect::<std::result::Result<Vec<_>, _>>()?;
+                .collect::<std::result::Result<Vec<_>, _>>()?
+                .into_iter()
+                .map(|(mut r, nixl)| {
+                    r.nixl = decode::<NixlXferStats>(nixl, "NIXL transfer stats")?;
+                    Ok(r)
+                })
+                .collect::<Result<Vec<_>>>()?;
             out.push(ProbeOutcome {
                 from,
                 to,
                 transport,
                 results,
-                driver: decode(d)?,
-                responder: decode(r)?,
+                driver: decode(d, "probe summary")?,
+                responder: decode(r, "probe summary")?,
                 error,
             });
         }
@@ -117,16 +132,34 @@ mod tests {
             from: "a:1".into(),
             to: "b:1".into(),
             transport: "libfabric:tcp".into(),
-            results: vec![ProbeSizeResult {
-                size: 65536,
-                op: "tag".into(),
-                bytes: 1 << 20,
-                seconds: 0.5,
-                bandwidth_bps: 2e6,
-                messages_per_s: 32.0,
-                latency_p50_ns: Some(50_000),
-                ..Default::default()
-            }],
+            results: vec![
+                ProbeSizeResult {
+                    size: 65536,
+                    op: "tag".into(),
+                    bytes: 1 << 20,
+                    seconds: 0.5,
+                    bandwidth_bps: 2e6,
+                    messages_per_s: 32.0,
+                    latency_p50_ns: Some(50_000),
+                    ..Default::default()
+                },
+                ProbeSizeResult {
+                    size: 1 << 20,
+                    op: "READ".into(),
+                    bytes: 10 << 20,
+                    seconds: 0.01,
+                    bandwidth_bps: 1e9,
+                    nixl: Some(NixlXferStats {
+                        blocks: 256,
+                        block_size: 4096,
+                        post_avg_us: 3.5,
+                        transfer_p99_us: 1200.0,
+                        verified: true,
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                },
+            ],
             driver: Some(ProbeSummary {
                 truth: Some(TransportTruthMsg {
                     provider: "tcp;ofi_rxm".into(),

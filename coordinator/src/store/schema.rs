@@ -5,7 +5,7 @@ use rusqlite::Connection;
 use super::{Result, StoreError};
 
 /// Current schema version.
-pub const VERSION: i64 = 5;
+pub const VERSION: i64 = 6;
 
 const V1: &str = "
 CREATE TABLE runs(
@@ -174,7 +174,12 @@ CREATE TABLE exp_points(
 ) WITHOUT ROWID;
 ";
 
-const STEPS: [&str; VERSION as usize] = [V1, V2, V3, V4, V5];
+/// v6: a NIXL-level probe's per-transfer timing columns (encoded NixlXferStats) per result.
+const V6: &str = "
+ALTER TABLE fabric_results ADD COLUMN nixl_pb BLOB;
+";
+
+const STEPS: [&str; VERSION as usize] = [V1, V2, V3, V4, V5, V6];
 
 /// Brings the schema to [`VERSION`], one transaction per version.
 pub fn migrate(conn: &Connection) -> Result<()> {

@@ -170,6 +170,7 @@ impl LibfabricEndpoint {
                     messages_per_s: rate(msgs),
                     latency_p50_ns: p50,
                     latency_p99_ns: p99,
+                    nixl: None,
                 });
             }
         }

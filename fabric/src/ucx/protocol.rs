@@ -111,6 +111,7 @@ pub(super) fn drive(
                     messages_per_s: messages as f64 / secs,
                     latency_p50_ns: None,
                     latency_p99_ns: None,
+                    nixl: None,
                 });
             }
         }
@@ -178,6 +179,7 @@ fn tag_bandwidth(
         messages_per_s: messages as f64 / secs,
         latency_p50_ns: lat.0,
         latency_p99_ns: lat.1,
+        nixl: None,
     })
 }
 

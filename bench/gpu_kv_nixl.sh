@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# The NIXL half of the GPU-machine run (prepared here, run there): two agents on loopback
+# on one GPU, `servescope fabric probe --transport nixl --mem cuda` at 1 MiB, 16 MiB and
+# 256 MiB through the wheel's NIXL and its bundled UCX, then the reference
+# (bench/nixl_ref.py: the wheel's own Python API, two processes) at the same sizes, and
+# ours/reference at 16 MiB and 256 MiB per op; then the same with UCX_TLS=tcp,cuda_copy
+# forced in both agents (and the reference), where the probe must show the emulated lanes.
+#
+# Needs: .gpu/nixl.tar.xz (scripts/gpu_bundle.sh), the stripped release binaries in
+# .gpu/bin/ (servescope, servescope-agent), the machine's python3 with numpy and torch.
+#   bash bench/gpu_kv_nixl.sh            (output also under $OUT when set)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+BIN="${BIN:-.gpu/bin}"
+RES="${OUT:-$(mktemp -d)}/kv-nixl"
+mkdir -p "$RES"
+SITE="$(mktemp -d /tmp/nixl-site.XXXXXX)"
+tar -xJf .gpu/nixl.tar.xz -C "$SITE" || { echo "no .gpu/nixl.tar.xz (scripts/gpu_bundle.sh)"; exit 1; }
+export PYTHONPATH="$SITE${PYTHONPATH:+:$PYTHONPATH}"
+PY="$(command -v python3)"
+SIZES=1M,16M,256M
+TOK="$RES/token"; echo "gpu-kv-nixl" > "$TOK"
+nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
+"$PY" -c 'import torch, nixl_cu13; print("torch", torch.__version__, "cuda", torch.cuda.is_available())'
+
+AGENTS=()
+start_agents() { # env assignments for both agents, e.g. UCX_TLS=tcp,cuda_copy
+  for port in 47911 47912; do
+    env "$@" "$BIN/servescope-agent" --listen "127.0.0.1:$port" --metrics-listen off \
+      --token-file "$TOK" >"$RES/agent-$port.log" 2>&1 &
+    AGENTS+=($!)
+  done
+  for port in 47911 47912; do
+    for _ in $(seq 50); do (echo >/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.2; done
+  done
+}
+stop_agents() { for p in "${AGENTS[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done; AGENTS=(); }
+trap stop_agents EXIT
+
+probe() { # label, extra flags
+  local label="$1"; shift
+  echo "== ours ($label)"
+  "$BIN/servescope" fabric probe --from 127.0.0.1:47911 --to 127.0.0.1:47912 --token-file "$TOK" \
+    --no-store --transport nixl --mem cuda --sizes "$SIZES" --python "$PY" \
+    --max-duration 300s "$@" 2>&1 | tee "$RES/ours-$label.txt"
+}
+reference() { # label, env assignments
+  local label="$1"; shift
+  echo "== reference ($label): bench/nixl_ref.py"
+  env "$@" "$PY" bench/nixl_ref.py --mem cuda:0 --sizes "$SIZES" "${REF_ARGS[@]}" \
+    2>"$RES/ref-$label.stderr" | tee "$RES/ref-$label.txt"
+}
+
+echo "### healthy: default UCX_TLS"
+start_agents
+probe healthy --iterations 20
+stop_agents
+REF_ARGS=(--iters 20)
+reference healthy
+echo "== ours / reference (goal ≥ 0.95 at 16 MiB and 256 MiB)"
+"$PY" bench/nixl_ratio.py "$RES/ours-healthy.txt" "$RES/ref-healthy.txt"
+
+echo "### forced fallback: UCX_TLS=tcp,cuda_copy in both agents"
+start_agents UCX_TLS=tcp,cuda_copy
+probe forced --iterations 5
+stop_agents
+REF_ARGS=(--iters 5)
+reference forced UCX_TLS=tcp,cuda_copy
+"$PY" bench/nixl_ratio.py "$RES/ours-forced.txt" "$RES/ref-forced.txt" || true
+grep -h "rma=" "$RES/ours-forced.txt" | grep -q EMULATED \
+  && echo "forced fallback: emulation visible in the probe's transport truth" \
+  || echo "forced fallback: EMULATION NOT SHOWN"
+echo "results in $RES"
