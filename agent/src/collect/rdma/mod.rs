@@ -21,7 +21,8 @@ mod tests;
 use std::path::{Path, PathBuf};
 
 use servescope_proto::v1::{
-    sample, FieldError, GpuTopology, RdmaDeviceInfo, RdmaDeviceReading, RdmaPortReading, RdmaSample,
+    sample, FieldError, GpuTopology, RdmaDeviceInfo, RdmaDeviceReading, RdmaPortReading,
+    RdmaSample, SampleKind,
 };
 
 use crate::collect::{CallCosts, Collector};
@@ -128,8 +129,9 @@ impl RdmaCollector {
 pub struct RdmaSampler(pub RdmaCollector);
 
 impl Collector for RdmaSampler {
+    /// Named after the one kind it samples.
     fn name(&self) -> &'static str {
-        "rdma"
+        SampleKind::Rdma.name()
     }
 
     fn sample(&mut self, _: &CallCosts) -> Option<sample::Data> {
