@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use servescope_proto::v1::sample;
 
 use super::logparse::{LogParse, LogParser};
-use super::ParseOptions;
+use super::options::ParseOptions;
 use crate::store::{Store, StoreError};
 
 /// The event kind the agent's startup watcher sends.
