@@ -115,7 +115,7 @@ fn from_run(a: &ParseArgs, run: i64, o: &mut ParseOptions) -> anyhow::Result<Vec
         .run(run)
         .with_context(|| format!("reading run {run}"))?;
     if a.time.year.is_none() {
-        o.year = agent_logs::year_of_ns(row.started_ns);
+        o.year = servescope_proto::ext::year_of_ns(row.started_ns);
     }
     let got =
         agent_logs::parse_run(&store, run, o).with_context(|| format!("reading run {run}"))?;
