@@ -8,7 +8,7 @@ use common::{bin, failure, run, success};
 fn demo_then_runs_then_export() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("d.db");
-    let (out, so, se) = run(&mut bin()
+    let (out, so, se) = run(bin()
         .args(["demo", "--duration", "2s", "--db"])
         .arg(&db)
         .arg("--report")
@@ -110,7 +110,7 @@ fn watch_and_nodes_against_a_live_agent() {
     let addr = agent.grpc_addr.to_string();
 
     let so = success(
-        &mut bin()
+        bin()
             .args([
                 "watch",
                 "--duration",
@@ -175,7 +175,7 @@ fn load_show_compare_against_the_sim() {
     let url = sim.url();
     let run = |extra: &[&str]| {
         let so = success(
-            &mut bin()
+            bin()
                 .args([
                     "load",
                     "--endpoint",
@@ -251,7 +251,7 @@ fn import_vllm_bench_fixtures() {
         println!("skipping: ../shared/fixtures not found");
         return;
     }
-    let so = success(&mut bin().args(["import", dir]));
+    let so = success(bin().args(["import", dir]));
     assert!(
         so.matches("conc").count() >= 39,
         "every fixture listed: {so}"
@@ -269,7 +269,7 @@ fn import_guidellm_export() {
         env!("CARGO_MANIFEST_DIR"),
         "/../coordinator/tests/fixtures/guidellm/benchmarks.json"
     );
-    let so = success(&mut bin().args(["import", f]));
+    let so = success(bin().args(["import", f]));
     assert!(
         so.contains("20/20") && so.contains("GuideLLM 0.8.1"),
         "{so}"

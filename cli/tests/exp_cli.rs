@@ -23,7 +23,7 @@ fn malformed_file_names_line_and_field() {
     )
     .unwrap();
     let (out, _, se) = common::run(
-        &mut bin()
+        bin()
             .args(["exp", "run"])
             .arg(&f)
             .arg("--db")
@@ -116,8 +116,7 @@ fn interrupted_experiment_resumes_without_duplicates() {
         "{before} points stored before the rerun"
     );
 
-    let (out, so, se) =
-        common::run(&mut bin().args(["exp", "run"]).arg(&file).arg("--db").arg(&db));
+    let (out, so, se) = common::run(bin().args(["exp", "run"]).arg(&file).arg("--db").arg(&db));
     assert!(out.status.success(), "{so}{se}");
     assert!(
         so.contains(&format!(
@@ -196,7 +195,7 @@ analyses: [startup]
     )
     .unwrap();
     let db = dir.path().join("d.db");
-    let (out, _, se) = common::run(&mut bin().args(["exp", "run"]).arg(&file).arg("--db").arg(&db));
+    let (out, _, se) = common::run(bin().args(["exp", "run"]).arg(&file).arg("--db").arg(&db));
     assert!(out.status.success(), "{se}");
     assert!(!dir.path().join("sim.pid").exists(), "teardown ran");
     let out = bin()

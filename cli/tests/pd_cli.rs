@@ -47,7 +47,7 @@ fn pd_run_then_attribute_and_diagnose() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("pd.db");
     let html = dir.path().join("pd.html");
-    let (out, so, se) = run(&mut bin()
+    let (out, so, se) = run(bin()
         .args([
             "pd",
             "run",
@@ -113,16 +113,16 @@ fn pd_run_then_attribute_and_diagnose() {
     assert!(page.contains("Slowest requests at concurrency 2"));
 
     // Clear errors: an unknown run, a bad capacity, a missing store.
-    let (out, _, se) = run(&mut bin().args(["attribute", "7", "--db"]).arg(&db));
+    let (out, _, se) = run(bin().args(["attribute", "7", "--db"]).arg(&db));
     assert!(!out.status.success() && se.contains("7"), "{se}");
-    let (out, _, se) = run(&mut bin()
+    let (out, _, se) = run(bin()
         .args(["diagnose", "1", "--capacity-gbps=-3", "--db"])
         .arg(&db));
     assert!(
         !out.status.success() && se.contains("--capacity-gbps"),
         "{se}"
     );
-    let (out, _, se) = run(&mut bin()
+    let (out, _, se) = run(bin()
         .args(["diagnose", "1", "--db"])
         .arg(dir.path().join("nope.db")));
     assert!(!out.status.success() && se.contains("no store"), "{se}");

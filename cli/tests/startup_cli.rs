@@ -17,7 +17,7 @@ fn log(name: &str) -> PathBuf {
 #[test]
 fn startup_parse_table_and_json() {
     let so = success(
-        &mut bin()
+        bin()
             .args([
                 "startup",
                 "parse",
@@ -73,7 +73,7 @@ fn startup_compare_table_and_html() {
     let html = dir.path().join("startup.html");
     let label = |n: &str, f: &str| format!("{n}={}", log(f).display());
     let so = success(
-        &mut bin()
+        bin()
             .args(["startup", "compare", "--year", "2025", "-o"])
             .arg(&html)
             .arg("--label")

@@ -19,7 +19,7 @@ fn startup_infer_two_gpus_side_by_side_and_a_waterfall_from_nvml() {
     let run = nvml_support::store_with(&mut store, &nvml_support::two_gpu_node());
     drop(store);
     let so = success(
-        &mut Command::new(env!("CARGO_BIN_EXE_servescope"))
+        Command::new(env!("CARGO_BIN_EXE_servescope"))
             .args(["startup", "infer", &run.to_string(), "--db"])
             .arg(&db)
             .arg("-o")
