@@ -16,9 +16,5 @@ pub mod runtime;
 pub mod service;
 pub mod shard;
 
-// Short paths the probe and exposition modules name these by.
-pub(crate) use collect::host::netdev;
-pub(crate) use collect::rdma;
-
 pub use config::AgentConfig;
 pub use runtime::{start, AgentHandle};

@@ -203,10 +203,7 @@ fn pcie_counting_under_load() {
                 gtx = t.pcie_tx.unwrap_or(0);
                 grx = t.pcie_rx.unwrap_or(0);
             }
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos())
-                .unwrap_or(0);
+            let now = servescope_proto::now_ns();
             println!(
                 "{{\"t_ns\":{now},\"fields_tx\":{},\"fields_rx\":{},\"gpm_tx\":{gtx},\"gpm_rx\":{grx}}}",
                 wt.total(),

@@ -65,7 +65,7 @@ fn p5_fixture_end_to_end() {
     eprintln!("netdev read: {:?} for 33 interfaces", t.elapsed() / N);
 
     // The same with every file reopened on each read, for comparison.
-    servescope_agent::collect::rdma::set_keep_open_limit(0);
+    servescope_agent::collect::sysfs::set_keep_open_limit(0);
     let mut reopening = RdmaCollector::discover(root).unwrap();
     let t = Instant::now();
     for _ in 0..N {

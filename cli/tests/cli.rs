@@ -2,21 +2,17 @@
 //! export, and clear errors for bad input.
 
 mod common;
-use common::{bin, failure};
+use common::{bin, failure, run, success};
 
 #[test]
 fn demo_then_runs_then_export() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("d.db");
-    let out = bin()
+    let (out, so, se) = run(bin()
         .args(["demo", "--duration", "2s", "--db"])
         .arg(&db)
         .arg("--report")
-        .arg(dir.path().join("r.html"))
-        .output()
-        .unwrap();
-    let so = String::from_utf8_lossy(&out.stdout);
-    let se = String::from_utf8_lossy(&out.stderr);
+        .arg(dir.path().join("r.html")));
     assert!(out.status.success(), "demo failed: {so}\n{se}");
     assert!(so.contains("clock offset:"), "{so}");
     assert!(so.contains("samples: "), "{so}");
@@ -113,23 +109,17 @@ fn watch_and_nodes_against_a_live_agent() {
     let agent = rt.block_on(servescope_agent::start(cfg)).unwrap();
     let addr = agent.grpc_addr.to_string();
 
-    let out = bin()
-        .args([
-            "watch",
-            "--duration",
-            "2500ms",
-            "--agent",
-            &addr,
-            "--token-file",
-        ])
-        .arg(&tok)
-        .output()
-        .unwrap();
-    let so = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{so}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+    let so = success(
+        bin()
+            .args([
+                "watch",
+                "--duration",
+                "2500ms",
+                "--agent",
+                &addr,
+                "--token-file",
+            ])
+            .arg(&tok),
     );
     assert!(so.contains("[live]"), "{so}");
     assert!(
@@ -184,28 +174,22 @@ fn load_show_compare_against_the_sim() {
         .unwrap();
     let url = sim.url();
     let run = |extra: &[&str]| {
-        let out = bin()
-            .args([
-                "load",
-                "--endpoint",
-                &url,
-                "--num-prompts",
-                "30",
-                "--input-len",
-                "16",
-                "--output-len",
-                "8",
-            ])
-            .args(extra)
-            .arg("--db")
-            .arg(&db)
-            .output()
-            .unwrap();
-        let so = String::from_utf8_lossy(&out.stdout).to_string();
-        assert!(
-            out.status.success(),
-            "{so}\n{}",
-            String::from_utf8_lossy(&out.stderr)
+        let so = success(
+            bin()
+                .args([
+                    "load",
+                    "--endpoint",
+                    &url,
+                    "--num-prompts",
+                    "30",
+                    "--input-len",
+                    "16",
+                    "--output-len",
+                    "8",
+                ])
+                .args(extra)
+                .arg("--db")
+                .arg(&db),
         );
         so
     };
@@ -267,13 +251,7 @@ fn import_vllm_bench_fixtures() {
         println!("skipping: ../shared/fixtures not found");
         return;
     }
-    let out = bin().args(["import", dir]).output().unwrap();
-    let so = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{so}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let so = success(bin().args(["import", dir]));
     assert!(
         so.matches("conc").count() >= 39,
         "every fixture listed: {so}"
@@ -291,13 +269,7 @@ fn import_guidellm_export() {
         env!("CARGO_MANIFEST_DIR"),
         "/../coordinator/tests/fixtures/guidellm/benchmarks.json"
     );
-    let out = bin().args(["import", f]).output().unwrap();
-    let so = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{so}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let so = success(bin().args(["import", f]));
     assert!(
         so.contains("20/20") && so.contains("GuideLLM 0.8.1"),
         "{so}"

@@ -22,14 +22,13 @@ fn malformed_file_names_line_and_field() {
         "name: bad\ndeployments:\n  - name: a\n    endpoint: http://127.0.0.1:1\n    replicas: many\nworkload:\n  model: m\n  concurrency: [1]\n  num_prompts: 1\n",
     )
     .unwrap();
-    let out = bin()
-        .args(["exp", "run"])
-        .arg(&f)
-        .arg("--db")
-        .arg(dir.path().join("x.db"))
-        .output()
-        .unwrap();
-    let se = String::from_utf8_lossy(&out.stderr);
+    let (out, _, se) = common::run(
+        bin()
+            .args(["exp", "run"])
+            .arg(&f)
+            .arg("--db")
+            .arg(dir.path().join("x.db")),
+    );
     assert!(!out.status.success());
     assert!(
         se.contains("line 5") && se.contains("deployments[0].replicas"),
@@ -117,15 +116,7 @@ fn interrupted_experiment_resumes_without_duplicates() {
         "{before} points stored before the rerun"
     );
 
-    let out = bin()
-        .args(["exp", "run"])
-        .arg(&file)
-        .arg("--db")
-        .arg(&db)
-        .output()
-        .unwrap();
-    let so = String::from_utf8_lossy(&out.stdout);
-    let se = String::from_utf8_lossy(&out.stderr);
+    let (out, so, se) = common::run(bin().args(["exp", "run"]).arg(&file).arg("--db").arg(&db));
     assert!(out.status.success(), "{so}{se}");
     assert!(
         so.contains(&format!(
@@ -204,14 +195,7 @@ analyses: [startup]
     )
     .unwrap();
     let db = dir.path().join("d.db");
-    let out = bin()
-        .args(["exp", "run"])
-        .arg(&file)
-        .arg("--db")
-        .arg(&db)
-        .output()
-        .unwrap();
-    let se = String::from_utf8_lossy(&out.stderr);
+    let (out, _, se) = common::run(bin().args(["exp", "run"]).arg(&file).arg("--db").arg(&db));
     assert!(out.status.success(), "{se}");
     assert!(!dir.path().join("sim.pid").exists(), "teardown ran");
     let out = bin()

@@ -6,7 +6,7 @@ use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 
 mod common;
-use common::{bin, Kill};
+use common::{bin, run, Kill};
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -47,7 +47,7 @@ fn pd_run_then_attribute_and_diagnose() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("pd.db");
     let html = dir.path().join("pd.html");
-    let out = bin()
+    let (out, so, se) = run(bin()
         .args([
             "pd",
             "run",
@@ -75,11 +75,7 @@ fn pd_run_then_attribute_and_diagnose() {
         .args(["--span-wait", "700ms", "--otlp-listen"])
         .arg(format!("127.0.0.1:{otlp}"))
         .arg("--db")
-        .arg(&db)
-        .output()
-        .unwrap();
-    let so = String::from_utf8_lossy(&out.stdout);
-    let se = String::from_utf8_lossy(&out.stderr);
+        .arg(&db));
     assert!(out.status.success(), "{so}\n{se}");
     assert!(se.contains("pd run 1:") && se.contains("0 failed"), "{se}");
     assert!(so.contains("6 with a P span, 6 with a D span"), "{so}");
@@ -117,28 +113,17 @@ fn pd_run_then_attribute_and_diagnose() {
     assert!(page.contains("Slowest requests at concurrency 2"));
 
     // Clear errors: an unknown run, a bad capacity, a missing store.
-    let out = bin()
-        .args(["attribute", "7", "--db"])
-        .arg(&db)
-        .output()
-        .unwrap();
-    let se = String::from_utf8_lossy(&out.stderr);
+    let (out, _, se) = run(bin().args(["attribute", "7", "--db"]).arg(&db));
     assert!(!out.status.success() && se.contains("7"), "{se}");
-    let out = bin()
+    let (out, _, se) = run(bin()
         .args(["diagnose", "1", "--capacity-gbps=-3", "--db"])
-        .arg(&db)
-        .output()
-        .unwrap();
-    let se = String::from_utf8_lossy(&out.stderr);
+        .arg(&db));
     assert!(
         !out.status.success() && se.contains("--capacity-gbps"),
         "{se}"
     );
-    let out = bin()
+    let (out, _, se) = run(bin()
         .args(["diagnose", "1", "--db"])
-        .arg(dir.path().join("nope.db"))
-        .output()
-        .unwrap();
-    let se = String::from_utf8_lossy(&out.stderr);
+        .arg(dir.path().join("nope.db")));
     assert!(!out.status.success() && se.contains("no store"), "{se}");
 }

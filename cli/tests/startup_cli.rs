@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 mod common;
-use common::{bin, failure};
+use common::{bin, failure, success};
 
 fn log(name: &str) -> PathBuf {
     Path::new(concat!(
@@ -16,24 +16,18 @@ fn log(name: &str) -> PathBuf {
 
 #[test]
 fn startup_parse_table_and_json() {
-    let out = bin()
-        .args([
-            "startup",
-            "parse",
-            "--year",
-            "2025",
-            "--utc-offset",
-            "-07:00",
-        ])
-        .arg(log("llama70b-base.log"))
-        .arg(log("qwen235B-compile-cache.log"))
-        .output()
-        .unwrap();
-    let so = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{so}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+    let so = success(
+        bin()
+            .args([
+                "startup",
+                "parse",
+                "--year",
+                "2025",
+                "--utc-offset",
+                "-07:00",
+            ])
+            .arg(log("llama70b-base.log"))
+            .arg(log("qwen235B-compile-cache.log")),
     );
     assert!(
         so.contains("== llama70b-base.log") && so.contains("== qwen235B-compile-cache.log"),
@@ -78,26 +72,20 @@ fn startup_compare_table_and_html() {
     let dir = tempfile::tempdir().unwrap();
     let html = dir.path().join("startup.html");
     let label = |n: &str, f: &str| format!("{n}={}", log(f).display());
-    let out = bin()
-        .args(["startup", "compare", "--year", "2025", "-o"])
-        .arg(&html)
-        .arg("--label")
-        .arg(label("Baseline", "llama70b-base.log"))
-        .arg("--label")
-        .arg(label("S3/RunAI Streamer", "llama70b-s3-runai.log"))
-        .arg("--label")
-        .arg(label("All Optimizations", "llama70B-all.log"))
-        .arg("--label")
-        .arg(label("Baseline", "qwen235B-base.log"))
-        .arg("--label")
-        .arg(label("Torch.compile Cache", "qwen235B-compile-cache.log"))
-        .output()
-        .unwrap();
-    let so = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{so}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+    let so = success(
+        bin()
+            .args(["startup", "compare", "--year", "2025", "-o"])
+            .arg(&html)
+            .arg("--label")
+            .arg(label("Baseline", "llama70b-base.log"))
+            .arg("--label")
+            .arg(label("S3/RunAI Streamer", "llama70b-s3-runai.log"))
+            .arg("--label")
+            .arg(label("All Optimizations", "llama70B-all.log"))
+            .arg("--label")
+            .arg(label("Baseline", "qwen235B-base.log"))
+            .arg("--label")
+            .arg(label("Torch.compile Cache", "qwen235B-compile-cache.log")),
     );
     assert!(
         so.contains("== Meta-Llama-3-70B (seconds)") && so.contains("== Qwen3-235B-A22B (seconds)"),

@@ -2,10 +2,13 @@
 //! no startup log, so the waterfall is formed from the NVML phases of the slowest
 //! rank; both GPUs are shown side by side in the text and the HTML page.
 
+mod common;
 #[path = "../../coordinator/tests/nvml_support/mod.rs"]
 mod nvml_support;
 
 use std::process::Command;
+
+use common::success;
 
 #[test]
 fn startup_infer_two_gpus_side_by_side_and_a_waterfall_from_nvml() {
@@ -15,18 +18,12 @@ fn startup_infer_two_gpus_side_by_side_and_a_waterfall_from_nvml() {
     let mut store = servescope_coordinator::Store::open(&db).unwrap();
     let run = nvml_support::store_with(&mut store, &nvml_support::two_gpu_node());
     drop(store);
-    let out = Command::new(env!("CARGO_BIN_EXE_servescope"))
-        .args(["startup", "infer", &run.to_string(), "--db"])
-        .arg(&db)
-        .arg("-o")
-        .arg(&html)
-        .output()
-        .unwrap();
-    let so = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{so}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+    let so = success(
+        Command::new(env!("CARGO_BIN_EXE_servescope"))
+            .args(["startup", "infer", &run.to_string(), "--db"])
+            .arg(&db)
+            .arg("-o")
+            .arg(&html),
     );
     println!("{so}");
     assert!(so.contains("2 GPU(s) with a cold start"), "{so}");

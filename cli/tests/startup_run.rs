@@ -3,7 +3,9 @@
 //! prints the waterfall.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
+
+mod common;
 
 const BIN: &str = env!("CARGO_BIN_EXE_servescope");
 
@@ -21,10 +23,23 @@ fn sim_cmd(port: u16, phases: &str, log: &Path, millis: bool) -> String {
 }
 
 fn run(args: &[&str]) -> (Output, String, String) {
-    let out = Command::new(BIN).args(args).output().unwrap();
-    let so = String::from_utf8_lossy(&out.stdout).into_owned();
-    let se = String::from_utf8_lossy(&out.stderr).into_owned();
-    (out, so, se)
+    common::run(common::bin().args(args))
+}
+
+/// `startup run --endpoint ENDPOINT --model m --start-cmd CMD` and `extra` flags.
+fn startup_run(endpoint: &str, cmd: &str, extra: &[&str]) -> (Output, String, String) {
+    let mut args = vec![
+        "startup",
+        "run",
+        "--endpoint",
+        endpoint,
+        "--model",
+        "m",
+        "--start-cmd",
+        cmd,
+    ];
+    args.extend_from_slice(extra);
+    run(&args)
 }
 
 fn seconds(phases: &[serde_json::Value], kind: &str) -> f64 {
@@ -48,27 +63,23 @@ fn startup_run_against_sim_startup_mode() {
     let phases = "init=0.3,download=0.5,weight_load=0.8,dynamo=0.3,compile=0.6,profile=0.4,kv_cache=0.3,graph_capture=1,api=0.2";
     let cmd = sim_cmd(port, phases, &log, true);
     let endpoint = format!("http://127.0.0.1:{port}");
-    let (out, so, se) = run(&[
-        "startup",
-        "run",
-        "--endpoint",
+    let (out, so, se) = startup_run(
         &endpoint,
-        "--model",
-        "m",
-        "--log",
-        log.to_str().unwrap(),
-        "--start-cmd",
         &cmd,
-        "--timeout",
-        "60s",
-        "--min-gap",
-        "0.05",
-        "--json",
-        "-o",
-        html.to_str().unwrap(),
-        "--db",
-        db.to_str().unwrap(),
-    ]);
+        &[
+            "--log",
+            log.to_str().unwrap(),
+            "--timeout",
+            "60s",
+            "--min-gap",
+            "0.05",
+            "--json",
+            "-o",
+            html.to_str().unwrap(),
+            "--db",
+            db.to_str().unwrap(),
+        ],
+    );
     assert!(out.status.success(), "{so}\n{se}");
     assert!(se.contains("waiting for /health: 503 after"), "{se}");
     let v: serde_json::Value = serde_json::from_str(&so).unwrap();
@@ -118,20 +129,11 @@ fn startup_run_trials_restart_the_command() {
         false,
     );
     let endpoint = format!("http://127.0.0.1:{port}");
-    let (out, so, se) = run(&[
-        "startup",
-        "run",
-        "--endpoint",
+    let (out, so, se) = startup_run(
         &endpoint,
-        "--model",
-        "m",
-        "--log",
-        log.to_str().unwrap(),
-        "--start-cmd",
         &cmd,
-        "--trials",
-        "2",
-    ]);
+        &["--log", log.to_str().unwrap(), "--trials", "2"],
+    );
     assert!(out.status.success(), "{so}\n{se}");
     assert!(se.contains("trial 2/2"), "{se}");
     assert!(so.contains("== trial 2 of 2"), "{so}");
@@ -145,16 +147,7 @@ fn startup_run_trials_restart_the_command() {
     assert!(so.contains("First token"), "{so}");
 
     // A command that dies before the endpoint is ready: a clear error.
-    let (out, _, se) = run(&[
-        "startup",
-        "run",
-        "--endpoint",
-        &endpoint,
-        "--model",
-        "m",
-        "--start-cmd",
-        "exit 7",
-    ]);
+    let (out, _, se) = startup_run(&endpoint, "exit 7", &[]);
     assert!(!out.status.success());
     assert!(
         se.contains("exited") && se.contains("before the endpoint was ready"),
@@ -185,24 +178,20 @@ fn startup_run_with_an_agent_watching_the_log() {
     let endpoint = format!("http://127.0.0.1:{port}");
     // The sim's log is born after the watcher started: read from its start.
     std::thread::sleep(std::time::Duration::from_millis(1200));
-    let (out, so, se) = run(&[
-        "startup",
-        "run",
-        "--endpoint",
+    let (out, so, se) = startup_run(
         &endpoint,
-        "--model",
-        "m",
-        "--start-cmd",
         &cmd,
-        "--timeout",
-        "60s",
-        "--min-gap",
-        "0.05",
-        "--agent",
-        &addr,
-        "--token-file",
-        tok.to_str().unwrap(),
-    ]);
+        &[
+            "--timeout",
+            "60s",
+            "--min-gap",
+            "0.05",
+            "--agent",
+            &addr,
+            "--token-file",
+            tok.to_str().unwrap(),
+        ],
+    );
     assert!(out.status.success(), "{so}\n{se}");
     assert!(so.contains("== agents: run"), "{so}");
     let agent_part = so.split("== agents: run").nth(1).unwrap_or_default();

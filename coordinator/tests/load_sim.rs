@@ -9,7 +9,14 @@ use servescope_coordinator::load::metrics::{aggregate, AggregateOptions};
 use servescope_coordinator::load::request::{execute, Api, Clock, Outcome, Target};
 use servescope_coordinator::load::schedule::{run, Arrival, Plan};
 use servescope_coordinator::load::workload::{counting_probe, RandomWorkload};
-use servescope_sim::{Faults, SimConfig};
+use servescope_sim::{Faults, SimConfig, SimHandle};
+
+/// A simulator on a free loopback port.
+async fn start_sim(cfg: SimConfig) -> SimHandle {
+    servescope_sim::start(cfg, "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap()
+}
 
 async fn load(
     url: &str,
@@ -56,9 +63,7 @@ async fn concurrency_one_matches_the_model_within_two_percent() {
         decode_s_per_token: 0.01,
         ..Default::default()
     };
-    let sim = servescope_sim::start(cfg.clone(), "127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
+    let sim = start_sim(cfg.clone()).await;
     for api in [Api::Completions, Api::Chat] {
         // One unmeasured request first (connection set-up, first-use costs), as a
         // benchmark's warm-up would.
@@ -119,9 +124,7 @@ async fn queueing_at_higher_concurrency_follows_the_model() {
         max_num_seqs: 2,
         ..Default::default()
     };
-    let sim = servescope_sim::start(cfg, "127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
+    let sim = start_sim(cfg).await;
     let out = load(
         &sim.url(),
         Api::Completions,
@@ -153,16 +156,12 @@ async fn faults_become_failed_requests_of_the_right_class() {
         truncate_rate: 0.2,
         ..Default::default()
     };
-    let sim = servescope_sim::start(
-        SimConfig {
-            faults,
-            seed: 5,
-            ..SimConfig::zero_latency()
-        },
-        "127.0.0.1:0".parse().unwrap(),
-    )
-    .await
-    .unwrap();
+    let sim = start_sim(SimConfig {
+        faults,
+        seed: 5,
+        ..SimConfig::zero_latency()
+    })
+    .await;
     let out = load(
         &sim.url(),
         Api::Completions,
@@ -184,18 +183,14 @@ async fn faults_become_failed_requests_of_the_right_class() {
     sim.shutdown().await;
 
     // Gibberish fails the correctness probe.
-    let sim = servescope_sim::start(
-        SimConfig {
-            faults: Faults {
-                gibberish_rate: 1.0,
-                ..Default::default()
-            },
-            ..SimConfig::zero_latency()
+    let sim = start_sim(SimConfig {
+        faults: Faults {
+            gibberish_rate: 1.0,
+            ..Default::default()
         },
-        "127.0.0.1:0".parse().unwrap(),
-    )
-    .await
-    .unwrap();
+        ..SimConfig::zero_latency()
+    })
+    .await;
     let client = HttpClient::new(1);
     let target = Target {
         base_url: sim.url(),
@@ -224,9 +219,7 @@ async fn faults_become_failed_requests_of_the_right_class() {
         o.error_detail
     );
     sim.shutdown().await;
-    let sim = servescope_sim::start(SimConfig::zero_latency(), "127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
+    let sim = start_sim(SimConfig::zero_latency()).await;
     let target = Target {
         base_url: sim.url(),
         ..target

@@ -164,11 +164,12 @@ async fn nvml_absent_inventory_says_unavailable_and_agent_serves() {
             .unwrap()
             .unwrap();
         if let Some(telemetry_message::Body::Sample(x)) = m.body {
+            let kind = x.kind();
             match x.data {
-                Some(servescope_proto::v1::sample::Data::Host(_)) => kinds.insert("host"),
+                Some(servescope_proto::v1::sample::Data::Host(_)) => kinds.insert(kind.name()),
                 Some(servescope_proto::v1::sample::Data::Rdma(r)) => {
                     assert_eq!(r.devices.len(), 32);
-                    kinds.insert("rdma")
+                    kinds.insert(kind.name())
                 }
                 other => panic!("filter let through {other:?}"),
             };

@@ -15,12 +15,7 @@ const PHASES: &str = "init=0.3,download=0.4,weight_load=0.6,dynamo=0.3,compile=0
 
 fn year() -> i32 {
     // The sim stamps UTC wall-clock time; the test runs within a few seconds.
-    let days = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        / 86_400;
-    (1970.0 + days as f64 / 365.2425).floor() as i32
+    servescope_proto::ext::year_of_ns(servescope_proto::now_ns() as i64)
 }
 
 fn opts(min_gap_s: f64) -> ParseOptions {

@@ -8,6 +8,7 @@
 use std::path::Path;
 
 use servescope_coordinator::startup::compare::{self, Labeled};
+use servescope_coordinator::startup::page;
 use servescope_coordinator::startup::{
     parse_file, parse_str, LogParse, ParseOptions, PhaseKind as K,
 };
@@ -275,7 +276,7 @@ fn startup_compare_reproduces_seed_tables() {
         "{table}"
     );
     println!("{table}");
-    let html = compare::render_html(&c);
+    let html = page::render_html(&c);
     assert!(html.contains("<svg") && html.contains("Torch compile") && !html.contains("<script"));
 
     // Trials: two logs under one label → mean and min–max.

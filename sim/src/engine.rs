@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use serde_json::json;
+use servescope_proto::now_ns;
 use tokio::sync::{mpsc, Semaphore};
 use tokio::time::Instant;
 
@@ -21,7 +22,7 @@ use crate::text;
 
 mod request;
 
-pub use request::{epoch_ns, GenRequest, Out, Refusal, RemoteKv, Role};
+pub use request::{GenRequest, Out, Refusal, RemoteKv, Role};
 
 /// Decided faults of one request.
 #[derive(Debug, Clone, Copy, Default)]
@@ -205,7 +206,7 @@ impl Engine {
     ) {
         let cfg = &self.cfg;
         let queued = Instant::now();
-        let arrival_ns = epoch_ns();
+        let arrival_ns = now_ns();
         let at_ns = |t: Instant| arrival_ns + (t - queued).as_nanos() as u64;
         let step = Duration::from_secs_f64(cfg.decode_s_per_token);
         let prefill = Duration::from_secs_f64(cfg.predicted_ttft_s(req.prompt_tokens));

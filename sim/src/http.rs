@@ -1,8 +1,8 @@
 //! OpenAI-compatible HTTP surface: `/v1/completions`, `/v1/chat/completions`
 //! (streaming SSE or one JSON answer), `/v1/models`, `/metrics`, `/health`.
 
+use servescope_proto::now_ns;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::body::{Body, Bytes};
 use axum::extract::State;
@@ -140,14 +140,11 @@ fn parse(body: &[u8], chat: bool) -> Result<Parsed, String> {
 }
 
 fn created() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    now_ns() / 1_000_000_000
 }
 
 async fn handle(e: Arc<Engine>, headers: HeaderMap, body: Bytes, chat: bool) -> Response {
-    let in_ns = crate::engine::epoch_ns();
+    let in_ns = now_ns();
     let p = match parse(&body, chat) {
         Ok(p) => p,
         Err(m) => return error(StatusCode::BAD_REQUEST, "BadRequestError", m),
@@ -319,7 +316,7 @@ impl Wire {
     /// Marks the first token going out now (if none went before).
     fn token_out(&mut self) {
         if self.first_token_out_ns.is_none() {
-            self.first_token_out_ns = Some(crate::engine::epoch_ns());
+            self.first_token_out_ns = Some(now_ns());
         }
     }
 

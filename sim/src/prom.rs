@@ -1,5 +1,5 @@
 //! vLLM-named Prometheus metrics (names, types, label sets and bucket bounds as in
-//! vLLM's own `/metrics`; see shared/fixtures/vllm-metrics.txt).
+//! vLLM's own `/metrics` output).
 
 use std::fmt::Write;
 use std::sync::Mutex;

@@ -18,6 +18,7 @@ use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use servescope_proto::ext::civil_from_days;
 
 /// A simulated startup phase, in the order a vLLM engine goes through them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -134,27 +135,6 @@ impl StartupConfig {
     pub fn total_s(&self) -> f64 {
         self.phases.iter().map(|(_, s)| s).sum()
     }
-}
-
-/// Civil date (y, m, d) of days since 1970-01-01 (H. Hinnant's algorithm).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (
-        if m <= 2 {
-            yoe + era * 400 + 1
-        } else {
-            yoe + era * 400
-        },
-        m,
-        d,
-    )
 }
 
 /// `MM-DD HH:MM:SS[.mmm]` (UTC) of a wall-clock time.
@@ -420,7 +400,5 @@ mod tests {
         let t = UNIX_EPOCH + Duration::from_millis(1_764_542_096_250);
         assert_eq!(stamp(t, false), "11-30 22:34:56");
         assert_eq!(stamp(t, true), "11-30 22:34:56.250");
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
     }
 }

@@ -86,7 +86,7 @@ async fn proxy_prefill_transfer_decode_with_ground_truth() {
         // proxy, proxy → P after the delay, P → D handoff, D's first token → client) plus
         // the modelled stages, which timers never cut short. A debug build's hops and
         // late timers add 10–20 ms (the first request also opens the connections).
-        let now = servescope_sim::engine::epoch_ns();
+        let now = servescope_proto::now_ns();
         let at = |x: Instant| (now - x.elapsed().as_nanos() as u64) as f64 / 1e9;
         let s = |ns: Option<u64>| ns.unwrap() as f64 / 1e9;
         let segments = [

@@ -57,7 +57,7 @@ async fn streams_with_the_configured_latency_at_concurrency_one() {
     let wire = &v["metrics"]["servescope_wire"];
     let into = wire["request_in_unix_ns"].as_u64().unwrap();
     let out = wire["first_token_out_unix_ns"].as_u64().unwrap();
-    let now_ns = servescope_sim::engine::epoch_ns();
+    let now_ns = servescope_proto::now_ns();
     let ago = |t: Instant| now_ns - t.elapsed().as_nanos() as u64;
     let slack = 2_000_000; // two clocks read at different moments
     assert!(into + slack >= ago(sent) && out <= ago(tokens[0].0) + slack);

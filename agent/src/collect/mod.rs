@@ -19,6 +19,7 @@ pub mod registry;
 pub mod selfstats;
 mod source;
 pub mod startup_watch;
+pub mod sysfs;
 
 pub use collector::{spawn, CallCosts, Collector, Shutdown};
 pub use registry::{build, Found, Producer, Registry};

@@ -4,7 +4,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use servescope_proto::v1::{sample, SelfSample};
+use servescope_proto::v1::{sample, SampleKind, SelfSample};
 
 use crate::collect::{CallCosts, Collector};
 use crate::ring::Ring;
@@ -32,8 +32,9 @@ pub fn rss_bytes() -> u64 {
 }
 
 impl Collector for SelfCollector {
+    /// Named after the one kind it samples.
     fn name(&self) -> &'static str {
-        "self"
+        SampleKind::Self_.name()
     }
 
     fn sample(&mut self, costs: &CallCosts) -> Option<sample::Data> {

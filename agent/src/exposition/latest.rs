@@ -1,32 +1,18 @@
-//! Selection of the latest sample of each kind.
+//! Selection of the latest sample of each periodic kind.
 
-use servescope_proto::v1::{sample, GpuReading, HostSample, RdmaSample, Sample, SelfSample};
+use servescope_proto::v1::{
+    sample, GpuReading, HostSample, RdmaSample, Sample, SampleKind, SelfSample,
+};
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(super) enum Kind {
-    Gpu,
-    Host,
-    Rdma,
-    SelfStats,
-}
-
-impl Kind {
-    pub(super) const ALL: [Kind; 4] = [Kind::Gpu, Kind::Host, Kind::Rdma, Kind::SelfStats];
-
-    fn of(s: &Sample) -> Option<Kind> {
-        match s.data.as_ref()? {
-            sample::Data::Gpu(_) => Some(Kind::Gpu),
-            sample::Data::Host(_) => Some(Kind::Host),
-            sample::Data::Rdma(_) => Some(Kind::Rdma),
-            sample::Data::SelfStats(_) => Some(Kind::SelfStats),
-            sample::Data::Event(_) => None,
-        }
-    }
+/// The slot of a periodic kind in [`SampleKind::PERIODIC`]; `None` for events.
+fn slot(s: &Sample) -> Option<usize> {
+    let k = s.kind();
+    SampleKind::PERIODIC.iter().position(|p| *p == k)
 }
 
 #[derive(Default)]
 pub(super) struct Latest<'a> {
-    pub(super) by_kind: [Option<&'a Sample>; 4],
+    by_kind: [Option<&'a Sample>; SampleKind::PERIODIC.len()],
     pub(super) host: Option<&'a HostSample>,
     pub(super) rdma: Option<&'a RdmaSample>,
     pub(super) self_stats: Option<&'a SelfSample>,
@@ -37,11 +23,11 @@ impl<'a> Latest<'a> {
     pub(super) fn pick(samples: &[&'a Sample]) -> Self {
         let mut l = Latest::default();
         for &s in samples {
-            let Some(k) = Kind::of(s) else { continue };
-            let slot = &mut l.by_kind[k as usize];
+            let Some(i) = slot(s) else { continue };
+            let cur = &mut l.by_kind[i];
             // Greatest t_ns wins; on a tie the later one in the slice.
-            if slot.is_none_or(|prev| s.t_ns >= prev.t_ns) {
-                *slot = Some(s);
+            if cur.is_none_or(|prev| s.t_ns >= prev.t_ns) {
+                *cur = Some(s);
             }
         }
         for s in l.by_kind.into_iter().flatten() {
@@ -60,10 +46,8 @@ impl<'a> Latest<'a> {
         self.gpu.unwrap_or(&[])
     }
 
-    /// The latest sample of each kind, in [`Kind::ALL`] order.
+    /// The latest sample of each kind, in [`SampleKind::PERIODIC`] order.
     pub(super) fn samples(&self) -> impl Iterator<Item = &'a Sample> + '_ {
-        Kind::ALL
-            .into_iter()
-            .filter_map(|k| self.by_kind[k as usize])
+        self.by_kind.iter().filter_map(|s| *s)
     }
 }

@@ -14,7 +14,7 @@ use super::writer::{first_of, Family, Lv};
 /// that is the name or ends in `/<name>` matches.
 fn rdma_value(names: &[String], values: &[u64], errors: &[FieldError], i: usize) -> Option<u64> {
     let v = *values.get(i)?;
-    (!crate::rdma::counter_failed(errors, names.get(i)?)).then_some(v)
+    (!crate::collect::rdma::counter_failed(errors, names.get(i)?)).then_some(v)
 }
 
 /// Distinct counter names in family order, one per family (names that sanitize to

@@ -8,8 +8,8 @@ use std::path::Path;
 
 use servescope_proto::v1::CounterDelta;
 
-use crate::netdev::read_interfaces;
-use crate::rdma::{counter_failed, RdmaCollector};
+use crate::collect::host::netdev::read_interfaces;
+use crate::collect::rdma::{counter_failed, RdmaCollector};
 
 /// (source, device, counter) → value.
 pub type Snapshot = BTreeMap<(String, String, String), u64>;
@@ -74,7 +74,7 @@ pub fn deltas(before: &Snapshot, after: &Snapshot) -> Vec<CounterDelta> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rdma::fixture::{bump_counters, write_p5_tree, P5FixtureOptions};
+    use crate::collect::rdma::fixture::{bump_counters, write_p5_tree, P5FixtureOptions};
 
     #[test]
     fn deltas_show_rdma_counters_that_moved_in_a_fixture_tree() {
@@ -106,7 +106,8 @@ mod tests {
             .find(|k| k.0 == "rdma" && k.2 == "hw_counters/tx_bytes")
             .expect("fixture has EFA port counters");
         let dev = key.1.split('/').next().unwrap_or_default().to_string();
-        let path = crate::rdma::fixture::counter_path(dir.path(), &dev, Some(1), "tx_bytes");
+        let path =
+            crate::collect::rdma::fixture::counter_path(dir.path(), &dev, Some(1), "tx_bytes");
         let good = std::fs::read_to_string(&path).expect("counter");
         std::fs::write(&path, "").expect("truncate");
         let a = snapshot(dir.path());

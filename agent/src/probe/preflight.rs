@@ -24,7 +24,7 @@ const MAX_PROCESSES: usize = 256;
 
 /// Everything FabricCheck answers.
 pub fn check(sysfs_root: &Path) -> FabricCheckResponse {
-    let rdma = crate::rdma::RdmaCollector::discover(sysfs_root)
+    let rdma = crate::collect::rdma::RdmaCollector::discover(sysfs_root)
         .ok()
         .map(|mut c| c.sample());
     let mut r = FabricCheckResponse {

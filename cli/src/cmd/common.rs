@@ -1,10 +1,10 @@
 //! Flags shared by commands that talk to agents or the store.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
-use servescope_coordinator::AgentEndpoint;
+use servescope_coordinator::{AgentEndpoint, Store};
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct AgentFlags {
@@ -57,6 +57,25 @@ pub struct DbFlag {
     pub db: PathBuf,
 }
 
+impl DbFlag {
+    /// The store's path, which must exist: opening a missing store would create
+    /// an empty one.
+    pub fn existing(&self) -> anyhow::Result<&Path> {
+        if !self.db.exists() {
+            anyhow::bail!(
+                "no store at {} (record something first, or pass --db)",
+                self.db.display()
+            );
+        }
+        Ok(&self.db)
+    }
+
+    /// Opens the store, which must exist.
+    pub fn open_existing(&self) -> anyhow::Result<Store> {
+        Ok(Store::open(self.existing()?)?)
+    }
+}
+
 /// Parses "60s", "500ms", "2m", "1h", or plain seconds.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
@@ -83,6 +102,11 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         return Err(format!("duration {s:?} must be positive"));
     }
     Ok(Duration::from_secs_f64(secs))
+}
+
+/// A table cell: the value, or `-` when there is none.
+pub fn or_dash(v: Option<impl std::fmt::Display>) -> String {
+    v.map_or_else(|| "-".into(), |v| v.to_string())
 }
 
 pub fn fmt_bytes(b: f64) -> String {

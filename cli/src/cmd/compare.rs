@@ -2,7 +2,6 @@
 //! deltas against the first run and normalised throughput.
 
 use servescope_coordinator::store::PointRow;
-use servescope_coordinator::Store;
 
 use super::common::DbFlag;
 use super::table;
@@ -24,10 +23,7 @@ fn delta(a: f64, b: f64) -> String {
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
-    if !a.db.db.exists() {
-        anyhow::bail!("no store at {}", a.db.db.display());
-    }
-    let st = Store::open(&a.db.db)?;
+    let st = a.db.open_existing()?;
     let mut runs: Vec<(i64, Vec<PointRow>)> = Vec::new();
     for &r in &a.runs {
         st.run(r)?;

@@ -10,7 +10,7 @@ use servescope_coordinator::record::RecordConfig;
 use servescope_coordinator::summary::summarize;
 use servescope_coordinator::{AgentEndpoint, Store};
 
-use super::common::{fmt_bytes, fmt_kinds, fmt_ns, parse_duration, DbFlag};
+use super::common::{fmt_bytes, fmt_kinds, fmt_ns, or_dash, parse_duration, DbFlag};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -114,10 +114,7 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
     let addr = agent.grpc_addr.to_string();
     eprintln!(
         "servescope demo: agent on {addr} (gRPC, bearer token), /metrics on {}",
-        agent
-            .metrics_addr
-            .map(|m| m.to_string())
-            .unwrap_or_else(|| "-".into())
+        or_dash(agent.metrics_addr)
     );
     let ep = AgentEndpoint::new(addr.clone(), Some(token));
     let rec = RecordConfig::new(vec![ep.clone()], a.duration, a.db.db.clone());

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use servescope_coordinator::exp::analysis::analyze;
 use servescope_coordinator::exp::runner::{run_experiment, ExpRunConfig};
 use servescope_coordinator::exp::shards::Client;
@@ -151,10 +151,7 @@ async fn run_cmd(a: RunArgs) -> anyhow::Result<()> {
 }
 
 fn status(a: StatusArgs) -> anyhow::Result<()> {
-    if !a.db.db.exists() {
-        bail!("no store at {}", a.db.db.display());
-    }
-    let store = Store::open(&a.db.db)?;
+    let store = a.db.open_existing()?;
     let Some(name) = a.name else {
         let all = store.experiments()?;
         if a.json {
@@ -244,8 +241,5 @@ fn write_report(db: &std::path::Path, name: &str, out: &std::path::Path) -> anyh
 }
 
 fn report_cmd(a: ReportArgs) -> anyhow::Result<()> {
-    if !a.db.db.exists() {
-        bail!("no store at {}", a.db.db.display());
-    }
-    write_report(&a.db.db, &a.name, &a.out)
+    write_report(a.db.existing()?, &a.name, &a.out)
 }

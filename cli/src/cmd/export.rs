@@ -4,7 +4,6 @@ use std::io::Write;
 
 use anyhow::Context;
 use servescope_coordinator::export::{export, Format};
-use servescope_coordinator::Store;
 
 use super::common::DbFlag;
 
@@ -28,10 +27,7 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
-    if !a.db.db.exists() {
-        anyhow::bail!("no store at {}", a.db.db.display());
-    }
-    let st = Store::open(&a.db.db)?;
+    let st = a.db.open_existing()?;
     let f = match a.format {
         Fmt::Csv => Format::Csv,
         Fmt::Json => Format::Json,

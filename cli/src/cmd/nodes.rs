@@ -4,7 +4,7 @@ use servescope_coordinator::clock::{self, Offset};
 use servescope_coordinator::connect::connect;
 use servescope_proto::v1::{GetInventoryRequest, Inventory};
 
-use super::common::{fmt_bytes, fmt_ns, AgentFlags};
+use super::common::{fmt_bytes, fmt_ns, or_dash, AgentFlags};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -117,9 +117,7 @@ pub fn render(address: &str, inv: &Inventory, off: Option<&Offset>) -> String {
                 g.index,
                 g.name,
                 g.pci_bus_id,
-                g.numa_node
-                    .map(|n| n.to_string())
-                    .unwrap_or_else(|| "-".into()),
+                or_dash(g.numa_node),
                 fmt_bytes(g.memory_total_bytes as f64),
                 g.nvlink_links,
                 g.uuid
@@ -146,9 +144,7 @@ pub fn render(address: &str, inv: &Inventory, off: Option<&Offset>) -> String {
                     d.name,
                     d.driver,
                     d.pci_address,
-                    d.numa_node
-                        .map(|n| n.to_string())
-                        .unwrap_or_else(|| "-".into()),
+                    or_dash(d.numa_node),
                     p.port,
                     p.state,
                     p.rate,

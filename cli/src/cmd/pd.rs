@@ -211,9 +211,7 @@ pub fn diagnose_cmd(a: AttributeArgs) -> anyhow::Result<()> {
 }
 
 fn open_and_attribute(a: &AttributeArgs) -> anyhow::Result<Attribution> {
-    if !a.db.db.exists() {
-        bail!("no store at {}", a.db.db.display());
-    }
+    a.db.existing()?;
     if let Some(c) = a.capacity_gbps {
         if !(c.is_finite() && c > 0.0) {
             bail!("--capacity-gbps must be a positive number (got {c})");

@@ -22,13 +22,7 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
-    if !a.db.db.exists() {
-        anyhow::bail!(
-            "no store at {} (run `servescope load` first, or pass --db)",
-            a.db.db.display()
-        );
-    }
-    report::write_report(&a.db.db, &a.runs, &a.out)
+    report::write_report(a.db.existing()?, &a.runs, &a.out)
         .with_context(|| format!("report for run(s) {:?}", a.runs))?;
     println!("wrote {}", a.out.display());
     Ok(())

@@ -1,8 +1,6 @@
 //! `servescope runs`: list recorded runs.
 
-use servescope_coordinator::Store;
-
-use super::common::DbFlag;
+use super::common::{or_dash, DbFlag};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -14,13 +12,7 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
-    if !a.db.db.exists() {
-        anyhow::bail!(
-            "no store at {} (record something first, or pass --db)",
-            a.db.db.display()
-        );
-    }
-    let st = Store::open(&a.db.db)?;
+    let st = a.db.open_existing()?;
     let runs = st.runs()?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&runs)?);
@@ -31,10 +23,10 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         "run", "kind", "status", "started (UTC)", "duration", "agents", "samples", "requests"
     );
     for r in runs {
-        let dur = r
-            .ended_ns
-            .map(|e| format!("{:.1}s", (e - r.started_ns) as f64 / 1e9))
-            .unwrap_or_else(|| "-".into());
+        let dur = or_dash(
+            r.ended_ns
+                .map(|e| format!("{:.1}s", (e - r.started_ns) as f64 / 1e9)),
+        );
         println!(
             "{:>5} {:<8} {:<8} {:<25} {:>9} {:>7} {:>9} {:>9}  {}",
             r.id,

@@ -1,7 +1,6 @@
 //! `servescope show RUN`: what a stored run holds.
 
 use servescope_coordinator::summary::summarize;
-use servescope_coordinator::Store;
 
 use super::common::{fmt_bytes, fmt_kinds, DbFlag};
 use super::table;
@@ -18,10 +17,7 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
-    if !a.db.db.exists() {
-        anyhow::bail!("no store at {}", a.db.db.display());
-    }
-    let st = Store::open(&a.db.db)?;
+    let st = a.db.open_existing()?;
     let r = st.run(a.run)?;
     let points = st.points(a.run)?;
     if a.json {

@@ -155,10 +155,7 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
             h.replicas.len(),
             h.url()
         );
-        println!("{}", h.url());
-        tokio::signal::ctrl_c()
-            .await
-            .context("waiting for Ctrl-C")?;
+        until_ctrl_c(&h.url()).await?;
         h.shutdown().await;
         return Ok(());
     }
@@ -180,12 +177,15 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
         "servescope sim: OpenAI-compatible endpoint on {} (/v1/completions, /v1/chat/completions, /metrics); Ctrl-C stops",
         h.url()
     );
-    println!("{}", h.url());
-    tokio::signal::ctrl_c()
-        .await
-        .context("waiting for Ctrl-C")?;
+    until_ctrl_c(&h.url()).await?;
     h.shutdown().await;
     Ok(())
+}
+
+/// Prints the endpoint's URL on stdout (for scripts) and waits for Ctrl-C.
+async fn until_ctrl_c(url: &str) -> anyhow::Result<()> {
+    println!("{url}");
+    tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")
 }
 
 fn millis(name: &str, ms: f64) -> anyhow::Result<std::time::Duration> {

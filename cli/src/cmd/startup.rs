@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use servescope_coordinator::startup::compare::{self, Labeled};
+use servescope_coordinator::startup::page;
 use servescope_coordinator::startup::{self as st, LogParse, ParseOptions};
 
 use super::startup_common::{options, print_parse, TimeFlags};
@@ -114,7 +115,7 @@ fn from_run(a: &ParseArgs, run: i64, o: &mut ParseOptions) -> anyhow::Result<Vec
         .run(run)
         .with_context(|| format!("reading run {run}"))?;
     if a.time.year.is_none() {
-        o.year = agent_logs::year_of_ns(row.started_ns);
+        o.year = servescope_proto::ext::year_of_ns(row.started_ns);
     }
     let got =
         agent_logs::parse_run(&store, run, o).with_context(|| format!("reading run {run}"))?;
@@ -157,7 +158,7 @@ fn compare_cmd(a: CompareArgs) -> anyhow::Result<()> {
     let c = compare::compare(&items);
     print!("{}", compare::text_table(&c));
     if let Some(out) = &a.output {
-        compare::write_html(&c, out)?;
+        page::write_html(&c, out)?;
         eprintln!("wrote {}", out.display());
     }
     Ok(())

@@ -2,6 +2,8 @@
 
 use servescope_coordinator::startup::{self as st, LogParse, ParseOptions, Phase, PhaseKind};
 use servescope_coordinator::text::utc;
+use servescope_proto::ext::year_of_ns;
+use servescope_proto::now_ns;
 
 #[derive(clap::Args, Debug)]
 pub struct TimeFlags {
@@ -14,25 +16,7 @@ pub struct TimeFlags {
 }
 
 fn this_year() -> i32 {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
-    // Civil year of `secs` (UTC).
-    let days = secs / 86_400;
-    let mut y = 1970;
-    let mut d = days;
-    loop {
-        let len = if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 {
-            366
-        } else {
-            365
-        };
-        if d < len {
-            return y;
-        }
-        d -= len;
-        y += 1;
-    }
+    year_of_ns(i64::try_from(now_ns()).unwrap_or(i64::MAX))
 }
 
 pub fn options(t: &TimeFlags) -> anyhow::Result<ParseOptions> {

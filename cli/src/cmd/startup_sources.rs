@@ -91,7 +91,7 @@ pub(super) fn infer_cmd(a: InferArgs) -> anyhow::Result<()> {
         let row = store
             .run(a.run)
             .with_context(|| format!("reading run {}", a.run))?;
-        o.year = agent_logs::year_of_ns(row.started_ns);
+        o.year = servescope_proto::ext::year_of_ns(row.started_ns);
     }
     let logs: Vec<LogParse> = agent_logs::parse_run(&store, a.run, &o)
         .with_context(|| format!("reading run {}", a.run))?

@@ -12,7 +12,7 @@ use servescope_proto::v1::{
 };
 use tokio::sync::mpsc;
 
-use super::common::{fmt_bytes, parse_duration, AgentFlags};
+use super::common::{fmt_bytes, or_dash, parse_duration, AgentFlags};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -165,10 +165,7 @@ impl View {
     }
 
     fn rate(&self, key: &str) -> String {
-        self.shown
-            .get(key)
-            .map(|r| format!("{}/s", fmt_bytes(*r)))
-            .unwrap_or_else(|| "-".into())
+        or_dash(self.shown.get(key).map(|r| format!("{}/s", fmt_bytes(*r))))
     }
 
     fn render(&self, address: &str) -> String {
@@ -202,19 +199,14 @@ impl View {
                         s,
                         "{:<4} {:>4}% {:>10} / {:>8} {:>7}W {:>14} {:>14} {}",
                         r.index,
-                        r.util_gpu_pct
-                            .map(|v| v.to_string())
-                            .unwrap_or_else(|| "-".into()),
-                        r.memory_used_bytes
-                            .map(|v| fmt_bytes(v as f64))
-                            .unwrap_or_else(|| "-".into()),
-                        r.memory_free_bytes
-                            .zip(r.memory_used_bytes)
-                            .map(|(f, u)| fmt_bytes((f + u) as f64))
-                            .unwrap_or_else(|| "-".into()),
-                        r.power_mw
-                            .map(|v| format!("{:.0}", v as f64 / 1000.0))
-                            .unwrap_or_else(|| "-".into()),
+                        or_dash(r.util_gpu_pct),
+                        or_dash(r.memory_used_bytes.map(|v| fmt_bytes(v as f64))),
+                        or_dash(
+                            r.memory_free_bytes
+                                .zip(r.memory_used_bytes)
+                                .map(|(f, u)| fmt_bytes((f + u) as f64))
+                        ),
+                        or_dash(r.power_mw.map(|v| format!("{:.0}", v as f64 / 1000.0))),
                         self.rate(&format!("gpu{}.pcie.tx", r.index)),
                         self.rate(&format!("gpu{}.pcie.rx", r.index)),
                         r.processes.len()

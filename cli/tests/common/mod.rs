@@ -1,7 +1,7 @@
 //! Helpers of the CLI's process tests.
 #![allow(dead_code)]
 
-use std::process::{Child, Command};
+use std::process::{Child, Command, Output};
 
 /// The `servescope` binary, with backtraces off so error output is what users see.
 pub fn bin() -> Command {
@@ -66,4 +66,20 @@ pub fn loopback_agent(token_file: &std::path::Path) -> Option<(Kill, String)> {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     Some((k, listen))
+}
+
+/// Runs `cmd` to the end: its output, stdout and stderr (lossy UTF-8).
+pub fn run(cmd: &mut Command) -> (Output, String, String) {
+    let out = cmd.output().unwrap();
+    let so = String::from_utf8_lossy(&out.stdout).into_owned();
+    let se = String::from_utf8_lossy(&out.stderr).into_owned();
+    (out, so, se)
+}
+
+/// Runs `cmd`, asserts that it succeeds (showing both streams if not), and returns
+/// what it wrote on stdout.
+pub fn success(cmd: &mut Command) -> String {
+    let (out, so, se) = run(cmd);
+    assert!(out.status.success(), "{so}\n{se}");
+    so
 }

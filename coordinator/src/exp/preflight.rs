@@ -128,9 +128,7 @@ pub async fn startup(
     let parsed = crate::store::Store::open(db)
         .map_err(|e| e.to_string())
         .and_then(|s| {
-            let year = crate::text::utc(servescope_proto::now_ns() as i64)[..4]
-                .parse()
-                .unwrap_or(2026);
+            let year = servescope_proto::ext::year_of_ns(servescope_proto::now_ns() as i64);
             crate::startup::agent_logs::parse_run(&s, run, &crate::startup::ParseOptions::new(year))
                 .map_err(|e| e.to_string())
         });

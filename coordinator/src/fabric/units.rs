@@ -1,6 +1,6 @@
 //! Sizes and rates as users type and read them. Sizes use binary suffixes
 //! (`4K` = 4096, as ucx_perftest and fabtests do); rates are printed in SI (GB/s =
-//! 10⁹ B/s) — see research agents_fabric.md §C6 for each tool's units.
+//! 10⁹ B/s).
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum UnitError {

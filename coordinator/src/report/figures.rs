@@ -104,8 +104,8 @@ fn latency_chart(runs: &[RunData], title: &str, what: &str, mean: Stat, p99: Sta
     sweep_chart(title, &format!("{what} (ms)"), runs, series)
 }
 
-/// Output tokens/s against a latency median (the seed's viz.py figure): one curve per
-/// run, points labelled with their concurrency or rate.
+/// Output tokens/s against a latency median (the throughput–latency trade-off): one
+/// curve per run, points labelled with their concurrency or rate.
 fn tradeoff_chart(runs: &[RunData], title: &str, x_label: &str, lat: Stat) -> Chart {
     let mut series = Vec::new();
     for (i, r) in runs.iter().enumerate() {

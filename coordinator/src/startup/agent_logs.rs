@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use servescope_proto::v1::sample;
 
 use super::logparse::{LogParse, LogParser};
-use super::ParseOptions;
+use super::options::ParseOptions;
 use crate::store::{Store, StoreError};
 
 /// The event kind the agent's startup watcher sends.
@@ -149,32 +149,4 @@ pub fn parse_run(
             r
         })
         .collect())
-}
-
-/// Civil (UTC) year of a Unix time in ns: the default year of a run's log lines.
-pub fn year_of_ns(ns: i64) -> i32 {
-    let days = ns.div_euclid(86_400_000_000_000);
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    i32::try_from(y).unwrap_or(1970)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn years() {
-        assert_eq!(year_of_ns(0), 1970);
-        assert_eq!(year_of_ns(1_735_689_599_000_000_000), 2024); // 2024-12-31 23:59:59
-        assert_eq!(year_of_ns(1_735_689_600_000_000_000), 2025);
-        assert_eq!(year_of_ns(1_709_164_800_000_000_000), 2024); // 2024-02-29
-    }
 }

@@ -4,7 +4,7 @@
 //! lines with a lower confidence, and what no line explains is left to the
 //! unattributed gaps.
 
-use super::logparse::{Hit, LogParser};
+use super::hits::{Found, Hit};
 use super::patterns::{Event, PATTERNS};
 use super::phase::{s_to_ns, Phase, PhaseKind, Source, Timeline};
 use super::ranks::{figures, fmt_s, from_figs};
@@ -70,10 +70,10 @@ pub(super) fn model_name(hits: &[Hit]) -> Option<String> {
     Some(m.trim_end_matches("-sharded").to_string())
 }
 
-pub(super) fn build(p: &LogParser) -> Timeline {
-    let hits = &p.hits;
-    let ranks = &p.ranks;
-    let mut t = Timeline::new(p.opts().host.clone());
+pub(super) fn build(p: &Found<'_>) -> Timeline {
+    let hits = p.hits;
+    let ranks = p.ranks;
+    let mut t = Timeline::new(p.opts.host.clone());
     let figs = |e: Event| figures(hits, e);
     let one = |k: PhaseKind, e: Event| from_figs(k, &figs(e), ranks);
     let of = |e: Event| {
@@ -261,7 +261,7 @@ pub(super) fn build(p: &LogParser) -> Timeline {
     let graph_end = graph.as_ref().and_then(|g| g.end_ns);
     t.phases.extend(graph);
     if let (Some(g), Some(i)) = (graph_end, init_end) {
-        if i.saturating_sub(g) >= s_to_ns(p.opts().min_gap_s) {
+        if i.saturating_sub(g) >= s_to_ns(p.opts.min_gap_s) {
             t.phases.extend(between(
                 PhaseKind::Warmup,
                 Some(g),
@@ -275,7 +275,7 @@ pub(super) fn build(p: &LogParser) -> Timeline {
         .extend(instant(PhaseKind::ApiReady, &of(Event::ApiReady)));
     t.phases
         .extend(instant(PhaseKind::FirstRequest, &of(Event::FirstRequest)));
-    t.fill_gaps(p.opts().min_gap_s);
+    t.fill_gaps(p.opts.min_gap_s);
     t
 }
 

@@ -7,33 +7,20 @@ use std::collections::hash_map::DefaultHasher;
 use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 use std::io::BufRead;
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::line::{self, Proc};
+use super::assemble;
+use super::error::StartupError;
+use super::hits::{Found, Hit};
+use super::line;
+use super::options::ParseOptions;
 use super::patterns::{self, Cap, Event, Table, PATTERNS, TABLES};
-use super::{assemble, ParseOptions, StartupError, Timeline};
+use super::phase::Timeline;
 
 /// Lines longer than this are skipped (and counted).
 pub const MAX_LINE: usize = 64 * 1024;
-
-/// A recognised line.
-#[derive(Debug, Clone)]
-pub struct Hit {
-    pub event: Event,
-    /// Index into [`PATTERNS`].
-    pub pattern: usize,
-    /// 1-based line number.
-    pub line: usize,
-    /// The process that wrote it (innermost prefix).
-    pub proc: Option<Proc>,
-    pub ts_ns: Option<i64>,
-    /// The line had no timestamp; `ts_ns` is the next timestamped line of its process.
-    pub ts_inferred: bool,
-    pub nums: Vec<f64>,
-    pub texts: Vec<String>,
-    pub repeated: Option<u32>,
-}
 
 /// The result of parsing one log.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -64,13 +51,13 @@ pub struct LogParser {
     year: i32,
     last_month: u32,
     seen: HashSet<u64>,
-    pub(super) hits: Vec<Hit>,
+    hits: Vec<Hit>,
     /// Untimed hits (index, latest time of their process so far) awaiting a time.
     pending: HashMap<u64, Vec<(usize, Option<i64>)>>,
     last_ts: HashMap<u64, i64>,
-    pub(super) first: Option<(i64, usize)>,
-    pub(super) actor: Option<(i64, usize)>,
-    pub(super) ranks: HashMap<u64, String>,
+    first: Option<(i64, usize)>,
+    actor: Option<(i64, usize)>,
+    ranks: HashMap<u64, String>,
     long_lines: usize,
     duplicates: usize,
     bad_stamps: usize,
@@ -204,7 +191,6 @@ impl LogParser {
                 ts_inferred: ts.is_none(),
                 nums,
                 texts,
-                repeated: parsed.repeated,
             });
         }
     }
@@ -249,7 +235,13 @@ impl LogParser {
             .collect::<HashSet<_>>()
             .len();
         let model = assemble::model_name(&self.hits);
-        let timeline = assemble::build(&self);
+        let timeline = assemble::build(&Found {
+            hits: &self.hits,
+            ranks: &self.ranks,
+            first: self.first,
+            actor: self.actor,
+            opts: &self.opts,
+        });
         LogParse {
             name: name.to_string(),
             table: table.name.to_string(),
@@ -263,10 +255,6 @@ impl LogParser {
             warnings,
             timeline,
         }
-    }
-
-    pub(super) fn opts(&self) -> &ParseOptions {
-        &self.opts
     }
 }
 
@@ -371,4 +359,17 @@ pub fn parse_str(text: &str, name: &str, opts: ParseOptions) -> LogParse {
         p.line_no = p.line_no.saturating_sub(1);
     }
     p.finish(name)
+}
+
+/// Parses a log file.
+pub fn parse_file(path: &Path, opts: ParseOptions) -> Result<LogParse, StartupError> {
+    let name = path.display().to_string();
+    let f = std::fs::File::open(path).map_err(|e| StartupError::Read {
+        name: name.clone(),
+        source: e,
+    })?;
+    let short = path
+        .file_name()
+        .map_or(name.clone(), |n| n.to_string_lossy().into_owned());
+    parse_reader(std::io::BufReader::new(f), &short, opts)
 }

@@ -1,10 +1,11 @@
 //! Versioned pattern tables for vLLM / Ray Serve LLM startup lines (templates in
 //! the syntax of [`super::template`]).
 //!
-//! Wording changes by vLLM release (research loadgen_phases.md §B1) are expressed as
-//! per-pattern minor-version ranges; a [`Table`] is a band of releases, and a log is
-//! parsed with the patterns valid for the band its engine version (or, for dev builds,
-//! the band whose specific patterns match most lines) selects.
+//! Wording changes by vLLM release (the same phase logged in other words from one
+//! minor release to the next) are expressed as per-pattern minor-version ranges; a
+//! [`Table`] is a band of releases, and a log is parsed with the patterns valid for
+//! the band its engine version (or, for dev builds, the band whose specific patterns
+//! match most lines) selects.
 
 /// What a matched line says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::logparse::Hit;
+use super::hits::Hit;
 use super::patterns::{Event, PATTERNS};
 use super::phase::{s_to_ns, Phase, PhaseKind, Source};
 

@@ -53,7 +53,7 @@ pub struct Normalised {
 pub enum AggregationMethod {
     /// Statistics over all raw samples (one client, or shards pooled).
     Pooled,
-    /// The seed's wrong method: per-shard statistics averaged.
+    /// A wrong method, kept to show its error: per-shard statistics averaged.
     AveragedShards,
 }
 
@@ -299,10 +299,10 @@ fn average_summaries(items: &[&Summary]) -> Summary {
     }
 }
 
-/// The seed's `aggregate_results.py`, reproduced so that reports can show the error:
-/// each shard is aggregated alone, then counts, token totals, throughputs and peak
-/// concurrency are **summed** and duration and every mean/median/std/percentile are
-/// **averaged** over shards. Do not use it for conclusions; use [`pool_shards`].
+/// The averaging a per-shard `aggregate_results.py` script does, reproduced so that
+/// reports can show the error: each shard is aggregated alone, then counts, token
+/// totals, throughputs and peak concurrency are **summed** and duration and every
+/// mean/median/std/percentile are **averaged** over shards. Do not use it for conclusions; use [`pool_shards`].
 pub fn averaged_shards(
     shards: &[&[RequestRecord]],
     opts: &AggregateOptions,

@@ -1,7 +1,7 @@
 //! The agent itself (build, self-telemetry) and per-sample metadata.
 
 use super::{never, ns_secs, Def, Entry, MetricType, Unit, Value};
-use crate::v1::{sample, CallCost, Sample, SelfSample};
+use crate::v1::{sample, CallCost, Sample, SampleKind, SelfSample};
 
 /// `servescope_agent_build_info{version}`, from the inventory.
 pub const BUILD_INFO: Def = Def {
@@ -149,13 +149,8 @@ pub const SAMPLE: &[Entry<Sample>] = &[
 
 /// The `kind` label of a sample's metadata; `None` for events.
 pub fn kind_label(s: &Sample) -> Option<&'static str> {
-    match s.data.as_ref()? {
-        sample::Data::Gpu(_) => Some("gpu"),
-        sample::Data::Host(_) => Some("host"),
-        sample::Data::Rdma(_) => Some("rdma"),
-        sample::Data::SelfStats(_) => Some("self"),
-        sample::Data::Event(_) => None,
-    }
+    let k = s.kind();
+    SampleKind::PERIODIC.contains(&k).then(|| k.name())
 }
 
 /// Values the collector could not read in this sample; `None` for events.

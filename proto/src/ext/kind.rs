@@ -14,6 +14,15 @@ impl SampleKind {
         SampleKind::Self_,
     ];
 
+    /// The kinds a collector produces on a period, each with per-sample metadata
+    /// (every kind but `Event`), in wire order.
+    pub const PERIODIC: [SampleKind; 4] = [
+        SampleKind::Gpu,
+        SampleKind::Host,
+        SampleKind::Rdma,
+        SampleKind::Self_,
+    ];
+
     /// The kind's short name ("unspecified" for `Unspecified`).
     pub fn name(self) -> &'static str {
         match self {
@@ -89,5 +98,14 @@ mod tests {
         wire.sort_unstable();
         assert_eq!(wire, vec![1, 2, 3, 4, 5]);
         assert!(SampleKind::try_from(6).is_err());
+    }
+
+    #[test]
+    fn periodic_is_all_but_event() {
+        let rest: Vec<_> = SampleKind::ALL
+            .into_iter()
+            .filter(|k| *k != SampleKind::Event)
+            .collect();
+        assert_eq!(rest, SampleKind::PERIODIC);
     }
 }

@@ -10,9 +10,10 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use tokio::time::Instant;
 
-use crate::engine::{epoch_ns, Engine};
+use crate::engine::Engine;
 use crate::otlp::RequestTimes;
 use crate::prom::{Finish, H};
+use servescope_proto::now_ns;
 
 /// What P reports for a finished prefill.
 #[derive(Debug, Clone)]
@@ -31,7 +32,7 @@ impl Engine {
         prompt_tokens: u32,
     ) -> PrefillDone {
         let queued = Instant::now();
-        let arrival_ns = epoch_ns();
+        let arrival_ns = now_ns();
         self.waiting.fetch_add(1, Ordering::Relaxed);
         let permit = Arc::clone(&self.slots).acquire_owned().await;
         self.waiting.fetch_sub(1, Ordering::Relaxed);

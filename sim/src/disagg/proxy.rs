@@ -23,7 +23,7 @@ use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
 use super::truth::TruthBook;
-use crate::engine::epoch_ns;
+use servescope_proto::now_ns;
 
 /// Largest prefill answer read.
 const MAX_P_BODY: usize = 16 << 20;
@@ -116,7 +116,7 @@ fn post_json(url: &str, rid: &str, body: &Value) -> Result<hyper::Request<Full<B
 }
 
 async fn forward(p: Arc<Proxy>, h: HeaderMap, body: Bytes, path: &str) -> Response {
-    let in_ns = epoch_ns();
+    let in_ns = now_ns();
     let rid = h
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())

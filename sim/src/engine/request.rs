@@ -1,14 +1,6 @@
 //! What goes into and out of the engine: a generation request, its streamed
 //! output, a refusal, and the instance's role.
 
-/// ns since the Unix epoch, now.
-pub fn epoch_ns() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
-}
-
 /// What an engine instance does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {

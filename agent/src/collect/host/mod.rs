@@ -7,7 +7,7 @@ pub mod procstat;
 
 use std::path::Path;
 
-use servescope_proto::v1::{sample, HostInfo, HostSample};
+use servescope_proto::v1::{sample, HostInfo, HostSample, SampleKind};
 use sysinfo::{MemoryRefreshKind, RefreshKind, System};
 
 use crate::collect::{CallCosts, Collector};
@@ -63,8 +63,9 @@ impl HostCollector {
 }
 
 impl Collector for HostCollector {
+    /// Named after the one kind it samples.
     fn name(&self) -> &'static str {
-        "host"
+        SampleKind::Host.name()
     }
 
     fn sample(&mut self, costs: &CallCosts) -> Option<sample::Data> {

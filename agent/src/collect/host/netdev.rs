@@ -1,7 +1,7 @@
 //! Host network interface statistics from `<sysfs>/class/net/*`.
 //!
 //! Cheap enough for a 100 ms cadence: [`NetdevReader`] caches the interface list
-//! and the attribute files (descriptors kept open, see `rdma::sysfs`), and lists
+//! and the attribute files (descriptors kept open, see [`crate::collect::sysfs`]), and lists
 //! the directory again only every `rescan_every` calls or when an interface
 //! vanished. Note that RDMA (EFA, RoCE offload) traffic does not show in these
 //! counters; see [`crate::collect::rdma`].
@@ -12,21 +12,8 @@ use std::path::{Path, PathBuf};
 
 use servescope_proto::v1::{FieldError, NetInterfaceReading};
 
-use crate::collect::rdma::parse::{parse_text, parse_u64, ParseError};
-use crate::collect::rdma::read_carrier;
-use crate::collect::rdma::sysfs::{new_buf, AttrBuf, AttrFile};
-
-/// The `statistics/` files read, in [`NetInterfaceReading`] field order.
-pub const STAT_NAMES: [&str; 8] = [
-    "rx_bytes",
-    "tx_bytes",
-    "rx_packets",
-    "tx_packets",
-    "rx_errors",
-    "tx_errors",
-    "rx_dropped",
-    "tx_dropped",
-];
+use crate::collect::sysfs::parse::{parse_text, parse_u64, ParseError};
+use crate::collect::sysfs::{new_buf, read_carrier, AttrBuf, AttrFile, NETDEV_STAT_NAMES};
 
 /// Default number of reads between directory rescans (5 s at 100 ms).
 pub const DEFAULT_RESCAN_EVERY: u32 = 50;
@@ -63,7 +50,7 @@ impl Iface {
         let dir = class_net.join(&name);
         let file = |p: PathBuf| AttrFile::with_keep_open(p, keep_open);
         Iface {
-            stats: STAT_NAMES.map(|s| file(dir.join("statistics").join(s))),
+            stats: NETDEV_STAT_NAMES.map(|s| file(dir.join("statistics").join(s))),
             operstate: file(dir.join("operstate")),
             carrier: file(dir.join("carrier")),
             name,
@@ -186,7 +173,7 @@ impl NetdevReader {
                 for (i, file) in iface.stats.iter_mut().enumerate() {
                     match read_parsed(file, buf, parse_u64) {
                         Ok(v) => set_stat(&mut r, i, v),
-                        Err(e) => fail(&format!("statistics/{}", STAT_NAMES[i]), e),
+                        Err(e) => fail(&format!("statistics/{}", NETDEV_STAT_NAMES[i]), e),
                     }
                 }
                 match read_parsed(&mut iface.operstate, buf, parse_text) {
@@ -259,7 +246,7 @@ mod tests {
             r.rx_dropped,
             r.tx_dropped,
         ];
-        for (v, name) in got.iter().zip(STAT_NAMES) {
+        for (v, name) in got.iter().zip(NETDEV_STAT_NAMES) {
             assert_eq!(*v, stat(dir.path(), "enp19s0", name), "{name}");
         }
     }
@@ -303,7 +290,7 @@ mod tests {
         assert_eq!(reader.read().0.len(), 33);
         // A new interface appears only at the next scheduled rescan.
         fs::create_dir_all(root.join("class/net/dummy0/statistics")).unwrap();
-        for s in STAT_NAMES {
+        for s in NETDEV_STAT_NAMES {
             fs::write(root.join("class/net/dummy0/statistics").join(s), "5\n").unwrap();
         }
         fs::write(root.join("class/net/dummy0/operstate"), "unknown\n").unwrap();

@@ -7,9 +7,11 @@ use std::path::{Path, PathBuf};
 
 use servescope_proto::v1::{RdmaDeviceInfo, RdmaPortInfo};
 
-use super::parse::{self, parse_numa_node, parse_port_state, parse_text, pci_path_from_path};
-use super::sysfs::{new_buf, read_attr, AttrBuf, ReadError};
 use super::RdmaError;
+use crate::collect::sysfs::parse::{
+    self, parse_numa_node, parse_port_state, parse_text, pci_path_from_path,
+};
+use crate::collect::sysfs::{new_buf, read_attr, AttrBuf, ReadError};
 
 /// At most this many entries are taken from any sysfs directory listing.
 const MAX_DIR_ENTRIES: usize = 4096;

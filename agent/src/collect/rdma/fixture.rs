@@ -19,7 +19,7 @@ use std::io;
 use std::os::unix::fs::symlink;
 use std::path::{Component, Path, PathBuf};
 
-use crate::collect::host::netdev::STAT_NAMES;
+use crate::collect::sysfs::NETDEV_STAT_NAMES;
 
 /// EFA port counters (`ports/1/hw_counters/`, kernel `EFA_DEFINE_PORT_STATS`),
 /// newest driver, with the SRD network stats; `lifespan` is written besides.
@@ -210,7 +210,7 @@ fn netdev(root: &Path, dev_rel: &Path, name: &str, seed: u64, operstate: &str) -
     attr(&dir, "operstate", operstate)?;
     attr(&dir, "carrier", 1)?;
     attr(&dir, "mtu", 9001)?;
-    for stat in STAT_NAMES {
+    for stat in NETDEV_STAT_NAMES {
         attr(&dir.join("statistics"), stat, start_value(seed, name, stat))?;
     }
     link(root, &Path::new("class/net").join(name), &rel)

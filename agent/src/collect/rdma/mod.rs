@@ -6,13 +6,11 @@
 //! per read burst, cached for `hw_counters/lifespan` ms), plus the port state and
 //! the netdev's `operstate`/`carrier` — the EFA driver always says ACTIVE/LinkUp,
 //! the netdev tells the truth. Counter files are read through precomputed paths
-//! with descriptors kept open (see `sysfs.rs` and [`set_keep_open_limit`]).
+//! with descriptors kept open (see [`crate::collect::sysfs`]).
 
 mod discover;
 #[cfg(any(test, feature = "test-support"))]
 pub mod fixture;
-pub mod parse;
-pub(crate) mod sysfs;
 mod topology;
 
 #[cfg(test)]
@@ -21,14 +19,14 @@ mod tests;
 use std::path::{Path, PathBuf};
 
 use servescope_proto::v1::{
-    sample, FieldError, GpuTopology, RdmaDeviceInfo, RdmaDeviceReading, RdmaPortReading, RdmaSample,
+    sample, FieldError, GpuTopology, RdmaDeviceInfo, RdmaDeviceReading, RdmaPortReading,
+    RdmaSample, SampleKind,
 };
 
+use crate::collect::sysfs::parse::{self, parse_port_state, parse_text, parse_u64};
+use crate::collect::sysfs::{new_buf, read_carrier, AttrBuf, AttrFile};
 use crate::collect::{CallCosts, Collector};
 
-use parse::{parse_carrier, parse_port_state, parse_text, parse_u64};
-use sysfs::{new_buf, AttrBuf, AttrFile};
-pub use sysfs::{set_keep_open_limit, ReadError, MAX_ATTR_BYTES};
 pub use topology::{
     common_prefix_len, match_gpu, shares_pcie_switch, topology, MIN_SHARED_SWITCH_DEPTH,
 };
@@ -128,8 +126,9 @@ impl RdmaCollector {
 pub struct RdmaSampler(pub RdmaCollector);
 
 impl Collector for RdmaSampler {
+    /// Named after the one kind it samples.
     fn name(&self) -> &'static str {
-        "rdma"
+        SampleKind::Rdma.name()
     }
 
     fn sample(&mut self, _: &CallCosts) -> Option<sample::Data> {
@@ -275,13 +274,4 @@ fn read_text(
 ) -> Result<String, String> {
     let raw = file.read(buf).map_err(|e| e.to_string())?;
     parse(raw).map_err(|e| e.to_string())
-}
-
-/// A netdev `carrier`: EINVAL (the interface is down) is `None`, not an error.
-pub(crate) fn read_carrier(file: &mut AttrFile, buf: &mut AttrBuf) -> Result<Option<bool>, String> {
-    match file.read(buf) {
-        Ok(raw) => parse_carrier(raw).map(Some).map_err(|e| e.to_string()),
-        Err(e) if e.is_einval() => Ok(None),
-        Err(e) => Err(e.to_string()),
-    }
 }

@@ -185,23 +185,11 @@ fn netdev_down_is_operstate_down_and_no_carrier() {
     assert_eq!(p.netdev_operstate, "down");
     assert_eq!(p.netdev_carrier, None);
     // The fixture cannot make a file answer EINVAL, so its missing carrier is an
-    // error; a real kernel's EINVAL is None without error (tested in sysfs.rs).
+    // error; a real kernel's EINVAL is None without error (tested in `collect::sysfs`).
     assert_eq!(
         field_names(&p.errors),
         ["rdmap19s0/1/netdev/enp19s0/carrier"]
     );
-}
-
-#[test]
-fn einval_carrier_is_none_without_error() {
-    // /proc/self/clear_refs has no read method: reading it fails with EINVAL
-    // (when it can be opened at all).
-    let path = Path::new("/proc/self/clear_refs");
-    let mut buf = sysfs::new_buf();
-    if std::fs::File::open(path).is_ok() {
-        let mut f = sysfs::AttrFile::new(path.to_path_buf());
-        assert_eq!(read_carrier(&mut f, &mut buf), Ok(None));
-    }
 }
 
 #[test]

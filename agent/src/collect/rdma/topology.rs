@@ -18,8 +18,8 @@ use std::path::Path;
 
 use servescope_proto::v1::{GpuTopology, RdmaDeviceInfo};
 
-use super::parse::{normalize_pci_bus_id, parse_numa_node, pci_path_from_path};
-use super::sysfs::{new_buf, read_attr};
+use crate::collect::sysfs::parse::{normalize_pci_bus_id, parse_numa_node, pci_path_from_path};
+use crate::collect::sysfs::{new_buf, read_attr};
 
 /// Depth of the shallowest common ancestor that counts as a shared PCIe switch.
 pub const MIN_SHARED_SWITCH_DEPTH: usize = 3;

@@ -179,7 +179,7 @@ pub struct PartsComparison {
     pub pooled_unavailable: Option<String>,
 }
 
-/// Compares the percentile `p` of client parts: averaged (the seed's method), the
+/// Compares the percentile `p` of client parts: averaged (the wrong method), the
 /// value in an all-parts file, the range the pooled value must lie in, and the exact
 /// pooled value when the parts carry `--save-detailed` arrays.
 pub fn compare_parts(

@@ -1,7 +1,8 @@
 //! `servescope startup run`: the live experiment. Optionally starts the user's
 //! command, polls `/health` until the endpoint answers, sends the first streaming
 //! completion (the load client's request code), tails the given engine logs during
-//! the window, and merges log phases and client phases into one [`Timeline`].
+//! the window, and merges log phases and client phases into one
+//! [`Timeline`](super::phase::Timeline).
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -11,20 +12,20 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
-use serde::Serialize;
 use tokio::time::Instant;
 
 mod render;
 mod tail;
+mod trial;
 
 pub use render::{
     labeled, merge, merge_with, render_html, render_html_with, timeline_text, waterfall_text,
 };
 use tail::Tail;
+pub use trial::{ClientTimes, Trial};
 
 use super::logparse::LogParse;
-use super::phase::Timeline;
-use super::ParseOptions;
+use super::options::ParseOptions;
 use crate::load::http::HttpClient;
 use crate::load::request::{self, Api, Clock, Prompt, Target};
 use crate::load::schedule::Slot;
@@ -81,37 +82,6 @@ impl RunOptions {
             parse,
         }
     }
-}
-
-/// The client's view of a trial (ns on this host's clock).
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct ClientTimes {
-    pub start_ns: u64,
-    /// The start command was spawned.
-    pub cmd_start_ns: Option<u64>,
-    /// First `/health` that answered 200.
-    pub health_ok_ns: Option<u64>,
-    pub health_polls: u32,
-    /// `/v1/models` lists the model.
-    pub model_listed: Option<bool>,
-    pub first_request_ns: Option<u64>,
-    pub first_token_ns: Option<u64>,
-    /// Last byte of the first answer.
-    pub answer_ns: Option<u64>,
-    pub status: Option<u16>,
-    pub output_tokens: u64,
-    pub attempts: u32,
-}
-
-/// One trial: merged timeline, the per-log parses, the client times.
-#[derive(Debug, Clone, Serialize)]
-pub struct Trial {
-    pub index: usize,
-    pub timeline: Timeline,
-    pub logs: Vec<LogParse>,
-    pub client: ClientTimes,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
 }
 
 type Get = Client<HttpConnector, Full<Bytes>>;

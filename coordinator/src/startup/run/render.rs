@@ -3,9 +3,10 @@
 use super::super::gpus::{side_by_side_html, side_by_side_text, GpuStartup};
 use super::super::nvml::{uncertainty_ms, END_UNCERTAINTY, START_UNCERTAINTY};
 use super::super::nvml_merge::add_nvml;
+use super::super::options::ParseOptions;
 use super::super::phase::{ns_to_s, Phase, PhaseKind, Source, Timeline};
-use super::super::{compare, logparse::LogParse, ParseOptions};
-use super::{ClientTimes, Trial};
+use super::super::{compare, logparse::LogParse, page};
+use super::trial::{ClientTimes, Trial};
 
 fn instant(kind: PhaseKind, ns: u64, conf: f32) -> Phase {
     let t = i64::try_from(ns).unwrap_or(i64::MAX);
@@ -201,7 +202,7 @@ pub fn render_html(trials: &[Trial], label: &str, model: &str) -> String {
 pub fn render_html_with(trials: &[Trial], label: &str, model: &str, gpus: &[GpuStartup]) -> String {
     use crate::report::svg::escape;
     let c = compare::compare(&labeled(trials, label, model));
-    let page = compare::render_html(&c);
+    let page = page::render_html(&c);
     let mut extra = String::new();
     if !gpus.is_empty() {
         extra.push_str(&side_by_side_html(gpus));

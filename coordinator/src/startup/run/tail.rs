@@ -6,7 +6,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use super::super::logparse::{LogParse, LogParser, MAX_LINE};
-use super::super::ParseOptions;
+use super::super::options::ParseOptions;
 
 /// Follows a log file: appended bytes only, from the start again if the file is
 /// truncated or replaced; lines longer than [`MAX_LINE`] are skipped and counted.

@@ -1,6 +1,6 @@
 //! Pure parsers for sysfs attribute contents and PCI names.
 //!
-//! Everything here works on bytes or strings already read (see `sysfs.rs`
+//! Everything here works on bytes or strings already read (see [`super::read`]
 //! for the I/O), so each parser is unit-tested on canned input. sysfs content is
 //! untrusted: parsers are strict, never panic, and report what they saw.
 
