@@ -191,6 +191,7 @@ impl NixlEndpoint {
             memory: self.memory.clone(),
             notes,
             nixl_version: h.describe(),
+            findings: proto.findings,
             ..Default::default()
         };
     }

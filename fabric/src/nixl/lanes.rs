@@ -3,6 +3,8 @@
 //! [`crate::ucx::proto_info`]. Tables of UCX's loopback to its own worker
 //! (`self cfg#N`) are left out: the peer's path is what the probe measures.
 
+use crate::plan::Finding;
+use crate::ucx::findings;
 use crate::ucx::proto_info::{self, Operation, Selection};
 
 /// Lanes, the RMA verdict per operation, and the evidence lines.
@@ -13,6 +15,8 @@ pub struct ProtoSummary {
     /// e.g. `WRITE: zero-copy cuda_ipc/cuda; READ: software emulation tcp/lo`.
     pub rma: String,
     pub evidence: Vec<String>,
+    /// The emulation finding, with the selections that prove it, when `emulated`.
+    pub findings: Vec<Finding>,
     /// Some RMA toward the peer is emulated over tcp, or device memory crosses tcp.
     pub emulated: bool,
 }
@@ -60,6 +64,13 @@ pub fn from_stderr(text: &str) -> ProtoSummary {
         .filter(|s| toward_peer(s))
         .collect();
     out.emulated = !emulated.is_empty();
+    if out.emulated {
+        let mut ev = Vec::new();
+        for s in &emulated {
+            push_unique(&mut ev, s.evidence());
+        }
+        out.findings = vec![findings::emulated(ev)];
+    }
     out.rma = if verdicts.is_empty() {
         "no UCX protocol table for the peer yet (UCX_PROTO_INFO output not seen)".into()
     } else if out.emulated {
@@ -90,12 +101,24 @@ mod tests {
         );
         assert!(!s.evidence.is_empty());
         assert!(!s.evidence.iter().any(|e| e.contains("self cfg")));
+        assert_eq!(s.findings.len(), 1);
+        assert_eq!(s.findings[0].name, findings::EMULATED_OVER_TCP);
+        assert!(!s.findings[0].evidence.is_empty());
+    }
+
+    #[test]
+    fn healthy_host_capture_raises_no_finding() {
+        let text = include_str!("../../tests/data/ucx_proto_info_host.txt");
+        let s = from_stderr(text);
+        assert!(!s.emulated, "{}", s.rma);
+        assert!(s.findings.is_empty());
+        assert!(s.rma.contains("WRITE:"), "{}", s.rma);
     }
 
     #[test]
     fn no_tables_says_so() {
         let s = from_stderr("nothing from UCX here\n");
-        assert!(s.lanes.is_empty() && !s.emulated);
+        assert!(s.lanes.is_empty() && !s.emulated && s.findings.is_empty());
         assert!(s.rma.starts_with("no UCX protocol table"));
     }
 }

@@ -45,13 +45,18 @@ pub fn assess(info: &ProtoInfo, ops: &[Op]) -> (Vec<String>, Vec<Finding>) {
     let findings = if evidence.is_empty() {
         Vec::new()
     } else {
-        vec![Finding {
-            name: EMULATED_OVER_TCP.into(),
-            evidence,
-            fix: FIX.into(),
-        }]
+        vec![emulated(evidence)]
     };
     (lines, findings)
+}
+
+/// The emulation finding with its evidence lines (UCX's own protocol selections).
+pub fn emulated(evidence: Vec<String>) -> Finding {
+    Finding {
+        name: EMULATED_OVER_TCP.into(),
+        evidence,
+        fix: FIX.into(),
+    }
 }
 
 /// Without protocol tables (UCX < 1.15 with its v2 protocols off): the lane view
