@@ -27,6 +27,17 @@ pub enum FabricError {
     BadPeer(String),
     #[error("timed out after {0:?} waiting for {1}")]
     Timeout(Duration, &'static str),
+    #[error(
+        "contents mismatch after {op} of {size} bytes: first differing byte at offset \
+         {offset} (expected {expected:#04x}, got {got:#04x})"
+    )]
+    Mismatch {
+        op: &'static str,
+        size: u64,
+        offset: u64,
+        expected: u8,
+        got: u8,
+    },
     #[error("probe cancelled")]
     Cancelled,
     #[error(transparent)]
