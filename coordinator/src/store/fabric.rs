@@ -87,6 +87,7 @@ impl Store {
                         messages_per_s: x.get(5)?,
                         latency_p50_ns: x.get::<_, Option<i64>>(6)?.map(|v| v as u64),
                         latency_p99_ns: x.get::<_, Option<i64>>(7)?.map(|v| v as u64),
+                        ..Default::default()
                     })
                 })?
                 .collect::<std::result::Result<Vec<_>, _>>()?;
