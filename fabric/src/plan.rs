@@ -231,7 +231,8 @@ impl ProbePlan {
 
     /// The buffer each side registers: the largest size. Every message of a window
     /// is sent from (and received into) the same buffer, as ucx_perftest and
-    /// fabtests do: the contents are not checked, the bytes still cross the fabric.
+    /// fabtests do: the bytes still cross the fabric; with `verify` the last
+    /// message's contents are checked after each phase.
     pub fn buffer_bytes(&self) -> u64 {
         self.sizes.iter().copied().max().unwrap_or(0)
     }
