@@ -2,8 +2,11 @@
 # GPU-memory UCX probes through the NIXL wheel's bundled UCX, run on the GPU machine.
 # Needs: stripped release binaries in .gpu/bin/ (servescope, servescope-agent) and the
 # bundle .gpu/nixl.tar.xz (scripts/gpu_bundle.sh 3.12). Two agents on loopback, both on
-# GPU 0: VRAM↔VRAM (cuda_ipc; RMA and tag), host↔host as a reference, then the forced fallback with
-# UCX_TLS=tcp,cuda_copy in the responder's environment (expect the emulation finding).
+# GPU 0: VRAM↔VRAM (cuda_ipc; RMA and tag), VRAM→host and host→VRAM (cuda_copy), host↔host as a
+# reference, then the forced fallback with UCX_TLS=tcp,cuda_copy in the responder's environment
+# (expect the emulation finding). Every row's last column says whether the receiving side checked
+# the contents ("verified"; on by default for GPU memory, --verify for the host reference); a
+# mismatch fails the probe with the size, op and first differing offset.
 # Usage: bench/gpu_kv.sh [REPO_ROOT]
 set -euo pipefail
 ROOT="${1:-$(cd "$(dirname "$0")/.." && pwd)}"
@@ -44,22 +47,30 @@ PA="$(free_port)"; PB="$(free_port)"
 start_agent "$PA"
 start_agent "$PB"
 
+SUMMARY="$WORK/summary.txt"
 probe() { # FROM_PORT TO_PORT TITLE ARGS...
-  local a="$1" b="$2" title="$3"; shift 3
+  local a="$1" b="$2" title="$3" out="$WORK/probe.out" rc=0; shift 3
   echo
   echo "=== $title ==="
   "$BIN/servescope" fabric probe --from "127.0.0.1:$a" --to "127.0.0.1:$b" --no-store \
     --transport ucx --ucx-lib "$UCP" --sizes 1M,16M,256M \
-    --window 8 --iterations 20 --latency-iterations 20 "$@" || echo "(probe failed: rc $?)"
+    --window 8 --iterations 20 --latency-iterations 20 "$@" 2>&1 | tee "$out" || rc=$?
+  [ "$rc" = 0 ] || echo "(probe failed: rc $rc)"
+  # Rows end in the contents column: verified, unverified: WHY, or - (not checked).
+  printf '%-72s verified %s, unverified %s, unchecked %s, mismatch %s\n' "$title" \
+    "$(grep -c '  verified$' "$out" || true)" "$(grep -c '  unverified: ' "$out" || true)" \
+    "$(grep -cE '^ +[0-9.]+ [KMG]iB .*  -$' "$out" || true)" \
+    "$(grep -c 'contents mismatch' "$out" || true)" >>"$SUMMARY"
 }
 
 probe "$PA" "$PB" "VRAM GPU0 -> VRAM GPU0, rma_write,rma_read,tag (cuda_ipc expected)" \
   --mem cuda:0 --ops rma_write,rma_read,tag
-# One plan names one memory kind for both sides, so a VRAM->host pair is not
-# expressible yet; tag messages from VRAM exercise UCX's cuda_copy staging instead.
-probe "$PA" "$PB" "VRAM GPU0 tag send/recv (cuda_copy / cuda_ipc rendezvous)" \
-  --mem cuda:0 --ops tag
-probe "$PA" "$PB" "host <-> host through the bundle (reference)" --mem host --ops rma_write,rma_read
+probe "$PA" "$PB" "VRAM GPU0 -> host, rma_write,rma_read,tag (cuda_copy expected)" \
+  --mem-driver cuda:0 --mem-responder host --ops rma_write,rma_read,tag
+probe "$PA" "$PB" "host -> VRAM GPU0, rma_write,rma_read,tag (cuda_copy expected)" \
+  --mem-driver host --mem-responder cuda:0 --ops rma_write,rma_read,tag
+probe "$PA" "$PB" "host <-> host through the bundle (reference)" --mem host \
+  --ops rma_write,rma_read --verify
 
 # Forced fallback: a responder with UCX_TLS=tcp,cuda_copy.
 PC="$(free_port)"
@@ -67,6 +78,9 @@ start_agent "$PC" UCX_TLS=tcp,cuda_copy
 probe "$PA" "$PC" "forced fallback UCX_TLS=tcp,cuda_copy on the responder (emulation finding expected)" \
   --mem cuda:0 --ops rma_write,rma_read
 
+echo
+echo "=== contents verification per probe (rows) ==="
+cat "$SUMMARY"
 echo
 echo "agent logs: $(ls "$WORK"/agent-*.log | tr '\n' ' ')"
 tail -n 20 "$WORK"/agent-*.log || true

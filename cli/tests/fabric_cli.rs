@@ -162,6 +162,74 @@ fn loopback_probes_over_libfabric_and_ucx() {
     }
 }
 
+/// `--verify` on host memory: every row says its contents were checked; without
+/// it, none does; GPU memory (both sides, or GPU → host) without a GPU is refused
+/// with the reason.
+#[test]
+fn verified_contents_and_gpu_refusal() {
+    let Some((_d, tok)) = setup() else { return };
+    let a = start_agent(&tok, &[], &format!("127.0.0.1:{}", free_port()));
+    let b = start_agent(&tok, &[], &format!("127.0.0.1:{}", free_port()));
+    let small = [
+        "--sizes",
+        "4K,1M",
+        "--iterations",
+        "4",
+        "--latency-iterations",
+        "4",
+    ];
+    for tr in ["libfabric:tcp", "ucx:tcp"] {
+        let ops = ["--transport", tr, "--ops", "tag,rma_write,rma_read"];
+        let with: Vec<&str> = ops
+            .iter()
+            .chain(&small)
+            .copied()
+            .chain(["--verify"])
+            .collect();
+        let o = probe(&tok, &a, &b, &with);
+        let t = text(&o);
+        if t.contains("unavailable") || t.contains("not found") {
+            println!("skipping {tr}: {t}");
+            continue;
+        }
+        assert!(o.status.success(), "{tr}: {t}");
+        let rows = t.lines().filter(|l| l.ends_with("  verified")).count();
+        assert_eq!(rows, 6, "{tr}: every row verified\n{t}");
+        assert!(t.contains("contents"), "{tr}: no contents column\n{t}");
+        let without: Vec<&str> = ops.iter().chain(&small).copied().collect();
+        let t = text(&probe(&tok, &a, &b, &without));
+        assert!(
+            !t.contains("verified"),
+            "{tr}: host memory is not checked by default\n{t}"
+        );
+    }
+    for mem in [
+        &["--mem", "cuda"][..],
+        &["--mem-driver", "cuda:0", "--mem-responder", "host"],
+    ] {
+        let args: Vec<&str> = ["--transport", "ucx:tcp"]
+            .iter()
+            .chain(&small)
+            .chain(mem)
+            .copied()
+            .collect();
+        let o = probe(&tok, &a, &b, &args);
+        let t = text(&o);
+        if o.status.success() {
+            println!("GPU path ran ({mem:?}): a GPU and CUDA-capable UCX are here\n{t}");
+            assert!(
+                t.contains("verified"),
+                "{mem:?}: GPU memory is checked by default\n{t}"
+            );
+        } else {
+            assert!(
+                t.contains("cuda") && (t.contains("CUDA") || t.contains("libcuda")),
+                "{mem:?}: refusal without a reason\n{t}"
+            );
+        }
+    }
+}
+
 #[test]
 fn killed_responder_gives_a_clean_error_and_keeps_what_was_measured() {
     let Some((_d, tok)) = setup() else { return };
@@ -223,6 +291,8 @@ fn absurd_parameters_are_refused_by_name() {
         (vec!["--iterations", "100000000"], "iterations"),
         (vec!["--transport", "nccl"], "bad transport"),
         (vec!["--mem", "hbm"], "--mem"),
+        (vec!["--mem-responder", "hbm"], "--mem-responder"),
+        (vec!["--verify", "--no-verify"], "--no-verify"),
     ] {
         let o = probe(&tok, &a, &b, &args);
         let t = text(&o);

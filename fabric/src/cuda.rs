@@ -18,6 +18,9 @@ type DeviceFn = unsafe extern "C" fn(CuDevice) -> CuResult;
 type CtxSetFn = unsafe extern "C" fn(CuContext) -> CuResult;
 type MemAllocFn = unsafe extern "C" fn(*mut CuDevPtr, usize) -> CuResult;
 type MemFreeFn = unsafe extern "C" fn(CuDevPtr) -> CuResult;
+type HtoDFn = unsafe extern "C" fn(CuDevPtr, *const c_void, usize) -> CuResult;
+type DtoHFn = unsafe extern "C" fn(*mut c_void, CuDevPtr, usize) -> CuResult;
+type SyncFn = unsafe extern "C" fn() -> CuResult;
 
 struct Cuda {
     init: InitFn,
@@ -27,6 +30,9 @@ struct Cuda {
     ctx_set: CtxSetFn,
     mem_alloc: MemAllocFn,
     mem_free: MemFreeFn,
+    htod: HtoDFn,
+    dtoh: DtoHFn,
+    ctx_sync: SyncFn,
 }
 
 static CUDA: OnceLock<Result<Cuda, String>> = OnceLock::new();
@@ -69,6 +75,9 @@ fn load() -> Result<Cuda, String> {
             ctx_set: std::mem::transmute::<*mut c_void, CtxSetFn>(sym("cuCtxSetCurrent")?),
             mem_alloc: std::mem::transmute::<*mut c_void, MemAllocFn>(sym("cuMemAlloc_v2")?),
             mem_free: std::mem::transmute::<*mut c_void, MemFreeFn>(sym("cuMemFree_v2")?),
+            htod: std::mem::transmute::<*mut c_void, HtoDFn>(sym("cuMemcpyHtoD_v2")?),
+            dtoh: std::mem::transmute::<*mut c_void, DtoHFn>(sym("cuMemcpyDtoH_v2")?),
+            ctx_sync: std::mem::transmute::<*mut c_void, SyncFn>(sym("cuCtxSynchronize")?),
         })
     }
 }
@@ -94,6 +103,8 @@ pub struct CudaBuffer {
     ptr: CuDevPtr,
     len: usize,
     device: CuDevice,
+    /// The primary context retained in `alloc`, made current before each copy.
+    ctx: CuContext,
     ordinal: u32,
 }
 
@@ -122,6 +133,7 @@ impl CudaBuffer {
                         ptr,
                         len,
                         device: dev,
+                        ctx,
                         ordinal,
                     });
                 }
@@ -151,6 +163,47 @@ impl CudaBuffer {
     }
     pub fn ordinal(&self) -> u32 {
         self.ordinal
+    }
+
+    /// Checks that `[off, off+n)` lies in the buffer and makes its context current.
+    fn enter(&self, off: usize, n: usize) -> Result<&'static Cuda, FabricError> {
+        let c = cuda()?;
+        if off.checked_add(n).is_none_or(|end| end > self.len) {
+            return Err(FabricError::Memory(
+                "cuda",
+                format!(
+                    "copy of {n} bytes at {off} outside a {}-byte buffer",
+                    self.len
+                ),
+            ));
+        }
+        // SAFETY: ctx is the primary context retained for this buffer's lifetime.
+        check("cuCtxSetCurrent", unsafe { (c.ctx_set)(self.ctx) })?;
+        Ok(c)
+    }
+
+    /// Copies `src` into the buffer at `off` (`cuMemcpyHtoD`, synchronous).
+    pub fn write_at(&self, off: usize, src: &[u8]) -> Result<(), FabricError> {
+        let c = self.enter(off, src.len())?;
+        // SAFETY: the device range was checked above; src is valid for its length.
+        check("cuMemcpyHtoD_v2", unsafe {
+            (c.htod)(self.ptr + off as u64, src.as_ptr().cast(), src.len())
+        })
+    }
+
+    /// Copies the buffer's bytes at `off` into `dst`, after every pending operation
+    /// of the context finished (`cuCtxSynchronize`, then `cuMemcpyDtoH`).
+    pub fn read_at(&self, off: usize, dst: &mut [u8]) -> Result<(), FabricError> {
+        let c = self.enter(off, dst.len())?;
+        // SAFETY: the context is current; the device range was checked above and
+        // dst is valid for writes of its length.
+        unsafe {
+            check("cuCtxSynchronize", (c.ctx_sync)())?;
+            check(
+                "cuMemcpyDtoH_v2",
+                (c.dtoh)(dst.as_mut_ptr().cast(), self.ptr + off as u64, dst.len()),
+            )
+        }
     }
 }
 

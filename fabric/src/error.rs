@@ -39,6 +39,17 @@ pub enum FabricError {
         kind: String,
         message: String,
     },
+    #[error(
+        "contents mismatch after {op} of {size} bytes: first differing byte at offset \
+         {offset} (expected {expected:#04x}, got {got:#04x})"
+    )]
+    Mismatch {
+        op: &'static str,
+        size: u64,
+        offset: u64,
+        expected: u8,
+        got: u8,
+    },
     #[error("probe cancelled")]
     Cancelled,
     #[error(transparent)]

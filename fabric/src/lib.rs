@@ -15,6 +15,7 @@
 //!   parsers of their reference tools' output (`fi_pingpong`, `ucx_perftest`).
 //! * [`plan`]: the plan, its results and the transport truth.
 //! * [`cuda`]: the CUDA driver loaded at run time, for device-memory probes.
+//! * `verify`: the contents check after each size (pattern, complement, compare).
 //! * [`libs`]: which fabric library files are present, and their versions.
 //! * [`nixl`]: NIXL-level probes through the engine's own Python and NIXL.
 
@@ -30,10 +31,12 @@ pub mod nixl;
 pub mod open;
 pub mod plan;
 pub mod ucx;
+mod verify;
 
 pub use endpoint::{PeerInfo, ProbeEndpoint};
 pub use error::FabricError;
 pub use open::{fill_check, open_endpoint};
 pub use plan::{
-    AvgP99, Finding, MemKind, Op, PlanError, ProbePlan, SizeResult, TransportTruth, XferStats,
+    AvgP99, Finding, MemKind, Op, PlanError, ProbePlan, SizeResult, TransportTruth, Verify,
+    XferStats,
 };

@@ -21,6 +21,15 @@ pub enum MemKind {
     Cuda(u32),
 }
 
+impl std::fmt::Display for MemKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MemKind::Host => f.write_str("host"),
+            MemKind::Cuda(n) => write!(f, "cuda:{n}"),
+        }
+    }
+}
+
 /// A measured operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Op {
@@ -39,6 +48,21 @@ impl Op {
             Op::RmaWrite => "rma_write",
             Op::RmaRead => "rma_read",
         }
+    }
+
+    /// Its number in the transports' control messages.
+    pub(crate) fn code(self) -> u64 {
+        match self {
+            Op::Tag => 0,
+            Op::RmaWrite => 1,
+            Op::RmaRead => 2,
+        }
+    }
+
+    pub(crate) fn from_code(c: u64) -> Option<Op> {
+        [Op::Tag, Op::RmaWrite, Op::RmaRead]
+            .into_iter()
+            .find(|o| o.code() == c)
     }
 }
 
@@ -74,7 +98,17 @@ pub struct ProbePlan {
     pub max_duration: Duration,
     /// How long a side waits for its peer before calling it gone.
     pub peer_timeout: Duration,
+    /// The driver's buffer memory (and the responder's unless `responder_mem`).
     pub mem: MemKind,
+    /// The responder's buffer memory when it differs from the driver's (GPU → host
+    /// over cuda_copy); None: the same as `mem`.
+    pub responder_mem: Option<MemKind>,
+    /// Check the received contents after each size and op (not timed).
+    pub verify: bool,
+    /// Test hook, never on the wire: the side that checks the contents flips the
+    /// received byte at this offset first, so that a test sees a mismatch.
+    #[doc(hidden)]
+    pub corrupt_received_byte: Option<u64>,
     /// Host memory: write every page of the payload buffers before the probe, so
     /// that the bytes moved are real memory (true, what the agent's probes do).
     /// False leaves fresh anonymous pages, as `ucx_perftest` allocates them: on
@@ -96,6 +130,9 @@ impl Default for ProbePlan {
             max_duration: Duration::from_secs(120),
             peer_timeout: Duration::from_secs(10),
             mem: MemKind::Host,
+            responder_mem: None,
+            verify: false,
+            corrupt_received_byte: None,
             touch_payload: true,
         }
     }
@@ -113,6 +150,29 @@ pub fn default_sizes() -> Vec<u64> {
 }
 
 impl ProbePlan {
+    /// The plan as the responder runs it: its own memory in `mem`.
+    pub fn for_responder(&self) -> ProbePlan {
+        let mem = self.responder_mem.unwrap_or(self.mem);
+        ProbePlan {
+            mem,
+            responder_mem: Some(mem),
+            ..self.clone()
+        }
+    }
+
+    /// Whether either side's buffer is GPU memory (verification is on by default).
+    pub fn uses_gpu(&self) -> bool {
+        matches!(self.mem, MemKind::Cuda(_)) || matches!(self.responder_mem, Some(MemKind::Cuda(_)))
+    }
+
+    /// "host", "cuda:0", or "cuda:0→host" when the responder's memory differs.
+    pub fn memory_label(&self) -> String {
+        match self.responder_mem {
+            Some(r) if r != self.mem => format!("{}→{r}", self.mem),
+            _ => self.mem.to_string(),
+        }
+    }
+
     /// Refuses absurd parameters, naming the parameter.
     pub fn validate(&self) -> Result<(), PlanError> {
         if self.sizes.is_empty() {
@@ -171,7 +231,8 @@ impl ProbePlan {
 
     /// The buffer each side registers: the largest size. Every message of a window
     /// is sent from (and received into) the same buffer, as ucx_perftest and
-    /// fabtests do: the contents are not checked, the bytes still cross the fabric.
+    /// fabtests do: the bytes still cross the fabric; with `verify` the last
+    /// message's contents are checked after each phase.
     pub fn buffer_bytes(&self) -> u64 {
         self.sizes.iter().copied().max().unwrap_or(0)
     }
@@ -194,6 +255,20 @@ pub struct SizeResult {
     pub latency_p99_ns: Option<u64>,
     /// NIXL-level probes: the per-transfer timing columns nixlbench reports.
     pub nixl: Option<XferStats>,
+    /// Whether the received contents were checked after the phase.
+    pub verify: Verify,
+}
+
+/// The contents check of one (size, op). A mismatch is an error, not a verdict.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Verify {
+    /// Not asked for.
+    #[default]
+    Off,
+    /// The receiving side holds exactly the sender's bytes.
+    Verified,
+    /// Asked for but not possible here; the reason.
+    Unverified(String),
 }
 
 /// Average and 99th percentile of a per-transfer time, µs.

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use servescope_fabric::libfabric::{self, LibfabricEndpoint};
 use servescope_fabric::{
     FabricError, MemKind, Op, PeerInfo, ProbeEndpoint, ProbePlan, SizeResult, TransportTruth,
+    Verify,
 };
 
 /// Probes spin on the CQ; on a 2-core box run them one at a time.
@@ -30,6 +31,9 @@ fn plan(ops: Vec<Op>) -> ProbePlan {
         max_duration: Duration::from_secs(60),
         peer_timeout: Duration::from_secs(5),
         mem: MemKind::Host,
+        responder_mem: None,
+        verify: false,
+        corrupt_received_byte: None,
         touch_payload: true,
     }
 }
@@ -57,7 +61,7 @@ fn loopback(provider: &str, plan: ProbePlan, silent_after: Option<usize>) -> Out
     let (to_driver, from_responder) = mpsc::channel::<PeerInfo>();
     let (to_responder, from_driver) = mpsc::channel::<PeerInfo>();
     let start = Instant::now();
-    let (p, pl) = (provider.to_string(), plan.clone());
+    let (p, pl) = (provider.to_string(), plan.for_responder());
     let responder = thread::spawn(move || -> Result<(), FabricError> {
         let mut ep = LibfabricEndpoint::open(&p, &pl)?;
         ep.set_responder_silent_after_sizes(silent_after);
@@ -383,5 +387,52 @@ fn cross_check_with_fi_pingpong() {
                 );
             }
         }
+    }
+}
+
+#[test]
+fn tcp_loopback_contents_are_verified() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(why) = skip_reason("tcp") {
+        eprintln!("skipping: {why}");
+        return;
+    }
+    let mut p = plan(vec![Op::Tag, Op::RmaWrite, Op::RmaRead]);
+    p.verify = true;
+    let out = loopback("tcp", p, None);
+    let rows = out.driver.expect("driver");
+    out.responder.expect("responder");
+    print("tcp", &rows);
+    assert_eq!(rows.len(), SIZES.len() * 3);
+    assert!(
+        rows.iter().all(|r| r.verify == Verify::Verified),
+        "{rows:?}"
+    );
+}
+
+#[test]
+fn tcp_corrupted_contents_name_size_op_and_offset() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(why) = skip_reason("tcp") {
+        eprintln!("skipping: {why}");
+        return;
+    }
+    for op in [Op::Tag, Op::RmaWrite, Op::RmaRead] {
+        let mut p = plan(vec![op]);
+        p.sizes = vec![64 << 10];
+        p.verify = true;
+        p.corrupt_received_byte = Some(777);
+        let out = loopback("tcp", p, None);
+        let e = out
+            .driver
+            .expect_err("a corrupted byte must fail the probe");
+        let msg = e.to_string();
+        eprintln!("{msg}");
+        assert!(
+            matches!(e, FabricError::Mismatch { op: o, size: 65536, offset: 777, .. } if o == op.name()),
+            "{e:?}"
+        );
+        assert!(msg.contains(op.name()) && msg.contains("65536") && msg.contains("offset 777"));
+        out.responder.expect("the responder ends cleanly");
     }
 }

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use servescope_fabric::ucx::{self, UcxEndpoint, UcxOptions};
 use servescope_fabric::{
     FabricError, MemKind, Op, PeerInfo, ProbeEndpoint, ProbePlan, SizeResult, TransportTruth,
+    Verify,
 };
 
 fn skip() -> bool {
@@ -40,6 +41,9 @@ fn plan() -> ProbePlan {
         max_duration: Duration::from_secs(60),
         peer_timeout: Duration::from_secs(2),
         mem: MemKind::Host,
+        responder_mem: None,
+        verify: false,
+        corrupt_received_byte: None,
         touch_payload: true,
     }
 }
@@ -55,7 +59,7 @@ type Outcome = (
 fn pair(o: &UcxOptions, p: &ProbePlan, responder_life: Option<Duration>) -> Outcome {
     let (to_driver, from_resp) = mpsc::channel::<PeerInfo>();
     let (to_resp, from_driver) = mpsc::channel::<PeerInfo>();
-    let (ro, rp) = (o.clone(), p.clone());
+    let (ro, rp) = (o.clone(), p.for_responder());
     let resp = std::thread::spawn(move || -> (Result<(), FabricError>, TransportTruth) {
         let mut e = match UcxEndpoint::new(&ro, &rp) {
             Ok(e) => e,
@@ -285,10 +289,14 @@ fn cuda_loopback_if_requested() {
         let p = ProbePlan {
             mem: MemKind::Cuda(0),
             ops: ops.clone(),
+            verify: true,
             ..plan()
         };
         let (res, rr, truth, _) = pair(&opts(&tls), &p, None);
         println!("cuda {ops:?}: {truth:?}\nresponder: {rr:?}");
+        if let Ok(v) = &res {
+            assert!(v.iter().all(|r| r.verify == Verify::Verified), "{v:?}");
+        }
         match &res {
             Ok(v) => v.iter().for_each(|r| {
                 println!(
@@ -305,5 +313,80 @@ fn cuda_loopback_if_requested() {
             assert!(res.is_ok(), "{res:?}");
             assert_eq!(truth.memory, "cuda:0");
         }
+    }
+    // GPU → host (cuda_copy): the driver's buffer on GPU 0, the responder's in host memory.
+    let p = ProbePlan {
+        mem: MemKind::Cuda(0),
+        responder_mem: Some(MemKind::Host),
+        verify: true,
+        ..plan()
+    };
+    let (res, rr, truth, rtruth) = pair(&opts(&tls), &p, None);
+    println!("cuda→host: {res:?}\nresponder: {rr:?}\n{truth:?}");
+    assert_eq!(truth.memory, "cuda:0→host");
+    assert_eq!(rtruth.memory, "host");
+    let rows = res.expect("GPU → host probe");
+    assert!(
+        rows.iter().all(|r| r.verify == Verify::Verified),
+        "{rows:?}"
+    );
+}
+
+/// Every op's contents arrive intact and say so, over tcp and shared memory.
+#[test]
+fn loopback_contents_are_verified() {
+    if skip() {
+        return;
+    }
+    for tls in ["tcp", "posix"] {
+        let p = ProbePlan {
+            sizes: vec![4 << 10, 1 << 20],
+            iterations: 4,
+            latency_iterations: 5,
+            verify: true,
+            ..plan()
+        };
+        let (res, rr, _, _) = pair(&opts(tls), &p, None);
+        let rows = res.unwrap_or_else(|e| panic!("UCX_TLS={tls}: {e}"));
+        rr.unwrap_or_else(|e| panic!("UCX_TLS={tls}: responder: {e}"));
+        assert_eq!(rows.len(), 6);
+        for r in &rows {
+            assert_eq!(r.verify, Verify::Verified, "UCX_TLS={tls}: {r:?}");
+        }
+    }
+}
+
+/// One byte flipped on the receiving side after the phase: the driver's error
+/// names the op, the size and the offset, and the responder still ends cleanly.
+#[test]
+fn corrupted_contents_name_size_op_and_offset() {
+    if skip() {
+        return;
+    }
+    for op in [Op::Tag, Op::RmaWrite, Op::RmaRead] {
+        let p = ProbePlan {
+            sizes: vec![64 << 10],
+            ops: vec![op],
+            iterations: 2,
+            latency_iterations: 2,
+            verify: true,
+            corrupt_received_byte: Some(4100),
+            ..plan()
+        };
+        let (res, rr, _, _) = pair(&opts("tcp"), &p, None);
+        let e = res.expect_err("a corrupted byte must fail the probe");
+        let msg = e.to_string();
+        println!("{msg}");
+        match e {
+            FabricError::Mismatch {
+                op: name,
+                size,
+                offset,
+                ..
+            } => assert_eq!((name, size, offset), (op.name(), 65536, 4100)),
+            other => panic!("expected a mismatch, got {other:?}"),
+        }
+        assert!(msg.contains(op.name()) && msg.contains("65536") && msg.contains("offset 4100"));
+        rr.expect("the responder ends cleanly");
     }
 }

@@ -83,6 +83,12 @@ impl ProbeManager {
             .ok_or_else(|| Status::invalid_argument("role: must be driver or responder"))?;
         let plan = plan_msg::plan_from_msg(&req.plan.clone().unwrap_or_default())
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        // Each side opens its own memory (GPU → host: the responder's is host memory).
+        let plan = if role == ProbeRole::Responder {
+            plan.for_responder()
+        } else {
+            plan
+        };
         let transport = req
             .transport
             .clone()
@@ -300,5 +306,6 @@ fn fabric_status(e: FabricError) -> Status {
         FabricError::Timeout(..) => Status::deadline_exceeded(e.to_string()),
         FabricError::Cancelled => Status::cancelled(e.to_string()),
         FabricError::Call { .. } | FabricError::Nixl { .. } => Status::aborted(e.to_string()),
+        FabricError::Mismatch { .. } => Status::data_loss(e.to_string()),
     }
 }

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use servescope_fabric::{MemKind, Op, PlanError, ProbePlan, SizeResult, TransportTruth};
+use servescope_fabric::{MemKind, Op, PlanError, ProbePlan, SizeResult, TransportTruth, Verify};
 use servescope_proto::v1::{
     NixlXferStats, ProbeFinding, ProbePlanMsg, ProbeSizeResult, TransportTruthMsg,
 };
@@ -41,15 +41,10 @@ pub fn plan_from_msg(m: &ProbePlanMsg) -> Result<ProbePlan, PlanError> {
             })
             .collect::<Result<Vec<_>, _>>()?
     };
-    let mem = match m.memory.as_str() {
-        "" | "host" => MemKind::Host,
-        "cuda" => MemKind::Cuda(m.cuda_device),
-        other => {
-            return Err(invalid(
-                "memory",
-                format!("unknown memory `{other}` (host, cuda)"),
-            ))
-        }
+    let mem = mem_kind("memory", &m.memory, m.cuda_device)?;
+    let responder_mem = match m.responder_memory.as_str() {
+        "" => None,
+        r => Some(mem_kind("responder_memory", r, m.responder_cuda_device)?),
     };
     let nz = |v: u32, dflt: u32| if v == 0 { dflt } else { v };
     let p = ProbePlan {
@@ -67,18 +62,42 @@ pub fn plan_from_msg(m: &ProbePlanMsg) -> Result<ProbePlan, PlanError> {
         max_duration: ms(m.max_duration_ms, d.max_duration),
         peer_timeout: ms(m.peer_timeout_ms, d.peer_timeout),
         mem,
+        responder_mem,
+        verify: false,
+        corrupt_received_byte: None,
         touch_payload: d.touch_payload,
+    };
+    let p = ProbePlan {
+        verify: m.verify.unwrap_or_else(|| p.uses_gpu()),
+        ..p
     };
     p.validate()?;
     Ok(p)
 }
 
-/// Engine plan → wire plan.
-pub fn plan_to_msg(p: &ProbePlan) -> ProbePlanMsg {
-    let (memory, cuda_device) = match p.mem {
+fn mem_kind(param: &'static str, name: &str, device: u32) -> Result<MemKind, PlanError> {
+    match name {
+        "" | "host" => Ok(MemKind::Host),
+        "cuda" => Ok(MemKind::Cuda(device)),
+        other => Err(invalid(
+            param,
+            format!("unknown memory `{other}` (host, cuda)"),
+        )),
+    }
+}
+
+fn mem_to_msg(m: MemKind) -> (String, u32) {
+    match m {
         MemKind::Host => ("host".to_string(), 0),
         MemKind::Cuda(i) => ("cuda".to_string(), i),
-    };
+    }
+}
+
+/// Engine plan → wire plan.
+pub fn plan_to_msg(p: &ProbePlan) -> ProbePlanMsg {
+    let (memory, cuda_device) = mem_to_msg(p.mem);
+    let (responder_memory, responder_cuda_device) =
+        p.responder_mem.map(mem_to_msg).unwrap_or_default();
     ProbePlanMsg {
         sizes: p.sizes.clone(),
         ops: p.ops.iter().map(|o| o.name().to_string()).collect(),
@@ -91,6 +110,9 @@ pub fn plan_to_msg(p: &ProbePlan) -> ProbePlanMsg {
         peer_timeout_ms: p.peer_timeout.as_millis() as u64,
         memory,
         cuda_device,
+        responder_memory,
+        responder_cuda_device,
+        verify: Some(p.verify),
     }
 }
 
@@ -118,6 +140,11 @@ pub fn result_to_msg(r: &SizeResult) -> ProbeSizeResult {
             dlist_prep_us: x.dlist_prep_us,
             verified: x.verified,
         }),
+        verified: r.verify == Verify::Verified,
+        unverified: match &r.verify {
+            Verify::Unverified(why) => why.clone(),
+            _ => String::new(),
+        },
     }
 }
 
@@ -162,6 +189,62 @@ mod tests {
         assert_eq!(plan_from_msg(&plan_to_msg(&p)), Ok(p));
         let d = plan_from_msg(&ProbePlanMsg::default()).expect("defaults");
         assert_eq!(d.sizes, ProbePlan::default().sizes);
+        assert!(!d.verify && d.responder_mem.is_none());
+    }
+
+    #[test]
+    fn responder_memory_and_verification_defaults() {
+        // GPU → host, verification by default (GPU memory on one side).
+        let m = ProbePlanMsg {
+            memory: "cuda".into(),
+            cuda_device: 1,
+            responder_memory: "host".into(),
+            ..Default::default()
+        };
+        let p = plan_from_msg(&m).expect("plan");
+        assert_eq!(
+            (p.mem, p.responder_mem),
+            (MemKind::Cuda(1), Some(MemKind::Host))
+        );
+        assert!(p.verify);
+        assert_eq!(p.for_responder().mem, MemKind::Host);
+        assert_eq!(p.memory_label(), "cuda:1→host");
+        assert_eq!(plan_from_msg(&plan_to_msg(&p)), Ok(p));
+        // An older message (no responder memory): the same memory on both sides.
+        let old = plan_from_msg(&ProbePlanMsg {
+            memory: "cuda".into(),
+            ..Default::default()
+        })
+        .expect("plan");
+        assert_eq!(old.for_responder().mem, MemKind::Cuda(0));
+        assert!(old.verify);
+        // Explicitly off, and explicitly on for host memory.
+        let off = plan_from_msg(&ProbePlanMsg {
+            memory: "cuda".into(),
+            verify: Some(false),
+            ..Default::default()
+        });
+        assert!(!off.expect("plan").verify);
+        let on = plan_from_msg(&ProbePlanMsg {
+            verify: Some(true),
+            ..Default::default()
+        });
+        assert!(on.expect("plan").verify);
+    }
+
+    #[test]
+    fn verdicts_reach_the_wire() {
+        let r = SizeResult {
+            verify: Verify::Unverified("no message completed".into()),
+            ..Default::default()
+        };
+        let m = result_to_msg(&r);
+        assert!(!m.verified && m.unverified == "no message completed");
+        let ok = result_to_msg(&SizeResult {
+            verify: Verify::Verified,
+            ..Default::default()
+        });
+        assert!(ok.verified && ok.unverified.is_empty());
     }
 
     #[test]
@@ -194,6 +277,13 @@ mod tests {
                     ..Default::default()
                 },
                 "memory",
+            ),
+            (
+                ProbePlanMsg {
+                    responder_memory: "disk".into(),
+                    ..Default::default()
+                },
+                "responder_memory",
             ),
             (
                 ProbePlanMsg {

@@ -62,9 +62,21 @@ pub struct PlanFlags {
     /// Operations: tag, rma_write, rma_read (comma-separated; nixl: rma_write,rma_read)
     #[arg(long)]
     pub ops: Option<String>,
-    /// Buffer memory: host or cuda (GPU 0; cuda:N for GPU N)
+    /// Buffer memory of both sides: host or cuda (GPU 0; cuda:N for GPU N)
     #[arg(long, default_value = "host")]
     pub mem: String,
+    /// The driving side's memory, instead of --mem (e.g. cuda:0)
+    #[arg(long)]
+    pub mem_driver: Option<String>,
+    /// The responding side's memory, instead of --mem (e.g. host: GPU → host)
+    #[arg(long)]
+    pub mem_responder: Option<String>,
+    /// Check the received contents after each size (the default for GPU memory)
+    #[arg(long, conflicts_with = "no_verify")]
+    pub verify: bool,
+    /// Skip the contents check (on by default when either side uses GPU memory)
+    #[arg(long)]
+    pub no_verify: bool,
     /// Messages in flight in the bandwidth phase
     #[arg(long, default_value_t = 16)]
     pub window: u32,
@@ -91,10 +103,24 @@ impl PlanFlags {
         anyhow::ensure!(self.window >= 1, "--window: must be at least 1");
         anyhow::ensure!(self.iterations >= 1, "--iterations: must be at least 1");
         let sizes = units::parse_sizes(&self.sizes).context("--sizes")?;
-        let (memory, cuda_device) = match self.mem.split_once(':') {
-            Some(("cuda", n)) => ("cuda".to_string(), n.parse().context("--mem cuda:N")?),
-            None if self.mem == "cuda" || self.mem == "host" => (self.mem.clone(), 0),
-            _ => anyhow::bail!("--mem: `{}` is not host, cuda or cuda:N", self.mem),
+        let side = |flag: &str, v: &Option<String>| match v {
+            Some(m) => parse_mem(flag, m),
+            None => parse_mem("--mem", &self.mem),
+        };
+        let (memory, cuda_device) = side("--mem-driver", &self.mem_driver)?;
+        let responder = side("--mem-responder", &self.mem_responder)?;
+        // The same memory on both sides travels as an old plan did (no responder field).
+        let (responder_memory, responder_cuda_device) =
+            if responder == (memory.clone(), cuda_device) {
+                (String::new(), 0)
+            } else {
+                responder
+            };
+        // Unset: the agents verify GPU memory and leave host memory unchecked.
+        let verify = match (self.verify, self.no_verify) {
+            (true, _) => Some(true),
+            (_, true) => Some(false),
+            _ => None,
         };
         let ops = self.ops.as_deref().unwrap_or("tag");
         let mut plan = ProbePlanMsg {
@@ -109,6 +135,9 @@ impl PlanFlags {
             peer_timeout_ms: self.peer_timeout.as_millis() as u64,
             memory,
             cuda_device,
+            responder_memory,
+            responder_cuda_device,
+            verify,
         };
         if fabric::parse_transport(&self.transport)?.library == "nixl" {
             self.nixl.shape_plan(self.ops.is_some(), &mut plan)?;
@@ -127,6 +156,18 @@ impl PlanFlags {
         t.like_pid = self.like_pid.unwrap_or_default();
         self.nixl.apply_transport(&mut t)?;
         Ok(t)
+    }
+}
+
+/// `host`, `cuda` or `cuda:N` → (memory, GPU index) as the plan message holds them.
+fn parse_mem(flag: &str, v: &str) -> anyhow::Result<(String, u32)> {
+    match v.split_once(':') {
+        Some(("cuda", n)) => Ok((
+            "cuda".to_string(),
+            n.parse().with_context(|| format!("{flag} cuda:N"))?,
+        )),
+        None if v == "cuda" || v == "host" => Ok((v.to_string(), 0)),
+        _ => anyhow::bail!("{flag}: `{v}` is not host, cuda or cuda:N"),
     }
 }
 
@@ -192,15 +233,22 @@ fn endpoints(
 
 fn print_header() {
     println!(
-        "{:>9} {:<10} {:>12} {:>12} {:>11} {:>11} {:>8}",
+        "{:>9} {:<10} {:>12} {:>12} {:>11} {:>11} {:>8}  contents",
         "size", "op", "bandwidth", "msg/s", "lat p50", "lat p99", "seconds"
     );
 }
 
 fn print_row(r: &ProbeSizeResult) {
     let us = |v: Option<u64>| v.map_or("-".to_string(), |n| format!("{:.1} µs", n as f64 / 1e3));
+    let contents = if r.verified {
+        "verified".to_string()
+    } else if !r.unverified.is_empty() {
+        format!("unverified: {}", r.unverified)
+    } else {
+        "-".to_string()
+    };
     println!(
-        "{:>9} {:<10} {:>12} {:>12.0} {:>11} {:>11} {:>8.3}",
+        "{:>9} {:<10} {:>12} {:>12.0} {:>11} {:>11} {:>8.3}  {contents}",
         units::fmt_size(r.size),
         r.op,
         units::fmt_rate(r.bandwidth_bps),

@@ -93,7 +93,7 @@ impl Store {
                             messages_per_s: x.get(5)?,
                             latency_p50_ns: x.get::<_, Option<i64>>(6)?.map(|v| v as u64),
                             latency_p99_ns: x.get::<_, Option<i64>>(7)?.map(|v| v as u64),
-                            nixl: None,
+                            ..Default::default()
                         },
                         x.get::<_, Option<Vec<u8>>>(8)?,
                     ))

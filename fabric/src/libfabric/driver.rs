@@ -9,7 +9,7 @@ use super::proto::{
     digest, expect_kind, percentile, usize_of, Ctrl, Kind, LATENCY, RMA_READ, RMA_WRITE, TAG_BW,
 };
 use crate::error::FabricError;
-use crate::plan::{Op, ProbePlan, SizeResult};
+use crate::plan::{Op, ProbePlan, SizeResult, Verify};
 
 impl LibfabricEndpoint {
     fn phase(
@@ -60,7 +60,8 @@ impl LibfabricEndpoint {
         Ok((percentile(&samples, 50.0), percentile(&samples, 99.0)))
     }
 
-    /// Windows of sends (tag) or one-sided ops; returns (bytes, messages, seconds).
+    /// Windows of sends (tag) or one-sided ops; returns (bytes, messages, seconds)
+    /// measured and the messages moved including warm-up.
     fn windows(
         &mut self,
         plan: &ProbePlan,
@@ -68,7 +69,7 @@ impl LibfabricEndpoint {
         size: usize,
         deadline: Instant,
         w: &Wait<'_>,
-    ) -> Result<(u64, u64, f64), FabricError> {
+    ) -> Result<(u64, u64, f64, u64), FabricError> {
         let win = u64::from(plan.window);
         let (mut done, mut measured) = (0u32, 0u64);
         let mut t_start: Option<Instant> = None;
@@ -99,7 +100,8 @@ impl LibfabricEndpoint {
             }
         }
         let secs = t_start.map_or(0.0, |t| t_end.saturating_duration_since(t).as_secs_f64());
-        Ok((measured * win * size as u64, measured * win, secs))
+        let moved = u64::from(done) * win;
+        Ok((measured * win * size as u64, measured * win, secs, moved))
     }
 
     pub(super) fn drive(
@@ -126,56 +128,83 @@ impl LibfabricEndpoint {
         }
         let deadline = Instant::now() + plan.max_duration;
         let mut out = Vec::new();
-        'sizes: for (si, &size) in plan.sizes.iter().enumerate() {
-            let len = usize_of(size)?;
-            for op in &plan.ops {
-                if Instant::now() >= deadline {
-                    break 'sizes;
-                }
-                let (mut p50, mut p99) = (None, None);
-                let (bytes, msgs, secs) = match op {
-                    Op::Tag => {
-                        (p50, p99) = self.latency(plan, si, len, deadline, &w)?;
-                        self.phase(TAG_BW, si, size, plan.window.into(), &w)?;
-                        let r = self.windows(plan, TxKind::Send, len, deadline, &w)?;
-                        // End of phase: empty messages complete the posted receives.
-                        let tx = self.cnt.tx_done;
-                        for _ in 0..plan.window {
-                            self.post_data_tx(TxKind::Send, 0, &w)?;
+        let mut body = || -> Result<(), FabricError> {
+            'sizes: for (si, &size) in plan.sizes.iter().enumerate() {
+                let len = usize_of(size)?;
+                for op in &plan.ops {
+                    if Instant::now() >= deadline {
+                        break 'sizes;
+                    }
+                    let (mut p50, mut p99) = (None, None);
+                    let (bytes, msgs, secs, moved) = match op {
+                        Op::Tag => {
+                            (p50, p99) = self.latency(plan, si, len, deadline, &w)?;
+                            if plan.verify {
+                                self.verify_prepare(*op, size, &w)?;
+                            }
+                            self.phase(TAG_BW, si, size, plan.window.into(), &w)?;
+                            let r = self.windows(plan, TxKind::Send, len, deadline, &w)?;
+                            // End of phase: empty messages complete the posted receives.
+                            let tx = self.cnt.tx_done;
+                            for _ in 0..plan.window {
+                                self.post_data_tx(TxKind::Send, 0, &w)?;
+                            }
+                            self.wait(&w, |c| c.tx_done >= tx + u64::from(plan.window))?;
+                            r
                         }
-                        self.wait(&w, |c| c.tx_done >= tx + u64::from(plan.window))?;
-                        r
-                    }
-                    Op::RmaWrite | Op::RmaRead => {
-                        let (pk, tk) = if *op == Op::RmaWrite {
-                            (RMA_WRITE, TxKind::Write)
-                        } else {
-                            (RMA_READ, TxKind::Read)
-                        };
-                        self.phase(pk, si, size, plan.window.into(), &w)?;
-                        let r = self.windows(plan, tk, len, deadline, &w)?;
-                        self.send_ctrl(&Ctrl::new(Kind::Done, 0, 0, 0).encode(), &w)?;
-                        expect_kind(self.recv_ctrl(&w)?, Kind::DoneAck)?;
-                        r
-                    }
-                };
-                let rate = |x: u64| if secs > 0.0 { x as f64 / secs } else { 0.0 };
-                out.push(SizeResult {
-                    size,
-                    op: op.name(),
-                    bytes,
-                    messages: msgs,
-                    seconds: secs,
-                    bandwidth_bps: rate(bytes),
-                    messages_per_s: rate(msgs),
-                    latency_p50_ns: p50,
-                    latency_p99_ns: p99,
-                    nixl: None,
-                });
+                        Op::RmaWrite | Op::RmaRead => {
+                            let (pk, tk) = if *op == Op::RmaWrite {
+                                (RMA_WRITE, TxKind::Write)
+                            } else {
+                                (RMA_READ, TxKind::Read)
+                            };
+                            if plan.verify {
+                                self.verify_prepare(*op, size, &w)?;
+                            }
+                            self.phase(pk, si, size, plan.window.into(), &w)?;
+                            let r = self.windows(plan, tk, len, deadline, &w)?;
+                            self.send_ctrl(&Ctrl::new(Kind::Done, 0, 0, 0).encode(), &w)?;
+                            expect_kind(self.recv_ctrl(&w)?, Kind::DoneAck)?;
+                            r
+                        }
+                    };
+                    let verify = if plan.verify {
+                        self.verify_finish(*op, size, moved, plan.corrupt_received_byte, &w)?
+                    } else {
+                        Verify::Off
+                    };
+                    let rate = |x: u64| if secs > 0.0 { x as f64 / secs } else { 0.0 };
+                    out.push(SizeResult {
+                        size,
+                        op: op.name(),
+                        bytes,
+                        messages: msgs,
+                        seconds: secs,
+                        bandwidth_bps: rate(bytes),
+                        messages_per_s: rate(msgs),
+                        latency_p50_ns: p50,
+                        latency_p99_ns: p99,
+                        verify,
+                        nixl: None,
+                    });
+                }
             }
+            Ok(())
+        };
+        let res = body();
+        // A contents mismatch still ends the session cleanly, then is the answer.
+        if let Err(e) = res {
+            if matches!(e, FabricError::Mismatch { .. }) {
+                let _ = self.bye(&w);
+            }
+            return Err(e);
         }
-        self.send_ctrl(&Ctrl::new(Kind::Bye, 0, 0, 0).encode(), &w)?;
-        expect_kind(self.recv_ctrl(&w)?, Kind::ByeAck)?;
+        self.bye(&w)?;
         Ok(out)
+    }
+
+    fn bye(&mut self, w: &Wait<'_>) -> Result<(), FabricError> {
+        self.send_ctrl(&Ctrl::new(Kind::Bye, 0, 0, 0).encode(), w)?;
+        expect_kind(self.recv_ctrl(w)?, Kind::ByeAck).map(|_| ())
     }
 }

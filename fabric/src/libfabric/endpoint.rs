@@ -251,10 +251,7 @@ impl LibfabricEndpoint {
                 fabric,
                 domain,
                 lanes: Vec::new(),
-                memory: match plan.mem {
-                    MemKind::Host => "host".into(),
-                    MemKind::Cuda(n) => format!("cuda:{n}"),
-                },
+                memory: plan.memory_label(),
                 notes,
                 ..Default::default()
             };

@@ -8,6 +8,7 @@ use crate::cuda::CudaBuffer;
 use crate::error::FabricError;
 use crate::hostbuf::HostBuf;
 use crate::plan::MemKind;
+use crate::verify::MemRef;
 
 pub(super) enum Mem {
     Host(HostBuf),
@@ -47,6 +48,13 @@ impl Region {
         match &self.mem {
             Mem::Host(h) => h.len(),
             Mem::Cuda(c) => c.len(),
+        }
+    }
+    /// The buffer for contents verification.
+    pub fn view(&self) -> MemRef<'_> {
+        match &self.mem {
+            Mem::Host(h) => MemRef::Host(h),
+            Mem::Cuda(c) => MemRef::Cuda(c),
         }
     }
     pub fn cuda_device(&self) -> Option<i32> {

@@ -10,6 +10,7 @@
 //!   one provider (RDM, tagged messages, RMA when offered).
 //! * [`pingpong_parse`]: parser of `fi_pingpong` output, the cross-check oracle.
 
+mod check;
 mod consts;
 mod driver;
 mod endpoint;

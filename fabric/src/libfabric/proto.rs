@@ -10,6 +10,8 @@
 //!   receives and answers `Ack`; the driver ends the phase with `window` empty
 //!   messages, which complete the receives posted for the next window;
 //! * RMA write/read: windows of `window` one-sided ops, then `Done` → `DoneAck`;
+//! * contents verification around a bandwidth phase: `Prep` → `PrepAck` before,
+//!   `Check` → `Verdict` after (check.rs);
 //!
 //! and finally `Bye` → `ByeAck`. Bandwidth is timed on the driver's clock over the
 //! windows after warm-up, until `iterations` or `duration_per_size`.
@@ -34,9 +36,13 @@ pub(super) enum Kind {
     DoneAck,
     Bye,
     ByeAck,
+    Prep,
+    PrepAck,
+    Check,
+    Verdict,
 }
 
-const KINDS: [Kind; 9] = [
+const KINDS: [Kind; 13] = [
     Kind::Hello,
     Kind::HelloAck,
     Kind::Phase,
@@ -46,6 +52,10 @@ const KINDS: [Kind; 9] = [
     Kind::DoneAck,
     Kind::Bye,
     Kind::ByeAck,
+    Kind::Prep,
+    Kind::PrepAck,
+    Kind::Check,
+    Kind::Verdict,
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

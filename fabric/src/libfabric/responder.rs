@@ -41,6 +41,10 @@ impl LibfabricEndpoint {
                     return self.send_ctrl(&Ctrl::new(Kind::ByeAck, 0, 0, 0).encode(), &w);
                 }
                 Kind::Phase => {}
+                Kind::Prep | Kind::Check => {
+                    self.verify_serve(m, plan.corrupt_received_byte, &w)?;
+                    continue;
+                }
                 k => return Err(FabricError::BadPeer(format!("unexpected {k:?}"))),
             }
             let si = (m.a >> 8) as usize;

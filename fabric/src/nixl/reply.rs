@@ -4,7 +4,7 @@
 use serde_json::Value;
 
 use crate::error::FabricError;
-use crate::plan::{AvgP99, SizeResult, XferStats};
+use crate::plan::{AvgP99, SizeResult, Verify, XferStats};
 
 /// What the driver's `hello` says about this node's NIXL.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -137,6 +137,13 @@ pub fn size_result(v: &Value) -> Result<SizeResult, FabricError> {
         messages_per_s: if secs > 0.0 { iters as f64 / secs } else { 0.0 },
         latency_p50_ns: us_to_ns(f(&v["transfer_us"]["p50"])),
         latency_p99_ns: us_to_ns(transfer.p99_us),
+        // The driver checks contents when the run asks for it (the initiator for READ,
+        // the target's notification for WRITE); a mismatch is an error reply.
+        verify: if v["verified"].as_bool().unwrap_or(false) {
+            Verify::Verified
+        } else {
+            Verify::Off
+        },
         nixl: Some(XferStats {
             blocks: v["blocks"].as_u64().unwrap_or(1),
             block_size: v["block_size"].as_u64().unwrap_or(size),

@@ -94,7 +94,7 @@ impl UcxEndpoint {
                 library: "ucx".into(),
                 path: ucp.path.clone(),
                 version: ucp.version.clone(),
-                memory: buf.describe(),
+                memory: plan.memory_label(),
                 notes: capture_note.into_iter().collect(),
                 ..Default::default()
             },

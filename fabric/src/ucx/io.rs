@@ -29,6 +29,12 @@ pub(super) const READY: u32 = 7;
 /// window (≤ 16 by default) never meets an unposted receive, which stalls a
 /// rendezvous send until the receive appears.
 pub(super) const STREAM_DEPTH: usize = 64;
+/// `VERIFY_PREP(size, op)`: ready the buffer for `op`'s contents check; `ACK`.
+pub(super) const VERIFY_PREP: u32 = 8;
+/// `VERIFY_CHECK(size, op)`: check the received bytes; answered by `VERDICT`.
+pub(super) const VERIFY_CHECK: u32 = 9;
+/// `VERDICT(offset, mismatch flag | expected | got)`.
+pub(super) const VERDICT: u32 = 10;
 
 /// Control message: [cmd u32][0 u32][size u64][count u64], little-endian.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,6 +102,10 @@ impl<'a> Io<'a> {
 
     pub fn data_ptr(&self) -> *mut c_void {
         self.e.buf.ptr()
+    }
+
+    pub fn view(&self) -> crate::verify::MemRef<'_> {
+        self.e.buf.view()
     }
 
     pub fn send(

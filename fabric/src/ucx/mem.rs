@@ -8,6 +8,7 @@ use crate::cuda::CudaBuffer;
 use crate::error::FabricError;
 use crate::hostbuf::HostBuf;
 use crate::plan::MemKind;
+use crate::verify::MemRef;
 
 pub(super) enum Buffer {
     Host(HostBuf),
@@ -48,11 +49,11 @@ impl Buffer {
         }
     }
 
-    /// "host" or "cuda:N", for `TransportTruth::memory`.
-    pub fn describe(&self) -> String {
+    /// The buffer for contents verification.
+    pub fn view(&self) -> MemRef<'_> {
         match self {
-            Buffer::Host(_) => "host".into(),
-            Buffer::Cuda(c) => format!("cuda:{}", c.ordinal()),
+            Buffer::Host(h) => MemRef::Host(h),
+            Buffer::Cuda(c) => MemRef::Cuda(c),
         }
     }
 }

@@ -5,9 +5,10 @@
 //! buffer; protocol.rs: the in-band protocol (driver and responder); io.rs: posting
 //! operations; req.rs: request completion bounded by peer_timeout/cancel; lanes.rs:
 //! transport truth (ucp_ep_query ≥ 1.14, else ucp_ep_print_info); perftest_parse.rs:
-//! the ucx_perftest oracle; proto_info.rs: UCX's protocol selection tables parsed.
+//! the ucx_perftest oracle; check.rs: contents verification messages; proto_info.rs: UCX's protocol selection tables parsed.
 
 mod capture;
+mod check;
 mod endpoint;
 pub mod findings;
 mod io;
