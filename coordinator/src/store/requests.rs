@@ -66,6 +66,25 @@ impl Store {
 }
 
 impl Store {
+    /// The records of a point's measured (not warm-up) requests, in index order;
+    /// empty when the point has no stored requests (e.g. imported aggregates).
+    pub fn measured_records(&self, point_id: i64) -> Result<Vec<RequestRecord>> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT record FROM requests WHERE point_id = ?1 AND warmup = 0 ORDER BY idx",
+        )?;
+        let rows = st.query_map([point_id], |r| r.get::<_, String>(0))?;
+        let mut out = Vec::new();
+        for text in rows {
+            out.push(
+                serde_json::from_str(&text?).map_err(|e| StoreError::Corrupt {
+                    what: "request record",
+                    message: e.to_string(),
+                })?,
+            );
+        }
+        Ok(out)
+    }
+
     /// When a point's measured requests started and ended (ns, coordinator clock).
     pub fn point_span(&self, point_id: i64) -> Result<(i64, i64)> {
         Ok(self.conn.query_row(
