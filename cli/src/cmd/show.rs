@@ -1,5 +1,6 @@
 //! `servescope show RUN`: what a stored run holds.
 
+use servescope_coordinator::store::RunKind;
 use servescope_coordinator::summary::summarize;
 use servescope_coordinator::Store;
 
@@ -29,7 +30,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             .iter()
             .map(|p| serde_json::json!({"point": p.point, "trial": p.trial, "label": p.label, "config": p.config, "aggregate": p.aggregate}))
             .collect();
-        let sums = if r.kind == "record" {
+        let sums = if r.kind == RunKind::Record {
             Some(summarize(&st, a.run)?)
         } else {
             None
@@ -63,7 +64,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             }
         }
     }
-    if r.kind == "record" {
+    if r.kind == RunKind::Record {
         for s in summarize(&st, a.run)? {
             let host = s
                 .agent

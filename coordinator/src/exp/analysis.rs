@@ -20,7 +20,7 @@ use serde::Serialize;
 use super::ExpError;
 use crate::load::metrics::Aggregate;
 use crate::load::stats::percentile;
-use crate::store::Store;
+use crate::store::{RunKind, Store};
 
 /// Client dispatch lag (p99, ms) above which a point is client-bound.
 pub const CLIENT_LAG_MS: f64 = 10.0;
@@ -182,16 +182,15 @@ pub fn analyze(store: &Store, name: &str) -> Result<ExpAnalysis, ExpError> {
     let mut startup = Vec::new();
     let prefix = format!("{}: ", e.name);
     for r in store.runs()? {
-        if r.kind == "fabric-check" && r.label.starts_with(&prefix) {
-            let args = store.run_args(r.id)?;
-            if args.get("experiment").and_then(|v| v.as_str()) == Some(e.name.as_str()) {
-                preflight = args
-                    .get("findings")
-                    .and_then(|f| serde_json::from_value(f.clone()).ok());
-            }
-        } else if r.kind == "record" && r.label.starts_with(&prefix) {
+        let mine = store.run_links(r.id)?.experiment == Some(e.id);
+        if r.kind == RunKind::FabricCheck && mine {
+            preflight = store
+                .run_args(r.id)?
+                .get("findings")
+                .and_then(|f| serde_json::from_value(f.clone()).ok());
+        } else if r.kind == RunKind::Record && r.label.starts_with(&prefix) {
             telemetry_runs.push((r.id, r.label.clone()));
-        } else if r.kind == "exp-startup" && r.label.starts_with(&prefix) {
+        } else if r.kind == RunKind::ExpStartup && mine {
             let args = store.run_args(r.id)?;
             if let Some(row) = args
                 .get("startup")

@@ -16,7 +16,7 @@ use super::plan::{expand, shard_specs, Load, Planned};
 use super::shards::{send, Client};
 use super::ExpError;
 use crate::load::metrics::{aggregate, AggregateOptions};
-use crate::store::{ExpPoint, Store};
+use crate::store::{ExpPoint, RunKind, RunLinks, Store};
 
 /// How long an endpoint without a deploy step gets to answer before its points fail.
 const NOT_DEPLOYED_READY: Duration = Duration::from_secs(5);
@@ -195,11 +195,15 @@ pub async fn run_experiment(cfg: ExpRunConfig) -> Result<ExpRunOutcome, ExpError
             found.len(),
             agents.len()
         ));
-        store.create_run(
-            "fabric-check",
+        store.create_linked_run(
+            RunKind::FabricCheck,
             &format!("{}: fabric preflight", f.name),
             servescope_proto::now_ns(),
             &json!({"experiment": f.name, "findings": found}).to_string(),
+            &RunLinks {
+                experiment: Some(exp),
+                ..Default::default()
+            },
         )?;
     }
     for (di, d) in f.deployments.iter().enumerate() {
@@ -256,11 +260,15 @@ pub async fn run_experiment(cfg: ExpRunConfig) -> Result<ExpRunOutcome, ExpError
             let row =
                 super::preflight::startup(&cfg.agents, &cfg.db, &f.name, &d.name, ready_s).await;
             (cfg.progress)(&format!("{}: ready {ready_s:.1} s after the deploy step started; {} startup phase(s) from the agents' logs", d.name, row.phases.len()));
-            store.create_run(
-                "exp-startup",
+            store.create_linked_run(
+                RunKind::ExpStartup,
                 &format!("{}: {} startup", f.name, d.name),
                 servescope_proto::now_ns(),
                 &json!({"experiment": f.name, "startup": row}).to_string(),
+                &RunLinks {
+                    experiment: Some(exp),
+                    ..Default::default()
+                },
             )?;
         }
         for (seq, p) in todo {

@@ -14,7 +14,7 @@ use super::metrics::{aggregate, Aggregate, AggregateOptions, MetricsError};
 use super::request::{execute, Clock, Outcome, Target};
 use super::schedule::{run, Arrival, Plan, PlanError};
 use super::workload::{counting_probe, Prepared, Workload};
-use crate::store::{Store, StoreError};
+use crate::store::{RunKind, RunLinks, Store, StoreError};
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -175,9 +175,21 @@ async fn prepare(w: &Workload, start: usize, n: usize) -> Arc<Prepared> {
     }
 }
 
-/// Runs the sweep, storing as it goes. Returns the run id and the points.
+/// Runs the sweep as a `load` run, storing as it goes. Returns the run id and the
+/// points.
 pub async fn run_load(
     cfg: LoadConfig,
+    progress: Arc<LoadProgress>,
+) -> Result<(i64, Vec<PointResult>), LoadError> {
+    run_sweep(cfg, RunKind::Load, RunLinks::default(), progress).await
+}
+
+/// Runs the sweep as a run of `kind` (a sweep that is part of a larger run, e.g. a
+/// `pd` run) with its `links`, storing as it goes.
+pub async fn run_sweep(
+    cfg: LoadConfig,
+    kind: RunKind,
+    links: RunLinks,
     progress: Arc<LoadProgress>,
 ) -> Result<(i64, Vec<PointResult>), LoadError> {
     if cfg.points.is_empty() {
@@ -193,11 +205,12 @@ pub async fn run_load(
         "workload": cfg.workload.describe_json(),
         "gpus": cfg.aggregate.gpus, "replicas": cfg.aggregate.replicas,
     });
-    let run_id = store.create_run(
-        "load",
+    let run_id = store.create_linked_run(
+        kind,
         &cfg.label,
         servescope_proto::now_ns(),
         &args.to_string(),
+        &links,
     )?;
     let client = HttpClient::new(cfg.max_connections);
     let target = Arc::new(cfg.target.clone());

@@ -15,7 +15,7 @@ use super::runlevel;
 use super::PdError;
 use crate::engine::{parse, EngineWindow, Exposition, ParseLimits, Role};
 use crate::load::stats::percentile;
-use crate::store::{Store, StoredRequest};
+use crate::store::{RunLinks, Store, StoredRequest};
 
 /// Options of an attribution.
 #[derive(Debug, Clone, Default)]
@@ -92,9 +92,9 @@ fn gauges(sc: &[Scrape], decode: &[String], from: u64, to: u64) -> Gauges {
 }
 
 /// Clock offsets (host − coordinator) of the agents recorded with this run.
-fn offsets(store: &Store, args: &serde_json::Value) -> Offsets {
+fn offsets(store: &Store, links: &RunLinks) -> Offsets {
     let mut o = Offsets::new();
-    if let Some(t) = args.get("telemetry_run").and_then(|v| v.as_i64()) {
+    if let Some(t) = links.telemetry_run {
         if let Ok(agents) = store.run_agents(t) {
             for a in agents {
                 if let Some(off) = a.offset_ns {
@@ -112,7 +112,7 @@ pub fn attribute(store: &Store, run: i64, opts: &AttributeOptions) -> Result<Att
     if points.is_empty() {
         return Err(PdError::NoPoints(run));
     }
-    let args = store.run_args(run).unwrap_or_default();
+    let links = store.run_links(run)?;
     let mut notes = Vec::new();
     let mut scrapes = Vec::new();
     for s in store.scrapes(run)? {
@@ -188,7 +188,7 @@ pub fn attribute(store: &Store, run: i64, opts: &AttributeOptions) -> Result<Att
     if let Some(c) = opts.capacity_gbps {
         kv.capacity_gbps = Some(c);
         kv.capacity_source = Some("given (--capacity-gbps)".into());
-    } else if let Some(fr) = args.get("fabric_run").and_then(|v| v.as_i64()) {
+    } else if let Some(fr) = links.fabric_run {
         let best = store
             .fabric_probes(fr)?
             .iter()
@@ -200,14 +200,14 @@ pub fn attribute(store: &Store, run: i64, opts: &AttributeOptions) -> Result<Att
         }
     }
     apply_logs(&opts.engine_logs, &all, &mut kv, &mut jstats, &mut notes);
-    if let Some(t) = args.get("telemetry_run").and_then(|v| v.as_i64()) {
+    if let Some(t) = links.telemetry_run {
         let (from, to) = spans_of_point.iter().fold((i64::MAX, i64::MIN), |acc, p| {
             (acc.0.min(p.3 as i64), acc.1.max(p.4 as i64))
         });
         kv.nodes = kv::node_bytes(store, t, from, to)?;
         kv.carrier = kv::carrier(&kv.nodes, kv.bytes);
     }
-    let offs = offsets(store, &args);
+    let offs = offsets(store, &links);
     let first = first_on_pair(&joined);
     let mut out_points = Vec::new();
     for (p, start, n, from, to) in spans_of_point {

@@ -49,7 +49,7 @@ fn runs_table(s: &mut String, runs: &[RunData]) {
             "<tr><td>{}</td><td class=l>{}</td><td class=l>{}</td><td class=l>{}</td><td class=l>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             r.run.id,
             escape(&r.run.label),
-            escape(&r.run.kind),
+            escape(r.run.kind.as_str()),
             escape(&r.run.status),
             utc(r.run.started_ns),
             groups(r).len(),

@@ -6,7 +6,7 @@
 use rusqlite::{params, OptionalExtension};
 
 use super::load::save_point_tx;
-use super::{Result, Store};
+use super::{Result, RunKind, Store};
 use crate::load::metrics::Aggregate;
 use crate::load::request::Outcome;
 
@@ -123,8 +123,17 @@ impl Store {
     pub fn save_exp_point(&mut self, exp: i64, p: &ExpPoint<'_>) -> Result<(i64, i64)> {
         let tx = self.conn.transaction()?;
         tx.execute(
-            "INSERT INTO runs(kind, label, started_ns, ended_ns, status, args) VALUES ('exp', ?1, ?2, ?3, ?4, ?5)",
-            params![p.label, p.span_ns.0 as i64, p.span_ns.1 as i64, p.status, p.run_args.to_string()],
+            "INSERT INTO runs(kind, label, started_ns, ended_ns, status, args, experiment_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                RunKind::Exp.as_str(),
+                p.label,
+                p.span_ns.0 as i64,
+                p.span_ns.1 as i64,
+                p.status,
+                p.run_args.to_string(),
+                exp
+            ],
         )?;
         let run = tx.last_insert_rowid();
         let point = save_point_tx(

@@ -93,28 +93,4 @@ impl Store {
             |r| Ok((r.get(0)?, r.get(1)?)),
         )?)
     }
-
-    /// A run's arguments (JSON).
-    pub fn run_args(&self, run: i64) -> Result<serde_json::Value> {
-        let s: String = self
-            .conn
-            .query_row("SELECT args FROM runs WHERE id = ?1", [run], |r| r.get(0))
-            .map_err(|e| match e {
-                rusqlite::Error::QueryReturnedNoRows => StoreError::NoRun(run),
-                e => e.into(),
-            })?;
-        serde_json::from_str(&s).map_err(|e| StoreError::Corrupt {
-            what: "run args",
-            message: e.to_string(),
-        })
-    }
-
-    /// Changes a run's kind and arguments (a load run that became a pd run).
-    pub fn set_run_kind_args(&self, run: i64, kind: &str, args: &serde_json::Value) -> Result<()> {
-        self.conn.execute(
-            "UPDATE runs SET kind = ?2, args = ?3 WHERE id = ?1",
-            rusqlite::params![run, kind, args.to_string()],
-        )?;
-        Ok(())
-    }
 }
