@@ -56,10 +56,10 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             for n in table::notes(&p.aggregate) {
                 println!("{n}");
             }
-            if p.config["probe"]["ok"] == serde_json::json!(false) {
+            if let Some(d) = p.config.probe.as_ref().and_then(|v| v.failure()) {
                 println!(
                     "  WARNING correctness probe failed: {}",
-                    p.config["probe"]["detail"]
+                    serde_json::json!(d)
                 );
             }
         }

@@ -274,7 +274,7 @@ pub fn attribute(store: &Store, run: i64, opts: &AttributeOptions) -> Result<Att
             .map(|j| j.client.dispatch_lag_ns as f64 / 1e6)
             .collect();
         let lag_max = lags.iter().copied().fold(0.0, f64::max);
-        let probe = p.config.get("probe");
+        let probe = p.config.probe.as_ref();
         bds.sort_by(|a, b| b.ttft_ms.total_cmp(&a.ttft_ms));
         let keep = opts.slowest.max(1);
         let breakdowns = if opts.slowest == usize::MAX {
@@ -287,7 +287,7 @@ pub fn attribute(store: &Store, run: i64, opts: &AttributeOptions) -> Result<Att
             point: p.point,
             trial: p.trial,
             label: p.label.clone(),
-            concurrency: p.config.get("concurrency").and_then(|v| v.as_f64()),
+            concurrency: p.config.concurrency().map(|c| c as f64),
             requests: n,
             failed: agg.failed as usize,
             errors_by_class: agg.errors_by_class.clone(),
@@ -299,11 +299,8 @@ pub fn attribute(store: &Store, run: i64, opts: &AttributeOptions) -> Result<Att
             run_level,
             decode,
             gauges: gauges(&scrapes, &d_names, from, to),
-            probe_ok: probe.and_then(|v| v.get("ok")).and_then(|v| v.as_bool()),
-            probe_detail: probe
-                .and_then(|v| v.get("detail"))
-                .and_then(|v| v.as_str())
-                .map(str::to_string),
+            probe_ok: probe.map(|v| v.ok),
+            probe_detail: probe.and_then(|v| v.detail.clone()),
             dispatch_lag_p99_ms: percentile(&mut lags, 99.0),
             dispatch_lag_max_ms: lag_max,
         });

@@ -94,8 +94,7 @@ fn summary_row(s: &mut String, r: &RunData, p: &PointRow) {
     td(s, &a.peak_concurrency.to_string());
     let lag = p
         .config
-        .get("max_dispatch_lag_ms")
-        .and_then(|v| v.as_f64())
+        .max_dispatch_lag_ms
         .map_or("–".into(), format_value);
     td(s, &lag);
     s.push_str("</tr>");
@@ -113,13 +112,10 @@ fn summary_table(s: &mut String, runs: &[RunData]) {
 
 /// The probe's verdict from a point's config: text and CSS class.
 fn probe(p: &PointRow) -> (String, &'static str) {
-    match p.config.get("probe") {
-        Some(v) if v.get("ok").and_then(|o| o.as_bool()) == Some(true) => ("ok".into(), "ok"),
-        Some(v) if v.get("ok").is_some() => {
-            let d = v.get("detail").and_then(|d| d.as_str()).unwrap_or("");
-            (format!("FAILED {d}"), "bad wrap")
-        }
-        _ => ("not sent".into(), "l"),
+    match p.config.probe.as_ref().map(|v| v.failure()) {
+        Some(None) => ("ok".into(), "ok"),
+        Some(Some(d)) => (format!("FAILED {d}"), "bad wrap"),
+        None => ("not sent".into(), "l"),
     }
 }
 

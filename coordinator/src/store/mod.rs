@@ -7,12 +7,14 @@ mod engine;
 mod exp;
 mod fabric;
 mod load;
+mod point;
 mod requests;
 mod runs;
 mod schema;
 
 pub use exp::{ExpPoint, ExpPointRow, ExperimentRow};
-pub use load::PointRow;
+pub use load::{LoadPoint, PointRow};
+pub use point::{arrival_json, ExpPointFacts, PointConfig, ProbeVerdict};
 pub use requests::StoredRequest;
 pub use runs::{RunKind, RunLinks, RunRow};
 
