@@ -10,6 +10,7 @@
 mod cdf;
 pub mod chart;
 mod figures;
+pub mod frame;
 pub mod html;
 mod layout;
 pub mod svg;
