@@ -4,9 +4,8 @@
 
 use rusqlite::params;
 
+use super::engine_records::{Phase, RequestSpan, Role, Scraped};
 use super::{Result, Store, StoreError};
-use crate::engine::{Phase, Role, Scraped};
-use crate::otlp::RequestSpan;
 
 fn corrupt(what: &'static str, message: impl Into<String>) -> StoreError {
     StoreError::Corrupt {

@@ -4,6 +4,7 @@
 //! committed in small transactions as they arrive.
 
 mod engine;
+mod engine_records;
 mod exp;
 mod fabric;
 mod load;
@@ -12,6 +13,7 @@ mod requests;
 mod runs;
 mod schema;
 
+pub use engine_records::{Phase, RequestSpan, Role, Scraped};
 pub use exp::{ExpPoint, ExpPointRow, ExperimentRow};
 pub use load::{LoadPoint, PointRow};
 pub use point::{arrival_json, ExpPointFacts, PointConfig, ProbeVerdict};

@@ -1,7 +1,7 @@
 //! Reading stored requests back (attribution joins them with engine data).
 
 use super::{Result, Store, StoreError};
-use crate::load::metrics::RequestRecord;
+use servescope_loadgen::metrics::RequestRecord;
 
 /// One measured (not warm-up) request as stored.
 #[derive(Debug, Clone)]
