@@ -465,7 +465,7 @@ fn matrix_of_three_agents_writes_the_heatmap() {
     let runs = store.runs().expect("runs");
     let run = runs
         .iter()
-        .find(|r| r.kind == "fabric-matrix")
+        .find(|r| r.kind == servescope_coordinator::store::RunKind::FabricMatrix)
         .expect("matrix run");
     assert_eq!(store.fabric_probes(run.id).expect("probes").len(), 6);
 }

@@ -13,7 +13,7 @@ use tokio::time::Instant;
 use crate::clock::Offset;
 use crate::connect::AgentEndpoint;
 use crate::session::{self, SessionConfig, SessionEvent};
-use crate::store::{Store, StoreError};
+use crate::store::{RunKind, Store, StoreError};
 
 /// What to record.
 #[derive(Debug, Clone)]
@@ -155,7 +155,7 @@ pub async fn record(cfg: RecordConfig, progress: Progress) -> Result<RecordOutco
         "duration_s": cfg.duration.as_secs_f64(),
         "include_history": cfg.include_history,
     });
-    let run = store.create_run("record", &cfg.label, now_ns(), &args.to_string())?;
+    let run = store.create_run(RunKind::Record, &cfg.label, now_ns(), &args.to_string())?;
     {
         let mut p = progress.lock().unwrap_or_else(|e| e.into_inner());
         *p = cfg

@@ -13,7 +13,7 @@ use servescope_coordinator::load::runner::{run_load, LoadConfig, LoadProgress};
 use servescope_coordinator::load::schedule::Arrival;
 use servescope_coordinator::load::workload::RandomWorkload;
 use servescope_coordinator::report::{self, ReportError};
-use servescope_coordinator::store::StoreError;
+use servescope_coordinator::store::{RunKind, StoreError};
 use servescope_coordinator::Store;
 use servescope_sim::{Faults, SimConfig};
 
@@ -156,7 +156,9 @@ async fn unknown_run_and_run_without_points_are_clear_errors() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("s.db");
     let store = Store::open(&db).unwrap();
-    let rec = store.create_run("record", "telemetry", 1, "{}").unwrap();
+    let rec = store
+        .create_run(RunKind::Record, "telemetry", 1, "{}")
+        .unwrap();
     drop(store);
     match report::load_runs(&db, &[rec + 100]) {
         Err(ReportError::Store(StoreError::NoRun(id))) => assert_eq!(id, rec + 100),

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use servescope_coordinator::clock::Offset;
 use servescope_coordinator::startup::agent_logs::{self, KIND};
 use servescope_coordinator::startup::{parse_file, LogParse, ParseOptions, Phase};
+use servescope_coordinator::store::RunKind;
 use servescope_coordinator::Store;
 use servescope_proto::v1::{sample, Event, Inventory, Sample};
 
@@ -43,7 +44,7 @@ const SRC: &str = "/tmp/ray/session_latest/logs/worker-llama.out";
 /// as startup_log events (plus unrelated events), 10 ms apart from t0.
 fn store_with(lines: &[String]) -> (Store, i64) {
     let mut st = Store::in_memory().unwrap();
-    let run = st.create_run("record", "t", 1, "{}").unwrap();
+    let run = st.create_run(RunKind::Record, "t", 1, "{}").unwrap();
     let inv = Inventory {
         hostname: "node-a".into(),
         agent_instance: 7,

@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use servescope_agent::AgentConfig;
 use servescope_coordinator::record::RecordConfig;
+use servescope_coordinator::store::RunKind;
 use servescope_coordinator::summary::summarize;
 use servescope_coordinator::{AgentEndpoint, Store};
 
@@ -292,7 +293,7 @@ async fn probe_first_working(
                 }
                 if let Ok(mut store) = servescope_coordinator::Store::open(&a.db.db) {
                     let now = servescope_proto::now_ns();
-                    if let Ok(run) = store.create_run("fabric", t, now, "{}") {
+                    if let Ok(run) = store.create_run(RunKind::Fabric, t, now, "{}") {
                         let _ = store.save_fabric_probe(run, &o);
                         let _ = store.finish_run(run, now, "done");
                         println!("stored as run {run}");

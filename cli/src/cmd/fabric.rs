@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use servescope_coordinator::fabric::{self, check, matrix, units, ProbeOutcome};
-use servescope_coordinator::store::Store;
+use servescope_coordinator::store::{RunKind, Store};
 use servescope_coordinator::{connect, AgentEndpoint};
 use servescope_proto::v1::{
     FabricCheckRequest, GetInventoryRequest, ProbePlanMsg, ProbeSizeResult,
@@ -345,7 +345,7 @@ async fn probe_cmd(a: ProbeArgs) -> anyhow::Result<()> {
     if !a.no_store {
         let mut store = Store::open(&a.db.db)
             .with_context(|| format!("opening the store {}", a.db.db.display()))?;
-        let run = store.create_run("fabric", &out.transport, now_ns(), "{}")?;
+        let run = store.create_run(RunKind::Fabric, &out.transport, now_ns(), "{}")?;
         store.save_fabric_probe(run, &out)?;
         store.finish_run(
             run,
@@ -375,7 +375,7 @@ async fn matrix_cmd(a: MatrixArgs) -> anyhow::Result<()> {
     let mut store = Store::open(&a.db.db)
         .with_context(|| format!("opening the store {}", a.db.db.display()))?;
     let run = store.create_run(
-        "fabric-matrix",
+        RunKind::FabricMatrix,
         &fabric::transport_name(&transport),
         now_ns(),
         "{}",

@@ -226,8 +226,8 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
     if a.json {
         let v: Vec<_> = results
             .iter()
-            .map(|r| serde_json::json!({"point": r.point, "trial": r.trial, "label": r.label,
-                "probe": r.probe.as_ref().map(|p| p.is_ok()), "max_dispatch_lag_ms": r.max_dispatch_lag_ms,
+            .map(|r| serde_json::json!({"point": r.point, "trial": r.config.trial, "label": r.label,
+                "probe": r.config.probe.as_ref().map(|p| p.ok), "max_dispatch_lag_ms": r.config.max_dispatch_lag_ms.unwrap_or(0.0),
                 "aggregate": r.aggregate}))
             .collect();
         println!(
@@ -323,8 +323,8 @@ pub fn build_workload(a: &Args) -> anyhow::Result<Workload> {
 pub fn print_points(results: &[PointResult]) {
     println!("{}", table::HEADER);
     for r in results {
-        let label = if r.trial > 0 || results.iter().any(|x| x.trial > 0) {
-            format!("{} #{}", r.label, r.trial + 1)
+        let label = if results.iter().any(|x| x.config.trial > 0) {
+            format!("{} #{}", r.label, r.config.trial + 1)
         } else {
             r.label.clone()
         };
@@ -332,13 +332,13 @@ pub fn print_points(results: &[PointResult]) {
         for n in table::notes(&r.aggregate) {
             println!("{n}");
         }
-        if let Some(Err(d)) = &r.probe {
+        if let Some(d) = r.config.probe.as_ref().and_then(|v| v.failure()) {
             println!("  WARNING correctness probe failed: {d}");
         }
-        if r.max_dispatch_lag_ms > 10.0 {
+        let lag = r.config.max_dispatch_lag_ms.unwrap_or(0.0);
+        if lag > 10.0 {
             println!(
-                "  WARNING the client lagged its schedule by up to {:.1} ms: it may be the bottleneck",
-                r.max_dispatch_lag_ms
+                "  WARNING the client lagged its schedule by up to {lag:.1} ms: it may be the bottleneck"
             );
         }
     }
@@ -371,12 +371,13 @@ pub fn progress_bar(p: Arc<LoadProgress>) -> tokio::task::JoinHandle<()> {
 fn export_points(dir: &PathBuf, a: &Args, results: &[PointResult]) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     for r in results {
-        let (rate, conc) = match a.concurrency.get(r.point) {
-            Some(c) => (None, Some(*c as u64)),
-            None => (
-                a.request_rate.get(r.point - a.concurrency.len()).copied(),
-                a.max_concurrency.map(|c| c as u64),
-            ),
+        let (rate, burstiness, conc) = match r.config.arrival {
+            Arrival::Closed { concurrency } => (None, a.burstiness, Some(concurrency as u64)),
+            Arrival::Open {
+                rate,
+                burstiness,
+                max_concurrency,
+            } => (Some(rate), burstiness, max_concurrency.map(|c| c as u64)),
         };
         let meta = ExportMeta {
             date: super::runs::utc(servescope_proto::now_ns() as i64)
@@ -390,11 +391,11 @@ fn export_points(dir: &PathBuf, a: &Args, results: &[PointResult]) -> anyhow::Re
             model_id: a.model.clone(),
             tokenizer_id: a.model.clone(),
             request_rate: rate,
-            burstiness: a.burstiness,
+            burstiness,
             max_concurrency: conc,
         };
         let v = VllmBenchResult::from_aggregate(&r.aggregate, &meta);
-        let name = format!("point{}-trial{}.json", r.point, r.trial);
+        let name = format!("point{}-trial{}.json", r.point, r.config.trial);
         export_file(&dir.join(&name), &v).with_context(|| format!("writing {name}"))?;
     }
     Ok(())

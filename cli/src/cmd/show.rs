@@ -1,5 +1,6 @@
 //! `servescope show RUN`: what a stored run holds.
 
+use servescope_coordinator::store::RunKind;
 use servescope_coordinator::summary::summarize;
 
 use super::common::{fmt_bytes, fmt_kinds, DbFlag};
@@ -25,7 +26,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             .iter()
             .map(|p| serde_json::json!({"point": p.point, "trial": p.trial, "label": p.label, "config": p.config, "aggregate": p.aggregate}))
             .collect();
-        let sums = if r.kind == "record" {
+        let sums = if r.kind == RunKind::Record {
             Some(summarize(&st, a.run)?)
         } else {
             None
@@ -51,15 +52,15 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             for n in table::notes(&p.aggregate) {
                 println!("{n}");
             }
-            if p.config["probe"]["ok"] == serde_json::json!(false) {
+            if let Some(d) = p.config.probe.as_ref().and_then(|v| v.failure()) {
                 println!(
                     "  WARNING correctness probe failed: {}",
-                    p.config["probe"]["detail"]
+                    serde_json::json!(d)
                 );
             }
         }
     }
-    if r.kind == "record" {
+    if r.kind == RunKind::Record {
         for s in summarize(&st, a.run)? {
             let host = s
                 .agent

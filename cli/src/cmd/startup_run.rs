@@ -166,7 +166,12 @@ pub(super) async fn run_cmd(a: RunArgs) -> anyhow::Result<()> {
             .with_context(|| format!("opening {}", db.display()))?;
         let started = trials.first().map_or(0, |t| t.client.start_ns);
         let args = serde_json::json!({"endpoint": a.endpoint, "model": a.model, "trials": trials});
-        let run = store.create_run("startup", &a.label, started, &args.to_string())?;
+        let run = store.create_run(
+            servescope_coordinator::store::RunKind::Startup,
+            &a.label,
+            started,
+            &args.to_string(),
+        )?;
         let ok = trials.iter().all(|t| t.error.is_none());
         let end = servescope_proto::now_ns();
         store.finish_run(run, end, if ok { "done" } else { "failed" })?;

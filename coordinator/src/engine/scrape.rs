@@ -3,7 +3,6 @@
 //! recorded (its error text) and tried again next interval; it never stops the run.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,6 +11,7 @@ use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 
 use crate::load::http::HttpClient;
+pub use crate::store::{Phase, Role, Scraped};
 
 /// Largest `/metrics` body read (vLLM's is ~50 KiB; Ray's re-export grows with
 /// replicas and label sets).
@@ -24,78 +24,6 @@ pub const MAX_DURING_PER_TARGET: usize = 2000;
 pub const MAX_DURING_BYTES_PER_TARGET: usize = 256 << 20;
 /// Shortest scrape interval honoured.
 pub const MIN_INTERVAL: Duration = Duration::from_millis(10);
-
-/// What a scraped process does in the serving deployment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    /// Prefill instance of a disaggregated (PD) deployment.
-    Prefill,
-    /// Decode instance of a PD deployment.
-    Decode,
-    /// One vLLM doing both.
-    Unified,
-    /// The router/proxy in front (e.g. Ray Serve's ingress).
-    Proxy,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Prefill => "prefill",
-            Role::Decode => "decode",
-            Role::Unified => "unified",
-            Role::Proxy => "proxy",
-        }
-    }
-
-    /// The inverse of [`Role::as_str`].
-    pub fn parse(s: &str) -> Option<Role> {
-        [Role::Prefill, Role::Decode, Role::Unified, Role::Proxy]
-            .into_iter()
-            .find(|r| r.as_str() == s)
-    }
-}
-
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// When in the run a scrape was taken.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Phase {
-    /// The baseline, before the run's first request.
-    Before,
-    During,
-    /// After the run's last request.
-    After,
-}
-
-impl Phase {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Phase::Before => "before",
-            Phase::During => "during",
-            Phase::After => "after",
-        }
-    }
-
-    /// The inverse of [`Phase::as_str`].
-    pub fn parse(s: &str) -> Option<Phase> {
-        [Phase::Before, Phase::During, Phase::After]
-            .into_iter()
-            .find(|p| p.as_str() == s)
-    }
-}
-
-impl fmt::Display for Phase {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// A process to scrape.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -117,21 +45,6 @@ impl ScrapeTarget {
             format!("{base}/metrics")
         }
     }
-}
-
-/// One scrape of one target.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Scraped {
-    /// [`ScrapeTarget::name`].
-    pub target: String,
-    /// The URL scraped.
-    pub url: String,
-    pub role: Role,
-    pub phase: Phase,
-    /// `servescope_proto::now_ns()` when the response (or failure) came.
-    pub t_ns: u64,
-    /// The exposition text (lossy UTF-8), or why there is none.
-    pub body: Result<String, String>,
 }
 
 /// Scrapes one target once.

@@ -20,7 +20,7 @@ use serde::Serialize;
 use super::ExpError;
 use crate::load::metrics::Aggregate;
 use crate::load::stats::percentile;
-use crate::store::Store;
+use crate::store::{ExpPointFacts, RunKind, Store};
 
 /// Client dispatch lag (p99, ms) above which a point is client-bound.
 pub const CLIENT_LAG_MS: f64 = 10.0;
@@ -122,11 +122,16 @@ pub fn analyze(store: &Store, name: &str) -> Result<ExpAnalysis, ExpError> {
             continue;
         };
         let c = &pr.config;
-        let labels: BTreeMap<String, String> = c
-            .get("labels")
-            .and_then(|l| serde_json::from_value(l.clone()).ok())
-            .unwrap_or_default();
-        let num = |k: &str| c.get(k).and_then(|v| v.as_f64());
+        let facts = c.exp.clone().unwrap_or_else(|| ExpPointFacts {
+            deployment: row.deployment.clone(),
+            nominal: 0.0,
+            input_tokens: 0,
+            output_tokens: 0,
+            workload_mode: "mixed".into(),
+            gpus: 1,
+            replicas: 1,
+            labels: BTreeMap::new(),
+        });
         let mut lags: Vec<f64> = store
             .point_requests(row.point_id)?
             .iter()
@@ -134,22 +139,17 @@ pub fn analyze(store: &Store, name: &str) -> Result<ExpAnalysis, ExpError> {
             .collect();
         let group = format!(
             "{}:{}/{}/{}",
-            num("input_tokens").unwrap_or(0.0),
-            num("output_tokens").unwrap_or(0.0),
-            c.get("workload_mode")
-                .and_then(|v| v.as_str())
-                .unwrap_or("mixed"),
-            num("nominal").unwrap_or(0.0)
+            facts.input_tokens, facts.output_tokens, facts.workload_mode, facts.nominal
         );
         points.push(PointView {
             key: row.key,
             deployment: row.deployment,
-            replicas: num("replicas").unwrap_or(1.0) as u32,
-            gpus: num("gpus").unwrap_or(1.0) as u32,
-            labels,
+            replicas: facts.replicas,
+            gpus: facts.gpus,
+            labels: facts.labels,
             group,
-            nominal: num("nominal").unwrap_or(0.0),
-            trial: c.get("trial").and_then(|v| v.as_i64()).unwrap_or(0),
+            nominal: facts.nominal,
+            trial: c.trial as i64,
             status: row.status,
             detail: row.detail,
             run_id: row.run_id,
@@ -182,16 +182,15 @@ pub fn analyze(store: &Store, name: &str) -> Result<ExpAnalysis, ExpError> {
     let mut startup = Vec::new();
     let prefix = format!("{}: ", e.name);
     for r in store.runs()? {
-        if r.kind == "fabric-check" && r.label.starts_with(&prefix) {
-            let args = store.run_args(r.id)?;
-            if args.get("experiment").and_then(|v| v.as_str()) == Some(e.name.as_str()) {
-                preflight = args
-                    .get("findings")
-                    .and_then(|f| serde_json::from_value(f.clone()).ok());
-            }
-        } else if r.kind == "record" && r.label.starts_with(&prefix) {
+        let mine = store.run_links(r.id)?.experiment == Some(e.id);
+        if r.kind == RunKind::FabricCheck && mine {
+            preflight = store
+                .run_args(r.id)?
+                .get("findings")
+                .and_then(|f| serde_json::from_value(f.clone()).ok());
+        } else if r.kind == RunKind::Record && r.label.starts_with(&prefix) {
             telemetry_runs.push((r.id, r.label.clone()));
-        } else if r.kind == "exp-startup" && r.label.starts_with(&prefix) {
+        } else if r.kind == RunKind::ExpStartup && mine {
             let args = store.run_args(r.id)?;
             if let Some(row) = args
                 .get("startup")

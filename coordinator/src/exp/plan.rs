@@ -30,7 +30,7 @@ pub struct Planned {
     pub label: String,
 }
 
-fn mode_name(m: Mode) -> &'static str {
+pub(super) fn mode_name(m: Mode) -> &'static str {
     match m {
         Mode::Mixed => "mixed",
         Mode::PrefillOnly => "prefill-only",

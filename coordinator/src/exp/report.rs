@@ -8,6 +8,7 @@ use std::fmt::Write;
 use super::analysis::{ExpAnalysis, PointView};
 use crate::pd::Finding;
 use crate::report::chart::{Chart, Point, Series, XAxis, PALETTE};
+use crate::report::frame;
 use crate::report::svg::escape;
 
 #[allow(clippy::too_many_arguments)]
@@ -70,10 +71,19 @@ fn chart(
     .render()
 }
 
+/// The page's own rules (after the shared frame's).
+const CSS: &str = "body{max-width:1150px}td:first-child{text-align:left}.charts{display:flex;flex-wrap:wrap;gap:8px}";
+
 /// The page; `findings` are (point key, finding) from the diagnosis, when run.
 pub fn render(a: &ExpAnalysis, findings: &[(String, Finding)]) -> String {
-    let mut h = String::new();
-    let _ = write!(h, "<!doctype html><html><head><meta charset=utf-8><title>servescope experiment {0}</title><style>body{{font-family:sans-serif;margin:24px;max-width:1150px}}table{{border-collapse:collapse;margin:8px 0}}td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}th{{background:#eee}}td:first-child{{text-align:left}}.bad{{color:#b00}}.charts{{display:flex;flex-wrap:wrap;gap:8px}}</style></head><body><h1>Experiment {0}</h1><p>Status: {1}; {2} point(s) stored.</p>", escape(&a.name), escape(&a.status), a.points.len());
+    let mut h = frame::open(&format!("servescope experiment {}", a.name), CSS);
+    let _ = write!(
+        h,
+        "<h1>Experiment {0}</h1><p>Status: {1}; {2} point(s) stored.</p>",
+        escape(&a.name),
+        escape(&a.status),
+        a.points.len()
+    );
     if !a.warnings.is_empty() {
         h.push_str("<h2>Warnings</h2><ul>");
         for w in &a.warnings {
@@ -237,6 +247,6 @@ pub fn render(a: &ExpAnalysis, findings: &[(String, Finding)]) -> String {
         }
         h.push_str("</ul>");
     }
-    h.push_str("</body></html>");
+    frame::close(&mut h);
     h
 }

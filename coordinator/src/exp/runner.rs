@@ -12,11 +12,12 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use super::file::{Deployment, ExperimentFile};
-use super::plan::{expand, shard_specs, Load, Planned};
+use super::plan::{expand, mode_name, shard_specs, Load, Planned};
 use super::shards::{send, Client};
 use super::ExpError;
 use crate::load::metrics::{aggregate, AggregateOptions};
-use crate::store::{ExpPoint, Store};
+use crate::load::schedule::Arrival;
+use crate::store::{ExpPoint, ExpPointFacts, LoadPoint, PointConfig, RunKind, RunLinks, Store};
 
 /// How long an endpoint without a deploy step gets to answer before its points fail.
 const NOT_DEPLOYED_READY: Duration = Duration::from_secs(5);
@@ -195,11 +196,15 @@ pub async fn run_experiment(cfg: ExpRunConfig) -> Result<ExpRunOutcome, ExpError
             found.len(),
             agents.len()
         ));
-        store.create_run(
-            "fabric-check",
+        store.create_linked_run(
+            RunKind::FabricCheck,
             &format!("{}: fabric preflight", f.name),
             servescope_proto::now_ns(),
             &json!({"experiment": f.name, "findings": found}).to_string(),
+            &RunLinks {
+                experiment: Some(exp),
+                ..Default::default()
+            },
         )?;
     }
     for (di, d) in f.deployments.iter().enumerate() {
@@ -256,11 +261,15 @@ pub async fn run_experiment(cfg: ExpRunConfig) -> Result<ExpRunOutcome, ExpError
             let row =
                 super::preflight::startup(&cfg.agents, &cfg.db, &f.name, &d.name, ready_s).await;
             (cfg.progress)(&format!("{}: ready {ready_s:.1} s after the deploy step started; {} startup phase(s) from the agents' logs", d.name, row.phases.len()));
-            store.create_run(
-                "exp-startup",
+            store.create_linked_run(
+                RunKind::ExpStartup,
                 &format!("{}: {} startup", f.name, d.name),
                 servescope_proto::now_ns(),
                 &json!({"experiment": f.name, "startup": row}).to_string(),
+                &RunLinks {
+                    experiment: Some(exp),
+                    ..Default::default()
+                },
             )?;
         }
         for (seq, p) in todo {
@@ -359,26 +368,46 @@ fn store_point(
         .iter()
         .map(|o| o.dispatch_lag.as_secs_f64() * 1e3)
         .fold(0.0, f64::max);
-    let (mode, conc, rate) = match p.load {
-        Load::Closed { concurrency } => ("closed", Some(concurrency), None),
-        Load::Open { rate } => ("open", None, Some(rate)),
+    let config = PointConfig {
+        arrival: match p.load {
+            Load::Closed { concurrency } => Arrival::Closed { concurrency },
+            Load::Open { rate } => Arrival::Open {
+                rate,
+                burstiness: 1.0,
+                max_concurrency: None,
+            },
+        },
+        trial: p.trial,
+        max_dispatch_lag_ms: Some(max_lag),
+        probe: None,
+        exp: Some(ExpPointFacts {
+            deployment: d.name.clone(),
+            nominal: p.nominal,
+            input_tokens: p.input,
+            output_tokens: p.output,
+            workload_mode: mode_name(p.mode).to_string(),
+            gpus: d.gpus,
+            replicas: d.replicas,
+            labels: d.labels.clone(),
+        }),
     };
-    let config = json!({"mode": mode, "concurrency": conc, "request_rate": rate, "nominal": p.nominal,
-        "input_tokens": p.input, "output_tokens": p.output, "workload_mode": p.mode, "trial": p.trial,
-        "deployment": d.name, "gpus": d.gpus, "replicas": d.replicas, "labels": d.labels,
-        "max_dispatch_lag_ms": max_lag});
     let args = json!({"experiment": f.name, "key": p.key, "endpoint": d.endpoint});
     store.save_exp_point(
         exp,
         &ExpPoint {
             key: &p.key,
             deployment: &d.name,
-            label: &format!("{}: {}", f.name, p.key),
             run_args: &args,
-            config: &config,
-            aggregate: &agg,
-            outcomes,
-            span_ns: span,
+            point: LoadPoint {
+                point: 0,
+                trial: 0,
+                label: &format!("{}: {}", f.name, p.key),
+                config: &config,
+                aggregate: &agg,
+                outcomes,
+                warmup: &[],
+                span_ns: span,
+            },
             status: if failed { "failed" } else { "done" },
             detail: detail.as_deref(),
         },

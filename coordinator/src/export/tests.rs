@@ -14,7 +14,7 @@ use servescope_proto::v1::{
 };
 
 use super::{export, Format};
-use crate::store::Store;
+use crate::store::{RunKind, Store};
 
 const T0: u64 = 1_763_900_000_123_456_789;
 const PORT_COUNTERS: &[&str] = &["hw_counters/tx_bytes", "counters/port_xmit_data"];
@@ -246,7 +246,7 @@ fn parse_json(text: &str) -> Series {
 
 fn exported(format: Format, inv: &Inventory, samples: &[Sample]) -> String {
     let mut store = Store::in_memory().unwrap();
-    let run = store.create_run("record", "", T0, "{}").unwrap();
+    let run = store.create_run(RunKind::Record, "", T0, "{}").unwrap();
     let agent = store.agent_id("127.0.0.1:1", inv).unwrap();
     store.add_run_agent(run, agent).unwrap();
     store.save_inventory(run, agent, inv).unwrap();

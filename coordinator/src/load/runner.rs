@@ -14,7 +14,9 @@ use super::metrics::{aggregate, Aggregate, AggregateOptions, MetricsError};
 use super::request::{execute, Clock, Outcome, Target};
 use super::schedule::{run, Arrival, Plan, PlanError};
 use super::workload::{counting_probe, Prepared, Workload};
-use crate::store::{Store, StoreError};
+use crate::store::{
+    arrival_json, LoadPoint, PointConfig, ProbeVerdict, RunKind, RunLinks, Store, StoreError,
+};
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -68,13 +70,10 @@ impl std::fmt::Debug for PointHook {
 #[derive(Debug, Clone)]
 pub struct PointResult {
     pub point: usize,
-    pub trial: usize,
     pub label: String,
+    /// Its arrival, trial, largest dispatcher lag and probe verdict, as stored.
+    pub config: PointConfig,
     pub aggregate: Aggregate,
-    /// The probe's verdict: None when not sent; Some(Err(detail)) when it failed.
-    pub probe: Option<Result<(), String>>,
-    /// Largest dispatcher lag (client saturation), ms.
-    pub max_dispatch_lag_ms: f64,
 }
 
 /// Live progress for a CLI.
@@ -121,19 +120,6 @@ pub fn point_label(a: &Arrival) -> String {
     }
 }
 
-fn arrival_json(a: &Arrival) -> serde_json::Value {
-    match a {
-        Arrival::Closed { concurrency } => json!({"mode": "closed", "concurrency": concurrency}),
-        Arrival::Open {
-            rate,
-            burstiness,
-            max_concurrency,
-        } => {
-            json!({"mode": "open", "request_rate": rate, "burstiness": burstiness, "max_concurrency": max_concurrency})
-        }
-    }
-}
-
 async fn send_all(
     client: &HttpClient,
     target: &Arc<Target>,
@@ -175,9 +161,21 @@ async fn prepare(w: &Workload, start: usize, n: usize) -> Arc<Prepared> {
     }
 }
 
-/// Runs the sweep, storing as it goes. Returns the run id and the points.
+/// Runs the sweep as a `load` run, storing as it goes. Returns the run id and the
+/// points.
 pub async fn run_load(
     cfg: LoadConfig,
+    progress: Arc<LoadProgress>,
+) -> Result<(i64, Vec<PointResult>), LoadError> {
+    run_sweep(cfg, RunKind::Load, RunLinks::default(), progress).await
+}
+
+/// Runs the sweep as a run of `kind` (a sweep that is part of a larger run, e.g. a
+/// `pd` run) with its `links`, storing as it goes.
+pub async fn run_sweep(
+    cfg: LoadConfig,
+    kind: RunKind,
+    links: RunLinks,
     progress: Arc<LoadProgress>,
 ) -> Result<(i64, Vec<PointResult>), LoadError> {
     if cfg.points.is_empty() {
@@ -193,11 +191,12 @@ pub async fn run_load(
         "workload": cfg.workload.describe_json(),
         "gpus": cfg.aggregate.gpus, "replicas": cfg.aggregate.replicas,
     });
-    let run_id = store.create_run(
-        "load",
+    let run_id = store.create_linked_run(
+        kind,
         &cfg.label,
         servescope_proto::now_ns(),
         &args.to_string(),
+        &links,
     )?;
     let client = HttpClient::new(cfg.max_connections);
     let target = Arc::new(cfg.target.clone());
@@ -274,8 +273,8 @@ pub async fn run_load(
                 next_index += 1;
                 let o = execute(&client, &target, &counting_probe(1, 8, 4), slot, &clock).await;
                 Some(match o.record.error {
-                    None => Ok(()),
-                    Some(e) => Err(format!(
+                    None => ProbeVerdict::passed(),
+                    Some(e) => ProbeVerdict::failed(format!(
                         "{}: {}",
                         e.key(),
                         o.error_detail.unwrap_or_default()
@@ -291,35 +290,34 @@ pub async fn run_load(
                 .map(|o| o.dispatch_lag.as_secs_f64() * 1e3)
                 .fold(0.0, f64::max);
             let label = point_label(arrival);
-            let mut config = arrival_json(arrival);
-            config["trial"] = json!(trial);
-            config["max_dispatch_lag_ms"] = json!(max_lag);
-            config["probe"] = match &probe {
-                None => serde_json::Value::Null,
-                Some(Ok(())) => json!({"ok": true}),
-                Some(Err(d)) => json!({"ok": false, "detail": d}),
+            let config = PointConfig {
+                arrival: arrival.clone(),
+                trial,
+                max_dispatch_lag_ms: Some(max_lag),
+                probe,
+                exp: None,
             };
             store.save_point(
                 run_id,
-                pi as i64,
-                trial as i64,
-                &label,
-                &config,
-                &agg,
-                &outcomes,
-                &warm,
-                (started, ended),
+                &LoadPoint {
+                    point: pi as i64,
+                    trial: trial as i64,
+                    label: &label,
+                    config: &config,
+                    aggregate: &agg,
+                    outcomes: &outcomes,
+                    warmup: &warm,
+                    span_ns: (started, ended),
+                },
             )?;
             if agg.completed == 0 && agg.num_requests > 0 {
                 status = "failed";
             }
             results.push(PointResult {
                 point: pi,
-                trial,
                 label,
+                config,
                 aggregate: agg,
-                probe,
-                max_dispatch_lag_ms: max_lag,
             });
         }
     }

@@ -23,12 +23,11 @@ pub mod receiver;
 pub mod requests;
 pub mod startup;
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 
 use crate::startup::Timeline;
 
+pub use crate::store::RequestSpan;
 pub use receiver::{Collector, Limits, Receiver, DEFAULT_LISTEN};
 pub use requests::{summarize, RequestSummary};
 
@@ -54,75 +53,6 @@ pub struct ServiceKey {
     pub service: String,
     /// Resource `host.name`, else `service.instance.id`, else the sender's IP address.
     pub host: Option<String>,
-}
-
-/// One `llm_request` span. Times are the producer's clock (see [`ServiceKey::host`]);
-/// latencies are in seconds, as vLLM sets them.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct RequestSpan {
-    pub service: String,
-    pub host: Option<String>,
-    /// Process that sent it (`vllm.process_name pid=…` or `pid=…`), when known.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub process: Option<String>,
-    /// Lowercase hex; a client-generated `traceparent` links client and server spans.
-    pub trace_id: Option<String>,
-    pub span_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub parent_span_id: Option<String>,
-    /// Arrival (span start), ns since the epoch on `host`'s clock.
-    pub start_ns: Option<i64>,
-    pub end_ns: Option<i64>,
-    /// `gen_ai.request.id`.
-    pub request_id: Option<String>,
-    /// `gen_ai.response.model`, else `gen_ai.request.model`.
-    pub model: Option<String>,
-    /// `gen_ai.usage.prompt_tokens`.
-    pub prompt_tokens: Option<u64>,
-    /// `gen_ai.usage.completion_tokens`.
-    pub completion_tokens: Option<u64>,
-    /// `gen_ai.usage.cached_tokens` (newer vLLM).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cached_tokens: Option<u64>,
-    /// `gen_ai.request.max_tokens`.
-    pub max_tokens: Option<u64>,
-    /// `gen_ai.request.n`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub n: Option<u64>,
-    /// `gen_ai.request.temperature`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub temperature: Option<f64>,
-    /// `gen_ai.request.top_p`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub top_p: Option<f64>,
-    /// `gen_ai.latency.time_in_queue`.
-    pub queue_s: Option<f64>,
-    /// `gen_ai.latency.time_to_first_token`.
-    pub ttft_s: Option<f64>,
-    /// `gen_ai.latency.e2e`.
-    pub e2e_s: Option<f64>,
-    /// `gen_ai.latency.time_in_scheduler`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub scheduler_s: Option<f64>,
-    /// `gen_ai.latency.time_in_model_prefill`.
-    pub prefill_s: Option<f64>,
-    /// `gen_ai.latency.time_in_model_decode`.
-    pub decode_s: Option<f64>,
-    /// `gen_ai.latency.time_in_model_inference`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub inference_s: Option<f64>,
-    /// `gen_ai.latency.time_in_model_forward`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub forward_s: Option<f64>,
-    /// `gen_ai.latency.time_in_model_execute`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub execute_s: Option<f64>,
-    /// Span status was `ERROR`.
-    #[serde(default)]
-    pub error: bool,
-    /// Every other attribute, as text (bounded).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub attrs: BTreeMap<String, String>,
 }
 
 /// A span that is not a known startup phase, summarised by name (per service/host).

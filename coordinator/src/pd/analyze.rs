@@ -15,7 +15,7 @@ use super::runlevel;
 use super::PdError;
 use crate::engine::{parse, EngineWindow, Exposition, ParseLimits, Role};
 use crate::load::stats::percentile;
-use crate::store::{Store, StoredRequest};
+use crate::store::{RunLinks, Store, StoredRequest};
 
 /// Options of an attribution.
 #[derive(Debug, Clone, Default)]
@@ -92,9 +92,9 @@ fn gauges(sc: &[Scrape], decode: &[String], from: u64, to: u64) -> Gauges {
 }
 
 /// Clock offsets (host − coordinator) of the agents recorded with this run.
-fn offsets(store: &Store, args: &serde_json::Value) -> Offsets {
+fn offsets(store: &Store, links: &RunLinks) -> Offsets {
     let mut o = Offsets::new();
-    if let Some(t) = args.get("telemetry_run").and_then(|v| v.as_i64()) {
+    if let Some(t) = links.telemetry_run {
         if let Ok(agents) = store.run_agents(t) {
             for a in agents {
                 if let Some(off) = a.offset_ns {
@@ -112,7 +112,7 @@ pub fn attribute(store: &Store, run: i64, opts: &AttributeOptions) -> Result<Att
     if points.is_empty() {
         return Err(PdError::NoPoints(run));
     }
-    let args = store.run_args(run).unwrap_or_default();
+    let links = store.run_links(run)?;
     let mut notes = Vec::new();
     let mut scrapes = Vec::new();
     for s in store.scrapes(run)? {
@@ -188,7 +188,7 @@ pub fn attribute(store: &Store, run: i64, opts: &AttributeOptions) -> Result<Att
     if let Some(c) = opts.capacity_gbps {
         kv.capacity_gbps = Some(c);
         kv.capacity_source = Some("given (--capacity-gbps)".into());
-    } else if let Some(fr) = args.get("fabric_run").and_then(|v| v.as_i64()) {
+    } else if let Some(fr) = links.fabric_run {
         let best = store
             .fabric_probes(fr)?
             .iter()
@@ -200,14 +200,14 @@ pub fn attribute(store: &Store, run: i64, opts: &AttributeOptions) -> Result<Att
         }
     }
     apply_logs(&opts.engine_logs, &all, &mut kv, &mut jstats, &mut notes);
-    if let Some(t) = args.get("telemetry_run").and_then(|v| v.as_i64()) {
+    if let Some(t) = links.telemetry_run {
         let (from, to) = spans_of_point.iter().fold((i64::MAX, i64::MIN), |acc, p| {
             (acc.0.min(p.3 as i64), acc.1.max(p.4 as i64))
         });
         kv.nodes = kv::node_bytes(store, t, from, to)?;
         kv.carrier = kv::carrier(&kv.nodes, kv.bytes);
     }
-    let offs = offsets(store, &args);
+    let offs = offsets(store, &links);
     let first = first_on_pair(&joined);
     let mut out_points = Vec::new();
     for (p, start, n, from, to) in spans_of_point {
@@ -274,7 +274,7 @@ pub fn attribute(store: &Store, run: i64, opts: &AttributeOptions) -> Result<Att
             .map(|j| j.client.dispatch_lag_ns as f64 / 1e6)
             .collect();
         let lag_max = lags.iter().copied().fold(0.0, f64::max);
-        let probe = p.config.get("probe");
+        let probe = p.config.probe.as_ref();
         bds.sort_by(|a, b| b.ttft_ms.total_cmp(&a.ttft_ms));
         let keep = opts.slowest.max(1);
         let breakdowns = if opts.slowest == usize::MAX {
@@ -287,7 +287,7 @@ pub fn attribute(store: &Store, run: i64, opts: &AttributeOptions) -> Result<Att
             point: p.point,
             trial: p.trial,
             label: p.label.clone(),
-            concurrency: p.config.get("concurrency").and_then(|v| v.as_f64()),
+            concurrency: p.config.concurrency().map(|c| c as f64),
             requests: n,
             failed: agg.failed as usize,
             errors_by_class: agg.errors_by_class.clone(),
@@ -299,11 +299,8 @@ pub fn attribute(store: &Store, run: i64, opts: &AttributeOptions) -> Result<Att
             run_level,
             decode,
             gauges: gauges(&scrapes, &d_names, from, to),
-            probe_ok: probe.and_then(|v| v.get("ok")).and_then(|v| v.as_bool()),
-            probe_detail: probe
-                .and_then(|v| v.get("detail"))
-                .and_then(|v| v.as_str())
-                .map(str::to_string),
+            probe_ok: probe.map(|v| v.ok),
+            probe_detail: probe.and_then(|v| v.detail.clone()),
             dispatch_lag_p99_ms: percentile(&mut lags, 99.0),
             dispatch_lag_max_ms: lag_max,
         });

@@ -7,6 +7,7 @@ use std::fmt::Write;
 
 use super::attribution::{Attribution, PointAttribution};
 use crate::report::chart::{Chart, Point, Series, XAxis, PALETTE};
+use crate::report::frame;
 use crate::report::svg::{escape, linear_ticks};
 
 /// Colour of a component (stable across charts).
@@ -108,10 +109,13 @@ fn point_label(p: &PointAttribution) -> String {
     }
 }
 
+/// The page's own rules (after the shared frame's).
+const CSS: &str = "body{max-width:1100px}td:first-child{text-align:left}.legend i{display:inline-block;width:12px;height:12px;margin:0 4px 0 10px}.critical{color:var(--bad)}";
+
 /// The page.
 pub fn render(a: &Attribution, slowest: usize) -> String {
-    let mut h = String::new();
-    let _ = write!(h, "<!doctype html><html><head><meta charset=utf-8><title>servescope attribution, run {}</title><style>body{{font-family:sans-serif;margin:24px;max-width:1100px}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}th{{background:#eee}}td:first-child{{text-align:left}}.legend i{{display:inline-block;width:12px;height:12px;margin:0 4px 0 10px}}.critical{{color:#b00}}.warning{{color:#a60}}</style></head><body><h1>P/D attribution, run {}</h1>", a.run_id, a.run_id);
+    let mut h = frame::open(&format!("servescope attribution, run {}", a.run_id), CSS);
+    let _ = write!(h, "<h1>P/D attribution, run {}</h1>", a.run_id);
     h.push_str("<h2>Findings</h2>");
     if a.findings.is_empty() {
         h.push_str("<p>No finding: nothing in this run trips a diagnosis rule.</p>");
@@ -312,6 +316,6 @@ pub fn render(a: &Attribution, slowest: usize) -> String {
         }
         h.push_str("</ul>");
     }
-    h.push_str("</body></html>");
+    frame::close(&mut h);
     h
 }

@@ -2,8 +2,9 @@
 //! scrapes every prefill and decode instance's `/metrics` (at the edges of every
 //! point and every `scrape_interval` in between), collects the engines'
 //! `llm_request` spans on its OTLP receiver, and afterwards pulls the agents'
-//! telemetry of the same minutes; everything is stored under the run, whose kind
-//! becomes `pd`, so `servescope attribute RUN` can join it.
+//! telemetry of the same minutes; everything is stored under the run (a `pd` run
+//! from its start, linked to its telemetry and fabric runs), so
+//! `servescope attribute RUN` can join it.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -15,10 +16,10 @@ use super::PdError;
 use crate::connect::AgentEndpoint;
 use crate::engine::scrape::{scrape_once, Phase, Role, ScrapeLoop, ScrapeTarget, Scraped};
 use crate::load::http::HttpClient;
-use crate::load::runner::{run_load, LoadConfig, LoadProgress, PointHook, PointResult};
+use crate::load::runner::{run_sweep, LoadConfig, LoadProgress, PointHook, PointResult};
 use crate::otlp::Receiver;
 use crate::record::{record, RecordConfig};
-use crate::store::Store;
+use crate::store::{RunKind, RunLinks, Store};
 
 /// What `pd run` does.
 pub struct PdRunConfig {
@@ -98,7 +99,12 @@ pub async fn pd_run(
     let db = cfg.load.db.clone();
     let scraper = ScrapeLoop::start(client.clone(), tg.clone(), cfg.scrape_interval).await;
     let started = servescope_proto::now_ns();
-    let load = run_load(cfg.load, progress).await;
+    let links = RunLinks {
+        fabric_run: cfg.fabric_run,
+        ..Default::default()
+    };
+    let proxy = cfg.load.target.base_url.clone();
+    let load = run_sweep(cfg.load, RunKind::Pd, links, progress).await;
     let mut scrapes = scraper.stop().await;
     let (run_id, points) = load?;
     scrapes.extend(std::mem::take(
@@ -131,21 +137,17 @@ pub async fn pd_run(
             .map_err(|e| PdError::Config(format!("recording the agents: {e}")))?;
         telemetry_run = Some(out.run_id);
     }
-    let mut args = store.run_args(run_id)?;
-    args["pd"] = json!({
-        "proxy": args.get("endpoint").cloned(),
+    let pd = json!({
+        "proxy": proxy,
         "prefill": cfg.prefill, "decode": cfg.decode,
         "scrape_interval_s": cfg.scrape_interval.as_secs_f64(),
         "otlp_listen": otlp_listen.map(|a| a.to_string()), "otlp": otlp_stats,
         "started_ns": started,
     });
+    store.add_run_arg(run_id, "pd", &pd)?;
     if let Some(t) = telemetry_run {
-        args["telemetry_run"] = json!(t);
+        store.link_telemetry(run_id, t)?;
     }
-    if let Some(f) = cfg.fabric_run {
-        args["fabric_run"] = json!(f);
-    }
-    store.set_run_kind_args(run_id, "pd", &args)?;
     Ok(PdRunOutcome {
         run_id,
         points,

@@ -4,24 +4,22 @@
 use std::fmt::Write;
 
 use super::figures::charts;
+use super::frame;
 use super::svg::{escape, format_value};
 use super::sweep::{groups, run_name, short_label};
 use super::RunData;
 use crate::load::metrics::Aggregate;
 use crate::store::PointRow;
 
+/// The report's own rules (after the shared frame's).
 const CSS: &str = "
-body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,'DejaVu Sans',sans-serif;margin:20px 24px;color:#222;background:#fafafa}
-h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 10px;border-bottom:1px solid #ddd;padding-bottom:4px}
-p.sub{color:#666;margin:0 0 16px;font-size:13px}
+h2{margin-top:28px;border-bottom:1px solid var(--line);padding-bottom:4px}
+p.sub{color:var(--muted);margin:0 0 16px;font-size:13px}
 .grid{display:flex;flex-wrap:wrap;gap:16px}
-.grid svg{border:1px solid #ddd;border-radius:4px;background:#fff}
-table{border-collapse:collapse;font-size:12.5px;background:#fff;margin-bottom:8px}
-th,td{border:1px solid #ddd;padding:3px 6px;text-align:right;white-space:nowrap}
-th{background:#f0f0f0;font-weight:600;white-space:normal;vertical-align:bottom}td.l,th.l{text-align:left}
-td.bad{color:#b00020;font-weight:600}td.ok{color:#1b7f3b;text-align:left}td.wrap{white-space:normal;max-width:420px;text-align:left}
+th,td{white-space:nowrap}th{white-space:normal;vertical-align:bottom}
+td.bad{font-weight:600}td.ok{text-align:left}td.wrap{white-space:normal;max-width:420px;text-align:left}
 .tw{overflow-x:auto;max-width:100%}
-.notes{font-size:12.5px;color:#555;max-width:1100px}
+.notes{font-size:12.5px;color:var(--muted);max-width:1100px}
 ";
 
 pub use crate::text::utc;
@@ -49,7 +47,7 @@ fn runs_table(s: &mut String, runs: &[RunData]) {
             "<tr><td>{}</td><td class=l>{}</td><td class=l>{}</td><td class=l>{}</td><td class=l>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             r.run.id,
             escape(&r.run.label),
-            escape(&r.run.kind),
+            escape(r.run.kind.as_str()),
             escape(&r.run.status),
             utc(r.run.started_ns),
             groups(r).len(),
@@ -94,8 +92,7 @@ fn summary_row(s: &mut String, r: &RunData, p: &PointRow) {
     td(s, &a.peak_concurrency.to_string());
     let lag = p
         .config
-        .get("max_dispatch_lag_ms")
-        .and_then(|v| v.as_f64())
+        .max_dispatch_lag_ms
         .map_or("–".into(), format_value);
     td(s, &lag);
     s.push_str("</tr>");
@@ -113,13 +110,10 @@ fn summary_table(s: &mut String, runs: &[RunData]) {
 
 /// The probe's verdict from a point's config: text and CSS class.
 fn probe(p: &PointRow) -> (String, &'static str) {
-    match p.config.get("probe") {
-        Some(v) if v.get("ok").and_then(|o| o.as_bool()) == Some(true) => ("ok".into(), "ok"),
-        Some(v) if v.get("ok").is_some() => {
-            let d = v.get("detail").and_then(|d| d.as_str()).unwrap_or("");
-            (format!("FAILED {d}"), "bad wrap")
-        }
-        _ => ("not sent".into(), "l"),
+    match p.config.probe.as_ref().map(|v| v.failure()) {
+        Some(None) => ("ok".into(), "ok"),
+        Some(Some(d)) => (format!("FAILED {d}"), "bad wrap"),
+        None => ("not sent".into(), "l"),
     }
 }
 
@@ -155,13 +149,8 @@ fn failure_table(s: &mut String, runs: &[RunData]) {
 
 /// The whole report page.
 pub fn render_html(runs: &[RunData]) -> String {
-    let mut s = String::with_capacity(64 * 1024);
     let ids: Vec<String> = runs.iter().map(|r| r.run.id.to_string()).collect();
-    let _ = write!(
-        s,
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>servescope report: run {}</title><style>{CSS}</style></head><body>",
-        escape(&ids.join(", "))
-    );
+    let mut s = frame::open(&format!("servescope report: run {}", ids.join(", ")), CSS);
     let _ = write!(
         s,
         "<h1>servescope load report</h1><p class=sub>runs {} · latencies count from each request's scheduled time (waiting for a slot included) · points: mean over trials, whiskers min–max</p>",
@@ -188,7 +177,7 @@ pub fn render_html(runs: &[RunData]) -> String {
     s.push_str("<h2>Failures and output probe</h2>");
     failure_table(&mut s, runs);
     s.push_str("<div class=notes><p>TTFT, TPOT, ITL and E2EL follow <code>vllm bench serve</code>'s definitions (TPOT = (E2EL − TTFT)/(output tokens − 1)); percentiles are over all samples of a point. Throughputs count successful requests over the point's duration. Max dispatch lag is the client's own delay in sending (large values mean the client, not the server, was saturated). The output probe is a counting prompt with a known continuation, sent after each point.</p></div>");
-    s.push_str("</body></html>\n");
+    frame::close(&mut s);
     s
 }
 

@@ -3,13 +3,14 @@
 //! concurrency or request rate, the throughput–latency curve, latency CDFs, a
 //! summary and a failure table.
 //!
-//! [`load_runs`] reads the store (aggregates through [`Store`], per-request latency
-//! samples through a read-only SQLite connection); [`render_html`] turns them into
-//! the page; [`write_report`] does both and writes the file.
+//! [`load_runs`] reads the store (aggregates and per-request latency samples through
+//! [`Store`]); [`render_html`] turns them into the page; [`write_report`] does both
+//! and writes the file.
 
 mod cdf;
 pub mod chart;
 mod figures;
+pub mod frame;
 pub mod html;
 mod layout;
 pub mod svg;
@@ -18,9 +19,6 @@ mod sweep;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use rusqlite::{Connection, OpenFlags};
-
-use crate::load::metrics::RequestRecord;
 use crate::store::{PointRow, RunRow, Store, StoreError};
 
 pub use html::render_html;
@@ -34,16 +32,8 @@ pub enum ReportError {
     NoRuns,
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("reading requests: {0}")]
-    Sql(#[from] rusqlite::Error),
     #[error("run {0} has no load points (is it a load run? `servescope runs` lists kinds)")]
     NoPoints(i64),
-    #[error("run {run}: request record of point {point_id} is corrupt: {message}")]
-    CorruptRecord {
-        run: i64,
-        point_id: i64,
-        message: String,
-    },
     #[error("writing {path}: {source}")]
     Write {
         path: String,
@@ -79,11 +69,6 @@ pub fn load_runs(db: &Path, runs: &[i64]) -> Result<Vec<RunData>> {
         return Err(ReportError::NoStore(db.display().to_string()));
     }
     let store = Store::open(db)?;
-    let conn = Connection::open_with_flags(
-        db,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )?;
-    conn.busy_timeout(std::time::Duration::from_secs(10))?;
     let mut out = Vec::with_capacity(runs.len());
     for &id in runs {
         let run = store.run(id)?;
@@ -93,7 +78,7 @@ pub fn load_runs(db: &Path, runs: &[i64]) -> Result<Vec<RunData>> {
         }
         let mut samples = BTreeMap::new();
         for p in &points {
-            if let Some(s) = point_samples(&conn, id, p.id)? {
+            if let Some(s) = point_samples(&store, p.id)? {
                 samples.insert(p.id, s);
             }
         }
@@ -108,30 +93,19 @@ pub fn load_runs(db: &Path, runs: &[i64]) -> Result<Vec<RunData>> {
 
 /// The latency samples of a point's measured successes; `None` when the point has
 /// no stored requests (e.g. imported aggregates).
-pub fn point_samples(conn: &Connection, run: i64, point_id: i64) -> Result<Option<LatencySamples>> {
-    let mut st =
-        conn.prepare_cached("SELECT record FROM requests WHERE point_id = ?1 AND warmup = 0")?;
-    let mut rows = st.query([point_id])?;
+pub fn point_samples(store: &Store, point_id: i64) -> Result<Option<LatencySamples>> {
+    let records = store.measured_records(point_id)?;
+    if records.is_empty() {
+        return Ok(None);
+    }
     let mut s = LatencySamples::default();
-    let mut any = false;
-    while let Some(row) = rows.next()? {
-        any = true;
-        let text: String = row.get(0)?;
-        let rec: RequestRecord =
-            serde_json::from_str(&text).map_err(|e| ReportError::CorruptRecord {
-                run,
-                point_id,
-                message: e.to_string(),
-            })?;
-        if !rec.is_success() {
-            continue;
-        }
+    for rec in records.iter().filter(|r| r.is_success()) {
         let l = rec.latencies();
         s.ttft_ms.extend(l.ttft_ms);
         s.tpot_ms.extend(l.tpot_ms);
         s.e2el_ms.push(l.e2el_ms);
     }
-    Ok(any.then_some(s))
+    Ok(Some(s))
 }
 
 /// Reads the runs from `db`, renders the report and writes it to `out`.

@@ -4,6 +4,7 @@
 
 use super::svg::format_value;
 use super::RunData;
+use crate::load::schedule::Arrival;
 use crate::store::PointRow;
 
 pub(crate) const WIDTH: f64 = 640.0;
@@ -18,20 +19,15 @@ pub(crate) struct Group<'a> {
 }
 
 pub(crate) fn is_open(p: &PointRow) -> bool {
-    p.config.get("mode").and_then(|m| m.as_str()) == Some("open")
+    p.config.request_rate().is_some()
 }
 
-/// Concurrency (closed loop) or request rate (open loop); the point's rank otherwise.
+/// Concurrency (closed loop) or request rate (open loop).
 pub(crate) fn x_of(p: &PointRow) -> f64 {
-    let key = if is_open(p) {
-        "request_rate"
-    } else {
-        "concurrency"
-    };
-    p.config
-        .get(key)
-        .and_then(|v| v.as_f64())
-        .unwrap_or((p.point + 1) as f64)
+    match p.config.arrival {
+        Arrival::Closed { concurrency } => concurrency as f64,
+        Arrival::Open { rate, .. } => rate,
+    }
 }
 
 pub(crate) fn short_label(p: &PointRow) -> String {

@@ -7,14 +7,17 @@ use std::path::Path;
 use super::chart::stacked_svg;
 use super::compare::Comparison;
 use super::error::StartupError;
+use crate::report::frame;
 use crate::report::svg::escape;
 
-const CSS: &str = "body{font-family:system-ui,sans-serif;margin:20px 24px;color:#222;background:#fafafa}h1{font-size:22px}h2{font-size:17px;margin-top:26px}table{border-collapse:collapse;font-size:12.5px;background:#fff}th,td{border:1px solid #ddd;padding:3px 6px;text-align:right;white-space:nowrap}th{background:#f0f0f0}td.l,th.l{text-align:left}svg{background:#fff;border:1px solid #ddd;border-radius:4px}p.n{color:#555;font-size:13px;max-width:1000px}";
+/// The page's own rules (after the shared frame's).
+const CSS: &str =
+    "th,td{white-space:nowrap}p.n{color:var(--muted);font-size:13px;max-width:1000px}";
 
 /// The whole page: chart, then one table per model. No script, no external resource.
 pub fn render_html(c: &Comparison) -> String {
-    let mut s = String::new();
-    let _ = write!(s, "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>servescope startup compare</title><style>{CSS}</style></head><body><h1>Replica startup: where the time goes</h1>");
+    let mut s = frame::open("servescope startup compare", CSS);
+    s.push_str("<h1>Replica startup: where the time goes</h1>");
     s.push_str("<p class=n>Phases from the engine's own log lines (durations the engine printed where it printed one; boundaries it does not log are inferred from neighbouring lines). Unattributed: time between known phases that no line explains. Several logs with one label are trials: mean, with min–max; [k/n]: only k of the n trials have the phase. Bars are wall-clock spans and add up to first line → first request; the tables show the engine's own durations.</p>");
     s.push_str(&stacked_svg(c));
     let mut model: Option<&str> = None;
@@ -52,7 +55,7 @@ pub fn render_html(c: &Comparison) -> String {
     if model.is_some() {
         s.push_str("</table>");
     }
-    s.push_str("</body></html>\n");
+    frame::close(&mut s);
     s
 }
 

@@ -4,9 +4,8 @@
 
 use rusqlite::params;
 
+use super::engine_records::{Phase, RequestSpan, Role, Scraped};
 use super::{Result, Store, StoreError};
-use crate::engine::{Phase, Role, Scraped};
-use crate::otlp::RequestSpan;
 
 fn corrupt(what: &'static str, message: impl Into<String>) -> StoreError {
     StoreError::Corrupt {
@@ -121,6 +120,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::RunKind;
 
     fn scrape(
         target: &str,
@@ -152,8 +152,8 @@ mod tests {
     #[test]
     fn scrapes_and_spans_round_trip_per_run() {
         let mut st = Store::in_memory().expect("store");
-        let run = st.create_run("load", "t", 1, "{}").expect("run");
-        let other = st.create_run("load", "u", 2, "{}").expect("run");
+        let run = st.create_run(RunKind::Load, "t", 1, "{}").expect("run");
+        let other = st.create_run(RunKind::Load, "u", 2, "{}").expect("run");
         let s = vec![
             scrape("d0", Phase::Before, 100, Ok("vllm:x 1\n")),
             scrape("d1", Phase::Before, 101, Err("connect refused")),
@@ -194,7 +194,7 @@ mod tests {
     #[test]
     fn a_corrupt_role_is_an_error_not_a_panic() {
         let mut st = Store::in_memory().expect("store");
-        let run = st.create_run("load", "t", 1, "{}").expect("run");
+        let run = st.create_run(RunKind::Load, "t", 1, "{}").expect("run");
         st.save_scrapes(run, &[scrape("p0", Phase::After, 5, Ok("a 1\n"))])
             .expect("save");
         st.conn

@@ -5,10 +5,8 @@
 
 use rusqlite::{params, OptionalExtension};
 
-use super::load::save_point_tx;
-use super::{Result, Store};
-use crate::load::metrics::Aggregate;
-use crate::load::request::Outcome;
+use super::load::{save_point_tx, LoadPoint};
+use super::{Result, RunKind, Store};
 
 /// A stored experiment.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -34,16 +32,12 @@ pub struct ExpPointRow {
     pub detail: Option<String>,
 }
 
-/// One measured point to store.
+/// One measured point to store, in a run of its own labelled as the point.
 pub struct ExpPoint<'a> {
     pub key: &'a str,
     pub deployment: &'a str,
-    pub label: &'a str,
     pub run_args: &'a serde_json::Value,
-    pub config: &'a serde_json::Value,
-    pub aggregate: &'a Aggregate,
-    pub outcomes: &'a [Outcome],
-    pub span_ns: (u64, u64),
+    pub point: LoadPoint<'a>,
     /// `done` or `failed`.
     pub status: &'a str,
     pub detail: Option<&'a str>,
@@ -123,22 +117,20 @@ impl Store {
     pub fn save_exp_point(&mut self, exp: i64, p: &ExpPoint<'_>) -> Result<(i64, i64)> {
         let tx = self.conn.transaction()?;
         tx.execute(
-            "INSERT INTO runs(kind, label, started_ns, ended_ns, status, args) VALUES ('exp', ?1, ?2, ?3, ?4, ?5)",
-            params![p.label, p.span_ns.0 as i64, p.span_ns.1 as i64, p.status, p.run_args.to_string()],
+            "INSERT INTO runs(kind, label, started_ns, ended_ns, status, args, experiment_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                RunKind::Exp.as_str(),
+                p.point.label,
+                p.point.span_ns.0 as i64,
+                p.point.span_ns.1 as i64,
+                p.status,
+                p.run_args.to_string(),
+                exp
+            ],
         )?;
         let run = tx.last_insert_rowid();
-        let point = save_point_tx(
-            &tx,
-            run,
-            0,
-            0,
-            p.label,
-            p.config,
-            p.aggregate,
-            p.outcomes,
-            &[],
-            p.span_ns,
-        )?;
+        let point = save_point_tx(&tx, run, &p.point)?;
         tx.execute(
             "INSERT INTO exp_points(exp_id, key, deployment, run_id, point_id, status, detail)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",

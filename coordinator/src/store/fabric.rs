@@ -122,12 +122,13 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::RunKind;
     use servescope_proto::v1::{CounterDelta, TransportTruthMsg};
 
     #[test]
     fn probes_round_trip_with_evidence_and_partial_results() {
         let mut s = Store::in_memory().expect("store");
-        let run = s.create_run("fabric", "t", 1, "{}").expect("run");
+        let run = s.create_run(RunKind::Fabric, "t", 1, "{}").expect("run");
         let o = ProbeOutcome {
             from: "a:1".into(),
             to: "b:1".into(),

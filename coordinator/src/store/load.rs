@@ -3,9 +3,11 @@
 
 use rusqlite::params;
 
+use servescope_loadgen::metrics::Aggregate;
+use servescope_loadgen::request::Outcome;
+
+use super::point::PointConfig;
 use super::{Result, Store, StoreError};
-use crate::load::metrics::Aggregate;
-use crate::load::request::Outcome;
 
 /// A stored point.
 #[derive(Debug, Clone)]
@@ -14,8 +16,24 @@ pub struct PointRow {
     pub point: i64,
     pub trial: i64,
     pub label: String,
-    pub config: serde_json::Value,
+    pub config: PointConfig,
     pub aggregate: Aggregate,
+}
+
+/// A measured point to store: its place in its run's sweep, its configuration,
+/// aggregate and requests.
+#[derive(Debug, Clone, Copy)]
+pub struct LoadPoint<'a> {
+    pub point: i64,
+    pub trial: i64,
+    pub label: &'a str,
+    pub config: &'a PointConfig,
+    pub aggregate: &'a Aggregate,
+    pub outcomes: &'a [Outcome],
+    /// Warm-up requests (stored, flagged).
+    pub warmup: &'a [Outcome],
+    /// When the measured requests started and ended (ns, coordinator clock).
+    pub span_ns: (u64, u64),
 }
 
 fn json_err(what: &'static str) -> impl Fn(serde_json::Error) -> StoreError {
@@ -28,23 +46,9 @@ fn json_err(what: &'static str) -> impl Fn(serde_json::Error) -> StoreError {
 impl Store {
     /// Stores a measured point and its requests (warm-up requests flagged) in one
     /// transaction; returns the point id.
-    #[allow(clippy::too_many_arguments)]
-    pub fn save_point(
-        &mut self,
-        run: i64,
-        point: i64,
-        trial: i64,
-        label: &str,
-        config: &serde_json::Value,
-        agg: &Aggregate,
-        outcomes: &[Outcome],
-        warmup: &[Outcome],
-        span_ns: (u64, u64),
-    ) -> Result<i64> {
+    pub fn save_point(&mut self, run: i64, p: &LoadPoint<'_>) -> Result<i64> {
         let tx = self.conn.transaction()?;
-        let id = save_point_tx(
-            &tx, run, point, trial, label, config, agg, outcomes, warmup, span_ns,
-        )?;
+        let id = save_point_tx(&tx, run, p)?;
         tx.commit()?;
         Ok(id)
     }
@@ -90,24 +94,17 @@ impl Store {
 }
 
 /// [`Store::save_point`] inside a caller's transaction.
-#[allow(clippy::too_many_arguments)]
 pub(super) fn save_point_tx(
     tx: &rusqlite::Transaction<'_>,
     run: i64,
-    point: i64,
-    trial: i64,
-    label: &str,
-    config: &serde_json::Value,
-    agg: &Aggregate,
-    outcomes: &[Outcome],
-    warmup: &[Outcome],
-    span_ns: (u64, u64),
+    p: &LoadPoint<'_>,
 ) -> Result<i64> {
-    let agg_json = serde_json::to_string(agg).map_err(json_err("aggregate"))?;
+    let agg_json = serde_json::to_string(p.aggregate).map_err(json_err("aggregate"))?;
+    let config = serde_json::to_string(p.config).map_err(json_err("point config"))?;
     tx.execute(
         "INSERT INTO load_points(run_id, point, trial, label, config, aggregate, started_ns, ended_ns)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        params![run, point, trial, label, config.to_string(), agg_json, span_ns.0 as i64, span_ns.1 as i64],
+        params![run, p.point, p.trial, p.label, config, agg_json, p.span_ns.0 as i64, p.span_ns.1 as i64],
     )?;
     let id = tx.last_insert_rowid();
     {
@@ -115,7 +112,7 @@ pub(super) fn save_point_tx(
             "INSERT OR REPLACE INTO requests(point_id, idx, request_id, warmup, status, error_class, error_detail,
              record, usage, server_metrics, dispatch_lag_ns) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
         )?;
-        for (is_warmup, set) in [(0, outcomes), (1, warmup)] {
+        for (is_warmup, set) in [(0, p.outcomes), (1, p.warmup)] {
             for o in set {
                 let record =
                     serde_json::to_string(&o.record).map_err(json_err("request record"))?;

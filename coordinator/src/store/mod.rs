@@ -4,15 +4,21 @@
 //! committed in small transactions as they arrive.
 
 mod engine;
+mod engine_records;
 mod exp;
 mod fabric;
 mod load;
+mod point;
 mod requests;
+mod runs;
 mod schema;
 
+pub use engine_records::{Phase, RequestSpan, Role, Scraped};
 pub use exp::{ExpPoint, ExpPointRow, ExperimentRow};
-pub use load::PointRow;
+pub use load::{LoadPoint, PointRow};
+pub use point::{arrival_json, ExpPointFacts, PointConfig, ProbeVerdict};
 pub use requests::StoredRequest;
+pub use runs::{RunKind, RunLinks, RunRow};
 
 use std::path::Path;
 
@@ -43,21 +49,6 @@ pub enum StoreError {
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
-
-/// A run's summary row.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct RunRow {
-    pub id: i64,
-    pub kind: String,
-    pub label: String,
-    pub started_ns: i64,
-    pub ended_ns: Option<i64>,
-    pub status: String,
-    pub agents: i64,
-    pub samples: i64,
-    /// Measured (non-warm-up) requests of a load run.
-    pub requests: i64,
-}
 
 /// A run's agent and what is known of it.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -106,29 +97,6 @@ impl Store {
         conn.execute_batch("PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;")?;
         schema::migrate(&conn)?;
         Ok(Store { conn })
-    }
-
-    /// Starts a run; returns its id.
-    pub fn create_run(
-        &self,
-        kind: &str,
-        label: &str,
-        started_ns: u64,
-        args_json: &str,
-    ) -> Result<i64> {
-        self.conn.execute(
-            "INSERT INTO runs(kind, label, started_ns, status, args) VALUES (?1, ?2, ?3, 'running', ?4)",
-            params![kind, label, started_ns as i64, args_json],
-        )?;
-        Ok(self.conn.last_insert_rowid())
-    }
-
-    pub fn finish_run(&self, run: i64, ended_ns: u64, status: &str) -> Result<()> {
-        self.conn.execute(
-            "UPDATE runs SET ended_ns = ?2, status = ?3 WHERE id = ?1",
-            params![run, ended_ns as i64, status],
-        )?;
-        Ok(())
     }
 
     /// Registers an agent instance (address + hostname + instance id); idempotent.
@@ -244,38 +212,6 @@ impl Store {
         Ok(v.map(|x| x as u64))
     }
 
-    pub fn runs(&self) -> Result<Vec<RunRow>> {
-        let mut st = self.conn.prepare(
-            "SELECT r.id, r.kind, r.label, r.started_ns, r.ended_ns, r.status,
-                    (SELECT COUNT(*) FROM run_agents a WHERE a.run_id = r.id),
-                    (SELECT COUNT(*) FROM samples s WHERE s.run_id = r.id),
-                    (SELECT COUNT(*) FROM requests q JOIN load_points p ON q.point_id = p.id
-                      WHERE p.run_id = r.id AND q.warmup = 0)
-             FROM runs r ORDER BY r.id",
-        )?;
-        let rows = st.query_map([], |r| {
-            Ok(RunRow {
-                id: r.get(0)?,
-                kind: r.get(1)?,
-                label: r.get(2)?,
-                started_ns: r.get(3)?,
-                ended_ns: r.get(4)?,
-                status: r.get(5)?,
-                agents: r.get(6)?,
-                samples: r.get(7)?,
-                requests: r.get(8)?,
-            })
-        })?;
-        Ok(rows.collect::<std::result::Result<_, _>>()?)
-    }
-
-    pub fn run(&self, run: i64) -> Result<RunRow> {
-        self.runs()?
-            .into_iter()
-            .find(|r| r.id == run)
-            .ok_or(StoreError::NoRun(run))
-    }
-
     pub fn run_agents(&self, run: i64) -> Result<Vec<RunAgent>> {
         let mut st = self.conn.prepare(
             "SELECT a.id, a.address, a.hostname, a.instance, ra.offset_ns, ra.offset_error_ns, ra.rtt_ns, ra.reconnects,
@@ -352,7 +288,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.db");
         let mut st = Store::open(&path).unwrap();
-        let run = st.create_run("record", "t", 1, "{}").unwrap();
+        let run = st.create_run(RunKind::Record, "t", 1, "{}").unwrap();
         let inv = Inventory {
             hostname: "h".into(),
             agent_instance: 42,

@@ -1,7 +1,7 @@
 //! Reading stored requests back (attribution joins them with engine data).
 
 use super::{Result, Store, StoreError};
-use crate::load::metrics::RequestRecord;
+use servescope_loadgen::metrics::RequestRecord;
 
 /// One measured (not warm-up) request as stored.
 #[derive(Debug, Clone)]
@@ -66,6 +66,25 @@ impl Store {
 }
 
 impl Store {
+    /// The records of a point's measured (not warm-up) requests, in index order;
+    /// empty when the point has no stored requests (e.g. imported aggregates).
+    pub fn measured_records(&self, point_id: i64) -> Result<Vec<RequestRecord>> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT record FROM requests WHERE point_id = ?1 AND warmup = 0 ORDER BY idx",
+        )?;
+        let rows = st.query_map([point_id], |r| r.get::<_, String>(0))?;
+        let mut out = Vec::new();
+        for text in rows {
+            out.push(
+                serde_json::from_str(&text?).map_err(|e| StoreError::Corrupt {
+                    what: "request record",
+                    message: e.to_string(),
+                })?,
+            );
+        }
+        Ok(out)
+    }
+
     /// When a point's measured requests started and ended (ns, coordinator clock).
     pub fn point_span(&self, point_id: i64) -> Result<(i64, i64)> {
         Ok(self.conn.query_row(
@@ -73,29 +92,5 @@ impl Store {
             [point_id],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )?)
-    }
-
-    /// A run's arguments (JSON).
-    pub fn run_args(&self, run: i64) -> Result<serde_json::Value> {
-        let s: String = self
-            .conn
-            .query_row("SELECT args FROM runs WHERE id = ?1", [run], |r| r.get(0))
-            .map_err(|e| match e {
-                rusqlite::Error::QueryReturnedNoRows => StoreError::NoRun(run),
-                e => e.into(),
-            })?;
-        serde_json::from_str(&s).map_err(|e| StoreError::Corrupt {
-            what: "run args",
-            message: e.to_string(),
-        })
-    }
-
-    /// Changes a run's kind and arguments (a load run that became a pd run).
-    pub fn set_run_kind_args(&self, run: i64, kind: &str, args: &serde_json::Value) -> Result<()> {
-        self.conn.execute(
-            "UPDATE runs SET kind = ?2, args = ?3 WHERE id = ?1",
-            rusqlite::params![run, kind, args.to_string()],
-        )?;
-        Ok(())
     }
 }

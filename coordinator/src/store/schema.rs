@@ -5,7 +5,7 @@ use rusqlite::Connection;
 use super::{Result, StoreError};
 
 /// Current schema version.
-pub const VERSION: i64 = 6;
+pub const VERSION: i64 = 7;
 
 const V1: &str = "
 CREATE TABLE runs(
@@ -174,12 +174,26 @@ CREATE TABLE exp_points(
 ) WITHOUT ROWID;
 ";
 
-/// v6: a NIXL-level probe's per-transfer timing columns (encoded NixlXferStats) per result.
+/// v6: links between runs become columns (they were keys of `args`); old rows get
+/// them from their `args`, which keep what they held.
 const V6: &str = "
+ALTER TABLE runs ADD COLUMN telemetry_run INTEGER;
+ALTER TABLE runs ADD COLUMN fabric_run INTEGER;
+ALTER TABLE runs ADD COLUMN experiment_id INTEGER;
+UPDATE runs SET telemetry_run = json_extract(args, '$.telemetry_run'),
+                fabric_run = json_extract(args, '$.fabric_run')
+ WHERE json_valid(args);
+UPDATE runs SET experiment_id =
+    (SELECT e.id FROM experiments e WHERE e.name = json_extract(runs.args, '$.experiment'))
+ WHERE json_valid(args) AND json_extract(args, '$.experiment') IS NOT NULL;
+";
+
+/// v7: a NIXL-level probe's per-transfer timing columns (encoded NixlXferStats) per result.
+const V7: &str = "
 ALTER TABLE fabric_results ADD COLUMN nixl_pb BLOB;
 ";
 
-const STEPS: [&str; VERSION as usize] = [V1, V2, V3, V4, V5, V6];
+const STEPS: [&str; VERSION as usize] = [V1, V2, V3, V4, V5, V6, V7];
 
 /// Brings the schema to [`VERSION`], one transaction per version.
 pub fn migrate(conn: &Connection) -> Result<()> {
@@ -247,6 +261,35 @@ mod tests {
         }
         migrate(&conn).expect("idempotent");
         assert_eq!(version(&conn), VERSION);
+    }
+
+    #[test]
+    fn a_version_5_store_gets_its_run_links_from_args() {
+        let conn = Connection::open_in_memory().expect("open");
+        migrate_to(&conn, 5).expect("v5");
+        conn.execute_batch(
+            r#"INSERT INTO experiments(name, file, created_ns, status) VALUES ('e', '', 1, 'done');
+               INSERT INTO runs(kind, label, started_ns, status, args)
+                 VALUES ('pd', 'p', 1, 'done', '{"endpoint":"x","telemetry_run":2,"fabric_run":3}');
+               INSERT INTO runs(kind, label, started_ns, status, args)
+                 VALUES ('fabric-check', 'e: fabric preflight', 1, 'done', '{"experiment":"e","findings":[]}');
+               INSERT INTO runs(kind, label, started_ns, status, args)
+                 VALUES ('record', 'r', 1, 'done', 'not json');"#,
+        )
+        .expect("old rows");
+        migrate(&conn).expect("v6");
+        assert_eq!(version(&conn), VERSION);
+        let links = |id: i64| -> (Option<i64>, Option<i64>, Option<i64>) {
+            conn.query_row(
+                "SELECT telemetry_run, fabric_run, experiment_id FROM runs WHERE id = ?1",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .expect("row")
+        };
+        assert_eq!(links(1), (Some(2), Some(3), None));
+        assert_eq!(links(2), (None, None, Some(1)));
+        assert_eq!(links(3), (None, None, None));
     }
 
     #[test]

@@ -137,7 +137,14 @@ pub fn store_with(
     gpus: &[(u32, u32, Vec<GpuPoint>, Markers)],
 ) -> i64 {
     use servescope_proto::v1::{sample, GpuProcess, GpuReading, GpuSample, Inventory, Sample};
-    let run = store.create_run("record", "tp2", 1, "{}").unwrap();
+    let run = store
+        .create_run(
+            servescope_coordinator::store::RunKind::Record,
+            "tp2",
+            1,
+            "{}",
+        )
+        .unwrap();
     let inv = Inventory {
         hostname: "node-a".into(),
         agent_instance: 1,
