@@ -18,9 +18,9 @@ use crate::auth::TokenCheck;
 use crate::clock::now_ns;
 use crate::collect::{self, CallCosts, Found, RunContext, Shutdown};
 use crate::config::AgentConfig;
+use crate::metrics_http;
 use crate::ring::{Ring, RingLimits};
 use crate::service::{AgentService, InventorySource};
-use crate::metrics_http;
 
 /// Errors that stop the agent from starting.
 #[derive(Debug, thiserror::Error)]
