@@ -85,7 +85,8 @@ pub struct AgentArgs {
     pub host_interval_ms: Option<u64>,
     /// GPU PCIe/NVLink byte counters (GPM) interval in ms, a multiple of the sample
     /// interval; in between, samples repeat the last totals marked stale. Each GPM
-    /// read costs ~0.2 ms of CPU on an H200 [default: 200]
+    /// read costs ~0.2 ms of CPU on an H200; a GPU in a cold-start burst is read
+    /// every sample [default: 1000]
     #[arg(long)]
     pub gpu_counters_interval_ms: Option<u64>,
     /// Interval of the slower counters in ms: RDMA sysfs counters, host memory and
@@ -209,7 +210,7 @@ impl AgentConfig {
             tls: None,
             sample_interval: Duration::from_millis(100),
             host_interval: Duration::from_millis(1000),
-            gpu_counters_interval: Duration::from_millis(200),
+            gpu_counters_interval: Duration::from_millis(1000),
             rdma_interval: Duration::from_millis(1000),
             process_interval: Duration::from_millis(1000),
             buffer_horizon: Duration::from_secs(600),

@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use servescope_proto::v1::{Availability, GpuTopology, HostInfo, RdmaDeviceInfo};
 
-use super::gpu::{self, GpuCollector, GpuInit, SlowSampler, XidSource};
+use super::gpu::burst::Policy;
+use super::gpu::{self, BurstBoard, GpuCollector, GpuInit, SlowSampler, XidSource};
 use super::host::HostCollector;
 use super::kmsg::{self, KmsgSource};
 use super::rdma::{self, RdmaCollector, RdmaSampler};
@@ -84,7 +85,7 @@ pub struct Registry {
 pub fn build(cfg: &AgentConfig, ring: &Arc<Ring>, streams: &Arc<AtomicU64>) -> Registry {
     let mut producers = Vec::new();
     let mut notes = Vec::new();
-    let (gpu, gpu_status) = gpus(cfg, ring, &mut producers, &mut notes);
+    let (gpu, gpu_status, board) = gpus(cfg, ring, &mut producers, &mut notes);
     let host = host(cfg, &mut producers, &mut notes);
     let rdma_devices = rdma(cfg, &mut producers, &mut notes);
     let gpu_ids: Vec<(u32, String)> = gpu
@@ -96,7 +97,13 @@ pub fn build(cfg: &AgentConfig, ring: &Arc<Ring>, streams: &Arc<AtomicU64>) -> R
     let kernel_log = kernel_log(cfg, gpu_ids, &mut producers);
     if cfg.startup_watch {
         let w = WatchConfig::new(cfg.startup_log_globs.clone());
-        producers.push(Producer::source(StartupWatch::new(w)));
+        let mut watch = StartupWatch::new(w);
+        if let Some(b) = board {
+            // A serving process found through /proc starts a burst before its
+            // first CUDA call.
+            watch = watch.on_new_serving(move |pid| b.serving(pid));
+        }
+        producers.push(Producer::source(watch));
     }
     producers.push(Producer::periodic(
         SelfCollector {
@@ -119,26 +126,31 @@ pub fn build(cfg: &AgentConfig, ring: &Arc<Ring>, streams: &Arc<AtomicU64>) -> R
     }
 }
 
-/// NVML: the slow sampler, the fast sampler and the XID waiter, when there are GPUs.
+/// NVML: the slow sampler, the fast sampler and the XID waiter, when there are
+/// GPUs, sharing the GPUs' burst states (returned for the `/proc` discovery).
 fn gpus(
     cfg: &AgentConfig,
     ring: &Arc<Ring>,
     producers: &mut Vec<Producer>,
     notes: &mut Vec<String>,
-) -> (GpuInit, Arc<Mutex<Availability>>) {
+) -> (GpuInit, Arc<Mutex<Availability>>, Option<Arc<BurstBoard>>) {
     let g = gpu::init(cfg.nvml_lib.as_deref());
     let status = Arc::new(Mutex::new(g.availability.clone()));
     let Some(nvml) = g.nvml.as_ref().filter(|_| !g.gpus.is_empty()) else {
-        return (g, status);
+        return (g, status, None);
     };
     let slow = Arc::new(Mutex::new(Vec::new()));
     let indices: Vec<u32> = g.gpus.iter().map(|x| x.index).collect();
-    producers.push(Producer::source(SlowSampler::new(
-        Arc::clone(nvml),
-        &indices,
-        cfg.process_interval,
-        Arc::clone(&slow),
-    )));
+    let board = BurstBoard::new(&indices, Policy::default(), Arc::clone(ring));
+    producers.push(Producer::source(
+        SlowSampler::new(
+            Arc::clone(nvml),
+            &indices,
+            cfg.process_interval,
+            Arc::clone(&slow),
+        )
+        .with_burst(Arc::clone(&board)),
+    ));
     let fast = GpuCollector::new(
         Arc::clone(nvml),
         &g.gpus,
@@ -147,14 +159,15 @@ fn gpus(
         Arc::clone(&status),
     )
     .with_interval(cfg.sample_interval)
-    .with_counters_interval(cfg.sample_interval, cfg.gpu_counters_interval);
+    .with_counters_interval(cfg.sample_interval, cfg.gpu_counters_interval)
+    .with_burst(Arc::clone(&board));
     producers.push(Producer::periodic(fast, cfg.sample_interval));
     let count = u32::try_from(g.gpus.len()).unwrap_or(u32::MAX);
     match XidSource::new(Arc::clone(nvml), count) {
         Ok(x) => producers.push(Producer::source(x)),
         Err(why) => notes.push(format!("gpu: {why}")),
     }
-    (g, status)
+    (g, status, Some(board))
 }
 
 /// Host CPU, memory and network; memory and network at the RDMA cadence.

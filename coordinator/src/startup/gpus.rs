@@ -37,8 +37,9 @@ pub struct SeriesFilter {
     pub window: Option<(i64, i64)>,
 }
 
-/// One GPU reading: time, utilisation, PCIe RX total, every process's memory.
-type RawPoint = (i64, Option<f64>, Option<f64>, Vec<(u32, f64)>);
+/// One GPU reading: time, utilisation, PCIe RX total, every process's memory and
+/// when the process list was read.
+type RawPoint = (i64, Option<f64>, Option<f64>, Vec<(u32, f64)>, Option<i64>);
 
 /// Every GPU's samples in a run (one series per agent and GPU index), the followed
 /// process chosen per GPU.
@@ -75,6 +76,7 @@ pub fn series_from_store(
                     .iter()
                     .map(|p| (p.pid, p.used_bytes as f64))
                     .collect(),
+                (r.processes_t_ns > 0).then(|| i64::try_from(r.processes_t_ns).unwrap_or(t)),
             ));
         }
         Ok(())
@@ -92,11 +94,12 @@ pub fn series_from_store(
                 pid,
                 points: raw
                     .into_iter()
-                    .map(|(t, u, rx, ps)| GpuPoint {
+                    .map(|(t, u, rx, ps, pt)| GpuPoint {
                         t_ns: t,
                         util_pct: u,
                         pcie_rx: rx,
                         proc_mem: pid.and_then(|p| ps.iter().find(|x| x.0 == p).map(|x| x.1)),
+                        proc_t_ns: pt,
                     })
                     .collect(),
             }
@@ -107,7 +110,7 @@ pub fn series_from_store(
 /// The process that held the most memory on a GPU.
 fn busiest(raw: &[RawPoint]) -> Option<u32> {
     let mut max: BTreeMap<u32, f64> = BTreeMap::new();
-    for (_, _, _, ps) in raw {
+    for (_, _, _, ps, _) in raw {
         for (p, m) in ps {
             let e = max.entry(*p).or_insert(0.0);
             *e = e.max(*m);

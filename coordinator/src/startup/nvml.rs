@@ -27,6 +27,9 @@ pub struct GpuPoint {
     pub pcie_rx: Option<f64>,
     /// The process's GPU memory (None: not listed in this sample).
     pub proc_mem: Option<f64>,
+    /// When the process list behind `proc_mem` was read (the agent reads it on its
+    /// own cadence; None: at `t_ns`). Memory boundaries are placed on these times.
+    pub proc_t_ns: Option<i64>,
 }
 
 const GB: f64 = 1e9;
@@ -54,6 +57,16 @@ fn dmem(p: &[GpuPoint], i: usize) -> f64 {
         (Some(a), Some(b)) => b - a,
         _ => 0.0,
     }
+}
+
+/// When sample `i`'s process memory was read.
+fn mt(p: &[GpuPoint], i: usize) -> i64 {
+    p[i].proc_t_ns.unwrap_or(p[i].t_ns)
+}
+
+/// Where the memory change seen at sample `i` may have begun: the read before it.
+fn mstart(p: &[GpuPoint], i: usize) -> i64 {
+    mt(p, i.saturating_sub(1))
 }
 
 fn util(p: &[GpuPoint], i: usize) -> f64 {
@@ -92,9 +105,23 @@ fn uncertain(mut ph: Phase, start_ns: Option<i64>, end_ns: Option<i64>) -> Phase
 /// reports a step up to a sample late); utilisation edges one on each side (NVML's
 /// utilisation averages a trailing window of about a sample).
 fn around(p: &[GpuPoint], i: usize, before: usize, after: usize) -> i64 {
+    spread(p, i, before, after, |k| p[k].t_ns)
+}
+
+/// [`around`] for a boundary placed from process memory: the spacing of the
+/// process-list reads.
+fn around_mem(p: &[GpuPoint], i: usize) -> i64 {
+    // The next read that differs: a list read at a slower cadence repeats.
+    let next = (i + 1..p.len())
+        .find(|&k| mt(p, k) != mt(p, i))
+        .unwrap_or(i);
+    mt(p, i) - mstart(p, i) + mt(p, next) - mt(p, i)
+}
+
+fn spread(p: &[GpuPoint], i: usize, before: usize, after: usize, t: impl Fn(usize) -> i64) -> i64 {
     let lo = i.saturating_sub(before).max(1);
     let hi = (i + after).min(p.len().saturating_sub(1));
-    (lo..=hi).map(|k| p[k].t_ns - p[k - 1].t_ns).sum()
+    (lo..=hi).map(|k| t(k) - t(k - 1)).sum()
 }
 
 /// A boundary's uncertainty (ms) as stated on a phase, when it is.
@@ -113,15 +140,15 @@ pub fn infer(points: &[GpuPoint], host: Option<String>) -> Timeline {
     // Only the end is visible: NVML knows nothing of a process before its context.
     let ctx = phase(
         PhaseKind::CudaContext,
-        p[first].t_ns,
-        p[first].t_ns,
+        mt(p, first),
+        mt(p, first),
         0.5,
         &[(
             "evidence",
             "process first holds GPU memory (its start is invisible to NVML)".into(),
         )],
     );
-    let mut ctx = uncertain(ctx, None, (first > 0).then(|| around(p, first, 0, 1)));
+    let mut ctx = uncertain(ctx, None, (first > 0).then(|| around_mem(p, first)));
     ctx.start_ns = None;
     ctx.duration_s = None;
     tl.phases.push(ctx);
@@ -166,11 +193,11 @@ pub fn infer(points: &[GpuPoint], host: Option<String>) -> Timeline {
                         k += 1;
                     }
                     (
-                        p[g0].t_ns - dt(g0),
-                        p[g1].t_ns,
+                        mstart(p, g0),
+                        mt(p, g1),
                         g1,
                         "process memory growth",
-                        (around(p, g0, 0, 1), around(p, g1, 0, 1)),
+                        (around_mem(p, g0), around_mem(p, g1)),
                     )
                 }
                 None => (
@@ -212,8 +239,8 @@ pub fn infer(points: &[GpuPoint], host: Option<String>) -> Timeline {
     }) {
         let ph = phase(
             PhaseKind::KvCacheAllocation,
-            p[i - 1].t_ns,
-            p[i].t_ns,
+            mstart(p, i),
+            mt(p, i),
             0.6,
             &[
                 (
@@ -225,8 +252,8 @@ pub fn infer(points: &[GpuPoint], host: Option<String>) -> Timeline {
         );
         tl.phases.push(uncertain(
             ph,
-            Some(around(p, i, 0, 1)),
-            Some(around(p, i, 0, 1)),
+            Some(around_mem(p, i)),
+            Some(around_mem(p, i)),
         ));
         kv_end_idx = Some(i);
         cursor = i + 1;
@@ -272,11 +299,11 @@ pub fn infer(points: &[GpuPoint], host: Option<String>) -> Timeline {
                         break;
                     }
                 }
-                let s = p[firstc].t_ns - dt(firstc);
+                let s = mstart(p, firstc);
                 let ph = phase(
                     PhaseKind::CudaGraphCapture,
                     s,
-                    p[last].t_ns,
+                    mt(p, last),
                     0.5,
                     &[(
                         "evidence",
@@ -285,8 +312,8 @@ pub fn infer(points: &[GpuPoint], host: Option<String>) -> Timeline {
                 );
                 tl.phases.push(uncertain(
                     ph,
-                    Some(around(p, firstc, 0, 1)),
-                    Some(around(p, last, 0, 1)),
+                    Some(around_mem(p, firstc)),
+                    Some(around_mem(p, last)),
                 ));
                 capture_start = Some((firstc, s));
             }
@@ -381,6 +408,7 @@ mod tests {
                 util_pct: Some(util),
                 pcie_rx: Some(rx),
                 proc_mem: mem,
+                proc_t_ns: None,
             });
         }
         v
@@ -416,6 +444,34 @@ mod tests {
             .all(|p| p.source == Source::Nvml && p.confidence < 1.0));
     }
 
+    /// The agent reads the process list on its own thread: each sample carries
+    /// when it was read, and memory boundaries sit on those times.
+    #[test]
+    fn memory_boundaries_use_the_process_list_times() {
+        let pts: Vec<GpuPoint> = synthetic()
+            .into_iter()
+            .map(|p| GpuPoint {
+                proc_t_ns: Some(p.t_ns - 60_000_000),
+                ..p
+            })
+            .collect();
+        let tl = infer(&pts, None);
+        let ctx = tl.get(PhaseKind::CudaContext).expect("context");
+        assert_eq!(ctx.end_ns, Some(940_000_000));
+        let kv = tl.get(PhaseKind::KvCacheAllocation).expect("kv");
+        assert_eq!(
+            (kv.start_ns, kv.end_ns),
+            (Some(4_340_000_000), Some(4_440_000_000))
+        );
+        let base = infer(&synthetic(), None);
+        let w = |t: &Timeline| {
+            t.get(PhaseKind::WeightLoad)
+                .and_then(|p| p.start_ns)
+                .unwrap()
+        };
+        assert_eq!(w(&tl), w(&base) - 60_000_000);
+    }
+
     #[test]
     fn no_process_memory_means_no_phases_and_garbage_never_panics() {
         assert!(infer(&[], None).phases.is_empty());
@@ -438,6 +494,7 @@ mod tests {
                         util_pct: (!x.is_multiple_of(3)).then_some((x >> 8) as f64 % 101.0),
                         pcie_rx: (!x.is_multiple_of(5)).then_some((x >> 16) as f64),
                         proc_mem: (!x.is_multiple_of(4)).then_some((x >> 24) as f64),
+                        proc_t_ns: (!x.is_multiple_of(6)).then_some(k * 100_000_000 - 40_000_000),
                     }
                 })
                 .collect();

@@ -42,6 +42,7 @@ pub fn points(csv: &str) -> Vec<GpuPoint> {
                 util_pct: f(c.get(1)?),
                 pcie_rx: f(c.get(2)?),
                 proc_mem: f(c.get(3)?),
+                proc_t_ns: None,
             })
         })
         .collect()

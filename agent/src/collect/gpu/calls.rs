@@ -2,7 +2,7 @@
 //! call, and across GPUs under the older `gpu.<call>` names for the calls timed
 //! that way before, so existing self-telemetry series keep their meaning.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::collect::CallCosts;
 
@@ -24,10 +24,12 @@ pub enum Call {
     EccCorrected,
     EccUncorrected,
     RemappedRows,
+    /// A whole fast tick of one GPU in a burst (its reads; counted per tick).
+    BurstTick,
 }
 
 impl Call {
-    const ALL: [Call; 15] = [
+    const ALL: [Call; 16] = [
         Call::Device,
         Call::Memory,
         Call::Utilization,
@@ -43,6 +45,7 @@ impl Call {
         Call::EccCorrected,
         Call::EccUncorrected,
         Call::RemappedRows,
+        Call::BurstTick,
     ];
 
     fn suffix(self) -> &'static str {
@@ -62,6 +65,7 @@ impl Call {
             Call::EccCorrected => "ecc_corrected",
             Call::EccUncorrected => "ecc_uncorrected",
             Call::RemappedRows => "remapped_rows",
+            Call::BurstTick => "burst_tick",
         }
     }
 
@@ -78,6 +82,7 @@ impl Call {
             Call::Processes => Some("gpu.processes"),
             Call::EccCorrected => Some("gpu.ecc"),
             Call::RemappedRows => Some("gpu.remapped_rows"),
+            Call::BurstTick => Some("gpu.burst_tick"),
             Call::Device | Call::MemClock | Call::Temperature | Call::ThrottleReasons => None,
             Call::EccUncorrected => None,
         }
@@ -107,12 +112,16 @@ impl CallNames {
     pub fn time<T>(&self, costs: &CallCosts, call: Call, f: impl FnOnce() -> T) -> T {
         let t = Instant::now();
         let out = f();
-        let took = t.elapsed();
+        self.record(costs, call, t.elapsed());
+        out
+    }
+
+    /// Records `took` as `call` on this GPU (and in the total, where it has one).
+    pub fn record(&self, costs: &CallCosts, call: Call, took: Duration) {
         if let Some(total) = call.total() {
             costs.record(total, took);
         }
         costs.record(self.name(call), took);
-        out
     }
 }
 

@@ -1,16 +1,20 @@
 //! GPU collector through NVML (nvml-wrapper, loaded at run time).
 //!
-//! Three producers: the fast sampler ([`GpuCollector`]: memory, utilization, clocks,
-//! power, energy, temperature, throttle reasons, PCIe/NVLink byte counters — cheap
-//! calls, every sample interval), the slow sampler ([`SlowSampler`]: per-process
+//! Three producers: the fast sampler ([`GpuCollector`]: memory, utilization, power
+//! every sample interval; clocks, temperature, throttle reasons, energy and
+//! PCIe/NVLink byte counters at their own cadences), the slow sampler ([`SlowSampler`]: per-process
 //! memory, ECC, remapped rows — calls that take up to ~150 ms with a CUDA process
 //! present, on their own cadence so the fast signals keep their rate), and the XID
 //! event waiter ([`XidSource`], blocking). The fast sampler's NVML reads fill a
 //! [`raw::RawReading`]; the pure [`build_reading`] makes the sample from it. Every
-//! NVML call is timed per GPU ([`calls`]).
+//! NVML call is timed per GPU ([`calls`]). A process starting on a GPU puts it in
+//! a burst ([`burst`], shared through [`BurstBoard`]): its process list and byte
+//! counters are then read at the fast tick until it has served for a while.
 //! No NVML, no driver or no GPU: [`init`] says why and the agent runs on.
 
+pub mod board;
 mod build;
+pub mod burst;
 pub mod calls;
 mod events;
 pub mod fields;
@@ -28,9 +32,10 @@ use nvml_wrapper::error::NvmlError;
 use nvml_wrapper::Nvml;
 use servescope_proto::v1::{Availability, GpuInfo};
 
+pub use board::{BurstBoard, BURST_INTERVAL};
 pub use build::{build_reading, GpuState};
 pub use events::XidSource;
-pub use sampler::{GpuCollector, ENERGY_INTERVAL, NVLINK_FIELDS_INTERVAL};
+pub use sampler::{GpuCollector, ENERGY_INTERVAL, NVLINK_FIELDS_INTERVAL, SLOW_FIELDS_INTERVAL};
 pub use slow::{SlowSampler, SlowState};
 
 /// What NVML initialisation found.

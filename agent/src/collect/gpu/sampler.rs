@@ -1,17 +1,25 @@
 //! The fast GPU sampler: each tick, the NVML reads of every GPU into a
 //! [`RawReading`] (I/O only), then [`build_reading`] into the sample.
+//!
+//! Cheap enough for 8 GPUs at 10 Hz: device handles are looked up once; every tick
+//! reads memory, utilisation and power; clocks, temperature and throttle reasons
+//! (slow-changing) every [`SLOW_FIELDS_INTERVAL`], repeated in between; energy
+//! every [`ENERGY_INTERVAL`]; PCIe/NVLink counters every counters interval, and
+//! every tick while the GPU is in a burst ([`super::burst`]).
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use nvml_wrapper::enum_wrappers::device::{Clock, TemperatureSensor};
 use nvml_wrapper::{Device, Nvml};
 use servescope_proto::v1::{sample, Availability, Event, GpuInfo, GpuSample};
 
+use super::board::BurstBoard;
 use super::build::{build_reading, GpuState};
+use super::burst::Observation;
 use super::calls::{Call, CallNames};
 use super::raw::{
-    read, RawFields, RawGpm, RawMemory, RawReading, RawReads, RawUtilization, ReadError,
+    read, RawFields, RawGpm, RawMemory, RawReading, RawReads, RawUtilization, Read, ReadError,
 };
 use super::slow::SlowState;
 use super::{describe, fields, gpm};
@@ -25,6 +33,26 @@ use crate::ring::Ring;
 pub const ENERGY_INTERVAL: Duration = Duration::from_secs(10);
 /// How often per-link NVLink field values are read on GPUs without GPM.
 pub const NVLINK_FIELDS_INTERVAL: Duration = Duration::from_secs(1);
+/// How often clocks, temperature and throttle reasons are read.
+pub const SLOW_FIELDS_INTERVAL: Duration = Duration::from_secs(1);
+
+/// A device handle looked up once. NVML handles stay valid while the library is
+/// loaded (the collector holds it through its `Arc<Nvml>`); calls on a GPU that
+/// fell off the bus return `GpuLost`.
+#[derive(Clone, Copy)]
+struct Handle(nvml_wrapper_sys::bindings::nvmlDevice_t);
+
+// SAFETY: NVML is thread-safe; the handle is an opaque token, only passed to NVML.
+unsafe impl Send for Handle {}
+
+/// The slow-changing reads, repeated on the ticks they are not due.
+#[derive(Clone)]
+struct SlowFields {
+    sm_clock_mhz: Read<u32>,
+    mem_clock_mhz: Read<u32>,
+    temperature_c: Read<u32>,
+    throttle_reasons: Read<u64>,
+}
 
 enum GpmState {
     Untried,
@@ -34,6 +62,9 @@ enum GpmState {
 
 struct PerGpu {
     index: u32,
+    handle: Option<Handle>,
+    /// `None` until first read (read on the first tick).
+    slow_fields: Option<SlowFields>,
     links: u32,
     lost: bool,
     gpm: GpmState,
@@ -51,6 +82,7 @@ struct Due {
     energy_next: u64,
     gpm: bool,
     nvlink: bool,
+    slow_fields: bool,
 }
 
 /// The fast sampler.
@@ -61,9 +93,11 @@ pub struct GpuCollector {
     ring: Arc<Ring>,
     status: Arc<Mutex<Availability>>,
     reqs: Vec<(u32, u32)>,
+    board: Option<Arc<BurstBoard>>,
     tick: u64,
     energy_every: u64,
     nvlink_every: u64,
+    slow_fields_every: u64,
     /// GPM (PCIe/NVLink bytes) is read every this many ticks.
     counters_every: u64,
 }
@@ -82,6 +116,14 @@ impl GpuCollector {
     pub fn with_interval(mut self, interval: Duration) -> Self {
         self.energy_every = ticks(interval, ENERGY_INTERVAL);
         self.nvlink_every = ticks(interval, NVLINK_FIELDS_INTERVAL);
+        self.slow_fields_every = ticks(interval, SLOW_FIELDS_INTERVAL);
+        self
+    }
+
+    /// Feeds each tick's memory and utilisation to `board` and reads the byte
+    /// counters every tick while a GPU is bursting.
+    pub fn with_burst(mut self, board: Arc<BurstBoard>) -> Self {
+        self.board = Some(board);
         self
     }
 
@@ -107,6 +149,8 @@ impl GpuCollector {
                 .iter()
                 .map(|g| PerGpu {
                     index: g.index,
+                    handle: None,
+                    slow_fields: None,
                     links: g.nvlink_links,
                     lost: false,
                     gpm: GpmState::Untried,
@@ -119,9 +163,11 @@ impl GpuCollector {
             ring,
             status,
             reqs: Vec::new(),
+            board: None,
             tick: 0,
             energy_every: 1,
             nvlink_every: 1,
+            slow_fields_every: 1,
             counters_every: 1,
         }
     }
@@ -155,28 +201,36 @@ fn read_gpu(
     costs: &CallCosts,
 ) -> RawReading {
     let c = &g.calls;
-    let dev = match c.time(costs, Call::Device, || nvml.device_by_index(g.index)) {
-        Ok(d) => d,
-        Err(e) => {
-            return RawReading {
-                index: g.index,
-                device: Err(describe(&e)),
+    let handle = match g.handle {
+        Some(h) => h,
+        None => match c.time(costs, Call::Device, || nvml.device_by_index(g.index)) {
+            // SAFETY: the raw handle is only passed back to this NVML.
+            Ok(d) => *g.handle.insert(Handle(unsafe { d.handle() })),
+            Err(e) => {
+                return RawReading {
+                    index: g.index,
+                    device: Err(describe(&e)),
+                }
             }
-        }
+        },
     };
+    // SAFETY: the handle came from this NVML, which `nvml` keeps loaded.
+    let dev = unsafe { Device::new(handle.0, nvml) };
     let memory = read(c.time(costs, Call::Memory, || dev.memory_info())).map(|m| RawMemory {
         used: m.used,
         reserved: m.reserved,
         free: m.free,
     });
+    if matches!(memory, Err(ReadError::Failed(_))) {
+        // Looked up again next tick: a GPU that fell off the bus is reported then.
+        g.handle = None;
+    }
     let utilization = read(c.time(costs, Call::Utilization, || dev.utilization_rates())).map(|u| {
         RawUtilization {
             gpu: u.gpu,
             memory: u.memory,
         }
     });
-    let sm_clock_mhz = read(c.time(costs, Call::SmClock, || dev.clock_info(Clock::SM)));
-    let mem_clock_mhz = read(c.time(costs, Call::MemClock, || dev.clock_info(Clock::Memory)));
     let power_mw = read(c.time(costs, Call::Power, || dev.power_usage()));
     if due.energy {
         g.energy_due = due.energy_next;
@@ -184,13 +238,18 @@ fn read_gpu(
     let energy_mj = due
         .energy
         .then(|| read(c.time(costs, Call::Energy, || dev.total_energy_consumption())));
-    let temperature_c = read(c.time(costs, Call::Temperature, || {
-        dev.temperature(TemperatureSensor::Gpu)
-    }));
-    let throttle_reasons = read(c.time(costs, Call::ThrottleReasons, || {
-        dev.current_throttle_reasons()
-    }))
-    .map(|t| t.bits());
+    if due.slow_fields || g.slow_fields.is_none() {
+        g.slow_fields = Some(read_slow_fields(&dev, c, costs));
+    }
+    let SlowFields {
+        sm_clock_mhz,
+        mem_clock_mhz,
+        temperature_c,
+        throttle_reasons,
+    } = g
+        .slow_fields
+        .clone()
+        .unwrap_or_else(|| read_slow_fields(&dev, c, costs));
 
     // PCIe/NVLink bytes: GPM where the GPU has it (no wrap, ~32 µs), else NVML
     // field values (32-bit PCIe counters, ~135 µs per field).
@@ -235,6 +294,21 @@ fn read_gpu(
             gpm,
             fields,
         }),
+    }
+}
+
+/// Clocks, temperature and throttle reasons.
+fn read_slow_fields(dev: &Device<'_>, c: &CallNames, costs: &CallCosts) -> SlowFields {
+    SlowFields {
+        sm_clock_mhz: read(c.time(costs, Call::SmClock, || dev.clock_info(Clock::SM))),
+        mem_clock_mhz: read(c.time(costs, Call::MemClock, || dev.clock_info(Clock::Memory))),
+        temperature_c: read(c.time(costs, Call::Temperature, || {
+            dev.temperature(TemperatureSensor::Gpu)
+        })),
+        throttle_reasons: read(c.time(costs, Call::ThrottleReasons, || {
+            dev.current_throttle_reasons()
+        }))
+        .map(|t| t.bits()),
     }
 }
 
@@ -293,20 +367,38 @@ impl Collector for GpuCollector {
         let slow = Arc::clone(&self.slow);
         let slow = slow.lock().unwrap_or_else(|e| e.into_inner());
         let tick = self.tick;
+        let t_ns = now_ns();
         let mut out = Vec::with_capacity(self.gpus.len());
         let mut newly_lost = Vec::new();
         for g in &mut self.gpus {
+            let burst = self.board.as_ref().is_some_and(|b| b.bursting(g.index));
             let due = Due {
                 energy: tick >= g.energy_due,
                 energy_next: tick + self.energy_every,
-                gpm: tick.is_multiple_of(self.counters_every),
+                gpm: burst || tick.is_multiple_of(self.counters_every),
                 nvlink: tick.is_multiple_of(self.nvlink_every),
+                slow_fields: tick.is_multiple_of(self.slow_fields_every),
             };
+            let started = Instant::now();
             let raw = read_gpu(&nvml, g, due, &mut self.reqs, costs);
-            if let Err(why) = &raw.device {
-                if !g.lost {
-                    g.lost = true;
-                    newly_lost.push((g.index, why.clone()));
+            if burst {
+                g.calls.record(costs, Call::BurstTick, started.elapsed());
+            }
+            match &raw.device {
+                Ok(r) => {
+                    if let Some(b) = &self.board {
+                        let obs = Observation::Tick {
+                            mem_used: r.memory.as_ref().ok().map(|m| m.used),
+                            util_pct: r.utilization.as_ref().ok().map(|u| u.gpu),
+                        };
+                        b.observe(g.index, t_ns, obs);
+                    }
+                }
+                Err(why) => {
+                    if !g.lost {
+                        g.lost = true;
+                        newly_lost.push((g.index, why.clone()));
+                    }
                 }
             }
             let s = slow.iter().find(|s| s.index == g.index);

@@ -1,8 +1,9 @@
 //! The slow GPU sampler: per-process GPU memory, ECC totals and remapped rows on
-//! their own thread and cadence; the fast sampler attaches the latest result.
+//! their own thread and cadence (the process list faster while a GPU is in a
+//! burst); the fast sampler attaches the latest result.
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use nvml_wrapper::enum_wrappers::device::{EccCounter, MemoryError};
 use nvml_wrapper::enums::device::UsedGpuMemory;
@@ -10,14 +11,20 @@ use nvml_wrapper::error::NvmlError;
 use nvml_wrapper::{Device, Nvml};
 use servescope_proto::v1::{FieldError, GpuProcess, GpuReading};
 
+use super::board::{BurstBoard, BURST_INTERVAL};
+use super::burst::Observation;
 use super::calls::{Call, CallNames};
 use crate::clock::now_ns;
 use crate::collect::{CallCosts, EventSource, RunContext};
+
+/// Longest wait between looks at shutdown and at new bursts.
+const MAX_WAIT: Duration = Duration::from_millis(250);
 
 /// Latest slow readings for one GPU.
 #[derive(Debug, Clone, Default)]
 pub struct SlowState {
     pub index: u32,
+    /// When the process list was read.
     pub t_ns: u64,
     pub processes: Vec<GpuProcess>,
     pub ecc_corrected: Option<u64>,
@@ -81,65 +88,119 @@ fn keep<T>(errors: &mut Vec<FieldError>, field: &str, r: Result<T, NvmlError>) -
     }
 }
 
-fn read_one(nvml: &Nvml, index: u32, calls: &CallNames, costs: &CallCosts) -> SlowState {
-    let mut st = SlowState {
-        index,
-        t_ns: now_ns(),
-        ..Default::default()
-    };
-    let dev = match calls.time(costs, Call::Device, || nvml.device_by_index(index)) {
-        Ok(d) => d,
-        Err(e) => {
-            st.errors.push(FieldError {
-                field: "device".into(),
-                error: super::describe(&e),
-            });
-            return st;
-        }
-    };
-    let procs = calls.time(costs, Call::Processes, || dev.running_compute_processes());
-    if let Some(ps) = keep(&mut st.errors, "processes", procs) {
-        st.processes = ps
-            .into_iter()
-            .map(|p| GpuProcess {
-                pid: p.pid,
-                name: process_name(p.pid),
-                used_bytes: match p.used_gpu_memory {
-                    UsedGpuMemory::Used(b) => b,
-                    UsedGpuMemory::Unavailable => 0,
-                },
-            })
-            .collect();
+/// One GPU's process list and when it was read (the middle of the call: it may
+/// take long with a CUDA context being created), or why it could not be.
+struct ProcReads {
+    t_ns: u64,
+    processes: Vec<GpuProcess>,
+    error: Option<FieldError>,
+}
+
+/// One GPU's ECC totals and remapped rows.
+#[derive(Default)]
+struct HealthReads {
+    ecc_corrected: Option<u64>,
+    ecc_uncorrected: Option<u64>,
+    remapped: Option<(u32, u32, bool, bool)>,
+    errors: Vec<FieldError>,
+}
+
+fn device_error(e: &NvmlError) -> FieldError {
+    FieldError {
+        field: "device".into(),
+        error: super::describe(e),
     }
-    st.ecc_corrected = keep(
-        &mut st.errors,
+}
+
+fn read_processes(dev: &Device<'_>, calls: &CallNames, costs: &CallCosts) -> ProcReads {
+    let t0 = now_ns();
+    let procs = calls.time(costs, Call::Processes, || dev.running_compute_processes());
+    let t_ns = t0 + (now_ns().saturating_sub(t0)) / 2;
+    let mut errors = Vec::new();
+    let processes = keep(&mut errors, "processes", procs)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|p| GpuProcess {
+            pid: p.pid,
+            name: process_name(p.pid),
+            used_bytes: match p.used_gpu_memory {
+                UsedGpuMemory::Used(b) => b,
+                UsedGpuMemory::Unavailable => 0,
+            },
+        })
+        .collect();
+    ProcReads {
+        t_ns,
+        processes,
+        error: errors.pop(),
+    }
+}
+
+fn read_health(nvml: &Nvml, dev: &Device<'_>, calls: &CallNames, costs: &CallCosts) -> HealthReads {
+    let mut h = HealthReads::default();
+    h.ecc_corrected = keep(
+        &mut h.errors,
         "ecc_corrected",
         calls.time(costs, Call::EccCorrected, || {
             dev.total_ecc_errors(MemoryError::Corrected, EccCounter::Aggregate)
         }),
     );
-    st.ecc_uncorrected = keep(
-        &mut st.errors,
+    h.ecc_uncorrected = keep(
+        &mut h.errors,
         "ecc_uncorrected",
         calls.time(costs, Call::EccUncorrected, || {
             dev.total_ecc_errors(MemoryError::Uncorrected, EccCounter::Aggregate)
         }),
     );
-    st.remapped = keep(
-        &mut st.errors,
+    h.remapped = keep(
+        &mut h.errors,
         "remapped_rows",
-        calls.time(costs, Call::RemappedRows, || remapped_rows(nvml, &dev)),
+        calls.time(costs, Call::RemappedRows, || remapped_rows(nvml, dev)),
     );
-    st
+    h
 }
 
-/// The slow sampler: reads every GPU each `interval`; results land in `out`, where
-/// the fast sampler picks them up.
+/// One GPU's latest slow reads.
+struct Slot {
+    index: u32,
+    calls: CallNames,
+    procs: Option<ProcReads>,
+    health: HealthReads,
+    device: Option<FieldError>,
+    /// The process list as the burst state machine takes it (reused).
+    list: Vec<(u32, u64)>,
+}
+
+impl Slot {
+    fn state(&self) -> SlowState {
+        let mut errors: Vec<FieldError> = self.device.iter().cloned().collect();
+        errors.extend(self.procs.as_ref().and_then(|p| p.error.clone()));
+        errors.extend(self.health.errors.iter().cloned());
+        SlowState {
+            index: self.index,
+            t_ns: self.procs.as_ref().map_or(0, |p| p.t_ns),
+            processes: self
+                .procs
+                .as_ref()
+                .map(|p| p.processes.clone())
+                .unwrap_or_default(),
+            ecc_corrected: self.health.ecc_corrected,
+            ecc_uncorrected: self.health.ecc_uncorrected,
+            remapped: self.health.remapped,
+            errors,
+        }
+    }
+}
+
+/// The slow sampler: reads every GPU each `interval` (process list, ECC, remapped
+/// rows) and the process list of a GPU in a burst ([`super::burst`]) every
+/// [`BURST_INTERVAL`]; results land in `out`, where the fast sampler picks them up.
 pub struct SlowSampler {
     nvml: Arc<Nvml>,
-    gpus: Vec<(u32, CallNames)>,
+    gpus: Vec<Slot>,
     interval: Duration,
     out: Arc<Mutex<Vec<SlowState>>>,
+    board: Option<Arc<BurstBoard>>,
 }
 
 impl SlowSampler {
@@ -151,9 +212,63 @@ impl SlowSampler {
     ) -> Self {
         SlowSampler {
             nvml,
-            gpus: indices.iter().map(|&i| (i, CallNames::new(i))).collect(),
+            gpus: indices
+                .iter()
+                .map(|&index| Slot {
+                    index,
+                    calls: CallNames::new(index),
+                    procs: None,
+                    health: HealthReads::default(),
+                    device: None,
+                    list: Vec::new(),
+                })
+                .collect(),
             interval,
             out,
+            board: None,
+        }
+    }
+
+    /// Follows (and feeds) the burst states of `board`.
+    pub fn with_burst(mut self, board: Arc<BurstBoard>) -> Self {
+        self.board = Some(board);
+        self
+    }
+
+    /// Reads the GPUs due: all of them with health when `full`, else those bursting.
+    fn read(&mut self, full: bool, costs: &CallCosts) {
+        for slot in &mut self.gpus {
+            let burst = self.board.as_ref().is_some_and(|b| b.bursting(slot.index));
+            if !full && !burst {
+                continue;
+            }
+            let dev = match slot.calls.time(costs, Call::Device, || {
+                self.nvml.device_by_index(slot.index)
+            }) {
+                Ok(d) => d,
+                Err(e) => {
+                    slot.device = Some(device_error(&e));
+                    continue;
+                }
+            };
+            slot.device = None;
+            let p = read_processes(&dev, &slot.calls, costs);
+            if let Some(board) = &self.board {
+                slot.list.clear();
+                slot.list
+                    .extend(p.processes.iter().map(|x| (x.pid, x.used_bytes)));
+                if p.error.is_none() {
+                    board.observe(slot.index, p.t_ns, Observation::Processes(&slot.list));
+                }
+            }
+            slot.procs = Some(p);
+            if full {
+                slot.health = read_health(&self.nvml, &dev, &slot.calls, costs);
+            }
+        }
+        let states: Vec<SlowState> = self.gpus.iter().map(Slot::state).collect();
+        if let Ok(mut g) = self.out.lock() {
+            *g = states;
         }
     }
 }
@@ -163,17 +278,29 @@ impl EventSource for SlowSampler {
         "collect-gpu-slow"
     }
 
-    fn run(self: Box<Self>, ctx: RunContext) {
+    fn run(mut self: Box<Self>, ctx: RunContext) {
+        let mut next_full = Instant::now();
         loop {
-            let states: Vec<SlowState> = self
-                .gpus
-                .iter()
-                .map(|(i, calls)| read_one(&self.nvml, *i, calls, &ctx.costs))
-                .collect();
-            if let Ok(mut g) = self.out.lock() {
-                *g = states;
+            let generation = self.board.as_ref().map_or(0, |b| b.generation());
+            let now = Instant::now();
+            let full = now >= next_full;
+            self.read(full, &ctx.costs);
+            if full {
+                next_full += self.interval;
+                if next_full < now {
+                    next_full = now + self.interval;
+                }
             }
-            if ctx.shutdown.sleep(self.interval) {
+            let until_full = next_full.saturating_duration_since(Instant::now());
+            let wait = match &self.board {
+                Some(b) if b.any_bursting() => until_full.min(BURST_INTERVAL),
+                _ => until_full.min(MAX_WAIT),
+            };
+            match &self.board {
+                Some(b) => b.wait(generation, wait),
+                None => drop(ctx.shutdown.sleep(wait)),
+            }
+            if ctx.shutdown.is_triggered() {
                 break;
             }
         }

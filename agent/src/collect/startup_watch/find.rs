@@ -70,6 +70,9 @@ pub struct ProcCache {
     /// round of the verdict, round last listed).
     verdicts: HashMap<(u32, u64), (bool, u32, u32)>,
     round: u32,
+    /// Serving processes first seen in the last round, when it was not the first
+    /// (those found in the first round were running before the agent).
+    pub new_serving: Vec<u32>,
     /// Command lines read so far (tests check the cache saves reads).
     pub cmdline_reads: u64,
 }
@@ -97,6 +100,7 @@ pub fn serving_logs_cached(proc_root: &Path, cache: &mut ProcCache) -> Vec<PathB
     };
     cache.round = cache.round.wrapping_add(1);
     let round = cache.round;
+    cache.new_serving.clear();
     let mut out = Vec::new();
     for e in rd.take(MAX_DIR_ENTRIES).flatten() {
         let name = e.file_name();
@@ -115,7 +119,10 @@ pub fn serving_logs_cached(proc_root: &Path, cache: &mut ProcCache) -> Vec<PathB
                     continue;
                 };
                 let v = is_serving(&cmdline);
-                cache.verdicts.insert(key, (v, round, round));
+                let before = cache.verdicts.insert(key, (v, round, round));
+                if v && round > 1 && !before.is_some_and(|b| b.0) {
+                    cache.new_serving.push(pid);
+                }
                 v
             }
         };
@@ -162,6 +169,10 @@ mod tests {
             vec![log.clone()]
         );
         assert_eq!(cache.cmdline_reads, 2);
+        assert!(
+            cache.new_serving.is_empty(),
+            "running before the first round"
+        );
         for _ in 1..RECHECK_EVERY {
             assert_eq!(
                 serving_logs_cached(root.path(), &mut cache),
@@ -177,6 +188,9 @@ mod tests {
         let found = serving_logs_cached(root.path(), &mut cache);
         assert_eq!(cache.cmdline_reads, 4);
         assert!(found.contains(&log) && found.contains(&log2), "{found:?}");
+        assert_eq!(cache.new_serving, vec![200], "newly serving");
+        serving_logs_cached(root.path(), &mut cache);
+        assert!(cache.new_serving.is_empty());
         // A process that went away is forgotten.
         std::fs::remove_dir_all(root.path().join("100")).unwrap();
         serving_logs_cached(root.path(), &mut cache);

@@ -131,6 +131,12 @@ impl Watcher {
         self.tails.keys().cloned().collect()
     }
 
+    /// Serving processes the last discovery found for the first time (none on the
+    /// first discovery: those were running before the watcher).
+    pub fn new_serving(&self) -> &[u32] {
+        &self.procs.new_serving
+    }
+
     /// Looks for serving processes and glob matches; starts following new files
     /// at their end (at their start when born after the watcher) and forgets files
     /// no longer found.
@@ -178,12 +184,27 @@ impl Watcher {
     }
 }
 
+/// Told of each serving process the discovery finds after its first round.
+type OnServing = Box<dyn Fn(u32) + Send>;
+
 /// The watcher as a producer: pushes `startup_log` events into the ring.
-pub struct StartupWatch(WatchConfig);
+pub struct StartupWatch {
+    cfg: WatchConfig,
+    on_serving: Option<OnServing>,
+}
 
 impl StartupWatch {
     pub fn new(cfg: WatchConfig) -> Self {
-        StartupWatch(cfg)
+        StartupWatch {
+            cfg,
+            on_serving: None,
+        }
+    }
+
+    /// Calls `f` with each serving process found after the first discovery.
+    pub fn on_new_serving(mut self, f: impl Fn(u32) + Send + 'static) -> Self {
+        self.on_serving = Some(Box::new(f));
+        self
     }
 }
 
@@ -193,7 +214,7 @@ impl EventSource for StartupWatch {
     }
 
     fn run(self: Box<Self>, ctx: RunContext) {
-        let cfg = self.0;
+        let StartupWatch { cfg, on_serving } = *self;
         let discover_every = cfg.discover_every;
         let poll_every = cfg.poll_every;
         let mut w = Watcher::new(cfg);
@@ -201,6 +222,9 @@ impl EventSource for StartupWatch {
         loop {
             if last.is_none_or(|l| l.elapsed() >= discover_every) {
                 w.discover();
+                if let Some(f) = &on_serving {
+                    w.new_serving().iter().for_each(|&pid| f(pid));
+                }
                 last = Some(Instant::now());
             }
             w.poll(&mut |path, line| {

@@ -1,0 +1,112 @@
+//! The agent's self-telemetry as the bench streams it: per-call NVML costs per GPU
+//! (`gpu<N>.<call>`) summed over the window, and the cadence changes it stated.
+
+use std::collections::BTreeMap;
+
+use servescope_proto::v1::{sample, CallCost, Sample};
+
+/// What the stream carried that the report needs.
+#[derive(Default)]
+pub struct Seen {
+    pub samples: u64,
+    /// (t_ns, calls) of each self sample.
+    pub calls: Vec<(u64, Vec<CallCost>)>,
+    /// (t_ns, message) of each `collector_cadence` event.
+    pub cadence: Vec<(u64, String)>,
+}
+
+impl Seen {
+    pub fn add(&mut self, s: &Sample) {
+        self.samples += 1;
+        match &s.data {
+            Some(sample::Data::SelfStats(x)) => self.calls.push((s.t_ns, x.calls.clone())),
+            Some(sample::Data::Event(e)) if e.kind == "collector_cadence" => {
+                self.cadence.push((s.t_ns, e.message.clone()))
+            }
+            _ => {}
+        }
+    }
+}
+
+/// One GPU's calls over the window: name → (count, total ns).
+pub type GpuCalls = BTreeMap<String, (u64, u64)>;
+
+/// Per GPU index, the calls of the self samples stamped within (from, to].
+/// `burst_tick` is kept apart by name (it spans the other calls of its tick).
+pub fn per_gpu(seen: &Seen, from_ns: u64, to_ns: u64) -> BTreeMap<u32, GpuCalls> {
+    let mut out: BTreeMap<u32, GpuCalls> = BTreeMap::new();
+    for (t, calls) in seen
+        .calls
+        .iter()
+        .filter(|(t, _)| *t > from_ns && *t <= to_ns)
+    {
+        let _ = t;
+        for c in calls {
+            let Some((gpu, call)) = c.name.strip_prefix("gpu").and_then(|r| r.split_once('.'))
+            else {
+                continue;
+            };
+            let Ok(gpu) = gpu.parse::<u32>() else {
+                continue;
+            };
+            let e = out
+                .entry(gpu)
+                .or_default()
+                .entry(call.to_string())
+                .or_default();
+            e.0 += c.count;
+            e.1 += c.count.saturating_mul(c.mean_ns);
+        }
+    }
+    out
+}
+
+/// Wall time in NVML calls as % of one core over `seconds` (burst ticks left out:
+/// they span calls already counted).
+pub fn calls_pct(calls: &GpuCalls, seconds: f64) -> f64 {
+    let ns: u64 = calls
+        .iter()
+        .filter(|(n, _)| n.as_str() != "burst_tick")
+        .map(|(_, v)| v.1)
+        .sum();
+    ns as f64 / 1e9 / seconds.max(1e-9) * 100.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use servescope_proto::v1::SelfSample;
+
+    #[test]
+    fn per_gpu_sums_counts_and_time_within_the_window() {
+        let mut seen = Seen::default();
+        let cost = |name: &str, count, mean_ns| CallCost {
+            name: name.into(),
+            count,
+            mean_ns,
+            max_ns: mean_ns,
+        };
+        for t in [1, 2, 3] {
+            seen.add(&Sample {
+                t_ns: t,
+                data: Some(sample::Data::SelfStats(SelfSample {
+                    calls: vec![
+                        cost("gpu", 10, 1000),
+                        cost("gpu.memory", 10, 5),
+                        cost("gpu0.memory", 10, 2000),
+                        cost("gpu1.utilization", 5, 1000),
+                        cost("gpu0.burst_tick", 10, 9000),
+                        cost("rdma", 1, 1),
+                    ],
+                    ..Default::default()
+                })),
+                ..Default::default()
+            });
+        }
+        let g = per_gpu(&seen, 1, 3);
+        assert_eq!(g[&0]["memory"], (20, 40_000));
+        assert_eq!(g[&1]["utilization"], (10, 10_000));
+        assert_eq!(g.len(), 2);
+        assert!((calls_pct(&g[&0], 1.0) - 0.004).abs() < 1e-12);
+    }
+}
