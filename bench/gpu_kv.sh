@@ -54,7 +54,7 @@ probe() { # FROM_PORT TO_PORT TITLE ARGS...
   echo "=== $title ==="
   "$BIN/servescope" fabric probe --from "127.0.0.1:$a" --to "127.0.0.1:$b" --no-store \
     --transport ucx --ucx-lib "$UCP" --sizes 1M,16M,256M \
-    --window 8 --iterations 20 --latency-iterations 20 "$@" 2>&1 | tee "$out" || rc=$?
+    --window 4 --iterations 20 --latency-iterations 20 --peer-timeout 60s "$@" 2>&1 | tee "$out" || rc=$?
   [ "$rc" = 0 ] || echo "(probe failed: rc $rc)"
   # Rows end in the contents column: verified, unverified: WHY, or - (not checked).
   printf '%-72s verified %s, unverified %s, unchecked %s, mismatch %s\n' "$title" \

@@ -53,12 +53,16 @@ reference() { # label, env assignments
 
 echo "### healthy: default UCX_TLS"
 start_agents
-probe healthy --iterations 20
+probe healthy --iterations 50
 stop_agents
-REF_ARGS=(--iters 20)
+REF_ARGS=(--iters 50)
 reference healthy
 echo "== ours / reference (goal ≥ 0.95 at 16 MiB and 256 MiB)"
 "$PY" bench/nixl_ratio.py "$RES/ours-healthy.txt" "$RES/ref-healthy.txt"
+
+echo "### UCX's own protocol tables for this transfer (raw, for the parser's fixtures)"
+UCX_PROTO_INFO=y "$PY" bench/nixl_ref.py --mem cuda:0 --sizes 1M --iters 3 >"$RES/proto-info-cuda.txt" 2>&1
+grep -c "ucp_put\|ucp_get" "$RES/proto-info-cuda.txt"
 
 echo "### forced fallback: UCX_TLS=tcp,cuda_copy in both agents"
 start_agents UCX_TLS=tcp,cuda_copy

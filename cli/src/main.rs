@@ -47,7 +47,7 @@ enum Command {
     /// OTLP/gRPC trace receiver for vLLM: startup phases and llm_request spans
     Otlp(cmd::otlp::Args),
     /// Fabric probes between agents (libfabric, UCX) and preflight checks
-    Fabric(cmd::fabric::Args),
+    Fabric(Box<cmd::fabric::Args>),
     /// Prefill–decode experiments: a sweep through the proxy with engine scrapes and spans
     Pd(cmd::pd::Args),
     /// Per-request and per-point TTFT decomposition of a stored run, KV analysis, findings
@@ -86,7 +86,7 @@ fn main() -> anyhow::Result<()> {
             Command::Sim(a) => cmd::sim::run(a).await,
             Command::Startup(a) => cmd::startup::run(a),
             Command::Otlp(a) => cmd::otlp::run(a).await,
-            Command::Fabric(a) => cmd::fabric::run(a).await,
+            Command::Fabric(a) => cmd::fabric::run(*a).await,
             Command::Pd(a) => cmd::pd::run(a).await,
             Command::Attribute(a) => cmd::pd::attribute_cmd(a),
             Command::Diagnose(a) => cmd::pd::diagnose_cmd(a),

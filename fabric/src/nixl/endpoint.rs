@@ -163,7 +163,8 @@ impl NixlEndpoint {
     /// Fills the transport truth from `hello` and the protocol tables UCX printed.
     fn refresh_truth(&mut self) {
         let h = &self.hello;
-        let proto = lanes::from_stderr(&self.child.stderr());
+        let mems = crate::ucx::findings::mem_types(&self.memory);
+        let proto = lanes::from_stderr(&self.child.stderr(), &mems);
         let mut notes = vec![format!(
             "python: {} ({}), Python {}",
             self.python.path.display(),

@@ -31,8 +31,9 @@ fn push_unique(v: &mut Vec<String>, s: String) {
     }
 }
 
-/// Reads the protocol tables out of a driver's stderr.
-pub fn from_stderr(text: &str) -> ProtoSummary {
+/// Reads the protocol tables out of a driver's stderr, keeping the selections between
+/// the memory types of the probe's buffers (`mems`: `cuda`, `host`; empty: any).
+pub fn from_stderr(text: &str, mems: &[&str]) -> ProtoSummary {
     let info = proto_info::parse(text);
     let mut out = ProtoSummary::default();
     let mut verdicts = Vec::new();
@@ -41,7 +42,7 @@ pub fn from_stderr(text: &str) -> ProtoSummary {
         for s in info
             .selections
             .iter()
-            .filter(|s| s.operation == op && toward_peer(s))
+            .filter(|s| s.operation == op && toward_peer(s) && s.within(mems))
         {
             let lanes: Vec<String> = s
                 .lanes
@@ -61,7 +62,7 @@ pub fn from_stderr(text: &str) -> ProtoSummary {
     let emulated: Vec<&Selection> = info
         .emulated_over_tcp()
         .into_iter()
-        .filter(|s| toward_peer(s))
+        .filter(|s| toward_peer(s) && s.within(mems))
         .collect();
     out.emulated = !emulated.is_empty();
     if out.emulated {
@@ -88,7 +89,7 @@ mod tests {
     #[test]
     fn tcp_only_host_capture_is_emulated_and_names_both_directions() {
         let text = include_str!("../../tests/data/ucx_proto_info_host_tcp.txt");
-        let s = from_stderr(text);
+        let s = from_stderr(text, &["host"]);
         assert!(
             s.rma.contains("WRITE:") && s.rma.contains("READ:"),
             "{}",
@@ -109,7 +110,7 @@ mod tests {
     #[test]
     fn healthy_host_capture_raises_no_finding() {
         let text = include_str!("../../tests/data/ucx_proto_info_host.txt");
-        let s = from_stderr(text);
+        let s = from_stderr(text, &["host"]);
         assert!(!s.emulated, "{}", s.rma);
         assert!(s.findings.is_empty());
         assert!(s.rma.contains("WRITE:"), "{}", s.rma);
@@ -117,7 +118,7 @@ mod tests {
 
     #[test]
     fn no_tables_says_so() {
-        let s = from_stderr("nothing from UCX here\n");
+        let s = from_stderr("nothing from UCX here\n", &[]);
         assert!(s.lanes.is_empty() && !s.emulated && s.findings.is_empty());
         assert!(s.rma.starts_with("no UCX protocol table"));
     }

@@ -279,7 +279,8 @@ impl UcxEndpoint {
             .as_ref()
             .map(|c| proto_info::parse(&c.text()))
             .unwrap_or_default();
-        let (protocols, mut found) = findings::assess(&info, &self.ops);
+        let mems = findings::mem_types(&self.truth.memory);
+        let (protocols, mut found) = findings::assess(&info, &self.ops, &mems);
         if info.selections.is_empty() {
             found.extend(findings::assess_lanes(
                 &self.truth.rma,

@@ -25,18 +25,34 @@ fn ucx_op(op: Op) -> Operation {
     }
 }
 
-/// Protocol evidence lines for `ops`, and the findings they prove.
-pub fn assess(info: &ProtoInfo, ops: &[Op]) -> (Vec<String>, Vec<Finding>) {
+/// Memory types of a probe's memory label (`cuda:0`, `cuda:0→host`, `host`).
+pub fn mem_types(label: &str) -> Vec<&str> {
+    let mut v: Vec<&str> = label
+        .split('→')
+        .map(|m| m.split(':').next().unwrap_or(m).trim())
+        .filter(|m| !m.is_empty())
+        .collect();
+    v.dedup();
+    v
+}
+
+/// Protocol evidence lines for `ops` between the memory types `mems` (empty: any),
+/// and the findings they prove.
+pub fn assess(info: &ProtoInfo, ops: &[Op], mems: &[&str]) -> (Vec<String>, Vec<Finding>) {
     let wanted: Vec<Operation> = ops.iter().map(|&o| ucx_op(o)).collect();
     let mut lines: Vec<String> = Vec::new();
-    for s in &info.selections {
+    for s in info.selections.iter().filter(|s| s.within(mems)) {
         let e = s.evidence();
         if wanted.contains(&s.operation) && !lines.contains(&e) && lines.len() < MAX_LINES {
             lines.push(e);
         }
     }
     let mut evidence: Vec<String> = Vec::new();
-    for s in info.emulated_over_tcp() {
+    for s in info
+        .emulated_over_tcp()
+        .into_iter()
+        .filter(|s| s.within(mems))
+    {
         let e = s.evidence();
         if wanted.contains(&s.operation) && !evidence.contains(&e) && evidence.len() < MAX_LINES {
             evidence.push(e);
@@ -74,6 +90,13 @@ pub fn assess_lanes(rma: &str, lanes: &[String], ops: &[Op]) -> Option<Finding> 
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn memory_labels_give_their_types() {
+        assert_eq!(super::mem_types("cuda:0"), vec!["cuda"]);
+        assert_eq!(super::mem_types("cuda:0→host"), vec!["cuda", "host"]);
+        assert_eq!(super::mem_types("host"), vec!["host"]);
+    }
+
     use super::super::proto_info::parse;
     use super::*;
 
@@ -82,7 +105,7 @@ mod tests {
 
     #[test]
     fn healthy_host_run_raises_nothing() {
-        let (lines, f) = assess(&parse(HOST), &[Op::RmaWrite, Op::RmaRead]);
+        let (lines, f) = assess(&parse(HOST), &[Op::RmaWrite, Op::RmaRead], &[]);
         assert!(f.is_empty(), "{f:?}");
         assert!(lines
             .iter()
@@ -92,12 +115,12 @@ mod tests {
     #[test]
     fn forced_tcp_read_is_a_finding_but_write_alone_is_not() {
         let info = parse(HOST_TCP);
-        let (_, f) = assess(&info, &[Op::RmaRead]);
+        let (_, f) = assess(&info, &[Op::RmaRead], &["host"]);
         assert_eq!(f.len(), 1);
         assert_eq!(f[0].name, EMULATED_OVER_TCP);
         assert!(f[0].evidence[0].contains("software emulation | tcp/lo"));
         assert!(f[0].fix.contains("UCX_TLS"));
-        let (_, f) = assess(&info, &[Op::RmaWrite, Op::Tag]);
+        let (_, f) = assess(&info, &[Op::RmaWrite, Op::Tag], &[]);
         assert!(f.is_empty());
     }
 

@@ -143,6 +143,14 @@ impl Selection {
         token.split('/').next().unwrap_or(token)
     }
 
+    /// Whether both ends' memory types are among `types` (`host`, `cuda`): the
+    /// selections that describe the probe's own transfer, not UCX's tables for
+    /// memory pairs it never moves.
+    pub fn within(&self, types: &[&str]) -> bool {
+        let ok = |t: &str| types.is_empty() || types.contains(&Self::mem_type(t));
+        ok(&self.local_mem) && self.remote_mem.as_deref().is_none_or(ok)
+    }
+
     /// Whether either end is non-host memory.
     pub fn touches_device_memory(&self) -> bool {
         Self::mem_type(&self.local_mem) != "host"
