@@ -41,7 +41,7 @@ probe() { # label, extra flags
   local label="$1"; shift
   echo "== ours ($label)"
   "$BIN/servescope" fabric probe --from 127.0.0.1:47911 --to 127.0.0.1:47912 --token-file "$TOK" \
-    --no-store --transport nixl --mem cuda --sizes "$SIZES" --python "$PY" \
+    --no-store --transport nixl --mem cuda --sizes "$SIZES" --python "$PY" --window 1 \
     --max-duration 300s "$@" 2>&1 | tee "$RES/ours-$label.txt"
 }
 reference() { # label, env assignments
@@ -64,6 +64,7 @@ echo "### UCX's own protocol tables for this transfer (raw, for the parser's fix
 UCX_PROTO_INFO=y "$PY" bench/nixl_ref.py --mem cuda:0 --sizes 1M --iters 3 >"$RES/proto-info-cuda.txt" 2>&1
 grep -c "ucp_put\|ucp_get" "$RES/proto-info-cuda.txt"
 
+[ "${HEALTHY_ONLY:-0}" = 1 ] && { echo "results in $RES"; exit 0; }
 echo "### forced fallback: UCX_TLS=tcp,cuda_copy in both agents"
 start_agents UCX_TLS=tcp,cuda_copy
 probe forced --iterations 5
