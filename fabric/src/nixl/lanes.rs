@@ -116,6 +116,31 @@ mod tests {
         assert!(s.rma.contains("WRITE:"), "{}", s.rma);
     }
 
+    /// UCX 1.23 from the NIXL wheel on one H100, two processes on GPU 0, as the
+    /// reference printed it with UCX_PROTO_INFO=y: WRITE goes zero-copy over
+    /// cuda_ipc, READ is emulated over tcp/lo.
+    const CUDA_ONE_GPU: &str = include_str!("../../tests/data/ucx_proto_info_cuda_one_gpu.txt");
+
+    #[test]
+    fn one_gpu_capture_names_the_emulated_read_and_only_it() {
+        let s = from_stderr(CUDA_ONE_GPU, &["cuda"]);
+        assert!(
+            s.lanes.contains(&"cuda_ipc/cuda".to_string()),
+            "{:?}",
+            s.lanes
+        );
+        assert!(
+            s.rma.contains("WRITE: zero-copy cuda_ipc/cuda"),
+            "{}",
+            s.rma
+        );
+        assert!(s.emulated, "{}", s.rma);
+        assert_eq!(s.findings.len(), 1);
+        let ev = &s.findings[0].evidence;
+        assert!(ev.iter().all(|e| e.contains("ucp_get")), "{ev:?}");
+        assert!(ev.iter().all(|e| !e.contains("host memory")), "{ev:?}");
+    }
+
     #[test]
     fn no_tables_says_so() {
         let s = from_stderr("nothing from UCX here\n", &[]);
