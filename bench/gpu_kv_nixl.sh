@@ -42,21 +42,24 @@ probe() { # label, extra flags
   echo "== ours ($label)"
   "$BIN/servescope" fabric probe --from 127.0.0.1:47911 --to 127.0.0.1:47912 --token-file "$TOK" \
     --no-store --transport nixl --mem cuda --sizes "$SIZES" --python "$PY" --window 1 \
-    --max-duration 300s "$@" 2>&1 | tee "$RES/ours-$label.txt"
+    --max-duration 300s "$@" 2>&1 | tee -a "$RES/ours-$label.txt"
 }
 reference() { # label, env assignments
   local label="$1"; shift
   echo "== reference ($label): bench/nixl_ref.py"
   env "$@" "$PY" bench/nixl_ref.py --mem cuda:0 --sizes "$SIZES" "${REF_ARGS[@]}" \
-    2>"$RES/ref-$label.stderr" | tee "$RES/ref-$label.txt"
+    2>>"$RES/ref-$label.stderr" | tee -a "$RES/ref-$label.txt"
 }
 
-echo "### healthy: default UCX_TLS"
-start_agents
-probe healthy --iterations 50
-stop_agents
+echo "### healthy: default UCX_TLS (ROUNDS=${ROUNDS:-1}, ours and the reference alternate who goes first)"
 REF_ARGS=(--iters 50)
-reference healthy
+for round in $(seq "${ROUNDS:-1}"); do
+  if [ $((round % 2)) = 0 ]; then reference healthy; fi
+  start_agents
+  probe healthy --iterations 50
+  stop_agents
+  if [ $((round % 2)) = 1 ]; then reference healthy; fi
+done
 echo "== ours / reference (goal ≥ 0.95 at 16 MiB and 256 MiB)"
 "$PY" bench/nixl_ratio.py "$RES/ours-healthy.txt" "$RES/ref-healthy.txt"
 
