@@ -37,6 +37,17 @@ fn h200_phase_workload_boundaries_within_250ms_and_durations_within_10_percent()
     }
 }
 
+/// The agent at its defaults on an H100 (process list on its own thread, bursting
+/// to 100 ms on the cold start; each sample carries when the list was read): a
+/// disk-bound load (8 GiB) and one from the page cache (3 GiB in 0.53 s), whose
+/// weights arrive faster than a KV-sized step between two process-list reads.
+#[test]
+fn h100_agent_defaults_recordings_within_250ms() {
+    for name in ["h100-defaults-diskbound", "h100-defaults-pagecache"] {
+        check(name);
+    }
+}
+
 fn check(name: &str) {
     println!("== {name}");
     let (pts, marks) = recording(name);

@@ -4,7 +4,9 @@
 //!
 //! Rules (each phase carries its evidence in `attrs` and a confidence < 1):
 //! - CUDA context: the process first holds GPU memory.
-//! - Weight load: the first sustained PCIe RX run (≥ 1 GB/s) after that; edges are
+//! - Weight load: the first sustained PCIe RX run (≥ 1 GB/s) after that; its edges
+//!   come from the process memory growth overlapping it (a step counts as growth by
+//!   the PCIe traffic behind it, whatever its size), else
 //!   placed inside the sample interval by the fraction of peak rate it reached.
 //! - KV cache allocation: a ≥ 1 GiB step of process memory in one interval with
 //!   little PCIe traffic (memory that came from nowhere).
@@ -16,118 +18,13 @@
 //! - torch.compile (CPU-bound, GPU idle): from the first GPU activity after the weight
 //!   load / KV allocation to the graph capture, when that stretch is ≥ 2 s.
 
-use super::phase::{Phase, PhaseKind, Source, Timeline};
-
-/// One agent sample of one GPU, as far as inference needs it.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct GpuPoint {
-    pub t_ns: i64,
-    pub util_pct: Option<f64>,
-    /// Cumulative PCIe receive bytes.
-    pub pcie_rx: Option<f64>,
-    /// The process's GPU memory (None: not listed in this sample).
-    pub proc_mem: Option<f64>,
-    /// When the process list behind `proc_mem` was read (the agent reads it on its
-    /// own cadence; None: at `t_ns`). Memory boundaries are placed on these times.
-    pub proc_t_ns: Option<i64>,
-}
-
-const GB: f64 = 1e9;
-const GIB: f64 = 1073741824.0;
-/// PCIe RX rate that counts as weight transfer.
-pub const WEIGHT_RATE: f64 = 1.0 * GB;
-/// Process memory step that counts as the KV cache allocation.
-pub const KV_STEP: f64 = 1.0 * GIB;
-/// Utilisation that counts as busy.
-pub const BUSY_UTIL: f64 = 50.0;
-/// A memory change that counts (graph capture, workspace allocations).
-pub const MEM_CHANGE: f64 = 16.0 * 1048576.0;
-
-fn rate(p: &[GpuPoint], i: usize) -> f64 {
-    match (p[i - 1].pcie_rx, p[i].pcie_rx) {
-        (Some(a), Some(b)) if p[i].t_ns > p[i - 1].t_ns => {
-            (b - a).max(0.0) / ((p[i].t_ns - p[i - 1].t_ns) as f64 / 1e9)
-        }
-        _ => 0.0,
-    }
-}
-
-fn dmem(p: &[GpuPoint], i: usize) -> f64 {
-    match (p[i - 1].proc_mem, p[i].proc_mem) {
-        (Some(a), Some(b)) => b - a,
-        _ => 0.0,
-    }
-}
-
-/// When sample `i`'s process memory was read.
-fn mt(p: &[GpuPoint], i: usize) -> i64 {
-    p[i].proc_t_ns.unwrap_or(p[i].t_ns)
-}
-
-/// Where the memory change seen at sample `i` may have begun: the read before it.
-fn mstart(p: &[GpuPoint], i: usize) -> i64 {
-    mt(p, i.saturating_sub(1))
-}
-
-fn util(p: &[GpuPoint], i: usize) -> f64 {
-    p[i].util_pct.unwrap_or(0.0)
-}
-
-fn phase(kind: PhaseKind, s: i64, e: i64, conf: f32, attrs: &[(&str, String)]) -> Phase {
-    let mut ph = Phase::new(kind, Source::Nvml, conf).span(s, e.max(s));
-    for (k, v) in attrs {
-        ph.attrs.insert((*k).to_string(), v.clone());
-    }
-    ph
-}
-
-/// Attribute holding how far (ms) the true start may lie from the stated one.
-pub const START_UNCERTAINTY: &str = "start_uncertainty_ms";
-/// Attribute holding how far (ms) the true end may lie from the stated one.
-pub const END_UNCERTAINTY: &str = "end_uncertainty_ms";
-
-/// States each boundary's uncertainty (ns, from [`around`]), so a boundary seen at
-/// 1 s cadence says about ±2 s and one seen at 100 ms about ±200 ms, whatever mix
-/// of cadences the run had.
-fn uncertain(mut ph: Phase, start_ns: Option<i64>, end_ns: Option<i64>) -> Phase {
-    for (key, v) in [(START_UNCERTAINTY, start_ns), (END_UNCERTAINTY, end_ns)] {
-        if let Some(v) = v.filter(|v| *v > 0) {
-            ph.attrs
-                .insert(key.into(), format!("{:.0}", v as f64 / 1e6));
-        }
-    }
-    ph
-}
-
-/// The spacing of the samples around interval `i` (the one ending at sample `i`,
-/// in which a boundary was placed): that interval, `before` intervals ahead of it
-/// and `after` behind it. Memory and PCIe edges take one interval behind (NVML
-/// reports a step up to a sample late); utilisation edges one on each side (NVML's
-/// utilisation averages a trailing window of about a sample).
-fn around(p: &[GpuPoint], i: usize, before: usize, after: usize) -> i64 {
-    spread(p, i, before, after, |k| p[k].t_ns)
-}
-
-/// [`around`] for a boundary placed from process memory: the spacing of the
-/// process-list reads.
-fn around_mem(p: &[GpuPoint], i: usize) -> i64 {
-    // The next read that differs: a list read at a slower cadence repeats.
-    let next = (i + 1..p.len())
-        .find(|&k| mt(p, k) != mt(p, i))
-        .unwrap_or(i);
-    mt(p, i) - mstart(p, i) + mt(p, next) - mt(p, i)
-}
-
-fn spread(p: &[GpuPoint], i: usize, before: usize, after: usize, t: impl Fn(usize) -> i64) -> i64 {
-    let lo = i.saturating_sub(before).max(1);
-    let hi = (i + after).min(p.len().saturating_sub(1));
-    (lo..=hi).map(|k| t(k) - t(k - 1)).sum()
-}
-
-/// A boundary's uncertainty (ms) as stated on a phase, when it is.
-pub fn uncertainty_ms(ph: &Phase, key: &str) -> Option<f64> {
-    ph.attrs.get(key).and_then(|v| v.parse().ok())
-}
+use super::nvml_memory::{kv_cache, weight_load};
+use super::nvml_signal::{around, around_mem, dmem, mstart, mt, phase, rate, uncertain, util, GB};
+pub use super::nvml_signal::{
+    uncertainty_ms, GpuPoint, BUSY_UTIL, END_UNCERTAINTY, KV_STEP, MEM_CHANGE, START_UNCERTAINTY,
+    WEIGHT_RATE,
+};
+use super::phase::{PhaseKind, Timeline};
 
 /// Infers the phases of one process from its GPU's samples (sorted by time).
 pub fn infer(points: &[GpuPoint], host: Option<String>) -> Timeline {
@@ -154,109 +51,17 @@ pub fn infer(points: &[GpuPoint], host: Option<String>) -> Timeline {
     tl.phases.push(ctx);
     let mut cursor = first + 1;
 
-    // Weight load: the first sustained PCIe RX run (dips of ≤ 2 samples bridged) is
-    // the evidence; its edges come from the process's memory growth overlapping it,
-    // because GPM's PCIe rates trail the memory by one or two samples (seen on an
-    // H200: RX still at full rate 200 ms after the last tensor landed).
     let mut weights_end = None;
-    if let Some(a) = (cursor..p.len()).find(|&i| rate(p, i) >= WEIGHT_RATE) {
-        let mut b = a;
-        let mut i = a + 1;
-        while i < p.len() && i <= b + 3 {
-            if rate(p, i) >= WEIGHT_RATE {
-                b = i;
-            }
-            i += 1;
-        }
-        if b > a {
-            let mut rs: Vec<f64> = (a..=b).map(|i| rate(p, i)).collect();
-            rs.sort_by(f64::total_cmp);
-            let peak = rs[rs.len() / 2].max(1.0);
-            let frac = |i: usize| (rate(p, i) / peak).clamp(0.0, 1.0);
-            let bytes = p[b].pcie_rx.unwrap_or(0.0) - p[a - 1].pcie_rx.unwrap_or(0.0);
-            // Memory growth run (steps below the KV threshold) touching [a-2, b].
-            let grows = |k: usize| {
-                let d = dmem(p, k);
-                d > MEM_CHANGE / 4.0 && d < KV_STEP
-            };
-            let lo = a.saturating_sub(3).max(cursor).max(1);
-            let g0 = (lo..=b).find(|&k| grows(k));
-            let (start, end, end_idx, edges, spacing) = match g0 {
-                Some(g0) => {
-                    let mut g1 = g0;
-                    let mut k = g0 + 1;
-                    // Follow growth (gaps of ≤ 2 flat samples) up to a KV-sized step.
-                    while k < p.len() && k <= g1 + 3 && dmem(p, k) < KV_STEP {
-                        if grows(k) {
-                            g1 = k;
-                        }
-                        k += 1;
-                    }
-                    (
-                        mstart(p, g0),
-                        mt(p, g1),
-                        g1,
-                        "process memory growth",
-                        (around_mem(p, g0), around_mem(p, g1)),
-                    )
-                }
-                None => (
-                    p[a].t_ns - (dt(a) as f64 * frac(a)) as i64,
-                    p[b - 1].t_ns + (dt(b) as f64 * frac(b)) as i64,
-                    b,
-                    "PCIe RX rate",
-                    (around(p, a, 0, 1), around(p, b, 0, 1)),
-                ),
-            };
-            let ph = phase(
-                PhaseKind::WeightLoad,
-                start,
-                end,
-                0.7,
-                &[
-                    (
-                        "evidence",
-                        "sustained PCIe RX while process memory grew".into(),
-                    ),
-                    ("edges_from", edges.into()),
-                    ("pcie_rx_gb", format!("{:.2}", bytes / GB)),
-                    ("median_rate_gbps", format!("{:.2}", peak / GB)),
-                ],
-            );
-            tl.phases
-                .push(uncertain(ph, Some(spacing.0), Some(spacing.1)));
-            weights_end = Some(end);
-            cursor = end_idx + 1;
-        }
+    if let Some(w) = weight_load(p, cursor) {
+        tl.phases.push(w.phase);
+        weights_end = Some(w.end_ns);
+        cursor = w.end_idx + 1;
     }
-
-    // KV cache: a big memory step without matching PCIe traffic.
     let mut kv_end_idx = None;
-    if let Some(i) = (cursor.max(1)..p.len()).find(|&i| {
-        let step = dmem(p, i);
-        let moved = rate(p, i) * dt(i) as f64 / 1e9;
-        step >= KV_STEP && moved < 0.5 * step
-    }) {
-        let ph = phase(
-            PhaseKind::KvCacheAllocation,
-            mstart(p, i),
-            mt(p, i),
-            0.6,
-            &[
-                (
-                    "evidence",
-                    "process memory step without PCIe traffic".into(),
-                ),
-                ("step_gib", format!("{:.2}", dmem(p, i) / GIB)),
-            ],
-        );
-        tl.phases.push(uncertain(
-            ph,
-            Some(around_mem(p, i)),
-            Some(around_mem(p, i)),
-        ));
-        kv_end_idx = Some(i);
-        cursor = i + 1;
+    if let Some(kv) = kv_cache(p, cursor) {
+        tl.phases.push(kv.phase);
+        kv_end_idx = Some(kv.end_idx);
+        cursor = kv.end_idx + 1;
     }
 
     // GPU busy: first sustained (≥ 3 samples) utilisation ≥ 50 % after the weights.
@@ -373,6 +178,8 @@ pub fn infer(points: &[GpuPoint], host: Option<String>) -> Timeline {
 
 #[cfg(test)]
 mod tests {
+    use super::super::nvml_signal::GIB;
+    use super::super::phase::Source;
     use super::*;
 
     /// A synthetic cold start at 100 ms sampling: context at 1 s, 3 s of weights at

@@ -30,7 +30,8 @@ pub const IMPORT_NS: i64 = 1_000_000_000;
 
 pub type Markers = BTreeMap<String, (Option<i64>, Option<i64>)>;
 
-/// The fixture CSV (`t_ns,util_pct,pcie_rx_bytes,proc_mem_bytes`) as points.
+/// The fixture CSV (`t_ns,util_pct,pcie_rx_bytes,proc_mem_bytes[,proc_t_ns]`) as
+/// points; the optional last column is when the agent read the process list.
 pub fn points(csv: &str) -> Vec<GpuPoint> {
     let f = |s: &str| s.parse::<f64>().ok();
     csv.lines()
@@ -42,7 +43,7 @@ pub fn points(csv: &str) -> Vec<GpuPoint> {
                 util_pct: f(c.get(1)?),
                 pcie_rx: f(c.get(2)?),
                 proc_mem: f(c.get(3)?),
-                proc_t_ns: None,
+                proc_t_ns: c.get(4).and_then(|s| s.parse().ok()),
             })
         })
         .collect()

@@ -86,6 +86,14 @@ impl BurstBoard {
             .any(|(i, s)| *i == gpu && s.bursting())
     }
 
+    /// Whether GPU `gpu`'s process list is due in its burst ([`BurstState::list_due`]).
+    pub fn list_due(&self, gpu: u32, t_ns: u64) -> bool {
+        self.lock()
+            .gpus
+            .iter()
+            .any(|(i, s)| *i == gpu && s.list_due(t_ns))
+    }
+
     /// Whether any GPU is bursting.
     pub fn any_bursting(&self) -> bool {
         self.lock().gpus.iter().any(|(_, s)| s.bursting())

@@ -32,6 +32,10 @@ pub struct Policy {
     pub confirm_ns: u64,
     /// Longest burst, ns.
     pub max_ns: u64,
+    /// In a burst, the process list (~0.35 ms a read) is read when the device's used
+    /// memory moved by [`Policy::proc_step`] since the last read, else at most this
+    /// often, ns: its memory boundaries need the 100 ms ticks only while memory moves.
+    pub list_every_ns: u64,
 }
 
 const S: u64 = 1_000_000_000;
@@ -42,9 +46,10 @@ impl Default for Policy {
             mem_step: 128 << 20,
             proc_step: 16 << 20,
             busy_util: 50,
-            serve_for_ns: 10 * S,
+            serve_for_ns: 3 * S,
             confirm_ns: 60 * S,
             max_ns: 600 * S,
+            list_every_ns: S / 2,
         }
     }
 }
@@ -134,6 +139,8 @@ pub struct BurstState {
     /// The last process list; `None` until one was read (the first is the baseline).
     known: Option<Vec<(u32, u64)>>,
     burst: Option<Burst>,
+    /// When the last process list was taken, and the device's used memory then.
+    list_read: Option<(u64, Option<u64>)>,
 }
 
 impl BurstState {
@@ -143,12 +150,33 @@ impl BurstState {
             last_mem: None,
             known: None,
             burst: None,
+            list_read: None,
         }
     }
 
     /// Whether the GPU is sampled at the burst cadence now.
     pub fn bursting(&self) -> bool {
         self.burst.is_some()
+    }
+
+    /// Whether the process list is due at `t_ns` in a burst: first in the burst, once
+    /// the device's used memory moved by [`Policy::proc_step`] since the last list,
+    /// or [`Policy::list_every_ns`] after it. Outside a burst the normal cadence
+    /// reads it, so this says no.
+    pub fn list_due(&self, t_ns: u64) -> bool {
+        if self.burst.is_none() {
+            return false;
+        }
+        match self.list_read {
+            None => true,
+            Some((at, mem)) => {
+                let moved = match (mem, self.last_mem) {
+                    (Some(a), Some(b)) => a.abs_diff(b) >= self.policy.proc_step,
+                    _ => true,
+                };
+                moved || t_ns.saturating_sub(at) >= self.policy.list_every_ns
+            }
+        }
     }
 
     /// Takes one observation at `t_ns`; returns the change of cadence it caused.
@@ -158,7 +186,10 @@ impl BurstState {
             Observation::Tick { mem_used, util_pct } => {
                 (self.tick(t_ns, mem_used, util_pct), false)
             }
-            Observation::Processes(list) => self.processes(list),
+            Observation::Processes(list) => {
+                self.list_read = Some((t_ns, self.last_mem));
+                self.processes(list)
+            }
         };
         if let Some(b) = &self.burst {
             let lasted_ns = t_ns.saturating_sub(b.since);
@@ -299,20 +330,20 @@ mod tests {
                 })
             )
         );
-        // Serving from 6 s (the last memory step): 10 s of high utilisation with
+        // Serving from 6 s (the last memory step): 3 s of high utilisation with
         // steady memory after it ends the burst.
         assert_eq!(
             changes[1],
             (
-                16_100 * MS,
+                9_100 * MS,
                 Change::Ended {
                     why: End::Served,
-                    lasted_ns: 14_000 * MS
+                    lasted_ns: 7_000 * MS
                 }
             )
         );
         assert_eq!(changes.len(), 2, "{changes:?}");
-        assert!(!bursting_at[20] && bursting_at[21] && bursting_at[160] && !bursting_at[161]);
+        assert!(!bursting_at[20] && bursting_at[21] && bursting_at[90] && !bursting_at[91]);
     }
 
     #[test]
@@ -359,6 +390,28 @@ mod tests {
             assert_eq!(s.observe(t + MS, tick(10 * GIB, 99)), None);
         }
         assert!(s.bursting());
+    }
+
+    /// In a burst the process list is read while the device's memory moves, and
+    /// every 500 ms while it holds still; never outside a burst.
+    #[test]
+    fn the_process_list_is_due_on_a_memory_move_or_every_500_ms() {
+        let mut s = BurstState::new(Policy::default());
+        s.observe(0, tick(GIB, 0));
+        assert!(!s.list_due(0));
+        s.observe(100 * MS, tick(2 * GIB, 0));
+        assert!(s.bursting() && s.list_due(100 * MS));
+        s.observe(101 * MS, Observation::Processes(&[(7, GIB)]));
+        assert!(!s.list_due(101 * MS));
+        // Memory still: not before 500 ms after the last list.
+        s.observe(200 * MS, tick(2 * GIB, 0));
+        assert!(!s.list_due(200 * MS) && !s.list_due(600 * MS) && s.list_due(601 * MS));
+        // Memory moved by ≥ 16 MiB: due at once.
+        s.observe(300 * MS, tick(2 * GIB + (32 << 20), 0));
+        assert!(s.list_due(300 * MS));
+        s.observe(301 * MS, Observation::Processes(&[(7, GIB + (32 << 20))]));
+        s.observe(400 * MS, tick(2 * GIB + (40 << 20), 0));
+        assert!(!s.list_due(400 * MS));
     }
 
     #[test]

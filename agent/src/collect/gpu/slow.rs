@@ -18,6 +18,9 @@ use crate::clock::now_ns;
 use crate::collect::{CallCosts, EventSource, RunContext};
 
 /// Longest wait between looks at shutdown and at new bursts.
+/// ECC totals and remapped rows change rarely (a row remap needs a reset to take
+/// effect): read them this often, not at every process-list read.
+pub const HEALTH_EVERY: Duration = Duration::from_secs(10);
 const MAX_WAIT: Duration = Duration::from_millis(250);
 
 /// Latest slow readings for one GPU.
@@ -112,7 +115,14 @@ fn device_error(e: &NvmlError) -> FieldError {
     }
 }
 
-fn read_processes(dev: &Device<'_>, calls: &CallNames, costs: &CallCosts) -> ProcReads {
+/// Reads the process list; names of processes already listed in `prev` are kept
+/// rather than read from `/proc` again.
+fn read_processes(
+    dev: &Device<'_>,
+    prev: Option<&ProcReads>,
+    calls: &CallNames,
+    costs: &CallCosts,
+) -> ProcReads {
     let t0 = now_ns();
     let procs = calls.time(costs, Call::Processes, || dev.running_compute_processes());
     let t_ns = t0 + (now_ns().saturating_sub(t0)) / 2;
@@ -122,7 +132,9 @@ fn read_processes(dev: &Device<'_>, calls: &CallNames, costs: &CallCosts) -> Pro
         .into_iter()
         .map(|p| GpuProcess {
             pid: p.pid,
-            name: process_name(p.pid),
+            name: prev
+                .and_then(|r| r.processes.iter().find(|x| x.pid == p.pid))
+                .map_or_else(|| process_name(p.pid), |x| x.name.clone()),
             used_bytes: match p.used_gpu_memory {
                 UsedGpuMemory::Used(b) => b,
                 UsedGpuMemory::Unavailable => 0,
@@ -235,13 +247,19 @@ impl SlowSampler {
         self
     }
 
-    /// Reads the GPUs due: all of them with health when `full`, else those bursting.
-    fn read(&mut self, full: bool, costs: &CallCosts) {
+    /// Reads the GPUs due: all of them when `full` (with ECC and remapped rows when
+    /// `health`), else those whose burst wants a process list.
+    fn read(&mut self, full: bool, health: bool, costs: &CallCosts) {
+        let mut any = false;
         for slot in &mut self.gpus {
-            let burst = self.board.as_ref().is_some_and(|b| b.bursting(slot.index));
-            if !full && !burst {
+            let due = self
+                .board
+                .as_ref()
+                .is_some_and(|b| b.list_due(slot.index, now_ns()));
+            if !full && !due {
                 continue;
             }
+            any = true;
             let dev = match slot.calls.time(costs, Call::Device, || {
                 self.nvml.device_by_index(slot.index)
             }) {
@@ -252,7 +270,7 @@ impl SlowSampler {
                 }
             };
             slot.device = None;
-            let p = read_processes(&dev, &slot.calls, costs);
+            let p = read_processes(&dev, slot.procs.as_ref(), &slot.calls, costs);
             if let Some(board) = &self.board {
                 slot.list.clear();
                 slot.list
@@ -262,9 +280,12 @@ impl SlowSampler {
                 }
             }
             slot.procs = Some(p);
-            if full {
+            if health {
                 slot.health = read_health(&self.nvml, &dev, &slot.calls, costs);
             }
+        }
+        if !any {
+            return;
         }
         let states: Vec<SlowState> = self.gpus.iter().map(Slot::state).collect();
         if let Ok(mut g) = self.out.lock() {
@@ -280,11 +301,16 @@ impl EventSource for SlowSampler {
 
     fn run(mut self: Box<Self>, ctx: RunContext) {
         let mut next_full = Instant::now();
+        let mut next_health = next_full;
         loop {
             let generation = self.board.as_ref().map_or(0, |b| b.generation());
             let now = Instant::now();
             let full = now >= next_full;
-            self.read(full, &ctx.costs);
+            let health = full && now >= next_health;
+            self.read(full, health, &ctx.costs);
+            if health {
+                next_health = now + HEALTH_EVERY.max(self.interval);
+            }
             if full {
                 next_full += self.interval;
                 if next_full < now {
