@@ -28,8 +28,6 @@ pub struct AttributeOptions {
     /// Engine logs read (name, parsed): KV stats when no metrics have them, request
     /// lines for the join.
     pub engine_logs: Vec<(String, EngineLog)>,
-    /// The KV connector's RDMA operation (vLLM's NixlConnector pulls: READ).
-    pub kv_op: KvOp,
 }
 
 /// The inventories a run recorded, with their agents' addresses.
@@ -202,7 +200,8 @@ pub fn attribute(store: &Store, run: i64, opts: &AttributeOptions) -> Result<Att
         })
         .collect();
     let mut kv = kv::analyze(&whole(&d_names), &whole(&p_names), &series);
-    kv.op = opts.kv_op;
+    // vLLM's NixlConnector pulls: the decode instance READs the prefill's blocks.
+    kv.op = KvOp::Read;
     if let Some(fr) = links.fabric_run {
         let per_transfer = (kv.transfers > 0.0).then(|| kv.bytes / kv.transfers);
         kv.path = kv_path::select(fr, &store.fabric_probes(fr)?, kv.op, per_transfer);

@@ -309,3 +309,64 @@ pub fn line_rate(p: &KvPath, inventories: &[(String, Inventory)]) -> Option<(f64
     }
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use servescope_proto::v1::GpuInfo;
+
+    fn path(lanes: &[&str], memory: &str) -> KvPath {
+        KvPath {
+            from: "a:1".into(),
+            lanes: lanes.iter().map(|l| l.to_string()).collect(),
+            memory: memory.into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_finding_on_write_only_is_not_the_pull_connectors() {
+        let mut p = path(&["cuda_ipc/cuda", "tcp/lo"], "cuda:0");
+        p.findings = vec![PathFinding {
+            name: EMULATED_OVER_TCP.into(),
+            evidence: vec!["cfg#2 | ucp_put* | 0..inf | software emulation | tcp/lo".into()],
+            fix: "f".into(),
+        }];
+        assert!(p.emulation(KvOp::Read).is_none());
+        assert!(p.emulation(KvOp::Write).is_some());
+        p.findings.clear();
+        p.rma =
+            "EMULATED over tcp: WRITE: zero-copy cuda_ipc/cuda; READ: software emulation tcp/lo"
+                .into();
+        assert!(p.emulation(KvOp::Read).is_some());
+        assert!(p.emulation(KvOp::Write).is_none());
+    }
+
+    #[test]
+    fn line_rates_from_the_path() {
+        let inv = Inventory {
+            gpus: vec![GpuInfo {
+                index: 0,
+                nvlink_links: 18,
+                architecture: "Hopper".into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let invs = vec![("a:1".to_string(), inv)];
+        // One GPU talking to itself: no NVLink crossed, no line rate.
+        assert!(line_rate(&path(&["cuda_ipc/cuda"], "cuda:0"), &invs).is_none());
+        let (g, _) = line_rate(&path(&["cuda_ipc/cuda"], "cuda:0→cuda:1"), &invs).unwrap();
+        assert_eq!(g, 450.0);
+        let (g, _) = line_rate(&path(&["efa/a:1", "efa/b:1"], "cuda:0"), &[]).unwrap();
+        assert_eq!(g, 25.0);
+        assert!(line_rate(&path(&["tcp/eth0"], "host"), &invs).is_none());
+    }
+
+    #[test]
+    fn the_size_nearest_the_transfer() {
+        let s = [1u64 << 20, 16 << 20, 256 << 20];
+        assert_eq!(nearest(s.into_iter(), Some(20e6)), Some(16 << 20));
+        assert_eq!(nearest(s.into_iter(), None), Some(256 << 20));
+    }
+}

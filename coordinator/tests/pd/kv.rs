@@ -128,7 +128,6 @@ async fn engine_logs_stand_in_for_metrics() {
             slowest: usize::MAX,
             capacity_gbps: None,
             engine_logs: vec![("d.log".into(), logs::parse(&text))],
-            ..Default::default()
         },
     )
     .unwrap();
