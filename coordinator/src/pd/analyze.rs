@@ -10,6 +10,7 @@ use super::decompose::{decompose, first_on_pair, Breakdown, Offsets};
 use super::diagnose::diagnose;
 use super::join::{join, JoinStats};
 use super::kv::{self, KvAnalysis};
+use super::kv_path::{self, KvOp};
 use super::logs::{EngineLog, RequestEvent};
 use super::runlevel;
 use super::PdError;
@@ -27,6 +28,20 @@ pub struct AttributeOptions {
     /// Engine logs read (name, parsed): KV stats when no metrics have them, request
     /// lines for the join.
     pub engine_logs: Vec<(String, EngineLog)>,
+}
+
+/// The inventories a run recorded, with their agents' addresses.
+fn inventories(
+    store: &Store,
+    run: i64,
+) -> Result<Vec<(String, servescope_proto::v1::Inventory)>, PdError> {
+    let mut v = Vec::new();
+    for a in store.run_agents(run)? {
+        if let Some(i) = store.inventory(run, a.agent_id)? {
+            v.push((a.address, i));
+        }
+    }
+    Ok(v)
 }
 
 struct Scrape {
@@ -185,19 +200,31 @@ pub fn attribute(store: &Store, run: i64, opts: &AttributeOptions) -> Result<Att
         })
         .collect();
     let mut kv = kv::analyze(&whole(&d_names), &whole(&p_names), &series);
+    // vLLM's NixlConnector pulls: the decode instance READs the prefill's blocks.
+    kv.op = KvOp::Read;
+    if let Some(fr) = links.fabric_run {
+        let per_transfer = (kv.transfers > 0.0).then(|| kv.bytes / kv.transfers);
+        kv.path = kv_path::select(fr, &store.fabric_probes(fr)?, kv.op, per_transfer);
+        if let Some(p) = kv.path.as_mut() {
+            let mut invs = inventories(store, fr)?;
+            if let Some(t) = links.telemetry_run {
+                invs.extend(inventories(store, t)?);
+            }
+            if let Some((g, src)) = kv_path::line_rate(p, &invs) {
+                p.line_rate_gbps = Some(g);
+                p.line_rate_source = Some(src);
+            }
+            kv.capacity_gbps = Some(p.gbps);
+            kv.capacity_source = Some(if p.nixl {
+                format!("NIXL probe in fabric run {fr}, {} at {} B", p.op, p.size)
+            } else {
+                format!("fabric probe run {fr}")
+            });
+        }
+    }
     if let Some(c) = opts.capacity_gbps {
         kv.capacity_gbps = Some(c);
         kv.capacity_source = Some("given (--capacity-gbps)".into());
-    } else if let Some(fr) = links.fabric_run {
-        let best = store
-            .fabric_probes(fr)?
-            .iter()
-            .filter_map(crate::fabric::matrix::headline_bps)
-            .fold(None::<f64>, |m, b| Some(m.map_or(b, |x| x.max(b))));
-        if let Some(b) = best {
-            kv.capacity_gbps = Some(b / 1e9);
-            kv.capacity_source = Some(format!("fabric probe run {fr}"));
-        }
     }
     apply_logs(&opts.engine_logs, &all, &mut kv, &mut jstats, &mut notes);
     if let Some(t) = links.telemetry_run {

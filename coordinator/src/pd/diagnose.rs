@@ -4,6 +4,7 @@
 
 use super::attribution::{Attribution, Finding, PointAttribution, Severity};
 use super::kv::Carrier;
+use super::kv_path_rules::{kv_path_emulated, kv_post_dominates, kv_rate_above_line_rate};
 
 /// Effective KV bandwidth below this fraction of the probed capacity is slow.
 pub const SLOW_FRACTION: f64 = 0.5;
@@ -19,8 +20,11 @@ pub const CLIENT_LAG_MS: f64 = 10.0;
 
 /// Runs every rule.
 pub fn diagnose(a: &Attribution) -> Vec<Finding> {
-    let rules: [fn(&Attribution) -> Option<Finding>; 8] = [
+    let rules: [fn(&Attribution) -> Option<Finding>; 11] = [
         kv_slow_transport,
+        kv_path_emulated,
+        kv_post_dominates,
+        kv_rate_above_line_rate,
         kv_failures,
         kv_serialising,
         prefill_or_decode_bound,

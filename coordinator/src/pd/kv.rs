@@ -74,6 +74,9 @@ pub struct KvAnalysis {
     /// The fabric probe's bandwidth for the pair, GB/s, and where it came from.
     pub capacity_gbps: Option<f64>,
     pub capacity_source: Option<String>,
+    /// The stored fabric probe standing for the KV path, and the connector's operation.
+    pub path: Option<super::kv_path::KvPath>,
+    pub op: super::kv_path::KvOp,
     pub series: Vec<KvSeriesPoint>,
     pub nodes: Vec<NodeBytes>,
     pub carrier: Option<Carrier>,

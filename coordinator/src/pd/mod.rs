@@ -20,6 +20,8 @@ pub mod decompose;
 pub mod diagnose;
 pub mod join;
 pub mod kv;
+pub mod kv_path;
+pub mod kv_path_rules;
 pub mod logs;
 pub mod report;
 pub mod run;

@@ -164,6 +164,16 @@ mod tests {
             driver: Some(ProbeSummary {
                 truth: Some(TransportTruthMsg {
                     provider: "tcp;ofi_rxm".into(),
+                    protocols: vec![
+                        "cfg#2 | ucp_get* | 0..inf | software emulation | tcp/lo".into()
+                    ],
+                    findings: vec![servescope_proto::v1::ProbeFinding {
+                        name: "emulated_over_tcp".into(),
+                        evidence: vec![
+                            "cfg#2 | ucp_get* | 0..inf | software emulation | tcp/lo".into()
+                        ],
+                        fix: "use cuda_ipc".into(),
+                    }],
                     ..Default::default()
                 }),
                 deltas: vec![CounterDelta {
@@ -181,7 +191,15 @@ mod tests {
         let back = s.fabric_probes(run).expect("load");
         assert_eq!(back.len(), 1);
         assert_eq!(back[0].results, o.results);
+        // The transport truth's protocol lines and findings come back with it.
         assert_eq!(back[0].driver, o.driver);
+        let t = back[0]
+            .driver
+            .as_ref()
+            .and_then(|d| d.truth.as_ref())
+            .expect("truth");
+        assert_eq!(t.findings[0].name, "emulated_over_tcp");
+        assert_eq!(t.protocols.len(), 1);
         assert_eq!(back[0].error, o.error);
     }
 }

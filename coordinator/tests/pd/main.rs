@@ -25,6 +25,7 @@ use servescope_sim::{Faults, SimConfig};
 
 mod components;
 mod kv;
+mod kv_path;
 mod rules;
 
 /// A clean deployment: nothing queues at concurrency ≤ 8, the KV path is fast.
@@ -63,6 +64,8 @@ struct Exp {
     num_prompts: usize,
     output_tokens: u32,
     probe: bool,
+    /// A fabric probe stored before the run and linked to it (the KV path's capacity).
+    fabric: Option<servescope_coordinator::fabric::ProbeOutcome>,
 }
 
 fn closed(cs: &[usize], n: usize) -> Exp {
@@ -74,6 +77,7 @@ fn closed(cs: &[usize], n: usize) -> Exp {
         num_prompts: n,
         output_tokens: 8,
         probe: false,
+        fabric: None,
     }
 }
 
@@ -103,6 +107,19 @@ async fn run_inner(
 ) -> (Attribution, Vec<Truth>) {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("pd.db");
+    let fabric_run = e.fabric.as_ref().map(|o| {
+        let mut s = Store::open(&db).unwrap();
+        let run = s
+            .create_run(
+                servescope_coordinator::store::RunKind::Fabric,
+                "probe",
+                1,
+                "{}",
+            )
+            .unwrap();
+        s.save_fabric_probe(run, o).unwrap();
+        run
+    });
     let rx = Receiver::start("127.0.0.1:0".parse().unwrap(), Limits::default())
         .await
         .unwrap();
@@ -146,7 +163,7 @@ async fn run_inner(
             otlp: Some(rx),
             span_wait: Duration::from_millis(500),
             agents,
-            fabric_run: None,
+            fabric_run,
         },
         Arc::new(LoadProgress::default()),
     )

@@ -117,6 +117,7 @@ async fn client_saturation_is_named() {
         num_prompts: 20,
         output_tokens: 4,
         probe: false,
+        fabric: None,
     };
     let (a, _) = run(clean(), e).await;
     hog.abort();
