@@ -5,33 +5,14 @@
 //! Each part prints why it skipped when its library or privilege is missing.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 mod common;
-use common::bin;
+use common::{agent_bin, bin, both_streams as text, fabric_probe, free_port, Kill};
 
-/// The agent binary beside ours (cargo builds every workspace binary for tests).
-fn agent_bin() -> Option<PathBuf> {
-    let p = Path::new(env!("CARGO_BIN_EXE_servescope")).with_file_name("servescope-agent");
-    p.exists().then_some(p)
-}
-
-struct Agent(Child, String);
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
+/// An agent (killed when dropped) and its address.
+struct Agent(Kill, String);
 
 fn start_agent(tok: &Path, prefix: &[&str], listen: &str) -> Agent {
     let ab = agent_bin().expect("agent binary");
@@ -68,33 +49,14 @@ fn start_agent(tok: &Path, prefix: &[&str], listen: &str) -> Agent {
             break;
         }
     }
-    Agent(child, listen.to_string())
+    Agent(Kill(child), listen.to_string())
 }
 
 fn probe(tok: &Path, a: &Agent, b: &Agent, extra: &[&str]) -> Output {
-    bin()
-        .args([
-            "fabric",
-            "probe",
-            "--from",
-            &a.1,
-            "--to",
-            &b.1,
-            "--no-store",
-            "--token-file",
-        ])
-        .arg(tok)
+    fabric_probe(&mut bin(), tok, &a.1, &b.1)
         .args(extra)
         .output()
         .expect("run servescope")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 fn setup() -> Option<(tempfile::TempDir, PathBuf)> {
@@ -235,18 +197,7 @@ fn killed_responder_gives_a_clean_error_and_keeps_what_was_measured() {
     let Some((_d, tok)) = setup() else { return };
     let a = start_agent(&tok, &[], &format!("127.0.0.1:{}", free_port()));
     let mut b = start_agent(&tok, &[], &format!("127.0.0.1:{}", free_port()));
-    let child = bin()
-        .args([
-            "fabric",
-            "probe",
-            "--from",
-            &a.1,
-            "--to",
-            &b.1,
-            "--no-store",
-            "--token-file",
-        ])
-        .arg(&tok)
+    let child = fabric_probe(&mut bin(), &tok, &a.1, &b.1)
         .args([
             "--transport",
             "libfabric:tcp",
@@ -266,7 +217,7 @@ fn killed_responder_gives_a_clean_error_and_keeps_what_was_measured() {
         .spawn()
         .expect("spawn probe");
     std::thread::sleep(Duration::from_secs(5));
-    let _ = b.0.kill();
+    let _ = b.0 .0.kill();
     let o = child.wait_with_output().expect("probe output");
     let t = text(&o);
     assert!(!o.status.success(), "{t}");
@@ -374,20 +325,10 @@ fn two_agents_in_two_network_namespaces() {
     std::thread::sleep(Duration::from_secs(1));
     // The CLI runs in the first namespace: it reaches its own agent and, over the
     // veth, the other one.
-    let o = Command::new("ip")
-        .args(["netns", "exec", &n1])
-        .arg(env!("CARGO_BIN_EXE_servescope"))
-        .args([
-            "fabric",
-            "probe",
-            "--from",
-            &a.1,
-            "--to",
-            &b.1,
-            "--no-store",
-            "--token-file",
-        ])
-        .arg(&tok)
+    let mut ip = Command::new("ip");
+    ip.args(["netns", "exec", &n1])
+        .arg(env!("CARGO_BIN_EXE_servescope"));
+    let o = fabric_probe(&mut ip, &tok, &a.1, &b.1)
         .args([
             "--transport",
             "libfabric:tcp",

@@ -5,87 +5,39 @@
 //! `SERVESCOPE_NIXL_UCX` names it (scripts/test.sh sets it from the cached nixl
 //! venv), the NIXL wheel's bundled UCX.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::path::Path;
+use std::process::Output;
 
 const DEBIAN_UCX: &str = "/lib/x86_64-linux-gnu/libucp.so.0";
 
-fn bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_servescope"))
-}
+mod common;
+use common::{agent_bin, bin, both_streams, fabric_probe, loopback_agent, Kill};
 
-fn agent_bin() -> Option<PathBuf> {
-    let p = bin().parent()?.join("servescope-agent");
-    p.exists().then_some(p)
-}
-
-struct Agent(Child, String);
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_agent(agent: &Path, tok: &Path) -> Agent {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("port")
-        .port();
-    let addr = format!("127.0.0.1:{port}");
-    let child = Command::new(agent)
-        .args(["--listen", &addr, "--metrics-listen", "off", "--token-file"])
-        .arg(tok)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start agent");
-    for _ in 0..100 {
-        if std::net::TcpStream::connect(&addr).is_ok() {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    Agent(child, addr)
-}
+/// An agent (killed when dropped) and its address.
+type Agent = (Kill, String);
 
 fn probe(tok: &Path, a: &Agent, b: &Agent, extra: &[&str]) -> (Output, String) {
-    let o = Command::new(bin())
-        .args([
-            "fabric",
-            "probe",
-            "--from",
-            &a.1,
-            "--to",
-            &b.1,
-            "--no-store",
-        ])
-        .arg("--token-file")
-        .arg(tok)
+    let o = fabric_probe(&mut bin(), tok, &a.1, &b.1)
         .args(["--sizes", "64K,1M", "--window", "4", "--iterations", "5"])
         .args(["--latency-iterations", "5"])
         .args(extra)
         .output()
         .expect("run servescope");
-    let t = format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
+    let t = both_streams(&o);
     (o, t)
 }
 
 #[test]
 fn named_ucx_libraries_tell_their_protocols_and_findings() {
-    let Some(agent) = agent_bin() else {
+    if agent_bin().is_none() {
         println!("skipping: servescope-agent binary not built beside servescope");
         return;
-    };
+    }
     let dir = tempfile::tempdir().expect("tempdir");
     let tok = dir.path().join("token");
     std::fs::write(&tok, "engine-token\n").expect("token");
-    let a = start_agent(&agent, &tok);
-    let b = start_agent(&agent, &tok);
+    let a = loopback_agent(&tok).expect("start agent");
+    let b = loopback_agent(&tok).expect("start agent");
     let mut libs = Vec::new();
     if Path::new(DEBIAN_UCX).exists() {
         libs.push(DEBIAN_UCX.to_string());

@@ -36,10 +36,7 @@ async fn vllm_startup_spans_become_phases() {
     let mut req = span("llm_request", 200.0, 201.0);
     req.attributes = vec![
         kv("gen_ai.request.id", s("chatcmpl-1")),
-        kv(
-            "gen_ai.latency.time_to_first_token",
-            Value::DoubleValue(0.25),
-        ),
+        latency("time_to_first_token", 0.25),
     ];
     let api = resource(&[("service.name", "vllm"), ("host.name", "node-1")]);
     let resp = send(
@@ -127,36 +124,15 @@ async fn llm_request_spans_become_request_records() {
             kv("gen_ai.request.temperature", Value::DoubleValue(0.7)),
             kv("gen_ai.request.top_p", Value::IntValue(1)),
             kv("gen_ai.request.n", Value::IntValue(1)),
-            kv("gen_ai.latency.time_in_queue", Value::DoubleValue(0.01)),
-            kv(
-                "gen_ai.latency.time_to_first_token",
-                Value::DoubleValue((i + 1) as f64 / 100.0),
-            ),
-            kv("gen_ai.latency.e2e", Value::DoubleValue(2.0)),
-            kv(
-                "gen_ai.latency.time_in_scheduler",
-                Value::DoubleValue(0.002),
-            ),
-            kv(
-                "gen_ai.latency.time_in_model_prefill",
-                Value::DoubleValue(0.1),
-            ),
-            kv(
-                "gen_ai.latency.time_in_model_decode",
-                Value::DoubleValue(1.8),
-            ),
-            kv(
-                "gen_ai.latency.time_in_model_inference",
-                Value::DoubleValue(1.9),
-            ),
-            kv(
-                "gen_ai.latency.time_in_model_forward",
-                Value::DoubleValue(1.5),
-            ),
-            kv(
-                "gen_ai.latency.time_in_model_execute",
-                Value::DoubleValue(1.6),
-            ),
+            latency("time_in_queue", 0.01),
+            latency("time_to_first_token", (i + 1) as f64 / 100.0),
+            latency("e2e", 2.0),
+            latency("time_in_scheduler", 0.002),
+            latency("time_in_model_prefill", 0.1),
+            latency("time_in_model_decode", 1.8),
+            latency("time_in_model_inference", 1.9),
+            latency("time_in_model_forward", 1.5),
+            latency("time_in_model_execute", 1.6),
             kv("http.route", s("/v1/completions")),
         ];
         if i == 7 {
@@ -263,8 +239,8 @@ async fn garbage_spans_never_panic_nor_invent_phases() {
     };
     bad_req.attributes = vec![
         kv("gen_ai.latency.time_to_first_token", s("not a number")),
-        kv("gen_ai.latency.e2e", Value::DoubleValue(f64::NAN)),
-        kv("gen_ai.latency.time_in_queue", Value::DoubleValue(-1.0)),
+        latency("e2e", f64::NAN),
+        latency("time_in_queue", -1.0),
         kv("gen_ai.usage.prompt_tokens", Value::IntValue(-5)),
         kv("gen_ai.usage.completion_tokens", Value::DoubleValue(1e300)),
     ];
@@ -373,11 +349,8 @@ async fn send_sample() {
             let mut sp = span("llm_request", 200.0 + i as f64, 201.0 + i as f64);
             sp.attributes = vec![
                 kv("gen_ai.request.id", s(&format!("r{i}"))),
-                kv(
-                    "gen_ai.latency.time_to_first_token",
-                    Value::DoubleValue(0.05 + i as f64 / 100.0),
-                ),
-                kv("gen_ai.latency.e2e", Value::DoubleValue(1.0)),
+                latency("time_to_first_token", 0.05 + i as f64 / 100.0),
+                latency("e2e", 1.0),
             ];
             sp
         })

@@ -8,6 +8,7 @@ use servescope_proto::v1::{
 };
 
 use super::render;
+use crate::collect::rdma::fixture::{EFA_DEVICE_COUNTERS, EFA_PORT_COUNTERS};
 
 /// Renders a p5.48xlarge-like node (8 H100s, 4 EFA devices and one mlx5 NIC, 192
 /// cores, a few interfaces, awkward process names) as the `/metrics` page would.
@@ -25,45 +26,6 @@ pub fn example_node() -> (Inventory, Vec<Sample>) {
         RdmaPortReading,
     };
 
-    const EFA_PORT: &[&str] = &[
-        "tx_bytes",
-        "tx_pkts",
-        "rx_bytes",
-        "rx_pkts",
-        "rx_drops",
-        "send_bytes",
-        "send_wrs",
-        "recv_bytes",
-        "recv_wrs",
-        "rdma_read_wrs",
-        "rdma_read_bytes",
-        "rdma_read_wr_err",
-        "rdma_read_resp_bytes",
-        "rdma_write_wrs",
-        "rdma_write_bytes",
-        "rdma_write_wr_err",
-        "rdma_write_recv_bytes",
-        "retrans_bytes",
-        "retrans_pkts",
-        "retrans_timeout_events",
-        "unresponsive_remote_events",
-        "impaired_remote_conn_events",
-        "lifespan",
-    ];
-    const EFA_DEVICE: &[&str] = &[
-        "submitted_cmds",
-        "completed_cmds",
-        "cmds_err",
-        "no_completion_cmds",
-        "keep_alive_rcvd",
-        "alloc_pd_err",
-        "create_qp_err",
-        "create_cq_err",
-        "reg_mr_err",
-        "alloc_ucontext_err",
-        "create_ah_err",
-        "mmap_err",
-    ];
     const MLX_PORT: &[&str] = &[
         "hw_counters/out_of_buffer",
         "hw_counters/np_cnp_sent",
@@ -109,12 +71,13 @@ pub fn example_node() -> (Inventory, Vec<Sample>) {
                 rate: "100 Gb/sec (4X EDR)".into(),
                 link_layer: "Unspecified".into(),
                 netdev: format!("enp{}s0", 16 + i * 16),
-                counter_names: EFA_PORT
+                counter_names: EFA_PORT_COUNTERS
                     .iter()
+                    .chain(&["lifespan"])
                     .map(|c| format!("hw_counters/{c}"))
                     .collect(),
             }],
-            device_counter_names: EFA_DEVICE.iter().map(|c| c.to_string()).collect(),
+            device_counter_names: EFA_DEVICE_COUNTERS.iter().map(|c| c.to_string()).collect(),
             pci_path: vec!["pci0000:00".into()],
         })
         .collect();

@@ -1,6 +1,7 @@
 //! Helpers of the CLI's process tests.
 #![allow(dead_code)]
 
+use std::path::Path;
 use std::process::{Child, Command, Output};
 
 /// The `servescope` binary, with backtraces off so error output is what users see.
@@ -82,4 +83,37 @@ pub fn success(cmd: &mut Command) -> String {
     let (out, so, se) = run(cmd);
     assert!(out.status.success(), "{so}\n{se}");
     so
+}
+
+/// A free loopback TCP port.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// Appends `fabric probe --from <from> --to <to> --no-store --token-file <tok>` to
+/// `cmd`.
+pub fn fabric_probe<'c>(cmd: &'c mut Command, tok: &Path, from: &str, to: &str) -> &'c mut Command {
+    cmd.args([
+        "fabric",
+        "probe",
+        "--from",
+        from,
+        "--to",
+        to,
+        "--no-store",
+        "--token-file",
+    ])
+    .arg(tok)
+}
+
+/// A finished command's stdout then stderr (lossy UTF-8), one line apart.
+pub fn both_streams(o: &Output) -> String {
+    format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }

@@ -24,6 +24,11 @@ pub fn kv(key: &str, v: Value) -> KeyValue {
     }
 }
 
+/// `gen_ai.latency.<name>` in seconds, as vLLM sends it.
+pub fn latency(name: &str, secs: f64) -> KeyValue {
+    kv(&format!("gen_ai.latency.{name}"), Value::DoubleValue(secs))
+}
+
 pub fn s(v: &str) -> Value {
     Value::StringValue(v.into())
 }

@@ -1,6 +1,9 @@
 //! The agent itself (build, self-telemetry) and per-sample metadata.
 
-use super::{never, ns_secs, Def, Entry, MetricType, Unit, Value};
+use super::{never, ns_secs, Def, Entry, Labels, MetricType, Unit, Value};
+
+const UNLABELLED: Labels = Labels(&[]);
+const BY_KIND: Labels = Labels(&["kind"]);
 use crate::v1::{sample, CallCost, Sample, SampleKind, SelfSample};
 
 /// `servescope_agent_build_info{version}`, from the inventory.
@@ -15,57 +18,37 @@ pub const BUILD_INFO: Def = Def {
 /// Families from the inventory alone.
 pub const INVENTORY: &[&Def] = &[&BUILD_INFO];
 
-const fn self_entry(
-    name: &'static str,
-    kind: MetricType,
-    unit: Unit,
-    help: &'static str,
-    read: fn(&SelfSample) -> Option<Value>,
-) -> Entry<SelfSample> {
-    Entry {
-        def: Def {
-            name,
-            help,
-            kind,
-            unit,
-            labels: &[],
-        },
-        read,
-        stale: never,
-    }
-}
-
 /// The agent's self sample, unlabelled, in output order.
 pub const SELF: &[Entry<SelfSample>] = &[
-    self_entry(
+    UNLABELLED.entry(
         "servescope_agent_cpu_seconds_total",
         MetricType::Counter,
         Unit::Seconds,
         "User plus system CPU time consumed by the agent process.",
         |s| Some(Value::Float(s.cpu_seconds_total)),
     ),
-    self_entry(
+    UNLABELLED.entry(
         "servescope_agent_resident_memory_bytes",
         MetricType::Gauge,
         Unit::Bytes,
         "Resident set size of the agent process.",
         |s| Some(Value::Int(s.rss_bytes)),
     ),
-    self_entry(
+    UNLABELLED.entry(
         "servescope_agent_ring_samples",
         MetricType::Gauge,
         Unit::None,
         "Samples held in the agent's replay ring buffer.",
         |s| Some(Value::Int(s.ring_samples)),
     ),
-    self_entry(
+    UNLABELLED.entry(
         "servescope_agent_ring_bytes",
         MetricType::Gauge,
         Unit::Bytes,
         "Estimated memory held by the agent's replay ring buffer.",
         |s| Some(Value::Int(s.ring_bytes_estimate)),
     ),
-    self_entry(
+    UNLABELLED.entry(
         "servescope_agent_streams_active",
         MetricType::Gauge,
         Unit::None,
@@ -106,43 +89,24 @@ pub const COLLECTOR_CALLS: Entry<CallCost> = Entry {
     stale: never,
 };
 
-const fn sample_entry(
-    name: &'static str,
-    help: &'static str,
-    unit: Unit,
-    read: fn(&Sample) -> Option<Value>,
-) -> Entry<Sample> {
-    Entry {
-        def: Def {
-            name,
-            help,
-            kind: MetricType::Gauge,
-            unit,
-            labels: &["kind"],
-        },
-        read,
-        stale: never,
-    }
-}
-
 /// Per-sample metadata, labelled by [`kind_label`] (events have none).
 pub const SAMPLE: &[Entry<Sample>] = &[
-    sample_entry(
+    BY_KIND.gauge(
         "servescope_sample_timestamp_seconds",
-        "Agent host time (Unix epoch) of the latest sample of each kind.",
         Unit::Seconds,
+        "Agent host time (Unix epoch) of the latest sample of each kind.",
         |s| Some(ns_secs(s.t_ns)),
     ),
-    sample_entry(
+    BY_KIND.gauge(
         "servescope_sample_collect_seconds",
-        "Time the collector took to produce the latest sample of each kind.",
         Unit::Seconds,
+        "Time the collector took to produce the latest sample of each kind.",
         |s| Some(ns_secs(s.collect_ns)),
     ),
-    sample_entry(
+    BY_KIND.gauge(
         "servescope_sample_field_errors",
-        "Values that could not be read in the latest sample of each kind.",
         Unit::None,
+        "Values that could not be read in the latest sample of each kind.",
         |s| field_errors(s).map(|n| Value::Int(n as u64)),
     ),
 ];

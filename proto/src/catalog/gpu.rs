@@ -4,12 +4,14 @@
 //! the `GpuReading` field): `/metrics`, the CSV/JSON export and the catalogue test
 //! pick it up from here.
 
-use super::{b01, milli, never, pct_ratio, Def, Entry, MetricType, Unit, Value};
+use super::{b01, milli, never, pct_ratio, Def, Entry, Labels, MetricType, Unit, Value};
 use crate::v1::{GpuInfo, GpuProcess, GpuReading};
 
 /// The identity labels every per-GPU series carries on `/metrics`
 /// (dcgm-exporter style); the export keeps `gpu` alone.
 pub const GPU_LABELS: &[&str] = &["gpu", "uuid", "pci_bus_id", "name"];
+
+const GPU: Labels = Labels(GPU_LABELS);
 
 pub const NVML_UP: Def = Def {
     name: "servescope_nvml_up",
@@ -79,26 +81,6 @@ pub const INVENTORY: &[&Def] = &[
     &XID_ERRORS,
 ];
 
-const fn reading(
-    name: &'static str,
-    kind: MetricType,
-    unit: Unit,
-    help: &'static str,
-    read: fn(&GpuReading) -> Option<Value>,
-) -> Entry<GpuReading> {
-    Entry {
-        def: Def {
-            name,
-            help,
-            kind,
-            unit,
-            labels: GPU_LABELS,
-        },
-        read,
-        stale: never,
-    }
-}
-
 const fn energy_stale(r: &GpuReading) -> bool {
     r.energy_stale
 }
@@ -109,56 +91,56 @@ const fn counters_stale(r: &GpuReading) -> bool {
 
 /// Per-GPU readings, in output order.
 pub const READINGS: &[Entry<GpuReading>] = &[
-    reading(
+    GPU.entry(
         "servescope_gpu_memory_used_bytes",
         MetricType::Gauge,
         Unit::Bytes,
         "GPU framebuffer memory in use.",
         |r| r.memory_used_bytes.map(Value::Int),
     ),
-    reading(
+    GPU.entry(
         "servescope_gpu_memory_free_bytes",
         MetricType::Gauge,
         Unit::Bytes,
         "GPU framebuffer memory free.",
         |r| r.memory_free_bytes.map(Value::Int),
     ),
-    reading(
+    GPU.entry(
         "servescope_gpu_memory_reserved_bytes",
         MetricType::Gauge,
         Unit::Bytes,
         "GPU framebuffer memory reserved by the driver.",
         |r| r.memory_reserved_bytes.map(Value::Int),
     ),
-    reading(
+    GPU.entry(
         "servescope_gpu_utilization_ratio",
         MetricType::Gauge,
         Unit::Ratio,
         "Fraction of the last NVML sample period during which a kernel ran on the GPU (0-1).",
         |r| r.util_gpu_pct.map(pct_ratio),
     ),
-    reading(
+    GPU.entry(
         "servescope_gpu_memory_utilization_ratio",
         MetricType::Gauge,
         Unit::Ratio,
         "Fraction of the last NVML sample period during which device memory was read or written (0-1).",
         |r| r.util_memory_pct.map(pct_ratio),
     ),
-    reading(
+    GPU.entry(
         "servescope_gpu_sm_clock_hertz",
         MetricType::Gauge,
         Unit::Hertz,
         "Current SM clock.",
         |r| r.sm_clock_mhz.map(|m| Value::Int(u64::from(m) * 1_000_000)),
     ),
-    reading(
+    GPU.entry(
         "servescope_gpu_memory_clock_hertz",
         MetricType::Gauge,
         Unit::Hertz,
         "Current memory clock.",
         |r| r.mem_clock_mhz.map(|m| Value::Int(u64::from(m) * 1_000_000)),
     ),
-    reading(
+    GPU.entry(
         "servescope_gpu_power_watts",
         MetricType::Gauge,
         Unit::Watts,
@@ -167,7 +149,7 @@ pub const READINGS: &[Entry<GpuReading>] = &[
     ),
     Entry {
         stale: energy_stale,
-        ..reading(
+        ..GPU.entry(
             "servescope_gpu_energy_joules_total",
             MetricType::Counter,
             Unit::Joules,
@@ -175,14 +157,14 @@ pub const READINGS: &[Entry<GpuReading>] = &[
             |r| r.energy_mj.map(milli),
         )
     },
-    reading(
+    GPU.entry(
         "servescope_gpu_temperature_celsius",
         MetricType::Gauge,
         Unit::Celsius,
         "GPU core temperature.",
         |r| r.temperature_c.map(|t| Value::Int(u64::from(t))),
     ),
-    reading(
+    GPU.entry(
         "servescope_gpu_throttle_reasons",
         MetricType::Gauge,
         Unit::None,
@@ -191,7 +173,7 @@ pub const READINGS: &[Entry<GpuReading>] = &[
     ),
     Entry {
         stale: counters_stale,
-        ..reading(
+        ..GPU.entry(
             "servescope_gpu_pcie_transmit_bytes_total",
             MetricType::Counter,
             Unit::Bytes,
@@ -201,7 +183,7 @@ pub const READINGS: &[Entry<GpuReading>] = &[
     },
     Entry {
         stale: counters_stale,
-        ..reading(
+        ..GPU.entry(
             "servescope_gpu_pcie_receive_bytes_total",
             MetricType::Counter,
             Unit::Bytes,
@@ -211,7 +193,7 @@ pub const READINGS: &[Entry<GpuReading>] = &[
     },
     Entry {
         stale: counters_stale,
-        ..reading(
+        ..GPU.entry(
             "servescope_gpu_nvlink_transmit_bytes_total",
             MetricType::Counter,
             Unit::Bytes,
@@ -221,7 +203,7 @@ pub const READINGS: &[Entry<GpuReading>] = &[
     },
     Entry {
         stale: counters_stale,
-        ..reading(
+        ..GPU.entry(
             "servescope_gpu_nvlink_receive_bytes_total",
             MetricType::Counter,
             Unit::Bytes,
@@ -229,42 +211,42 @@ pub const READINGS: &[Entry<GpuReading>] = &[
             |r| r.nvlink_rx_bytes.map(Value::Int),
         )
     },
-    reading(
+    GPU.entry(
         "servescope_gpu_ecc_corrected_errors_total",
         MetricType::Counter,
         Unit::None,
         "Corrected (single-bit) ECC errors.",
         |r| r.ecc_corrected_total.map(Value::Int),
     ),
-    reading(
+    GPU.entry(
         "servescope_gpu_ecc_uncorrected_errors_total",
         MetricType::Counter,
         Unit::None,
         "Uncorrected (double-bit) ECC errors.",
         |r| r.ecc_uncorrected_total.map(Value::Int),
     ),
-    reading(
+    GPU.entry(
         "servescope_gpu_correctable_remapped_rows",
         MetricType::Gauge,
         Unit::None,
         "Memory rows remapped because of correctable errors.",
         |r| r.remapped_rows_correctable.map(|v| Value::Int(u64::from(v))),
     ),
-    reading(
+    GPU.entry(
         "servescope_gpu_uncorrectable_remapped_rows",
         MetricType::Gauge,
         Unit::None,
         "Memory rows remapped because of uncorrectable errors.",
         |r| r.remapped_rows_uncorrectable.map(|v| Value::Int(u64::from(v))),
     ),
-    reading(
+    GPU.entry(
         "servescope_gpu_remapped_rows_pending",
         MetricType::Gauge,
         Unit::None,
         "1 if a row remapping is pending (takes effect at the next GPU reset).",
         |r| r.remapped_rows_pending.map(b01),
     ),
-    reading(
+    GPU.entry(
         "servescope_gpu_remapped_rows_failure",
         MetricType::Gauge,
         Unit::None,

@@ -1,7 +1,9 @@
 //! Host families: identity, CPU, memory, load.
 
-use super::{never, Def, Entry, MetricType, Unit, Value};
+use super::{never, Def, Entry, Labels, MetricType, Unit, Value};
 use crate::v1::HostSample;
+
+const UNLABELLED: Labels = Labels(&[]);
 
 pub const INFO: Def = Def {
     name: "servescope_host_info",
@@ -46,64 +48,45 @@ pub const CORE_UTILIZATION: Entry<f32> = Entry {
     stale: never,
 };
 
-const fn gauge(
-    name: &'static str,
-    unit: Unit,
-    help: &'static str,
-    read: fn(&HostSample) -> Option<Value>,
-) -> Entry<HostSample> {
-    Entry {
-        def: Def {
-            name,
-            help,
-            kind: MetricType::Gauge,
-            unit,
-            labels: &[],
-        },
-        read,
-        stale: never,
-    }
-}
-
 /// Unlabelled host gauges after the CPU ones, in output order.
 pub const SAMPLE: &[Entry<HostSample>] = &[
-    gauge(
+    UNLABELLED.gauge(
         "servescope_host_memory_total_bytes",
         Unit::Bytes,
         "Total host memory.",
         |h| Some(Value::Int(h.memory_total_bytes)),
     ),
-    gauge(
+    UNLABELLED.gauge(
         "servescope_host_memory_used_bytes",
         Unit::Bytes,
         "Host memory in use.",
         |h| Some(Value::Int(h.memory_used_bytes)),
     ),
-    gauge(
+    UNLABELLED.gauge(
         "servescope_host_memory_available_bytes",
         Unit::Bytes,
         "Host memory available for new allocations without swapping.",
         |h| Some(Value::Int(h.memory_available_bytes)),
     ),
-    gauge(
+    UNLABELLED.gauge(
         "servescope_host_swap_used_bytes",
         Unit::Bytes,
         "Swap space in use.",
         |h| Some(Value::Int(h.swap_used_bytes)),
     ),
-    gauge(
+    UNLABELLED.gauge(
         "servescope_host_load1",
         Unit::None,
         "1-minute load average.",
         |h| Some(Value::Float(h.load1)),
     ),
-    gauge(
+    UNLABELLED.gauge(
         "servescope_host_load5",
         Unit::None,
         "5-minute load average.",
         |h| Some(Value::Float(h.load5)),
     ),
-    gauge(
+    UNLABELLED.gauge(
         "servescope_host_load15",
         Unit::None,
         "15-minute load average.",

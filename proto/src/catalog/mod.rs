@@ -115,6 +115,46 @@ pub const fn never<T>(_: &T) -> bool {
     false
 }
 
+/// The labels a group of entries shares; builds its entries that are always read
+/// afresh.
+#[derive(Clone, Copy)]
+pub(crate) struct Labels(pub &'static [&'static str]);
+
+impl Labels {
+    /// An entry of these labels whose value never repeats an earlier reading.
+    pub(crate) const fn entry<T>(
+        self,
+        name: &'static str,
+        kind: MetricType,
+        unit: Unit,
+        help: &'static str,
+        read: fn(&T) -> Option<Value>,
+    ) -> Entry<T> {
+        Entry {
+            def: Def {
+                name,
+                help,
+                kind,
+                unit,
+                labels: self.0,
+            },
+            read,
+            stale: never,
+        }
+    }
+
+    /// A gauge entry of these labels (see [`Labels::entry`]).
+    pub(crate) const fn gauge<T>(
+        self,
+        name: &'static str,
+        unit: Unit,
+        help: &'static str,
+        read: fn(&T) -> Option<Value>,
+    ) -> Entry<T> {
+        self.entry(name, MetricType::Gauge, unit, help, read)
+    }
+}
+
 /// A metric value: integers stay exact; an `f32` reading keeps its own shortest
 /// decimal form.
 #[derive(Clone, Copy, Debug, PartialEq)]
