@@ -18,16 +18,23 @@ SITE="$(mktemp -d /tmp/nixl-site.XXXXXX)"
 tar -xJf .gpu/nixl.tar.xz -C "$SITE" || { echo "no .gpu/nixl.tar.xz (scripts/gpu_bundle.sh)"; exit 1; }
 export PYTHONPATH="$SITE${PYTHONPATH:+:$PYTHONPATH}"
 PY="$(command -v python3)"
-SIZES=1M,16M,256M
+SIZES="${SIZES:-1M,16M,256M}"
 TOK="$RES/token"; echo "gpu-kv-nixl" > "$TOK"
+# Both sides (our agents with their NIXL children, and the reference) run on the
+# cores local to the GPU, so that neither wins by where the scheduler put it: the
+# emulated READ path (tcp over lo) is CPU-bound and moves ±10 % with placement.
+PIN=()
+BUS=$(nvidia-smi --query-gpu=pci.bus_id --format=csv,noheader -i 0 2>/dev/null | tr 'A-F' 'a-f')
+CPUS=$(cat "/sys/bus/pci/devices/${BUS: -12}/local_cpulist" 2>/dev/null)
+if [ -n "$CPUS" ] && command -v taskset >/dev/null; then PIN=(taskset -c "$CPUS"); echo "pinned to the GPU's local cores $CPUS"; fi
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
 "$PY" -c 'import torch, nixl_cu13; print("torch", torch.__version__, "cuda", torch.cuda.is_available())'
 
 AGENTS=()
 start_agents() { # env assignments for both agents, e.g. UCX_TLS=tcp,cuda_copy
   for port in 47911 47912; do
-    env "$@" "$BIN/servescope-agent" --listen "127.0.0.1:$port" --metrics-listen off \
-      --token-file "$TOK" >"$RES/agent-$port.log" 2>&1 &
+    env "$@" "${PIN[@]}" "$BIN/servescope-agent" --listen "127.0.0.1:$port" --metrics-listen off \
+      --token-file "$TOK" ${AGENT_EXTRA:-} >"$RES/agent-$port.log" 2>&1 &
     AGENTS+=($!)
   done
   for port in 47911 47912; do
@@ -47,7 +54,7 @@ probe() { # label, extra flags
 reference() { # label, env assignments
   local label="$1"; shift
   echo "== reference ($label): bench/nixl_ref.py"
-  env "$@" "$PY" bench/nixl_ref.py --mem cuda:0 --sizes "$SIZES" "${REF_ARGS[@]}" \
+  env "$@" "${PIN[@]}" "$PY" bench/nixl_ref.py --mem cuda:0 --sizes "$SIZES" "${REF_ARGS[@]}" \
     2>>"$RES/ref-$label.stderr" | tee -a "$RES/ref-$label.txt"
 }
 

@@ -18,6 +18,10 @@
 # 4. bench/agent_overhead over a window holding one cold start (3 GiB, page cache):
 #    the agent's CPU, the GPU collector's cost per GPU, the cadence changes, and the
 #    projection for 8 GPUs + 32 EFA ports against ≤ 0.5 % of one core.
+# 5. bench/agent_overhead over a steady serving window (a process already holding
+#    GPU memory and keeping the GPU busy before the agent starts; the warm-up lets
+#    the agent's burst over it end): the GPU collector's steady cost per GPU, which
+#    is what a p5 pays between cold starts, and the projection from it.
 # Output is compact (for a note); raw files are in OUT_DIR/gpu_startup_raw.tar.gz.
 set -u
 BIN=$(cd "$1" && pwd); OUT=$(mkdir -p "$2" && cd "$2" && pwd); WL=$(cd "$(dirname "$3")" && pwd)/$(basename "$3")
@@ -81,6 +85,25 @@ say "   agent_overhead exited $?"
 grep -v "^  thread" "$RAW/overhead.txt" | tee -a "$S"
 grep "^  thread" "$RAW/overhead.txt" | sort -k4 -rn | head -6 | tee -a "$S"
 tail -3 "$RAW/overhead.err" | tee -a "$S"
+
+say "-- agent_overhead, window = steady serving (a busy GPU, memory held, no process change), agent at defaults"
+python3 - > "$RAW/steady.workload.txt" 2>&1 <<'PY' &
+import time, torch
+hold = torch.empty(8 << 30, dtype=torch.uint8, device="cuda")
+a = torch.randn(4096, 4096, device="cuda")
+t = time.time()
+while time.time() - t < 75:
+    a = (a @ a).clamp(-1, 1)
+    torch.cuda.synchronize()
+PY
+SERVE=$!
+sleep 12
+"$BIN/agent_overhead" --agent-bin "$BIN/servescope-agent" --seconds 30 --warmup-seconds 12 \
+    > "$RAW/steady.txt" 2> "$RAW/steady.err"
+say "   agent_overhead exited $?"
+kill $SERVE 2>/dev/null; wait $SERVE 2>/dev/null
+grep -v "^  thread" "$RAW/steady.txt" | tee -a "$S"
+grep "^  thread" "$RAW/steady.txt" | sort -k4 -rn | head -6 | tee -a "$S"
 
 cp "$S" "$RAW/"
 tar -C "$RAW" -czf "$OUT/gpu_startup_raw.tar.gz" . && rm -rf "$RAW"

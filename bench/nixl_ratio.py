@@ -7,6 +7,8 @@ output (its table: size, op, descriptors, GB/s, ...) against bench/nixl_ref.py's
 
 A file may hold several rounds: each (size, op) takes its best verified rate, so that
 the order in which ours and the reference ran (GPU clocks, caches) does not decide.
+The spread of each side over its rounds (worst/best) is printed beside the ratio: a
+ratio below the goal inside the reference's own spread is noise, not a slower probe.
 
 Exits 1 when a compared row is missing, unverified, or below the goal."""
 
@@ -31,9 +33,7 @@ def ours(path):
         if m:
             size = int(m.group(1)) * UNITS[m.group(2)]
             key, row = (size, m.group(3)), (float(m.group(5)), m.group(6) == "yes")
-            # Several rounds in one file: the best verified row stands for the size.
-            if key not in out or row > out[key]:
-                out[key] = row
+            out.setdefault(key, []).append(row)
     return out
 
 
@@ -43,9 +43,16 @@ def reference(path):
         if line.startswith('{"nixl_ref"'):
             r = json.loads(line)["nixl_ref"]
             key, row = (r["size"], r["op"]), (r["gbps"], r["verified"])
-            if key not in out or row > out[key]:
-                out[key] = row
+            out.setdefault(key, []).append(row)
     return out
+
+
+def best(rows):
+    """The best verified rate of the rounds (else the best), and worst/best over them."""
+    verified = [g for g, v in rows if v]
+    pool = verified or [g for g, _ in rows]
+    top = max(pool)
+    return (top, bool(verified)), (min(pool) / top if top > 0 else 0.0), len(rows)
 
 
 def main():
@@ -57,19 +64,20 @@ def main():
     a = ap.parse_args()
     o, r = ours(a.ours), reference(a.ref)
     ok = True
-    print(f"{'size':>9} {'op':<5} {'ours GB/s':>10} {'ref GB/s':>10} {'ratio':>7}  verdict")
+    print(f"{'size':>9} {'op':<5} {'ours GB/s':>10} {'ref GB/s':>10} {'ratio':>7}  {'spread ours/ref':>15}  verdict")
     for size in map(size_arg, a.sizes.split(",")):
         for op in ("WRITE", "READ"):
             if (size, op) not in o or (size, op) not in r:
                 print(f"{size >> 20:>5} MiB {op:<5} missing (ours: {(size, op) in o}, ref: {(size, op) in r})")
                 ok = False
                 continue
-            (g1, v1), (g2, v2) = o[(size, op)], r[(size, op)]
+            ((g1, v1), s1, n1), ((g2, v2), s2, n2) = best(o[(size, op)]), best(r[(size, op)])
+            spread = f"{s1:.2f}/{s2:.2f} ({n1}/{n2})"
             ratio = g1 / g2 if g2 > 0 else float("inf")
             good = ratio >= a.goal and v1 and v2
             ok &= good
             verdict = "ok" if good else ("UNVERIFIED" if not (v1 and v2) else f"BELOW {a.goal}")
-            print(f"{size >> 20:>5} MiB {op:<5} {g1:>10.2f} {g2:>10.2f} {ratio:>7.3f}  {verdict}")
+            print(f"{size >> 20:>5} MiB {op:<5} {g1:>10.2f} {g2:>10.2f} {ratio:>7.3f}  {spread:>15}  {verdict}")
     sys.exit(0 if ok else 1)
 
 

@@ -36,9 +36,13 @@ struct Args {
     /// The agent binary (default: servescope-agent next to this benchmark)
     #[arg(long)]
     agent_bin: Option<PathBuf>,
-    /// Measurement window in seconds (after a 3 s warm-up)
+    /// Measurement window in seconds (after the warm-up)
     #[arg(long, default_value_t = 60)]
     seconds: u64,
+    /// Seconds between the agent's start and the window (e.g. longer to let a
+    /// burst over a process that was already serving end first)
+    #[arg(long, default_value_t = 3)]
+    warmup_seconds: u64,
     #[arg(long, default_value_t = 100)]
     interval_ms: u64,
     /// Run this (`sh -c`) as the window opens; the window lasts until it exits
@@ -186,7 +190,7 @@ fn main() -> anyhow::Result<()> {
         .ok()
         .map(Kill);
 
-    std::thread::sleep(Duration::from_secs(3));
+    std::thread::sleep(Duration::from_secs(a.warmup_seconds));
     let snap = Snapshot::take(pid)?;
     let fixture_snap = fixture
         .as_ref()

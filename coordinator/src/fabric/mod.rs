@@ -173,11 +173,11 @@ pub async fn probe(
         ..Default::default()
     };
     let limit = Duration::from_millis(plan.max_duration_ms.max(1)) + Duration::from_secs(30);
-    let both = async {
-        let responder = collect(r_stream, |_| {});
-        let driver = collect(d_stream, |r| on_result(r));
-        tokio::join!(driver, responder)
-    };
+    let both = pair(
+        collect(d_stream, |r| on_result(r)),
+        collect(r_stream, |_| {}),
+        RESPONDER_GRACE,
+    );
     let ((dres, dsum, derr), (_, rsum, rerr)) = tokio::time::timeout(limit, both)
         .await
         .map_err(|_| ProbeError::Timeout(limit))?;
@@ -195,6 +195,49 @@ pub async fn probe(
         out.error = Some(errs.join("; "));
     }
     Ok(out)
+}
+
+/// How long the responder may keep serving after the driver's stream ended with an
+/// error. A responder waits for the driver's "done", so without this it would hold
+/// its agent's one probe slot until its idle timeout; dropping its stream cancels it.
+pub const RESPONDER_GRACE: Duration = Duration::from_secs(3);
+
+type Collected = (Vec<ProbeSizeResult>, Option<ProbeSummary>, Option<String>);
+
+/// Runs the driver's and the responder's streams together. When the driver ends
+/// with an error first, the responder gets `grace` to report its own end; after
+/// that its stream is dropped (which ends its probe on the agent) and it is
+/// reported as cut off.
+async fn pair(
+    driver: impl std::future::Future<Output = Collected>,
+    responder: impl std::future::Future<Output = Collected>,
+    grace: Duration,
+) -> (Collected, Collected) {
+    tokio::pin!(driver);
+    tokio::pin!(responder);
+    let (d, r_early) = tokio::select! {
+        d = &mut driver => (d, None),
+        r = &mut responder => ((&mut driver).await, Some(r)),
+    };
+    if let Some(r) = r_early {
+        return (d, r);
+    }
+    if d.2.is_none() {
+        return (d, responder.await);
+    }
+    match tokio::time::timeout(grace, &mut responder).await {
+        Ok(r) => (d, r),
+        Err(_) => (
+            d,
+            (
+                Vec::new(),
+                None,
+                Some(format!(
+                    "still serving {grace:?} after the driver failed: its stream was closed, which ends its probe"
+                )),
+            ),
+        ),
+    }
 }
 
 async fn collect(
@@ -229,6 +272,59 @@ async fn collect(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    struct Dropped(std::sync::Arc<std::sync::atomic::AtomicBool>);
+    impl Drop for Dropped {
+        fn drop(&mut self) {
+            self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_driver_cuts_a_responder_that_keeps_serving() {
+        let dropped = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let guard = Dropped(std::sync::Arc::clone(&dropped));
+        let driver = async { (Vec::new(), None, Some("transfer failed".to_string())) };
+        let responder = async move {
+            let _g = guard;
+            std::future::pending::<Collected>().await
+        };
+        let t0 = std::time::Instant::now();
+        let (d, r) = pair(driver, responder, Duration::from_millis(200)).await;
+        assert!(
+            t0.elapsed() < Duration::from_secs(2),
+            "waited {:?}",
+            t0.elapsed()
+        );
+        assert_eq!(d.2.as_deref(), Some("transfer failed"));
+        assert!(
+            r.2.as_deref()
+                .is_some_and(|e| e.contains("after the driver failed")),
+            "{r:?}"
+        );
+        assert!(
+            dropped.load(std::sync::atomic::Ordering::SeqCst),
+            "the responder's stream is dropped"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_healthy_pair_waits_for_the_responder() {
+        let driver = async { (Vec::new(), None, None) };
+        let responder = async {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            (Vec::new(), Some(ProbeSummary::default()), None)
+        };
+        let (_, r) = pair(driver, responder, Duration::from_millis(10)).await;
+        assert!(r.1.is_some() && r.2.is_none(), "{r:?}");
+        let early = async { (Vec::new(), None, Some("responder failed".to_string())) };
+        let slow_driver = async {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            (Vec::new(), Some(ProbeSummary::default()), None)
+        };
+        let (d, r) = pair(slow_driver, early, Duration::from_millis(10)).await;
+        assert!(d.1.is_some() && r.2.is_some());
+    }
 
     #[test]
     fn transports_parse_and_name() {

@@ -35,7 +35,9 @@ use servescope_proto::v1::{Availability, GpuInfo};
 pub use board::{BurstBoard, BURST_INTERVAL};
 pub use build::{build_reading, GpuState};
 pub use events::XidSource;
-pub use sampler::{GpuCollector, ENERGY_INTERVAL, NVLINK_FIELDS_INTERVAL, SLOW_FIELDS_INTERVAL};
+pub use sampler::{
+    GpuCollector, ENERGY_INTERVAL, NVLINK_FIELDS_INTERVAL, POWER_INTERVAL, SLOW_FIELDS_INTERVAL,
+};
 pub use slow::{SlowSampler, SlowState};
 
 /// What NVML initialisation found.

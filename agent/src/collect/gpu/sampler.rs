@@ -2,7 +2,7 @@
 //! [`RawReading`] (I/O only), then [`build_reading`] into the sample.
 //!
 //! Cheap enough for 8 GPUs at 10 Hz: device handles are looked up once; every tick
-//! reads memory, utilisation and power; clocks, temperature and throttle reasons
+//! reads memory and utilisation; power every [`POWER_INTERVAL`]; clocks, temperature and throttle reasons
 //! (slow-changing) every [`SLOW_FIELDS_INTERVAL`], repeated in between; energy
 //! every [`ENERGY_INTERVAL`]; PCIe/NVLink counters every counters interval, and
 //! every tick while the GPU is in a burst ([`super::burst`]).
@@ -35,6 +35,11 @@ pub const ENERGY_INTERVAL: Duration = Duration::from_secs(10);
 pub const NVLINK_FIELDS_INTERVAL: Duration = Duration::from_secs(1);
 /// How often clocks, temperature and throttle reasons are read.
 pub const SLOW_FIELDS_INTERVAL: Duration = Duration::from_secs(1);
+/// How often the board power is read. On Ampere (except GA100) and newer NVML
+/// returns power averaged over the last second, so reading it at 10 Hz repeats
+/// the same average; twice a second keeps every window (on GA100 and older, where
+/// it is instantaneous, 2 Hz is what `nvidia-smi dmon` shows at best).
+pub const POWER_INTERVAL: Duration = Duration::from_millis(500);
 
 /// A device handle looked up once. NVML handles stay valid while the library is
 /// loaded (the collector holds it through its `Arc<Nvml>`); calls on a GPU that
@@ -65,6 +70,8 @@ struct PerGpu {
     handle: Option<Handle>,
     /// `None` until first read (read on the first tick).
     slow_fields: Option<SlowFields>,
+    /// The last power reading, repeated until [`POWER_INTERVAL`] has passed.
+    power_mw: Option<Read<u32>>,
     links: u32,
     lost: bool,
     gpm: GpmState,
@@ -83,6 +90,7 @@ struct Due {
     gpm: bool,
     nvlink: bool,
     slow_fields: bool,
+    power: bool,
 }
 
 /// The fast sampler.
@@ -98,6 +106,7 @@ pub struct GpuCollector {
     energy_every: u64,
     nvlink_every: u64,
     slow_fields_every: u64,
+    power_every: u64,
     /// GPM (PCIe/NVLink bytes) is read every this many ticks.
     counters_every: u64,
 }
@@ -117,6 +126,7 @@ impl GpuCollector {
         self.energy_every = ticks(interval, ENERGY_INTERVAL);
         self.nvlink_every = ticks(interval, NVLINK_FIELDS_INTERVAL);
         self.slow_fields_every = ticks(interval, SLOW_FIELDS_INTERVAL);
+        self.power_every = ticks(interval, POWER_INTERVAL);
         self
     }
 
@@ -151,6 +161,7 @@ impl GpuCollector {
                     index: g.index,
                     handle: None,
                     slow_fields: None,
+                    power_mw: None,
                     links: g.nvlink_links,
                     lost: false,
                     gpm: GpmState::Untried,
@@ -168,6 +179,7 @@ impl GpuCollector {
             energy_every: 1,
             nvlink_every: 1,
             slow_fields_every: 1,
+            power_every: 1,
             counters_every: 1,
         }
     }
@@ -231,7 +243,13 @@ fn read_gpu(
             memory: u.memory,
         }
     });
-    let power_mw = read(c.time(costs, Call::Power, || dev.power_usage()));
+    let power_mw = match (&g.power_mw, due.power) {
+        (Some(p), false) => p.clone(),
+        _ => g
+            .power_mw
+            .insert(read(c.time(costs, Call::Power, || dev.power_usage())))
+            .clone(),
+    };
     if due.energy {
         g.energy_due = due.energy_next;
     }
@@ -378,6 +396,7 @@ impl Collector for GpuCollector {
                 gpm: burst || tick.is_multiple_of(self.counters_every),
                 nvlink: tick.is_multiple_of(self.nvlink_every),
                 slow_fields: tick.is_multiple_of(self.slow_fields_every),
+                power: tick.is_multiple_of(self.power_every),
             };
             let started = Instant::now();
             let raw = read_gpu(&nvml, g, due, &mut self.reqs, costs);
