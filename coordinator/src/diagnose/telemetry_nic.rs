@@ -165,12 +165,12 @@ pub fn nic_link_flapping(t: &Telemetry) -> Option<Finding> {
     })
 }
 
+/// One port's readings in time order, with its device's inventory.
+type PortHistory<'a> = Vec<(u64, &'a RdmaDeviceInfo, &'a str, &'a RdmaPortReading)>;
+
 /// The rise of port counter `name` over a history: increments summed (a counter
 /// reset is not counted as negative), the first time it rose and the last value.
-fn rise(
-    hist: &[(u64, &RdmaDeviceInfo, &str, &RdmaPortReading)],
-    name: &str,
-) -> Option<(u64, u64, u64)> {
+fn rise(hist: &PortHistory<'_>, name: &str) -> Option<(u64, u64, u64)> {
     let mut prev: Option<u64> = None;
     let (mut added, mut first) = (0u64, None);
     let mut last = 0;
@@ -203,10 +203,7 @@ pub fn rdma_retransmits_rising(t: &Telemetry) -> Option<Finding> {
     let mut evidence = Vec::new();
     for h in &t.hosts {
         let Some(inv) = &h.inventory else { continue };
-        let mut by_port: BTreeMap<
-            (String, u32),
-            Vec<(u64, &RdmaDeviceInfo, &str, &RdmaPortReading)>,
-        > = BTreeMap::new();
+        let mut by_port: BTreeMap<(String, u32), PortHistory<'_>> = BTreeMap::new();
         for (ts, s) in &h.rdma {
             for d in &s.devices {
                 let Some(info) = inv.rdma_devices.iter().find(|i| i.name == d.device) else {
