@@ -52,7 +52,7 @@ enum Command {
     Pd(cmd::pd::Args),
     /// Per-request and per-point TTFT decomposition of a stored run, KV analysis, findings
     Attribute(cmd::pd::AttributeArgs),
-    /// Named findings (with evidence and a fix) for a stored run
+    /// Named findings (evidence, fix) for a stored run of any kind: record, load, pd, exp, startup
     Diagnose(cmd::pd::AttributeArgs),
     /// Experiments as code: run an experiment file (resumable), its status, its report
     Exp(cmd::exp::Args),

@@ -5,10 +5,12 @@
 
 pub mod clock;
 pub mod connect;
+pub mod diagnose;
 pub mod engine;
 pub mod exp;
 pub mod export;
 pub mod fabric;
+pub mod finding;
 pub mod load;
 pub mod otlp;
 pub mod pd;

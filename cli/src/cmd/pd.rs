@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
+use servescope_coordinator::diagnose::diagnose_run_with;
 use servescope_coordinator::load::runner::LoadProgress;
 use servescope_coordinator::otlp::{Limits, Receiver};
 use servescope_coordinator::pd::analyze::{attribute, AttributeOptions};
@@ -196,21 +197,24 @@ pub fn attribute_cmd(a: AttributeArgs) -> anyhow::Result<()> {
     output(&at, a.json, a.html.as_ref(), a.slowest)
 }
 
-/// `servescope diagnose RUN`: the findings only.
+/// `servescope diagnose RUN`: the findings of any run kind (record, load, pd, exp,
+/// startup), by severity, each with its evidence and fix.
 pub fn diagnose_cmd(a: AttributeArgs) -> anyhow::Result<()> {
-    let at = open_and_attribute(&a)?;
+    let (store, opts) = open_with_options(&a)?;
+    let findings = diagnose_run_with(&store, a.run, &opts)
+        .with_context(|| format!("diagnosing run {}", a.run))?;
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&at.findings)?);
+        println!("{}", serde_json::to_string_pretty(&findings)?);
         return Ok(());
     }
-    if at.findings.is_empty() {
-        println!("run {}: no finding", at.run_id);
+    if findings.is_empty() {
+        println!("run {}: no finding", a.run);
     }
-    print_findings(&at.findings);
+    print_findings(&findings);
     Ok(())
 }
 
-fn open_and_attribute(a: &AttributeArgs) -> anyhow::Result<Attribution> {
+fn open_with_options(a: &AttributeArgs) -> anyhow::Result<(Store, AttributeOptions)> {
     a.db.existing()?;
     if let Some(c) = a.capacity_gbps {
         if !(c.is_finite() && c > 0.0) {
@@ -218,15 +222,17 @@ fn open_and_attribute(a: &AttributeArgs) -> anyhow::Result<Attribution> {
         }
     }
     let store = Store::open(&a.db.db).with_context(|| format!("opening {}", a.db.db.display()))?;
-    Ok(attribute(
-        &store,
-        a.run,
-        &AttributeOptions {
-            capacity_gbps: a.capacity_gbps,
-            slowest: a.slowest,
-            engine_logs: read_logs(&a.engine_log)?,
-        },
-    )?)
+    let opts = AttributeOptions {
+        capacity_gbps: a.capacity_gbps,
+        slowest: a.slowest,
+        engine_logs: read_logs(&a.engine_log)?,
+    };
+    Ok((store, opts))
+}
+
+fn open_and_attribute(a: &AttributeArgs) -> anyhow::Result<Attribution> {
+    let (store, opts) = open_with_options(a)?;
+    Ok(attribute(&store, a.run, &opts)?)
 }
 
 /// Largest engine log read.

@@ -105,6 +105,11 @@ fn canned() -> (Inventory, Vec<Sample>) {
         errors: vec![],
         energy_stale: false,
         counters_stale: false,
+        pcie_link_gen: None,
+        pcie_link_gen_max: None,
+        pcie_link_width: None,
+        pcie_link_width_max: None,
+        pcie_replay_count: None,
     };
     let host = HostSample {
         slow_t_ns: T0,

@@ -16,7 +16,7 @@ use super::runlevel;
 use super::PdError;
 use crate::engine::{parse, EngineWindow, Exposition, ParseLimits, Role};
 use crate::load::stats::percentile;
-use crate::store::{RunLinks, Store, StoredRequest};
+use crate::store::{RunKind, RunLinks, Store, StoredRequest};
 
 /// Options of an attribution.
 #[derive(Debug, Clone, Default)]
@@ -332,12 +332,18 @@ pub fn attribute(store: &Store, run: i64, opts: &AttributeOptions) -> Result<Att
             dispatch_lag_max_ms: lag_max,
         });
     }
+    let disaggregated = store.run(run)?.kind == RunKind::Pd
+        || !p_names.is_empty()
+        || kv.transfers > 0.0
+        || kv.failed > 0.0
+        || kv.expired > 0.0;
     let mut a = Attribution {
         run_id: run,
         join: jstats,
         points: out_points,
         kv,
         notes,
+        disaggregated,
         findings: Vec::new(),
     };
     a.findings = diagnose(&a);
@@ -370,6 +376,7 @@ fn apply_logs(
             named.insert(r.request_id.as_str());
             if r.event == RequestEvent::KvExpired {
                 expired.push(r.request_id.clone());
+                kv.expired_requests.push(r.request_id.clone());
             }
         }
     }

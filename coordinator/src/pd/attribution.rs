@@ -10,6 +10,7 @@ use super::decompose::Breakdown;
 use super::join::JoinStats;
 use super::kv::KvAnalysis;
 use super::runlevel::RunLevel;
+pub use crate::finding::{Finding, Severity};
 
 /// Decode-side gauges averaged over a point's scrapes.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -75,22 +76,8 @@ pub struct Attribution {
     pub points: Vec<PointAttribution>,
     pub kv: KvAnalysis,
     pub notes: Vec<String>,
+    /// Whether the run is disaggregated (a pd run, prefill instances scraped, or KV
+    /// transfers counted): the P/D-only rules need it.
+    pub disaggregated: bool,
     pub findings: Vec<Finding>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    Warning,
-    Critical,
-}
-
-/// A named finding.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Finding {
-    pub rule: &'static str,
-    pub severity: Severity,
-    pub title: String,
-    pub evidence: Vec<String>,
-    pub fix: String,
 }

@@ -277,6 +277,11 @@ fn client_saturation(a: &Attribution) -> Option<Finding> {
 }
 
 fn gibberish_after_transfer(a: &Attribution) -> Option<Finding> {
+    // Without a KV transfer there is nothing to blame: a plain run's wrong output is
+    // the `wrong_output` rule's (crate::diagnose).
+    if !a.disaggregated {
+        return None;
+    }
     let bad: Vec<&PointAttribution> = a
         .points
         .iter()

@@ -70,6 +70,8 @@ pub struct KvAnalysis {
     pub failed: f64,
     /// Requests whose blocks P released unread (lease expired).
     pub expired: f64,
+    /// Request ids the engine logs name as served from released (expired) KV blocks.
+    pub expired_requests: Vec<String>,
     pub effective_gbps: Option<f64>,
     /// The fabric probe's bandwidth for the pair, GB/s, and where it came from.
     pub capacity_gbps: Option<f64>,

@@ -344,3 +344,39 @@ pub fn set_netdev_down(root: &Path, iface: &str) -> io::Result<()> {
     fs::write(dir.join("operstate"), "down\n")?;
     fs::remove_file(dir.join("carrier"))
 }
+
+/// Takes an RDMA port's link down (`up` false: `state` "1: DOWN", `phys_state`
+/// "3: Disabled") or brings it back ("4: ACTIVE", "5: LinkUp"), in place. The
+/// seeded fault `servescope diagnose` names `nic_link_down` (twice down and up:
+/// `nic_link_flapping`); tests and `servescope selftest` drive it.
+pub fn set_port_link(root: &Path, device: &str, port: u32, up: bool) -> io::Result<()> {
+    let dir = root
+        .join("class/infiniband")
+        .join(device)
+        .join("ports")
+        .join(port.to_string());
+    let (state, phys) = if up {
+        ("4: ACTIVE", "5: LinkUp")
+    } else {
+        ("1: DOWN", "3: Disabled")
+    };
+    fs::write(dir.join("state"), format!("{state}\n"))?;
+    fs::write(dir.join("phys_state"), format!("{phys}\n"))
+}
+
+/// Raises an EFA port's retransmit counters as a lossy link does: `packets` more
+/// `retrans_pkts` (4 KiB each in `retrans_bytes`) and one more
+/// `retrans_timeout_events`. The seeded fault `servescope diagnose` names
+/// `rdma_retransmits_rising`.
+pub fn raise_retransmits(root: &Path, device: &str, port: u32, packets: u64) -> io::Result<()> {
+    bump_counters(root, device, Some(port), "retrans_pkts", packets)?;
+    bump_counters(
+        root,
+        device,
+        Some(port),
+        "retrans_bytes",
+        packets.saturating_mul(4096),
+    )?;
+    bump_counters(root, device, Some(port), "retrans_timeout_events", 1)?;
+    Ok(())
+}
