@@ -253,6 +253,41 @@ pub const READINGS: &[Entry<GpuReading>] = &[
         "1 if a row remapping failed.",
         |r| r.remapped_rows_failure.map(b01),
     ),
+    GPU.entry(
+        "servescope_gpu_pcie_link_generation",
+        MetricType::Gauge,
+        Unit::None,
+        "PCIe generation the link is trained at now (idle GPUs train down).",
+        |r| r.pcie_link_gen.map(|v| Value::Int(u64::from(v))),
+    ),
+    GPU.entry(
+        "servescope_gpu_pcie_link_generation_max",
+        MetricType::Gauge,
+        Unit::None,
+        "Highest PCIe generation the GPU and its slot support.",
+        |r| r.pcie_link_gen_max.map(|v| Value::Int(u64::from(v))),
+    ),
+    GPU.entry(
+        "servescope_gpu_pcie_link_width",
+        MetricType::Gauge,
+        Unit::None,
+        "PCIe lanes the link is trained at now.",
+        |r| r.pcie_link_width.map(|v| Value::Int(u64::from(v))),
+    ),
+    GPU.entry(
+        "servescope_gpu_pcie_link_width_max",
+        MetricType::Gauge,
+        Unit::None,
+        "Most PCIe lanes the GPU and its slot support.",
+        |r| r.pcie_link_width_max.map(|v| Value::Int(u64::from(v))),
+    ),
+    GPU.entry(
+        "servescope_gpu_pcie_replays_total",
+        MetricType::Counter,
+        Unit::None,
+        "PCIe replays (link-level retransmissions) since the driver loaded.",
+        |r| r.pcie_replay_count.map(Value::Int),
+    ),
 ];
 
 /// `servescope_gpu_process_memory_used_bytes{gpu,uuid,pid,process}`: one series

@@ -24,12 +24,14 @@ pub enum Call {
     EccCorrected,
     EccUncorrected,
     RemappedRows,
+    /// The PCIe link's generation and width (current and max) and replay counter.
+    PcieLink,
     /// A whole fast tick of one GPU in a burst (its reads; counted per tick).
     BurstTick,
 }
 
 impl Call {
-    const ALL: [Call; 16] = [
+    const ALL: [Call; 17] = [
         Call::Device,
         Call::Memory,
         Call::Utilization,
@@ -45,6 +47,7 @@ impl Call {
         Call::EccCorrected,
         Call::EccUncorrected,
         Call::RemappedRows,
+        Call::PcieLink,
         Call::BurstTick,
     ];
 
@@ -65,6 +68,7 @@ impl Call {
             Call::EccCorrected => "ecc_corrected",
             Call::EccUncorrected => "ecc_uncorrected",
             Call::RemappedRows => "remapped_rows",
+            Call::PcieLink => "pcie_link",
             Call::BurstTick => "burst_tick",
         }
     }
@@ -84,7 +88,7 @@ impl Call {
             Call::RemappedRows => Some("gpu.remapped_rows"),
             Call::BurstTick => Some("gpu.burst_tick"),
             Call::Device | Call::MemClock | Call::Temperature | Call::ThrottleReasons => None,
-            Call::EccUncorrected => None,
+            Call::EccUncorrected | Call::PcieLink => None,
         }
     }
 }

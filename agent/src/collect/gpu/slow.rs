@@ -1,4 +1,5 @@
-//! The slow GPU sampler: per-process GPU memory, ECC totals and remapped rows on
+//! The slow GPU sampler: per-process GPU memory, ECC totals, remapped rows and the
+//! PCIe link (generation, width, replays) on
 //! their own thread and cadence (the process list faster while a GPU is in a
 //! burst); the fast sampler attaches the latest result.
 
@@ -33,7 +34,20 @@ pub struct SlowState {
     pub ecc_corrected: Option<u64>,
     pub ecc_uncorrected: Option<u64>,
     pub remapped: Option<(u32, u32, bool, bool)>,
+    pub pcie: PcieLink,
     pub errors: Vec<FieldError>,
+}
+
+/// The PCIe link as trained now against what the GPU and slot allow, and the
+/// replay counter (link-level retransmissions). Idle GPUs train their link down
+/// to save power, so a lower generation means something only under load.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PcieLink {
+    pub gen: Option<u32>,
+    pub gen_max: Option<u32>,
+    pub width: Option<u32>,
+    pub width_max: Option<u32>,
+    pub replays: Option<u64>,
 }
 
 impl SlowState {
@@ -48,6 +62,11 @@ impl SlowState {
             r.remapped_rows_pending = Some(p);
             r.remapped_rows_failure = Some(f);
         }
+        r.pcie_link_gen = self.pcie.gen;
+        r.pcie_link_gen_max = self.pcie.gen_max;
+        r.pcie_link_width = self.pcie.width;
+        r.pcie_link_width_max = self.pcie.width_max;
+        r.pcie_replay_count = self.pcie.replays;
         r.errors.extend(self.errors.iter().cloned());
     }
 }
@@ -99,12 +118,13 @@ struct ProcReads {
     error: Option<FieldError>,
 }
 
-/// One GPU's ECC totals and remapped rows.
+/// One GPU's ECC totals, remapped rows and PCIe link.
 #[derive(Default)]
 struct HealthReads {
     ecc_corrected: Option<u64>,
     ecc_uncorrected: Option<u64>,
     remapped: Option<(u32, u32, bool, bool)>,
+    pcie: PcieLink,
     errors: Vec<FieldError>,
 }
 
@@ -169,7 +189,23 @@ fn read_health(nvml: &Nvml, dev: &Device<'_>, calls: &CallNames, costs: &CallCos
         "remapped_rows",
         calls.time(costs, Call::RemappedRows, || remapped_rows(nvml, dev)),
     );
+    h.pcie = read_pcie(dev, &mut h.errors, calls, costs);
     h
+}
+
+fn read_pcie(
+    dev: &Device<'_>,
+    errors: &mut Vec<FieldError>,
+    calls: &CallNames,
+    costs: &CallCosts,
+) -> PcieLink {
+    calls.time(costs, Call::PcieLink, || PcieLink {
+        gen: keep(errors, "pcie_link_gen", dev.current_pcie_link_gen()),
+        gen_max: keep(errors, "pcie_link_gen_max", dev.max_pcie_link_gen()),
+        width: keep(errors, "pcie_link_width", dev.current_pcie_link_width()),
+        width_max: keep(errors, "pcie_link_width_max", dev.max_pcie_link_width()),
+        replays: keep(errors, "pcie_replay_count", dev.pcie_replay_counter()).map(u64::from),
+    })
 }
 
 /// One GPU's latest slow reads.
@@ -199,6 +235,7 @@ impl Slot {
             ecc_corrected: self.health.ecc_corrected,
             ecc_uncorrected: self.health.ecc_uncorrected,
             remapped: self.health.remapped,
+            pcie: self.health.pcie,
             errors,
         }
     }

@@ -7,7 +7,7 @@ use super::build::{build_reading, GpuState};
 use super::fields::FieldValue;
 use super::gpm::GpmTotals;
 use super::raw::{RawFields, RawGpm, RawMemory, RawReading, RawReads, RawUtilization, ReadError};
-use super::slow::SlowState;
+use super::slow::{PcieLink, SlowState};
 
 fn failed(why: &str) -> ReadError {
     ReadError::Failed(why.into())
@@ -302,6 +302,13 @@ fn slow_readings_attached_after_the_fast_errors() {
         ecc_corrected: Some(1),
         ecc_uncorrected: Some(0),
         remapped: Some((2, 0, true, false)),
+        pcie: PcieLink {
+            gen: Some(1),
+            gen_max: Some(5),
+            width: Some(16),
+            width_max: Some(16),
+            replays: Some(3),
+        },
         errors: vec![err("processes", "slow")],
     };
     let mut rd = reads();
@@ -314,6 +321,11 @@ fn slow_readings_attached_after_the_fast_errors() {
     assert_eq!(r.remapped_rows_correctable, Some(2));
     assert_eq!(r.remapped_rows_pending, Some(true));
     assert_eq!(r.remapped_rows_failure, Some(false));
+    assert_eq!(
+        (r.pcie_link_gen, r.pcie_link_gen_max, r.pcie_link_width),
+        (Some(1), Some(5), Some(16))
+    );
+    assert_eq!(r.pcie_replay_count, Some(3));
     assert_eq!(
         r.errors,
         vec![err("power", "fast"), err("processes", "slow")]
