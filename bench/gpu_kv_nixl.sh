@@ -19,7 +19,7 @@ tar -xJf .gpu/nixl.tar.xz -C "$SITE" || { echo "no .gpu/nixl.tar.xz (scripts/gpu
 export PYTHONPATH="$SITE${PYTHONPATH:+:$PYTHONPATH}"
 PY="$(command -v python3)"
 SIZES=1M,16M,256M
-TOK="$RES/token"; echo "gpu-kv-nixl" > "$TOK"
+TOK="$RES/token"; echo "gpu-kv-nixl" > "$TOK"; chmod 600 "$TOK"
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
 "$PY" -c 'import torch, nixl_cu13; print("torch", torch.__version__, "cuda", torch.cuda.is_available())'
 
