@@ -20,4 +20,4 @@ pub mod shard;
 pub mod test_pki;
 
 pub use config::AgentConfig;
-pub use runtime::{start, AgentHandle};
+pub use runtime::{start, start_with, AgentHandle};

@@ -17,7 +17,7 @@ use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 
 use crate::auth::TokenCheck;
 use crate::clock::now_ns;
-use crate::collect::{self, CallCosts, Found, RunContext, Shutdown};
+use crate::collect::{self, CallCosts, Found, Producer, RunContext, Shutdown};
 use crate::config::{check_metrics_exposure, AgentConfig, ConfigError};
 use crate::metrics_http;
 use crate::metrics_tls::{self, TlsListener};
@@ -144,6 +144,12 @@ fn inventory(cfg: &AgentConfig, started: u64, horizon_ns: u64, found: Found) -> 
 
 /// Starts the agent with `cfg`. Must be called inside a tokio runtime.
 pub async fn start(cfg: AgentConfig) -> Result<AgentHandle, StartError> {
+    start_with(cfg, Vec::new()).await
+}
+
+/// Starts the agent with `cfg` and, beside the collectors `cfg` asks for, `extra`
+/// producers (benchmarks drive the agent with synthetic collectors this way).
+pub async fn start_with(cfg: AgentConfig, extra: Vec<Producer>) -> Result<AgentHandle, StartError> {
     check_metrics_exposure(&cfg)?;
     // Before any thread starts, so a bad certificate leaves nothing running.
     let metrics_tls = match &cfg.tls {
@@ -166,6 +172,7 @@ pub async fn start(cfg: AgentConfig) -> Result<AgentHandle, StartError> {
     let threads = registry
         .producers
         .into_iter()
+        .chain(extra)
         .map(|p| p.spawn(&ctx))
         .collect::<Result<Vec<_>, _>>()
         .map_err(StartError::Thread)?;

@@ -11,6 +11,7 @@
 //! off. `--window-cmd CMD` runs CMD (`sh -c`) as the window opens; the window then
 //! lasts until it exits (at least `--seconds`), e.g. one cold start on the GPU.
 
+#[path = "../procstat.rs"]
 mod procstat;
 mod selfcost;
 
