@@ -19,7 +19,7 @@ tar -xJf .gpu/nixl.tar.xz -C "$SITE" || { echo "no .gpu/nixl.tar.xz (scripts/gpu
 export PYTHONPATH="$SITE${PYTHONPATH:+:$PYTHONPATH}"
 PY="$(command -v python3)"
 SIZES="${SIZES:-1M,16M,256M}"
-TOK="$RES/token"; echo "gpu-kv-nixl" > "$TOK"
+TOK="$RES/token"; echo "gpu-kv-nixl" > "$TOK"; chmod 600 "$TOK"
 # Both sides (our agents with their NIXL children, and the reference) run on the
 # cores local to the GPU, so that neither wins by where the scheduler put it: the
 # emulated READ path (tcp over lo) is CPU-bound and moves ±10 % with placement.

@@ -26,7 +26,7 @@
 set -u
 BIN=$(cd "$1" && pwd); OUT=$(mkdir -p "$2" && cd "$2" && pwd); WL=$(cd "$(dirname "$3")" && pwd)/$(basename "$3")
 RAW=$(mktemp -d /tmp/gpu_startup.XXXX)
-T=$RAW/token; echo "gpu-startup-token" > "$T"
+T=$RAW/token; echo "gpu-startup-token" > "$T"; chmod 600 "$T"
 CK8=/tmp/gpu_startup_w8.safetensors; CK3=/tmp/gpu_startup_w3.safetensors
 S=$OUT/summary.txt; : > "$S"
 say() { echo "$*" | tee -a "$S"; }

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use subtle::ConstantTimeEq;
 use tonic::{Request, Status};
 
 /// Checks `authorization` headers against the configured token.
@@ -30,12 +31,10 @@ impl Refusal {
     }
 }
 
-/// Constant-time byte comparison (length is not secret).
+/// Constant-time byte comparison (`subtle`: no early exit, no data-dependent
+/// branch the optimiser could introduce); only the length is not secret.
 fn ct_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    a.ct_eq(b).into()
 }
 
 impl TokenCheck {
@@ -84,6 +83,9 @@ mod tests {
         assert_eq!(c.check_header(Some(b"Bearer abd")), Err(Refusal::Wrong));
         assert_eq!(c.check_header(Some(b"Bearer ab")), Err(Refusal::Wrong));
         assert_eq!(c.check_header(Some(b"Bearer abc")), Ok(()));
+        assert_eq!(c.check_header(Some(b"Bearer abcd")), Err(Refusal::Wrong));
+        assert!(ct_eq(b"", b""));
+        assert!(!ct_eq(b"a", b""));
         let open = TokenCheck::new(None);
         assert_eq!(open.check_header(None), Ok(()));
     }

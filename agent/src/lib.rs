@@ -10,11 +10,14 @@ pub mod collect;
 pub mod config;
 pub mod exposition;
 pub mod metrics_http;
+pub mod metrics_tls;
 pub mod probe;
 pub mod ring;
 pub mod runtime;
 pub mod service;
 pub mod shard;
+#[cfg(any(test, feature = "test-support"))]
+pub mod test_pki;
 
 pub use config::AgentConfig;
-pub use runtime::{start, AgentHandle};
+pub use runtime::{start, start_with, AgentHandle};

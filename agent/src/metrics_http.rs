@@ -1,5 +1,5 @@
-//! Prometheus text exposition over HTTP (`GET /metrics`), on its own port. Same
-//! bearer-token rule as gRPC (Prometheus: `authorization: {credentials_file: …}`).
+//! Prometheus text exposition over HTTP or HTTPS (`GET /metrics`), on its own port.
+//! Same bearer-token rule as gRPC (Prometheus: `authorization: {credentials_file: …}`).
 
 use std::sync::Arc;
 
@@ -7,8 +7,8 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::serve::Listener;
 use axum::Router;
-use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::auth::TokenCheck;
@@ -51,14 +51,18 @@ async fn healthz() -> &'static str {
     "ok\n"
 }
 
-/// Serves /metrics on `listener` until `stop` turns true.
-pub fn serve(
-    listener: TcpListener,
+/// Serves /metrics on `listener` (plain TCP, or [`crate::metrics_tls::TlsListener`])
+/// until `stop` turns true.
+pub fn serve<L>(
+    listener: L,
     inventory: Arc<InventorySource>,
     ring: Arc<Ring>,
     check: TokenCheck,
     mut stop: watch::Receiver<bool>,
-) -> tokio::task::JoinHandle<()> {
+) -> tokio::task::JoinHandle<()>
+where
+    L: Listener<Addr = std::net::SocketAddr>,
+{
     let app = Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))

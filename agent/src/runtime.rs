@@ -12,15 +12,21 @@ use servescope_proto::v1::Inventory;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_stream::wrappers::TcpListenerStream;
-use tonic::transport::{Identity, Server, ServerTlsConfig};
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 
 use crate::auth::TokenCheck;
 use crate::clock::now_ns;
-use crate::collect::{self, CallCosts, Found, RunContext, Shutdown};
-use crate::config::AgentConfig;
+use crate::collect::{self, CallCosts, Found, Producer, RunContext, Shutdown};
+use crate::config::{check_metrics_exposure, AgentConfig, ConfigError};
 use crate::metrics_http;
+use crate::metrics_tls::{self, TlsListener};
 use crate::ring::{Ring, RingLimits};
-use crate::service::{AgentService, InventorySource};
+use crate::service::{Admitted, AgentService, InventorySource};
+
+/// Largest header block a client may send before its token is checked: bounds
+/// what an unauthenticated peer makes the agent buffer (h2's default is 16 MiB).
+const MAX_HEADER_LIST_BYTES: u32 = 16 << 10;
 
 /// Errors that stop the agent from starting.
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +37,8 @@ pub enum StartError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Config(#[from] ConfigError),
     #[error("TLS configuration rejected: {0}")]
     Tls(String),
     #[error("cannot start a collector thread: {0}")]
@@ -44,6 +52,10 @@ pub struct AgentHandle {
     pub metrics_addr: Option<SocketAddr>,
     pub ring: Arc<Ring>,
     pub inventory: Arc<InventorySource>,
+    /// Live telemetry streams being served.
+    pub streams: Arc<AtomicU64>,
+    /// Requests admitted to the buffer-allocating handlers (probe, load shard).
+    pub admitted: Arc<Admitted>,
     stop_threads: Shutdown,
     stop_tasks: watch::Sender<bool>,
     threads: Vec<JoinHandle<()>>,
@@ -132,6 +144,20 @@ fn inventory(cfg: &AgentConfig, started: u64, horizon_ns: u64, found: Found) -> 
 
 /// Starts the agent with `cfg`. Must be called inside a tokio runtime.
 pub async fn start(cfg: AgentConfig) -> Result<AgentHandle, StartError> {
+    start_with(cfg, Vec::new()).await
+}
+
+/// Starts the agent with `cfg` and, beside the collectors `cfg` asks for, `extra`
+/// producers (benchmarks drive the agent with synthetic collectors this way).
+pub async fn start_with(cfg: AgentConfig, extra: Vec<Producer>) -> Result<AgentHandle, StartError> {
+    check_metrics_exposure(&cfg)?;
+    // Before any thread starts, so a bad certificate leaves nothing running.
+    let metrics_tls = match &cfg.tls {
+        Some(t) if cfg.metrics_listen.is_some() => {
+            Some(metrics_tls::server_config(t).map_err(StartError::Tls)?)
+        }
+        _ => None,
+    };
     let started = now_ns();
     let limits = ring_limits(&cfg);
     let horizon_ns = limits.horizon_ns;
@@ -146,6 +172,7 @@ pub async fn start(cfg: AgentConfig) -> Result<AgentHandle, StartError> {
     let threads = registry
         .producers
         .into_iter()
+        .chain(extra)
         .map(|p| p.spawn(&ctx))
         .collect::<Result<Vec<_>, _>>()
         .map_err(StartError::Thread)?;
@@ -157,13 +184,15 @@ pub async fn start(cfg: AgentConfig) -> Result<AgentHandle, StartError> {
     });
     let (stop_tasks, stop_rx) = watch::channel(false);
     let check = TokenCheck::new(cfg.token.clone());
+    let admitted = Arc::new(Admitted::default());
     let svc = AgentService {
         inventory: Arc::clone(&inventory),
         ring: Arc::clone(&ring),
-        streams,
+        streams: Arc::clone(&streams),
         shutdown: stop_rx.clone(),
         probes: Arc::new(crate::probe::ProbeManager::new(cfg.sysfs_root.clone())),
         shards: Arc::default(),
+        admitted: Arc::clone(&admitted),
         coalesce: cfg.stream_coalesce,
     };
     let (grpc_addr, grpc) = serve_grpc(&cfg, svc, check.clone(), stop_rx.clone()).await?;
@@ -172,19 +201,26 @@ pub async fn start(cfg: AgentConfig) -> Result<AgentHandle, StartError> {
     if let Some(addr) = cfg.metrics_listen {
         let l = bind("/metrics", addr).await?;
         metrics_addr = l.local_addr().ok();
-        tasks.push(metrics_http::serve(
-            l,
-            Arc::clone(&inventory),
-            Arc::clone(&ring),
-            check,
-            stop_rx,
-        ));
+        let (inv, ring) = (Arc::clone(&inventory), Arc::clone(&ring));
+        tasks.push(match metrics_tls {
+            Some(tls) => {
+                let l = TlsListener::new(l, tls).map_err(|source| StartError::Bind {
+                    what: "/metrics",
+                    addr,
+                    source,
+                })?;
+                metrics_http::serve(l, inv, ring, check, stop_rx)
+            }
+            None => metrics_http::serve(l, inv, ring, check, stop_rx),
+        });
     }
     Ok(AgentHandle {
         grpc_addr,
         metrics_addr,
         ring,
         inventory,
+        streams,
+        admitted,
         stop_threads: ctx.shutdown,
         stop_tasks,
         threads,
@@ -198,7 +234,9 @@ async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, Start
         .map_err(|source| StartError::Bind { what, addr, source })
 }
 
-/// Serves gRPC (TLS when configured) until `stop` turns true.
+/// Serves gRPC (TLS, and mutual TLS with a client CA, when configured) until `stop`
+/// turns true. The token is checked on the headers, before the message is read;
+/// messages over the size limit are refused unread.
 async fn serve_grpc(
     cfg: &AgentConfig,
     svc: AgentService,
@@ -211,12 +249,20 @@ async fn serve_grpc(
         addr: cfg.listen,
         source,
     })?;
-    let server_svc = AgentServer::with_interceptor(svc, move |req| check.intercept(req));
-    let mut builder = Server::builder();
+    let limits = cfg.grpc_limits;
+    let server = AgentServer::new(svc).max_decoding_message_size(limits.max_message_bytes);
+    let server_svc = InterceptedService::new(server, move |req| check.intercept(req));
+    let mut builder = Server::builder()
+        .max_concurrent_streams(limits.max_streams_per_client)
+        .http2_max_header_list_size(MAX_HEADER_LIST_BYTES);
     if let Some(tls) = &cfg.tls {
         let id = Identity::from_pem(&tls.cert_pem, &tls.key_pem);
+        let mut server_tls = ServerTlsConfig::new().identity(id);
+        if let Some(ca) = &tls.client_ca_pem {
+            server_tls = server_tls.client_ca_root(Certificate::from_pem(ca));
+        }
         builder = builder
-            .tls_config(ServerTlsConfig::new().identity(id))
+            .tls_config(server_tls)
             .map_err(|e| StartError::Tls(e.to_string()))?;
     }
     let router = builder.add_service(server_svc);

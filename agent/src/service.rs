@@ -53,11 +53,22 @@ pub struct AgentService {
     pub shutdown: watch::Receiver<bool>,
     pub probes: Arc<ProbeManager>,
     pub shards: Arc<crate::shard::ShardGate>,
+    pub admitted: Arc<Admitted>,
     /// After the first new sample, a live stream waits this long before reading the
     /// ring, so that the samples the collectors take on one tick (they share a grid)
     /// leave in one write rather than one each: fewer wake-ups and syscalls on both
     /// ends. Zero: no wait.
     pub coalesce: std::time::Duration,
+}
+
+/// Requests that reached the handlers which set up per-request buffers (a probe's
+/// endpoint and memory, a load shard's runtime): a handler runs only after the
+/// bearer token was checked and the message decoded within the size limit, so an
+/// unauthenticated peer never moves these counts.
+#[derive(Debug, Default)]
+pub struct Admitted {
+    pub probe_prepares: AtomicU64,
+    pub load_shards: AtomicU64,
 }
 
 struct StreamGuard(Arc<AtomicU64>);
@@ -167,6 +178,7 @@ impl Agent for AgentService {
         &self,
         req: Request<PrepareProbeRequest>,
     ) -> Result<Response<PrepareProbeResponse>, Status> {
+        self.admitted.probe_prepares.fetch_add(1, Ordering::Relaxed);
         self.probes
             .prepare(req.into_inner())
             .await
@@ -180,6 +192,7 @@ impl Agent for AgentService {
         &self,
         req: Request<LoadShardRequest>,
     ) -> Result<Response<Self::RunLoadShardStream>, Status> {
+        self.admitted.load_shards.fetch_add(1, Ordering::Relaxed);
         let rx = self.shards.start(req.into_inner().spec)?;
         Ok(Response::new(ReceiverStream::new(rx)))
     }

@@ -66,6 +66,8 @@ fn validate_deploy_script() {
         let tok_dir = tempfile::tempdir().unwrap();
         let tok = tok_dir.path().join("token");
         std::fs::write(&tok, "0123456789abcdef\n").unwrap();
+        std::fs::set_permissions(&tok, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .unwrap();
         for e in rd.flatten() {
             let p = e.path();
             if !p.to_string_lossy().ends_with(".args.json") {

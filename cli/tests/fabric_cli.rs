@@ -67,6 +67,9 @@ fn setup() -> Option<(tempfile::TempDir, PathBuf)> {
     let dir = tempfile::tempdir().expect("tempdir");
     let tok = dir.path().join("token");
     std::fs::write(&tok, "fabric-token\n").expect("token");
+    // The agent refuses a token file every user can read.
+    std::fs::set_permissions(&tok, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .expect("token mode");
     Some((dir, tok))
 }
 

@@ -1,4 +1,5 @@
-//! Connecting to an agent: address, bearer token, optional TLS.
+//! Connecting to an agent: address, bearer token, optional TLS (and a client
+//! certificate for agents that require mutual TLS).
 
 use std::time::Duration;
 
@@ -6,7 +7,7 @@ use servescope_proto::v1::agent_client;
 use tonic::metadata::MetadataValue;
 use tonic::service::interceptor::InterceptedService;
 use tonic::service::Interceptor;
-use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 use tonic::{Request, Status};
 
 /// How to reach one agent.
@@ -19,7 +20,23 @@ pub struct AgentEndpoint {
     pub tls_ca_pem: Option<Vec<u8>>,
     /// Server name to verify (default: the host of `address`).
     pub tls_domain: Option<String>,
+    /// Certificate and key this client presents (agents started with
+    /// `--tls-client-ca`).
+    pub tls_client: Option<ClientCert>,
     pub connect_timeout: Duration,
+}
+
+/// A client certificate chain and its private key, PEM.
+#[derive(Clone)]
+pub struct ClientCert {
+    pub cert_pem: Vec<u8>,
+    pub key_pem: Vec<u8>,
+}
+
+impl std::fmt::Debug for ClientCert {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ClientCert{..}")
+    }
 }
 
 impl AgentEndpoint {
@@ -29,6 +46,7 @@ impl AgentEndpoint {
             token,
             tls_ca_pem: None,
             tls_domain: None,
+            tls_client: None,
             connect_timeout: Duration::from_secs(5),
         }
     }
@@ -36,7 +54,7 @@ impl AgentEndpoint {
     fn uri(&self) -> String {
         if self.address.contains("://") {
             self.address.clone()
-        } else if self.tls_ca_pem.is_some() {
+        } else if self.tls_ca_pem.is_some() || self.tls_client.is_some() {
             format!("https://{}", self.address)
         } else {
             format!("http://{}", self.address)
@@ -90,6 +108,9 @@ pub async fn connect(ep: &AgentEndpoint) -> Result<AgentClient, ConnectError> {
         }
         if let Some(d) = &ep.tls_domain {
             tls = tls.domain_name(d.clone());
+        }
+        if let Some(c) = &ep.tls_client {
+            tls = tls.identity(Identity::from_pem(&c.cert_pem, &c.key_pem));
         }
         e = e
             .tls_config(tls)

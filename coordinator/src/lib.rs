@@ -25,5 +25,5 @@ pub mod store;
 pub mod summary;
 pub mod text;
 
-pub use connect::{AgentClient, AgentEndpoint};
+pub use connect::{AgentClient, AgentEndpoint, ClientCert};
 pub use store::Store;

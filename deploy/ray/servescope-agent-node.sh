@@ -96,7 +96,11 @@ do_install() {
 
 agent_cmd() {
     # shellcheck disable=SC2086  # EXTRA_ARGS is a list of flags
-    printf '%s ' "$BIN" --listen "$LISTEN" --metrics-listen "$METRICS_LISTEN" --token-file "$TOKEN" $EXTRA_ARGS
+    # /metrics without TLS takes the token in clear: an explicit choice here
+    # (pass --tls-cert/--tls-key in SERVESCOPE_AGENT_ARGS to serve HTTPS instead).
+    local plain=--metrics-allow-plaintext-token
+    [[ " $EXTRA_ARGS " == *" --tls-cert "* ]] && plain=
+    printf '%s ' "$BIN" --listen "$LISTEN" --metrics-listen "$METRICS_LISTEN" --token-file "$TOKEN" $plain $EXTRA_ARGS
 }
 
 running_pid() {

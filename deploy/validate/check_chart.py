@@ -82,7 +82,7 @@ def check_service_monitor(case, sm, secret_name, key):
         return fail(case, "ServiceMonitor needs exactly one endpoint")
     ep = eps[0]
     allowed = {"port", "path", "scheme", "interval", "scrapeTimeout", "authorization",
-               "relabelings", "metricRelabelings"}
+               "relabelings", "metricRelabelings", "tlsConfig"}
     if set(ep) - allowed:
         fail(case, f"ServiceMonitor endpoint has unexpected keys {set(ep) - allowed}")
     if ep.get("port") != "metrics" or ep.get("path") != "/metrics":

@@ -32,7 +32,7 @@ pub enum Producer {
 }
 
 impl Producer {
-    fn periodic(collector: impl Collector, interval: Duration) -> Self {
+    pub fn periodic(collector: impl Collector, interval: Duration) -> Self {
         Producer::Periodic {
             collector: Box::new(collector),
             interval,

@@ -11,6 +11,7 @@
 //! off. `--window-cmd CMD` runs CMD (`sh -c`) as the window opens; the window then
 //! lasts until it exits (at least `--seconds`), e.g. one cold start on the GPU.
 
+#[path = "../procstat.rs"]
 mod procstat;
 mod selfcost;
 
@@ -150,6 +151,10 @@ fn main() -> anyhow::Result<()> {
     std::fs::create_dir_all(&dir)?;
     let token_file = dir.join("token");
     std::fs::write(&token_file, "bench-token\n")?;
+    std::fs::set_permissions(
+        &token_file,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )?;
     let mut args = vec![
         "--sample-interval-ms".to_string(),
         a.interval_ms.to_string(),

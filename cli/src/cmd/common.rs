@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
-use servescope_coordinator::{AgentEndpoint, Store};
+use servescope_coordinator::{AgentEndpoint, ClientCert, Store};
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct AgentFlags {
@@ -20,6 +20,13 @@ pub struct AgentFlags {
     /// Server name to verify in the agents' certificates
     #[arg(long)]
     pub tls_domain: Option<String>,
+    /// PEM certificate to present to agents that require client certificates
+    /// (agent --tls-client-ca); with --tls-client-key
+    #[arg(long, requires = "tls_client_key")]
+    pub tls_client_cert: Option<PathBuf>,
+    /// PEM private key of --tls-client-cert
+    #[arg(long, requires = "tls_client_cert")]
+    pub tls_client_key: Option<PathBuf>,
 }
 
 impl AgentFlags {
@@ -37,6 +44,17 @@ impl AgentFlags {
             }
             None => None,
         };
+        let read = |p: &Path, what: &str| {
+            std::fs::read(p).with_context(|| format!("reading {what} {}", p.display()))
+        };
+        let client = match (&self.tls_client_cert, &self.tls_client_key) {
+            (Some(c), Some(k)) => Some(ClientCert {
+                cert_pem: read(c, "client certificate")?,
+                key_pem: read(k, "client key")?,
+            }),
+            (None, None) => None,
+            _ => anyhow::bail!("--tls-client-cert and --tls-client-key go together"),
+        };
         Ok(self
             .agents
             .iter()
@@ -44,6 +62,7 @@ impl AgentFlags {
                 let mut e = AgentEndpoint::new(a.clone(), token.clone());
                 e.tls_ca_pem = ca.clone();
                 e.tls_domain = self.tls_domain.clone();
+                e.tls_client = client.clone();
                 e
             })
             .collect())

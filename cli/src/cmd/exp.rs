@@ -90,6 +90,8 @@ async fn run_cmd(a: RunArgs) -> anyhow::Result<()> {
                 token_file,
                 tls_ca: None,
                 tls_domain: None,
+                tls_client_cert: None,
+                tls_client_key: None,
             }
             .endpoints()?,
         )
@@ -106,6 +108,8 @@ async fn run_cmd(a: RunArgs) -> anyhow::Result<()> {
             token_file,
             tls_ca: None,
             tls_domain: None,
+            tls_client_cert: None,
+            tls_client_key: None,
         }
         .endpoints()?
     };

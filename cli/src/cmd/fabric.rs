@@ -227,6 +227,8 @@ fn endpoints(
         token_file: token_file.clone(),
         tls_ca: None,
         tls_domain: None,
+        tls_client_cert: None,
+        tls_client_key: None,
     }
     .endpoints()
 }

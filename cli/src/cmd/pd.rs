@@ -113,6 +113,8 @@ async fn run_pd(a: RunArgs) -> anyhow::Result<()> {
             token_file: a.token_file.clone(),
             tls_ca: None,
             tls_domain: None,
+            tls_client_cert: None,
+            tls_client_key: None,
         }
         .endpoints()?
     };

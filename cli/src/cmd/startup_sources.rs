@@ -240,6 +240,8 @@ pub(super) async fn agent_sources(s: AgentSources<'_>) -> anyhow::Result<Recorde
         token_file: s.token_file.clone(),
         tls_ca: None,
         tls_domain: None,
+        tls_client_cert: None,
+        tls_client_key: None,
     }
     .endpoints()?;
     let db = match s.db {

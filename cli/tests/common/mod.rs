@@ -45,6 +45,12 @@ pub fn loopback_agent(token_file: &std::path::Path) -> Option<(Kill, String)> {
         .ok()?
         .port();
     let listen = format!("127.0.0.1:{port}");
+    // The agent refuses a token file every user can read.
+    std::fs::set_permissions(
+        token_file,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .ok()?;
     let child = Command::new(agent_bin()?)
         .args([
             "--listen",

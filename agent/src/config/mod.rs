@@ -8,6 +8,10 @@ use std::time::Duration;
 use clap::Parser;
 use serde::Deserialize;
 
+mod secrets;
+
+pub use secrets::{check_metrics_exposure, read_private_token, read_token};
+
 /// Errors in the configuration.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -35,8 +39,23 @@ pub enum ConfigError {
         what: &'static str,
         addr: SocketAddr,
     },
+    #[error(
+        "token file {} can be read or written by every user of this host (mode {mode:04o}); \
+         the agent refuses to start with it: chmod 600 {}",
+        path.display(),
+        path.display()
+    )]
+    TokenExposed { path: PathBuf, mode: u32 },
+    #[error(
+        "/metrics on {addr} is not loopback and would take the bearer token over plain \
+         HTTP: serve it with TLS (--tls-cert and --tls-key), listen on loopback, or \
+         accept that with --metrics-allow-plaintext-token"
+    )]
+    PlaintextTokenOffLoopback { addr: SocketAddr },
     #[error("TLS needs both --tls-cert and --tls-key")]
     TlsHalf,
+    #[error("--tls-client-ca needs TLS: pass --tls-cert and --tls-key as well")]
+    ClientCaWithoutTls,
     #[error("cannot read TLS file {path}: {source}")]
     TlsRead {
         path: PathBuf,
@@ -75,6 +94,20 @@ pub struct AgentArgs {
     /// TLS private key (PEM)
     #[arg(long)]
     pub tls_key: Option<PathBuf>,
+    /// PEM CA certificate(s): gRPC clients must present a certificate signed by
+    /// one of them (mutual TLS); needs --tls-cert and --tls-key
+    #[arg(long)]
+    pub tls_client_ca: Option<PathBuf>,
+    /// Serve /metrics over plain HTTP off loopback although a token is set (the
+    /// token then crosses the network in clear); without TLS the agent refuses that
+    #[arg(long)]
+    pub metrics_allow_plaintext_token: bool,
+    /// Largest gRPC request the agent decodes, in KiB [default: 1024]
+    #[arg(long)]
+    pub grpc_max_message_kib: Option<u64>,
+    /// Concurrent gRPC streams one client connection may open [default: 32]
+    #[arg(long)]
+    pub grpc_max_streams_per_client: Option<u32>,
     /// Sampling interval of the GPU collector in ms [default: 100]
     #[arg(long)]
     pub sample_interval_ms: Option<u64>,
@@ -138,6 +171,10 @@ struct FileConfig {
     insecure_no_auth: Option<bool>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
+    tls_client_ca: Option<PathBuf>,
+    metrics_allow_plaintext_token: Option<bool>,
+    grpc_max_message_kib: Option<u64>,
+    grpc_max_streams_per_client: Option<u32>,
     sample_interval_ms: Option<u64>,
     host_interval_ms: Option<u64>,
     gpu_counters_interval_ms: Option<u64>,
@@ -158,7 +195,34 @@ struct FileConfig {
 pub struct TlsMaterial {
     pub cert_pem: Vec<u8>,
     pub key_pem: Vec<u8>,
+    /// CA certificate(s) gRPC clients' certificates must chain to (mutual TLS).
+    pub client_ca_pem: Option<Vec<u8>>,
 }
+
+/// Bounds on what one gRPC client may ask of the agent.
+#[derive(Debug, Clone, Copy)]
+pub struct GrpcLimits {
+    /// Largest request message decoded; larger ones are refused unread.
+    pub max_message_bytes: usize,
+    /// Concurrent HTTP/2 streams per client connection.
+    pub max_streams_per_client: u32,
+}
+
+impl Default for GrpcLimits {
+    fn default() -> Self {
+        GrpcLimits {
+            max_message_bytes: DEFAULT_MAX_MESSAGE_KIB << 10,
+            max_streams_per_client: DEFAULT_MAX_STREAMS,
+        }
+    }
+}
+
+/// Default of `--grpc-max-message-kib`: requests are small (the largest, a load
+/// shard's spec, is refused above 64 KiB anyway).
+const DEFAULT_MAX_MESSAGE_KIB: usize = 1024;
+/// Default of `--grpc-max-streams-per-client`: a recording uses one stream per
+/// agent plus a few short calls.
+const DEFAULT_MAX_STREAMS: u32 = 32;
 
 impl std::fmt::Debug for TlsMaterial {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -181,6 +245,9 @@ pub struct AgentConfig {
     /// `None` only with insecure_no_auth on loopback.
     pub token: Option<String>,
     pub tls: Option<TlsMaterial>,
+    /// Serve /metrics with the token over plain HTTP off loopback.
+    pub metrics_allow_plaintext_token: bool,
+    pub grpc_limits: GrpcLimits,
     pub sample_interval: Duration,
     pub host_interval: Duration,
     pub gpu_counters_interval: Duration,
@@ -208,6 +275,8 @@ impl AgentConfig {
             metrics_listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
             token,
             tls: None,
+            metrics_allow_plaintext_token: false,
+            grpc_limits: GrpcLimits::default(),
             sample_interval: Duration::from_millis(100),
             host_interval: Duration::from_millis(1000),
             gpu_counters_interval: Duration::from_millis(1000),
@@ -250,7 +319,11 @@ impl AgentConfig {
         };
         let insecure = args.insecure_no_auth || file.insecure_no_auth.unwrap_or(false);
         let token = match args.token_file.clone().or(file.token_file) {
-            Some(p) => Some(read_token(&p)?),
+            Some(p) => Some(read_private_token(&p)?),
+            None => None,
+        };
+        let client_ca = match args.tls_client_ca.clone().or(file.tls_client_ca) {
+            Some(p) => Some(read_tls(&p)?),
             None => None,
         };
         let tls = match (
@@ -260,7 +333,9 @@ impl AgentConfig {
             (Some(c), Some(k)) => Some(TlsMaterial {
                 cert_pem: read_tls(&c)?,
                 key_pem: read_tls(&k)?,
+                client_ca_pem: client_ca,
             }),
+            (None, None) if client_ca.is_some() => return Err(ConfigError::ClientCaWithoutTls),
             (None, None) => None,
             _ => return Err(ConfigError::TlsHalf),
         };
@@ -277,6 +352,21 @@ impl AgentConfig {
             metrics_listen,
             token,
             tls,
+            metrics_allow_plaintext_token: args.metrics_allow_plaintext_token
+                || file.metrics_allow_plaintext_token.unwrap_or(false),
+            grpc_limits: GrpcLimits {
+                max_message_bytes: usize::try_from(
+                    args.grpc_max_message_kib
+                        .or(file.grpc_max_message_kib)
+                        .unwrap_or(DEFAULT_MAX_MESSAGE_KIB as u64)
+                        .saturating_mul(1 << 10),
+                )
+                .unwrap_or(usize::MAX),
+                max_streams_per_client: args
+                    .grpc_max_streams_per_client
+                    .or(file.grpc_max_streams_per_client)
+                    .unwrap_or(DEFAULT_MAX_STREAMS),
+            },
             sample_interval: ms(
                 args.sample_interval_ms,
                 file.sample_interval_ms,
@@ -347,8 +437,16 @@ impl AgentConfig {
         Ok(cfg)
     }
 
-    /// Refuses anonymous access off loopback; with a token, auth is always on.
+    /// Refuses anonymous access off loopback and a token /metrics would take in
+    /// clear off loopback; with a token, auth is always on.
     pub fn validate(&self, insecure_no_auth: bool) -> Result<(), ConfigError> {
+        if self.grpc_limits.max_message_bytes == 0 {
+            return Err(ConfigError::Zero("grpc_max_message_kib"));
+        }
+        if self.grpc_limits.max_streams_per_client == 0 {
+            return Err(ConfigError::Zero("grpc_max_streams_per_client"));
+        }
+        check_metrics_exposure(self)?;
         if self.token.is_none() {
             if !insecure_no_auth {
                 return Err(ConfigError::NoToken);
@@ -383,19 +481,6 @@ fn load_file(path: &Path) -> Result<FileConfig, ConfigError> {
     })
 }
 
-/// Reads a token file: the first line, trimmed.
-pub fn read_token(path: &Path) -> Result<String, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Token {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let tok = text.lines().next().unwrap_or("").trim().to_string();
-    if tok.is_empty() {
-        return Err(ConfigError::EmptyToken(path.to_path_buf()));
-    }
-    Ok(tok)
-}
-
 fn read_tls(path: &Path) -> Result<Vec<u8>, ConfigError> {
     std::fs::read(path).map_err(|source| ConfigError::TlsRead {
         path: path.to_path_buf(),
@@ -404,89 +489,4 @@ fn read_tls(path: &Path) -> Result<Vec<u8>, ConfigError> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn no_token_is_refused_by_default() {
-        let args = AgentArgs::default();
-        assert!(matches!(
-            AgentConfig::from_args(&args),
-            Err(ConfigError::NoToken)
-        ));
-    }
-
-    #[test]
-    fn insecure_only_on_loopback() {
-        let mut args = AgentArgs {
-            insecure_no_auth: true,
-            ..Default::default()
-        };
-        // Default listen is 0.0.0.0: refused.
-        assert!(matches!(
-            AgentConfig::from_args(&args),
-            Err(ConfigError::InsecureOffLoopback { .. })
-        ));
-        args.listen = Some("127.0.0.1:0".parse().unwrap());
-        let cfg = AgentConfig::from_args(&args).unwrap();
-        assert!(cfg.token.is_none());
-        args.metrics_listen = Some("0.0.0.0:9478".into());
-        assert!(AgentConfig::from_args(&args).is_err());
-    }
-
-    #[test]
-    fn file_then_flags() {
-        let dir = tempfile::tempdir().unwrap();
-        let tok = dir.path().join("token");
-        std::fs::write(&tok, "s3cret\n").unwrap();
-        let cfgp = dir.path().join("agent.toml");
-        std::fs::write(
-            &cfgp,
-            format!(
-                "listen = \"127.0.0.1:7000\"\nsample_interval_ms = 250\ntoken_file = {:?}\nsysfs_root = \"/tmp/x\"\n",
-                tok
-            ),
-        )
-        .unwrap();
-        let args = AgentArgs {
-            config: Some(cfgp.clone()),
-            sample_interval_ms: Some(50),
-            ..Default::default()
-        };
-        let cfg = AgentConfig::from_args(&args).unwrap();
-        assert_eq!(cfg.listen.port(), 7000);
-        assert_eq!(cfg.sample_interval, Duration::from_millis(50));
-        assert_eq!(cfg.token.as_deref(), Some("s3cret"));
-        assert_eq!(cfg.sysfs_root, PathBuf::from("/tmp/x"));
-        assert_eq!(cfg.buffer_horizon, Duration::from_secs(600));
-
-        std::fs::write(&cfgp, "listen = 12\n").unwrap();
-        let err = AgentConfig::from_args(&args).unwrap_err().to_string();
-        assert!(err.contains("agent.toml"), "{err}");
-        std::fs::write(&cfgp, "bogus_key = 1\n").unwrap();
-        let err = AgentConfig::from_args(&args).unwrap_err().to_string();
-        assert!(err.contains("bogus_key"), "{err}");
-    }
-
-    #[test]
-    fn shipped_example_config_parses() {
-        let text = include_str!("../../deploy/systemd/agent.toml.example");
-        let f: FileConfig =
-            toml::from_str(text).expect("deploy/systemd/agent.toml.example is valid");
-        assert!(f.listen.is_some() && f.token_file.is_some());
-    }
-
-    #[test]
-    fn zero_interval_refused() {
-        let args = AgentArgs {
-            insecure_no_auth: true,
-            listen: Some("127.0.0.1:0".parse().unwrap()),
-            sample_interval_ms: Some(0),
-            ..Default::default()
-        };
-        assert!(matches!(
-            AgentConfig::from_args(&args),
-            Err(ConfigError::Zero(_))
-        ));
-    }
-}
+mod tests;
