@@ -226,3 +226,80 @@ fn bump_netdev(root: &Path, iface: &str, name: &str, d: u64) -> anyhow::Result<(
     std::fs::write(&p, format!("{}\n", v.saturating_add(d)))
         .with_context(|| format!("writing {}", p.display()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tree() -> (tempfile::TempDir, DriveTarget) {
+        let dir = tempfile::tempdir().unwrap();
+        let sysfs = dir.path().join("sys");
+        let opts = P5FixtureOptions {
+            groups: GROUPS,
+            efa_per_group: EFA_PER_GROUP,
+            seed: 1,
+        };
+        fixture::write_p5_tree(&sysfs, &opts).unwrap();
+        let efa = fixture::p5_layout(&opts).unwrap()[0].efa[0].clone();
+        let t = DriveTarget {
+            sysfs,
+            efa: efa.name,
+            netdev: efa.netdev,
+            truth: None,
+            link_down_after: Duration::ZERO,
+        };
+        (dir, t)
+    }
+
+    fn netdev_stat(t: &DriveTarget, name: &str) -> u64 {
+        let p = t
+            .sysfs
+            .join("class/net")
+            .join(&t.netdev)
+            .join("statistics")
+            .join(name);
+        std::fs::read_to_string(p).unwrap().trim().parse().unwrap()
+    }
+
+    #[tokio::test]
+    async fn kv_bytes_follow_the_truth_onto_the_named_counters() {
+        for drive in [Drive::KvOverRdma, Drive::KvOverTcp] {
+            let (_dir, mut t) = tree();
+            let book = Arc::new(TruthBook::default());
+            book.update("a", |r| r.kv_bytes = 1000);
+            t.truth = Some(Arc::clone(&book));
+            let rdma0 = fixture::read_counter(&t.sysfs, &t.efa, Some(1), "tx_bytes").unwrap();
+            let net0 = netdev_stat(&t, "tx_bytes");
+            let d = Driver::start(drive, t.clone());
+            tokio::time::sleep(TICK * 2).await;
+            book.update("b", |r| r.kv_bytes = 500);
+            d.stop().await.unwrap();
+            let rdma_tx =
+                fixture::read_counter(&t.sysfs, &t.efa, Some(1), "tx_bytes").unwrap() - rdma0;
+            let net_tx = netdev_stat(&t, "tx_bytes") - net0;
+            match drive {
+                Drive::KvOverRdma => assert_eq!((rdma_tx, net_tx), (1500, 0)),
+                _ => assert_eq!((rdma_tx, net_tx), (0, 1500)),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn link_goes_down_and_retransmits_climb() {
+        let (_dir, t) = tree();
+        let before = fixture::read_counter(&t.sysfs, &t.efa, Some(1), "retrans_pkts").unwrap();
+        let down = Driver::start(Drive::LinkDown, t.clone());
+        let re = Driver::start(Drive::Retransmits, t.clone());
+        tokio::time::sleep(TICK * 3).await;
+        down.stop().await.unwrap();
+        re.stop().await.unwrap();
+        let dir = t.sysfs.join("class/net").join(&t.netdev);
+        assert_eq!(
+            std::fs::read_to_string(dir.join("operstate")).unwrap(),
+            "down\n"
+        );
+        assert!(!dir.join("carrier").exists());
+        let after = fixture::read_counter(&t.sysfs, &t.efa, Some(1), "retrans_pkts").unwrap();
+        assert!(after >= before + 3 * 40, "{before} → {after}");
+    }
+}

@@ -16,6 +16,7 @@ pub mod pd_lab;
 pub mod record;
 pub mod report;
 pub mod runs;
+pub mod selftest;
 pub mod show;
 pub mod sim;
 pub mod startup;
