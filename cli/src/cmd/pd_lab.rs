@@ -28,16 +28,17 @@ pub const INPUT_TOKENS: u32 = 100;
 const KV_TRANSFER: Duration = Duration::from_millis(10);
 
 /// A clean deployment: nothing queues at concurrency ≤ 8, the KV path runs at
-/// `kv_gbps` and each transfer takes [`KV_TRANSFER`] on it. The prefill takes what
-/// a real engine's does (55 ms for 100 tokens), so that the in-process proxy's own
-/// time stays a small share of TTFT on a busy machine.
+/// `kv_gbps` and each transfer takes [`KV_TRANSFER`] on it. The prefill (105 ms for
+/// 100 tokens) and the decode step (10 ms) are long enough that the in-process
+/// proxy's and client's own scheduling delays on a loaded 2-core machine stay a small
+/// share of TTFT and well under two decode steps.
 pub fn clean_cluster(kv_gbps: f64) -> ClusterConfig {
     let per_token = kv_gbps * 1e9 * KV_TRANSFER.as_secs_f64() / f64::from(INPUT_TOKENS);
     ClusterConfig {
         engine: SimConfig {
-            prefill_base_s: 0.050,
+            prefill_base_s: 0.100,
             prefill_s_per_token: 0.000_05,
-            decode_s_per_token: 0.004,
+            decode_s_per_token: 0.010,
             max_num_seqs: 64,
             pd: Some(PdConfig {
                 prefill_slots: 64,

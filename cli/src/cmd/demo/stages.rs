@@ -20,7 +20,7 @@ use super::State;
 type Stage<'a> = Pin<Box<dyn Future<Output = anyhow::Result<()>> + 'a>>;
 
 /// The engine log the startup rehearsal writes and the agent's watcher follows.
-const STARTUP_LOG: &str = "vllm-startup.log";
+pub const STARTUP_LOG: &str = "vllm-startup.log";
 /// The rehearsal's phases (seconds), vLLM's order.
 const STARTUP_PHASES: &str =
     "init=0.2,download=0.4,weight_load=0.6,compile=0.4,kv_cache=0.2,graph_capture=0.5,api=0.2";

@@ -86,14 +86,20 @@ fn startup_text(s: &State) -> String {
     };
     let mut o = format!("\n== startup rehearsal (run {})\n", st.run);
     o.push_str(&live::waterfall_text(&st.trial));
-    if st.watched.is_empty() {
+    // The watcher follows every engine log it finds on this machine: the rehearsal's
+    // is the one named here.
+    let (ours, others): (Vec<_>, Vec<_>) = st
+        .watched
+        .iter()
+        .partition(|w| w.source.ends_with(super::stages::STARTUP_LOG));
+    if ours.is_empty() {
         let _ = writeln!(
             o,
-            "agent log watcher: no line streamed (run {})",
+            "agent log watcher: no line of the rehearsal's log streamed (run {})",
             st.agents_run
         );
     }
-    for w in &st.watched {
+    for w in ours {
         let _ = writeln!(
             o,
             "agent log watcher (run {}): {} lines of {}, {} recognised, {} phases",
@@ -102,6 +108,13 @@ fn startup_text(s: &State) -> String {
             w.source,
             w.parse.recognised_lines,
             w.parse.timeline.phases.len()
+        );
+    }
+    if !others.is_empty() {
+        let _ = writeln!(
+            o,
+            "  (and {} other engine log(s) it found on this machine)",
+            others.len()
         );
     }
     o

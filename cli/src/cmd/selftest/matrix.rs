@@ -22,7 +22,7 @@ pub enum SimFault {
     KvFail {
         share: f64,
     },
-    /// One KV link, 30 ms per transfer: transfers wait for each other.
+    /// One KV link, 80 ms per transfer: transfers wait for each other.
     KvSerialised,
     /// Prefill slots on the prefill instance.
     PrefillSlots(usize),
@@ -48,7 +48,7 @@ impl SimFault {
             SimFault::KvFail { share } => pd.kv_fail_rate = share,
             SimFault::KvSerialised => {
                 pd.kv_links = 1;
-                pd.kv_bytes_per_token = (pd.kv_gbps * 1e9 * 0.030 / 100.0) as u64;
+                pd.kv_bytes_per_token = (pd.kv_gbps * 1e9 * 0.080 / 100.0) as u64;
             }
             SimFault::PrefillSlots(n) => pd.prefill_slots = n,
             SimFault::MaxNumSeqs(n) => c.engine.max_num_seqs = n,
@@ -73,7 +73,7 @@ impl SimFault {
             SimFault::KvFail { share } => {
                 format!("sim: {:.0} % of KV transfers fail", share * 100.0)
             }
-            SimFault::KvSerialised => "sim: 1 KV link, 30 ms per transfer".into(),
+            SimFault::KvSerialised => "sim: 1 KV link, 80 ms per transfer".into(),
             SimFault::PrefillSlots(n) => format!("sim: {n} prefill slot(s)"),
             SimFault::MaxNumSeqs(n) => format!("sim: decode --max-num-seqs {n}"),
             SimFault::ProxyDelay(d) => format!("sim: proxy +{} ms", d.as_millis()),
@@ -162,7 +162,7 @@ pub fn matrix() -> Vec<Row> {
         pd(
             "slow KV path",
             SimFault::SlowKv {
-                share: 0.3,
+                share: 0.5,
                 factor: 20.0,
             },
             sweep(&[4], 12, 8, false),
