@@ -40,8 +40,11 @@ enum Command {
     Export(cmd::export::Args),
     /// Run the simulated OpenAI-compatible / vLLM endpoint (latency model, faults, vLLM /metrics)
     Sim(cmd::sim::Args),
-    /// Start an agent in-process on loopback, record 10 s, print inventory and a summary
+    /// The product on loopback: agent over a p5-like sysfs tree, fabric probe, P/D simulator
+    /// with a seeded fault under a pd run, startup rehearsal; findings first, one report
     Demo(cmd::demo::Args),
+    /// The seeded-fault matrix: every fault injected on loopback must be named, the clean runs silent
+    Selftest(cmd::selftest::Args),
     /// Replica startup phases from vLLM / Ray Serve LLM logs: parse, compare
     Startup(cmd::startup::Args),
     /// OTLP/gRPC trace receiver for vLLM: startup phases and llm_request spans
@@ -83,6 +86,7 @@ fn main() -> anyhow::Result<()> {
             Command::Report(a) => cmd::report::run(a),
             Command::Export(a) => cmd::export::run(a),
             Command::Demo(a) => cmd::demo::run(a).await,
+            Command::Selftest(a) => cmd::selftest::run(a).await,
             Command::Sim(a) => cmd::sim::run(a).await,
             Command::Startup(a) => cmd::startup::run(a),
             Command::Otlp(a) => cmd::otlp::run(a).await,

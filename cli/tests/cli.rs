@@ -1,81 +1,8 @@
-//! The `servescope` binary end to end: demo (in-process agent on loopback), runs,
-//! export, and clear errors for bad input.
+//! The `servescope` binary end to end: clear errors for bad input, watch and nodes
+//! against a live agent (the demo, runs and export: `demo.rs`).
 
 mod common;
-use common::{bin, failure, run, success};
-
-#[test]
-fn demo_then_runs_then_export() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("d.db");
-    let (out, so, se) = run(bin()
-        .args(["demo", "--duration", "2s", "--db"])
-        .arg(&db)
-        .arg("--report")
-        .arg(dir.path().join("r.html")));
-    assert!(out.status.success(), "demo failed: {so}\n{se}");
-    assert!(so.contains("clock offset:"), "{so}");
-    assert!(so.contains("samples: "), "{so}");
-    assert!(
-        so.contains("gpu: unavailable (") || so.contains("gpu 0:"),
-        "{so}"
-    );
-    assert!(se.contains("recording"), "progress lines: {se}");
-    assert!(
-        so.contains("== load run 2") && so.contains("concurrency 16"),
-        "{so}"
-    );
-    let html = std::fs::read_to_string(dir.path().join("r.html")).expect("report written");
-    assert!(html.contains("<svg"));
-
-    let out = bin().args(["runs", "--db"]).arg(&db).output().unwrap();
-    let so = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success());
-    assert!(
-        so.lines()
-            .any(|l| l.trim_start().starts_with("1 ") && l.contains("done")),
-        "{so}"
-    );
-
-    let out = bin()
-        .args(["export", "1", "--format", "csv", "--db"])
-        .arg(&db)
-        .output()
-        .unwrap();
-    let so = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success());
-    let mut lines = so.lines();
-    assert_eq!(
-        lines.next(),
-        Some("run,host,seq,t_ns,t_coord_ns,metric,labels,value")
-    );
-    assert!(
-        so.contains(",servescope_host_cpu_utilization_ratio,"),
-        "host points exported under their /metrics names"
-    );
-    assert!(lines.count() > 20);
-
-    let out = bin()
-        .args(["export", "1", "--format", "json", "--db"])
-        .arg(&db)
-        .output()
-        .unwrap();
-    let first = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .next()
-        .unwrap_or("")
-        .to_string();
-    let v: serde_json::Value = serde_json::from_str(&first).expect("json lines");
-    assert!(v["t_coord_ns"].is_i64(), "{v}");
-
-    let out = bin()
-        .args(["export", "99", "--db"])
-        .arg(&db)
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("no run 99"));
-}
+use common::{bin, failure, success};
 
 #[test]
 fn clear_errors() {

@@ -162,19 +162,7 @@ pub(super) async fn run_cmd(a: RunArgs) -> anyhow::Result<()> {
         eprintln!("wrote {}", out.display());
     }
     if let Some(db) = &a.db {
-        let store = servescope_coordinator::store::Store::open(db)
-            .with_context(|| format!("opening {}", db.display()))?;
-        let started = trials.first().map_or(0, |t| t.client.start_ns);
-        let args = serde_json::json!({"endpoint": a.endpoint, "model": a.model, "trials": trials});
-        let run = store.create_run(
-            servescope_coordinator::store::RunKind::Startup,
-            &a.label,
-            started,
-            &args.to_string(),
-        )?;
-        let ok = trials.iter().all(|t| t.error.is_none());
-        let end = servescope_proto::now_ns();
-        store.finish_run(run, end, if ok { "done" } else { "failed" })?;
+        let run = store_trials(db, &a.label, &a.endpoint, &a.model, &trials)?;
         eprintln!("recorded as run {run} in {}", db.display());
     }
     let failed: Vec<String> = trials
@@ -189,4 +177,28 @@ pub(super) async fn run_cmd(a: RunArgs) -> anyhow::Result<()> {
         anyhow::bail!("{}", failed.join("; "));
     }
     Ok(())
+}
+
+/// Stores the trials as a startup run; returns its id.
+pub(super) fn store_trials(
+    db: &std::path::Path,
+    label: &str,
+    endpoint: &str,
+    model: &str,
+    trials: &[Trial],
+) -> anyhow::Result<i64> {
+    let store = servescope_coordinator::store::Store::open(db)
+        .with_context(|| format!("opening {}", db.display()))?;
+    let started = trials.first().map_or(0, |t| t.client.start_ns);
+    let args = serde_json::json!({"endpoint": endpoint, "model": model, "trials": trials});
+    let run = store.create_run(
+        servescope_coordinator::store::RunKind::Startup,
+        label,
+        started,
+        &args.to_string(),
+    )?;
+    let ok = trials.iter().all(|t| t.error.is_none());
+    let end = servescope_proto::now_ns();
+    store.finish_run(run, end, if ok { "done" } else { "failed" })?;
+    Ok(run)
 }

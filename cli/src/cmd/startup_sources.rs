@@ -234,7 +234,6 @@ impl Recorded {
 /// The agents' side of a startup run: their ring buffers (which cover the trials)
 /// recorded into the store and the startup log lines they streamed parsed.
 pub(super) async fn agent_sources(s: AgentSources<'_>) -> anyhow::Result<Recorded> {
-    use servescope_coordinator::record::{record, RecordConfig};
     let eps = super::common::AgentFlags {
         agents: s.agents.to_vec(),
         token_file: s.token_file.clone(),
@@ -248,14 +247,26 @@ pub(super) async fn agent_sources(s: AgentSources<'_>) -> anyhow::Result<Recorde
         Some(d) => d.to_path_buf(),
         None => tempfile_path(),
     };
-    let mut cfg = RecordConfig::new(eps, std::time::Duration::from_secs(2), db.clone());
+    record_agent_logs(eps, &db, s.label, &s.parse).await
+}
+
+/// Records the agents' ring buffers into the store at `db` and parses the startup
+/// log lines they streamed.
+pub(super) async fn record_agent_logs(
+    eps: Vec<servescope_coordinator::AgentEndpoint>,
+    db: &Path,
+    label: &str,
+    parse: &ParseOptions,
+) -> anyhow::Result<Recorded> {
+    use servescope_coordinator::record::{record, RecordConfig};
+    let mut cfg = RecordConfig::new(eps, std::time::Duration::from_secs(2), db.to_path_buf());
     cfg.include_history = true;
-    cfg.label = format!("{} (agents)", s.label);
+    cfg.label = format!("{label} (agents)");
     let out = record(cfg, Default::default())
         .await
         .context("recording the agents' buffers")?;
-    let store = open(&db)?;
-    let logs = agent_logs::parse_run(&store, out.run_id, &s.parse)?;
+    let store = open(db)?;
+    let logs = agent_logs::parse_run(&store, out.run_id, parse)?;
     Ok(Recorded {
         store,
         run_id: out.run_id,

@@ -1,4 +1,5 @@
-//! A p5.48xlarge-like sysfs tree on disk, for tests, benchmarks and demos.
+//! A p5.48xlarge-like sysfs tree on disk, for tests, benchmarks, the demo and the
+//! self-test (feature `fixture`).
 //!
 //! Layout (defaults: 8 groups × 4 EFA devices), group `g` with `B = 0x10 + 0x20·g`:
 //!

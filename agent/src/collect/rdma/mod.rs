@@ -9,7 +9,7 @@
 //! with descriptors kept open (see [`crate::collect::sysfs`]).
 
 mod discover;
-#[cfg(any(test, feature = "test-support"))]
+#[cfg(any(test, feature = "fixture"))]
 pub mod fixture;
 mod topology;
 
