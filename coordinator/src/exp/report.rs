@@ -66,6 +66,7 @@ fn chart(
         height: 320.0,
         x_axis: if sweep { XAxis::Sweep } else { XAxis::Linear },
         y_max: None,
+        x_range: None,
         series,
     }
     .render()

@@ -90,6 +90,7 @@ pub(crate) fn cdf_chart(
         height: HEIGHT,
         x_axis: XAxis::Linear,
         y_max: Some(1.0),
+        x_range: None,
         series,
     }
 }

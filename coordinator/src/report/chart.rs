@@ -51,6 +51,9 @@ pub struct Chart {
     pub x_axis: XAxis,
     /// Fixed y range top (e.g. 1 for a CDF); else from the data.
     pub y_max: Option<f64>,
+    /// Fixed x range of a linear axis (charts that share a time axis); else from the
+    /// data.
+    pub x_range: Option<(f64, f64)>,
     pub series: Vec<Series>,
 }
 
@@ -95,6 +98,14 @@ fn x_scale(c: &Chart, xs: &[f64], range: (f64, f64)) -> (Scale, Vec<f64>, f64) {
             .map(|t| if t.fract() == 0.0 { 1.0 } else { 0.01 })
             .fold(1.0, f64::min);
         return (scale, ticks, step);
+    }
+    if let Some((a, b)) = c
+        .x_range
+        .filter(|(a, b)| b > a && c.x_axis == XAxis::Linear)
+    {
+        let ((a, b), ticks) = linear_ticks(a, b, 6);
+        let step = ticks.get(1).zip(ticks.first()).map_or(1.0, |(b, a)| b - a);
+        return (Scale::linear((a, b), range), ticks, step);
     }
     let lo = if c.x_axis == XAxis::Sweep {
         lo.min(0.0)
@@ -339,6 +350,7 @@ mod tests {
             height: 360.0,
             x_axis: XAxis::Sweep,
             y_max: None,
+            x_range: None,
             series,
         }
     }

@@ -84,6 +84,7 @@ fn sweep_chart(title: &str, y_label: &str, runs: &[RunData], series: Vec<Series>
         height: HEIGHT,
         x_axis: XAxis::Sweep,
         y_max: None,
+        x_range: None,
         series,
     }
 }
@@ -152,6 +153,7 @@ fn tradeoff_chart(runs: &[RunData], title: &str, x_label: &str, lat: Stat) -> Ch
         height: HEIGHT,
         x_axis: XAxis::Linear,
         y_max: None,
+        x_range: None,
         series,
     }
 }
