@@ -53,6 +53,7 @@ fn chart(
                 name: d.to_string(),
                 color: PALETTE[i % PALETTE.len()].into(),
                 markers: true,
+                scatter: false,
                 points: pts,
                 ..Default::default()
             }

@@ -79,6 +79,7 @@ pub(crate) fn cdf_chart(
             color: ramp(i, gs.len()),
             dashed: false,
             markers: false,
+            scatter: false,
             points: cdf(&pooled),
         });
     }

@@ -27,6 +27,8 @@ pub struct Series {
     pub color: String,
     pub dashed: bool,
     pub markers: bool,
+    /// Markers only, no line between them (a scatter).
+    pub scatter: bool,
     pub points: Vec<Point>,
 }
 
@@ -266,7 +268,7 @@ impl Chart {
             .filter(|p| p.x.is_finite() && p.y.is_finite())
             .map(|p| (xs.map(p.x), ys.map(p.y)))
             .collect();
-        if coords.len() > 1 {
+        if coords.len() > 1 && !ser.scatter {
             let path: Vec<String> = coords
                 .iter()
                 .map(|(x, y)| format!("{},{}", f(*x), f(*y)))
@@ -362,6 +364,7 @@ mod tests {
             color: PALETTE[0].into(),
             dashed: false,
             markers: true,
+            scatter: false,
             points: vec![
                 Point {
                     x: 1.0,
@@ -388,6 +391,26 @@ mod tests {
         // y axis reaches the whisker top
         assert!(svg.contains(">100</text>"));
         assert!(!svg.contains("NaN"));
+    }
+
+    #[test]
+    fn a_scatter_draws_markers_without_a_line() {
+        let s = Series {
+            name: "s".into(),
+            markers: true,
+            scatter: true,
+            points: (0..3)
+                .map(|i| Point {
+                    x: f64::from(i),
+                    y: 1.0,
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        };
+        let svg = chart(vec![s]).render();
+        assert!(!svg.contains("<polyline"));
+        assert_eq!(svg.matches("<circle").count(), 3);
     }
 
     #[test]

@@ -71,6 +71,7 @@ fn stat_series(run: &RunData, i: usize, name: String, dashed: bool, stat: Stat) 
         color: color(i),
         dashed,
         markers: true,
+        scatter: false,
         points,
     }
 }
@@ -142,6 +143,7 @@ fn tradeoff_chart(runs: &[RunData], title: &str, x_label: &str, lat: Stat) -> Ch
             color: color(i),
             dashed: false,
             markers: true,
+            scatter: false,
             points,
         });
     }

@@ -9,7 +9,7 @@ use crate::pd::attribution::{Finding, Severity};
 /// The findings' rules (after the shared frame's).
 pub const CSS: &str = "
 .finding{background:#fff;border:1px solid var(--line);border-left:5px solid var(--warn);border-radius:4px;padding:6px 12px;margin:8px 0;max-width:1100px}
-.finding.critical{border-left-color:var(--bad)}
+.finding.f-critical{border-left-color:var(--bad)}
 .finding h3{font-size:15px;margin:4px 0}.finding small{color:var(--muted);font-weight:400}
 .finding ul{margin:4px 0;padding-left:20px;font-size:13px}.finding p{margin:4px 0;font-size:13px}
 ";
@@ -34,7 +34,7 @@ pub fn render(findings: &[Finding]) -> String {
         let sev = severity(f.severity);
         let _ = write!(
             h,
-            "<div class=\"finding {sev}\"><h3 class={sev}>{} <small>({}, {sev})</small></h3><ul>",
+            "<div class=\"finding f-{sev}\"><h3 class={sev}>{} <small>({}, {sev})</small></h3><ul>",
             escape(&f.title),
             escape(f.rule)
         );

@@ -169,3 +169,6 @@ pub fn write(db: &std::path::Path, ids: &[i64], out: &std::path::Path) -> Result
         source,
     })
 }
+
+#[cfg(test)]
+mod tests;

@@ -18,10 +18,14 @@ fn findings_section(h: &mut String, src: &Sources) {
     for (run, f) in &src.findings {
         let _ = write!(
             h,
-            "<p class=run>run {} · {} · {}</p>",
+            "<p class=run>run {} · {}{}</p>",
             run.id,
             escape(run.kind.as_str()),
-            escape(&run.label)
+            if run.label.is_empty() {
+                String::new()
+            } else {
+                format!(" · {}", escape(&run.label))
+            }
         );
         match f {
             Some(f) => h.push_str(&findings::render(f)),

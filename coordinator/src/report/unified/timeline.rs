@@ -118,6 +118,7 @@ pub fn request_charts(axis: &Axis, runs: &[RunRequests]) -> Vec<Chart> {
             name: format!("{} TTFT", r.name),
             color: color(i),
             markers: true,
+            scatter: true,
             points: ok,
             ..Default::default()
         });
@@ -138,6 +139,7 @@ pub fn request_charts(axis: &Axis, runs: &[RunRequests]) -> Vec<Chart> {
                 color: "#b00020".into(),
                 markers: true,
                 dashed: true,
+                scatter: true,
                 points: failed,
             });
         }
@@ -184,6 +186,7 @@ pub fn request_charts(axis: &Axis, runs: &[RunRequests]) -> Vec<Chart> {
             name: format!("{} point starts", r.name),
             color: "#555".into(),
             markers: true,
+            scatter: true,
             points: labels,
             ..Default::default()
         });
