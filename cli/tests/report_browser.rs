@@ -1,8 +1,11 @@
-//! The unified report in a real browser. A `pd run` through the simulator's P/D
-//! cluster with a seeded fault (the proxy batches the stream) records an agent on
-//! loopback over the p5-like sysfs fixture while the test moves one EFA device's
-//! byte counters; the example node's GPU readings (this machine has no GPU) join the
-//! recording at times across the load. `servescope report` renders the run; headless
+//! The unified report in a real browser. A loopback fabric probe between two agents
+//! (libfabric tcp; left out where libfabric is missing), then a `pd run` through the
+//! simulator's P/D cluster with a seeded fault (the proxy batches the stream),
+//! linked to that probe, recording an agent on loopback over the p5-like sysfs
+//! fixture while the test moves one EFA device's byte counters; the example node's
+//! GPU readings (this machine has no GPU) join the recording at times across the
+//! load. A `startup run` against the simulator's startup mode adds a startup trial.
+//! `servescope report` renders the pd and startup runs; headless
 //! Chromium then takes a screenshot (non-blank: distinct colours counted in a canvas),
 //! measures every chart's SVG (non-zero layout box, text) and collects the console's
 //! errors (none allowed).
@@ -22,10 +25,16 @@ use common::{bin, free_port, run, Kill};
 use servescope_agent::collect::rdma::fixture::{
     bump_counters, p5_layout, write_p5_tree, P5FixtureOptions,
 };
+use servescope_coordinator::store::RunKind;
 use servescope_coordinator::Store;
 use servescope_proto::v1::{sample, Sample};
 
 const TOKEN: &str = "report-browser-token-1234";
+
+/// No NVML on the agents (the example node stands in for the GPUs).
+fn cfg_a_nvml(dir: &Path) -> Option<PathBuf> {
+    Some(dir.join("no-such-libnvidia-ml.so.1"))
+}
 
 fn chromium() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("SERVESCOPE_CHROMIUM") {
@@ -99,8 +108,8 @@ const CATCH: &str = "<script>window.__errs=[];addEventListener('error',e=>__errs
 const MEASURE: &str = "<script>(()=>{const svgs=[...document.querySelectorAll('svg')].map(s=>{const r=s.getBoundingClientRect();const t=s.querySelector('text');return {w:r.width,h:r.height,text:s.textContent.trim().length,title:t?t.textContent:''}});const p=document.createElement('pre');p.id='probe';p.textContent=JSON.stringify({svgs,errors:__errs,height:document.documentElement.scrollHeight});document.body.appendChild(p)})()</script>";
 
 /// The report's run: pd run with the agent recorded; then the example node's GPU
-/// readings added to the recording. Returns the store.
-fn record_pd_run(dir: &Path) -> PathBuf {
+/// readings added to the recording.
+fn record_pd_run(dir: &Path) -> Runs {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -116,7 +125,7 @@ fn record_pd_run(dir: &Path) -> PathBuf {
     let efa = p5_layout(&opts).unwrap()[0].efa[0].name.clone();
     let mut cfg = servescope_agent::AgentConfig::loopback(Some(TOKEN.into()));
     cfg.sysfs_root = sys.clone();
-    cfg.nvml_lib = Some(dir.join("no-such-libnvidia-ml.so.1"));
+    cfg.nvml_lib = cfg_a_nvml(dir);
     cfg.kmsg = false;
     cfg.startup_watch = false;
     cfg.rdma_interval = Duration::from_millis(100);
@@ -140,6 +149,25 @@ fn record_pd_run(dir: &Path) -> PathBuf {
             }
         })
     };
+    let mut cfg_b = servescope_agent::AgentConfig::loopback(Some(TOKEN.into()));
+    cfg_b.sysfs_root = sys.clone();
+    cfg_b.nvml_lib = cfg_a_nvml(dir);
+    cfg_b.kmsg = false;
+    cfg_b.startup_watch = false;
+    let agent_b = rt.block_on(servescope_agent::start(cfg_b)).unwrap();
+    let db = dir.join("r.db");
+    let (out, _, se) = run(bin()
+        .args(["fabric", "probe", "--from", &agent.grpc_addr.to_string()])
+        .args(["--to", &agent_b.grpc_addr.to_string(), "--token-file"])
+        .arg(&token)
+        .args(["--transport", "libfabric:tcp", "--sizes", "4K,64K,1M"])
+        .args(["--iterations", "200", "--latency-iterations", "0", "--db"])
+        .arg(&db));
+    let fabric_run = out.status.success().then_some(1);
+    if fabric_run.is_none() {
+        eprintln!("no fabric section: the loopback probe failed: {se}");
+    }
+    rt.block_on(agent_b.shutdown());
     let otlp = free_port();
     let mut child = bin()
         .args(["sim", "--pd-cluster", "--listen", "127.0.0.1:0"])
@@ -158,9 +186,12 @@ fn record_pd_run(dir: &Path) -> PathBuf {
         let (role, url) = line.split_once(' ').unwrap();
         urls.insert(role.to_string(), url.to_string());
     }
-    let db = dir.join("r.db");
-    let (out, so, se) = run(bin()
-        .args(["pd", "run", "--proxy", &urls["proxy"]])
+    let mut pd = bin();
+    pd.args(["pd", "run", "--proxy", &urls["proxy"]]);
+    if let Some(f) = fabric_run {
+        pd.args(["--fabric-run", &f.to_string()]);
+    }
+    let (out, so, se) = run(pd
         .args(["--prefill", &urls["prefill"], "--decode", &urls["decode"]])
         .args(["--concurrency", "1,4", "--num-prompts", "12"])
         .args(["--input-len", "64", "--output-len", "30"])
@@ -178,8 +209,19 @@ fn record_pd_run(dir: &Path) -> PathBuf {
 
     // The example node's GPUs, over the load's minutes, in the same recording.
     let mut store = Store::open(&db).unwrap();
-    let tele = store.run_links(1).unwrap().telemetry_run.expect("linked");
-    let points = store.points(1).unwrap();
+    let pd_run = store
+        .runs()
+        .unwrap()
+        .iter()
+        .find(|r| r.kind == RunKind::Pd)
+        .unwrap()
+        .id;
+    let tele = store
+        .run_links(pd_run)
+        .unwrap()
+        .telemetry_run
+        .expect("linked");
+    let points = store.points(pd_run).unwrap();
     let (t0, _) = store.point_span(points[0].id).unwrap();
     let (_, t1) = store.point_span(points[points.len() - 1].id).unwrap();
     let (inv, samples) = servescope_agent::exposition::example_node();
@@ -209,7 +251,44 @@ fn record_pd_run(dir: &Path) -> PathBuf {
         })
         .collect();
     store.save_samples(tele, id, &series).unwrap();
-    db
+    Runs {
+        db,
+        pd: pd_run,
+        fabric: fabric_run.is_some(),
+    }
+}
+
+/// A `startup run` against the simulator's startup mode, stored; returns its run id.
+fn record_startup_run(dir: &Path, db: &Path) -> i64 {
+    let log = dir.join("sim.log");
+    let port = free_port();
+    let phases = "init=0.2,download=0.3,weight_load=0.4,compile=0.3,profile=0.2,kv_cache=0.2,graph_capture=0.4,api=0.1";
+    let cmd = format!(
+        "'{}' sim --listen 127.0.0.1:{port} --model m --startup-phases '{phases}' --startup-log '{}' --startup-log-millis",
+        env!("CARGO_BIN_EXE_servescope"),
+        log.display()
+    );
+    let (out, so, se) = run(bin()
+        .args([
+            "startup",
+            "run",
+            "--endpoint",
+            &format!("http://127.0.0.1:{port}"),
+        ])
+        .args(["--model", "m", "--start-cmd", &cmd, "--log"])
+        .arg(&log)
+        .args(["--timeout", "60s", "--min-gap", "0.05", "--db"])
+        .arg(db));
+    assert!(out.status.success(), "{so}\n{se}");
+    let store = Store::open(db).unwrap();
+    let runs = store.runs().unwrap();
+    runs.iter().find(|r| r.kind == RunKind::Startup).unwrap().id
+}
+
+struct Runs {
+    db: PathBuf,
+    pd: i64,
+    fabric: bool,
 }
 
 #[test]
@@ -223,10 +302,12 @@ fn report_renders_in_headless_chromium() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let db = record_pd_run(dir.path());
+    let runs = record_pd_run(dir.path());
+    let startup = record_startup_run(dir.path(), &runs.db);
+    let db = runs.db.clone();
     let html = dir.path().join("report.html");
     let (out, so, se) = run(bin()
-        .args(["report", "1", "-o"])
+        .args(["report", &runs.pd.to_string(), &startup.to_string(), "-o"])
         .arg(&html)
         .arg("--db")
         .arg(&db));
@@ -248,8 +329,14 @@ fn report_renders_in_headless_chromium() {
         "RDMA traffic",
         "NIC traffic",
         "Host CPU",
+        "Startup waterfall",
+        "CUDA graph capture",
     ] {
         assert!(page.contains(s), "missing {s}");
+    }
+    if runs.fabric {
+        assert!(page.contains("Fabric probe: bandwidth vs message size"));
+        assert!(page.contains("libfabric:tcp") && page.contains("provider"));
     }
     assert!(page.find("<h2>Findings</h2>") < page.find("Output throughput vs load"));
     assert!(!page.to_ascii_lowercase().contains("<script"));

@@ -51,8 +51,8 @@ const ROW_H: f64 = 22.0;
 const TOP: f64 = 34.0;
 const PLOT_W: f64 = 620.0;
 
-/// The bars as one `<svg>`: a title, one row per [`Row`], each row's end value
-/// written after it, an x axis in `unit` and a legend of the segment names.
+/// The bars as one `<svg>`: a title, one row per [`Row`], each row's length (sum
+/// of its segments) written after it, an x axis in `unit` and a legend of the segment names.
 pub fn render(title: &str, unit: &str, rows: &[Row]) -> String {
     let left = rows
         .iter()
@@ -118,13 +118,14 @@ pub fn render(title: &str, unit: &str, rows: &[Row]) -> String {
                 escape(&format_value(g.len))
             );
         }
-        let e = end(r);
+        // After the bar: its length (a stacked row's total, a span's duration).
+        let total: f64 = r.segments.iter().map(|g| g.len).sum();
         let _ = write!(
             s,
             r##"<text x="{:.1}" y="{:.1}" fill="#333">{} {}</text>"##,
-            x(e) + 4.0,
+            x(end(r)) + 4.0,
             y + 14.0,
-            escape(&format_value(e)),
+            escape(&format_value(total)),
             escape(unit)
         );
     }
@@ -193,7 +194,7 @@ mod tests {
             }],
         }];
         let svg = render("startup", "s", &rows);
-        assert!(svg.contains(">15.0 s</text>"), "{svg}");
+        assert!(svg.contains(">5.00 s</text>"), "{svg}");
         assert!(svg.contains("<title>model_load: 5.00 s</title>"), "{svg}");
     }
 }

@@ -89,6 +89,6 @@ mod tests {
             timelines: tl,
         });
         assert_eq!(svgs.len(), 1);
-        assert!(svgs[0].contains("model_load: 4.00 s") && svgs[0].contains(">7.00 s</text>"));
+        assert!(svgs[0].contains("model_load: 4.00 s") && svgs[0].contains(">2.00 s</text>"));
     }
 }
