@@ -14,6 +14,8 @@ ldconfig -p 2>/dev/null | grep -q 'libucp\.so\.0 ' || need+=(libucx0)
 command -v fi_pingpong >/dev/null 2>&1 || need+=(libfabric-bin)
 command -v ucx_perftest >/dev/null 2>&1 || need+=(ucx-utils)
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
+# cli/tests/report_browser.rs renders the report in headless Chromium (with a font).
+command -v chromium >/dev/null 2>&1 || need+=(chromium fonts-dejavu-core)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ]; then
     echo "installing: ${need[*]}"

@@ -32,7 +32,7 @@ enum Command {
     Compare(cmd::compare::Args),
     /// Read `vllm bench serve` result JSON: failures, averaged aggregates, pooled vs averaged parts
     Import(cmd::import::Args),
-    /// HTML report of load runs: SVG charts, summary and failure tables, one file
+    /// One HTML report of any runs: findings, load, TTFT decomposition, telemetry, fabric, startup
     Report(cmd::report::Args),
     /// List recorded runs
     Runs(cmd::runs::Args),

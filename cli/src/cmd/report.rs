@@ -1,6 +1,6 @@
-//! `servescope report RUN… --out report.html`: one self-contained HTML file with SVG
-//! charts (throughput, TTFT/TPOT vs load, throughput vs latency, latency CDFs) and
-//! the summary and failure tables of the given load runs.
+//! `servescope report RUN… --out report.html`: one self-contained HTML file for
+//! whatever the runs hold: findings first, load results, the TTFT decomposition,
+//! requests and node telemetry on one time axis, fabric probes, startup waterfalls.
 
 use std::path::PathBuf;
 
@@ -11,7 +11,8 @@ use super::common::DbFlag;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Load run ids (one series per run)
+    /// Run ids of any kind (load runs: one series per run; linked telemetry and
+    /// fabric runs are read too)
     #[arg(required = true, num_args = 1..)]
     pub runs: Vec<i64>,
     /// HTML file to write

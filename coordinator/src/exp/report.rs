@@ -8,8 +8,8 @@ use std::fmt::Write;
 use super::analysis::{ExpAnalysis, PointView};
 use crate::pd::Finding;
 use crate::report::chart::{Chart, Point, Series, XAxis, PALETTE};
-use crate::report::frame;
 use crate::report::svg::escape;
+use crate::report::{findings, frame};
 
 #[allow(clippy::too_many_arguments)]
 fn chart(
@@ -53,6 +53,7 @@ fn chart(
                 name: d.to_string(),
                 color: PALETTE[i % PALETTE.len()].into(),
                 markers: true,
+                scatter: false,
                 points: pts,
                 ..Default::default()
             }
@@ -66,6 +67,7 @@ fn chart(
         height: 320.0,
         x_axis: if sweep { XAxis::Sweep } else { XAxis::Linear },
         y_max: None,
+        x_range: None,
         series,
     }
     .render()
@@ -76,7 +78,8 @@ const CSS: &str = "body{max-width:1150px}td:first-child{text-align:left}.charts{
 
 /// The page; `findings` are (point key, finding) from the diagnosis, when run.
 pub fn render(a: &ExpAnalysis, findings: &[(String, Finding)]) -> String {
-    let mut h = frame::open(&format!("servescope experiment {}", a.name), CSS);
+    let css = format!("{CSS}{}", findings::CSS);
+    let mut h = frame::open(&format!("servescope experiment {}", a.name), &css);
     let _ = write!(
         h,
         "<h1>Experiment {0}</h1><p>Status: {1}; {2} point(s) stored.</p>",
@@ -228,24 +231,29 @@ pub fn render(a: &ExpAnalysis, findings: &[(String, Finding)]) -> String {
         for (id, l) in &a.telemetry_runs {
             let _ = write!(
                 h,
-                "<li>run {id}: {} (<code>servescope show {id}</code>)</li>",
+                "<li>run {id}: {} (<code>servescope report {id}</code>)</li>",
                 escape(l)
             );
         }
         h.push_str("</ul>");
     }
     if !findings.is_empty() {
-        h.push_str("<h2>Diagnosis</h2><ul>");
-        for (k, f) in findings {
-            let _ = write!(
-                h,
-                "<li><b>{}</b> {} — {}</li>",
-                escape(k),
-                escape(&f.title),
-                escape(&f.evidence.join("; "))
-            );
+        h.push_str("<h2>Diagnosis</h2>");
+        let mut keys: Vec<&str> = Vec::new();
+        for (k, _) in findings {
+            if !keys.contains(&k.as_str()) {
+                keys.push(k);
+            }
         }
-        h.push_str("</ul>");
+        for k in keys {
+            let mine: Vec<Finding> = findings
+                .iter()
+                .filter(|(x, _)| x == k)
+                .map(|(_, f)| f.clone())
+                .collect();
+            let _ = write!(h, "<p><b>{}</b></p>", escape(k));
+            h.push_str(&findings::render(&mine));
+        }
     }
     frame::close(&mut h);
     h

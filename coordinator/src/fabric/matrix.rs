@@ -1,7 +1,9 @@
 //! Every ordered pair of agents probed in turn; the N×N bandwidth matrix, its median,
-//! the pairs below 80 % of it, and an HTML heatmap.
+//! the pairs below 80 % of it, and an HTML heatmap on the shared page frame.
 
 use super::ProbeOutcome;
+use crate::report::frame;
+use crate::report::svg::escape;
 
 /// A pair below this fraction of the median is an outlier.
 pub const OUTLIER_FRACTION: f64 = 0.8;
@@ -67,13 +69,6 @@ pub fn build(agents: &[String], outcomes: &[ProbeOutcome]) -> Matrix {
     }
 }
 
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
 /// A self-contained HTML page with the heatmap (GB/s, outliers outlined in red).
 pub fn html(m: &Matrix, title: &str) -> String {
     let n = m.agents.len();
@@ -89,21 +84,21 @@ pub fn html(m: &Matrix, title: &str) -> String {
         .fold(0.0_f64, f64::max)
         .max(1.0);
     let mut svg = format!(
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="12">"#
+        r##"<svg xmlns="http://www.w3.org/2000/svg" class="chart" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="system-ui, -apple-system, 'Segoe UI', Roboto, 'DejaVu Sans', sans-serif" font-size="12"><rect width="{w}" height="{h}" fill="#fff"/><text x="{left}" y="19" font-size="15" font-weight="600" fill="#222">bandwidth from → to (GB/s)</text>"##
     );
     for (i, a) in m.agents.iter().enumerate() {
         let y = top + cell * i as f64 + cell / 2.0;
         svg += &format!(
             r#"<text x="{}" y="{y}" text-anchor="end" dominant-baseline="middle">{}</text>"#,
             left - 6.0,
-            esc(a)
+            escape(a)
         );
         let x = left + cell * i as f64 + cell / 2.0;
         svg += &format!(
             r#"<text x="{x}" y="{}" text-anchor="start" transform="rotate(-40 {x} {})">{}</text>"#,
             top - 8.0,
             top - 8.0,
-            esc(a)
+            escape(a)
         );
     }
     for (i, row) in m.cells.iter().enumerate() {
@@ -126,8 +121,8 @@ pub fn html(m: &Matrix, title: &str) -> String {
             };
             svg += &format!(
                 r#"<rect x="{x}" y="{y}" width="{cell}" height="{cell}" fill="{fill}" {stroke}><title>{} → {}: {label} GB/s</title></rect>"#,
-                esc(&m.agents[i]),
-                esc(&m.agents[j])
+                escape(&m.agents[i]),
+                escape(&m.agents[j])
             );
             svg += &format!(
                 r#"<text x="{}" y="{}" text-anchor="middle" dominant-baseline="middle">{label}</text>"#,
@@ -148,13 +143,22 @@ pub fn html(m: &Matrix, title: &str) -> String {
     for (i, j, v, f) in &m.outliers {
         outl += &format!(
             "<li>{} → {}: {:.2} GB/s ({:.0} % of median)</li>",
-            esc(&m.agents[*i]),
-            esc(&m.agents[*j]),
+            escape(&m.agents[*i]),
+            escape(&m.agents[*j]),
             v / 1e9,
             f * 100.0
         );
     }
-    format!("<!doctype html><html><head><meta charset=\"utf-8\"><title>{t}</title></head><body><h1>{t}</h1><p>median {median}</p>{svg}<h2>Outliers</h2><ul>{outl}</ul></body></html>", t = esc(title))
+    if outl.is_empty() {
+        outl.push_str("<li>none</li>");
+    }
+    let mut page = frame::open(title, "");
+    page += &format!(
+        "<h1>{}</h1><p>median {median}</p>{svg}<h2>Outliers</h2><ul>{outl}</ul>",
+        escape(title)
+    );
+    frame::close(&mut page);
+    page
 }
 
 #[cfg(test)]
@@ -195,5 +199,6 @@ mod tests {
         assert!(page.contains("stroke=\"#d00\""));
         assert!(page.contains("c → b: 4.00 GB/s (40 % of median)"));
         assert!(page.contains("matrix &lt;test&gt;"));
+        assert!(page.starts_with("<!DOCTYPE html>") && page.contains(frame::BASE_CSS));
     }
 }

@@ -7,11 +7,11 @@ use std::fmt::Write;
 
 use super::attribution::{Attribution, PointAttribution};
 use crate::report::chart::{Chart, Point, Series, XAxis, PALETTE};
-use crate::report::frame;
-use crate::report::svg::{escape, linear_ticks};
+use crate::report::svg::escape;
+use crate::report::{bars, findings, frame};
 
 /// Colour of a component (stable across charts).
-fn color(name: &str) -> &'static str {
+pub fn color(name: &str) -> &'static str {
     const ORDER: [&str; 13] = [
         "client_wait",
         "ingress",
@@ -37,69 +37,13 @@ fn color(name: &str) -> &'static str {
     .unwrap_or("#17becf")
 }
 
-fn legend(names: &[String]) -> String {
-    let mut s = String::from("<p class=legend>");
-    for n in names {
-        let _ = write!(
-            s,
-            "<span><i style=\"background:{}\"></i>{}</span> ",
-            color(n),
-            escape(n)
-        );
-    }
-    s.push_str("</p>");
-    s
-}
-
-/// Horizontal stacked bars: one row per (label, segments).
+/// Stacked horizontal bars in the kit's look, segments coloured by component.
 fn bars(rows: &[(String, Vec<(String, f64)>)], title: &str) -> String {
-    let total = rows
+    let rows: Vec<bars::Row> = rows
         .iter()
-        .map(|r| r.1.iter().map(|s| s.1.max(0.0)).sum::<f64>())
-        .fold(0.0, f64::max)
-        .max(1e-9);
-    let ((_, hi), ticks) = linear_ticks(0.0, total, 6);
-    let (left, width, row_h) = (160.0, 640.0, 22.0);
-    let h = 40.0 + row_h * rows.len() as f64 + 30.0;
-    let x = |v: f64| left + v / hi * width;
-    let mut s = format!("<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"12\"><text x=\"{left}\" y=\"18\" font-weight=\"bold\">{}</text>", left + width + 40.0, escape(title));
-    for (i, (label, segs)) in rows.iter().enumerate() {
-        let y = 30.0 + i as f64 * row_h;
-        let _ = write!(
-            s,
-            "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>",
-            left - 6.0,
-            y + 14.0,
-            escape(label)
-        );
-        let mut at = 0.0;
-        for (name, ms) in segs {
-            let w = ms.max(0.0);
-            let _ = write!(
-                s,
-                "<rect x=\"{:.1}\" y=\"{y:.1}\" width=\"{:.1}\" height=\"{}\" fill=\"{}\"><title>{}: {ms:.2} ms</title></rect>",
-                x(at), (x(at + w) - x(at)).max(0.0), row_h - 4.0, color(name), escape(name)
-            );
-            at += w;
-        }
-        let _ = write!(
-            s,
-            "<text x=\"{:.1}\" y=\"{}\">{at:.1} ms</text>",
-            x(at) + 4.0,
-            y + 14.0
-        );
-    }
-    let base = 30.0 + row_h * rows.len() as f64 + 4.0;
-    for t in ticks {
-        let _ = write!(s, "<line x1=\"{0:.1}\" x2=\"{0:.1}\" y1=\"{1}\" y2=\"{2}\" stroke=\"#999\"/><text x=\"{0:.1}\" y=\"{3}\" text-anchor=\"middle\">{4}</text>", x(t), base, base + 5.0, base + 18.0, t);
-    }
-    let _ = write!(
-        s,
-        "<text x=\"{}\" y=\"{}\">ms</text></svg>",
-        left + width + 8.0,
-        base + 18.0
-    );
-    s
+        .map(|(label, segs)| bars::stacked_row(label, segs, |n| color(n).to_string()))
+        .collect();
+    bars::render(title, "ms", &rows)
 }
 
 fn point_label(p: &PointAttribution) -> String {
@@ -109,32 +53,10 @@ fn point_label(p: &PointAttribution) -> String {
     }
 }
 
-/// The page's own rules (after the shared frame's).
-const CSS: &str = "body{max-width:1100px}td:first-child{text-align:left}.legend i{display:inline-block;width:12px;height:12px;margin:0 4px 0 10px}.critical{color:var(--bad)}";
-
-/// The page.
-pub fn render(a: &Attribution, slowest: usize) -> String {
-    let mut h = frame::open(&format!("servescope attribution, run {}", a.run_id), CSS);
-    let _ = write!(h, "<h1>P/D attribution, run {}</h1>", a.run_id);
-    h.push_str("<h2>Findings</h2>");
-    if a.findings.is_empty() {
-        h.push_str("<p>No finding: nothing in this run trips a diagnosis rule.</p>");
-    }
-    for f in &a.findings {
-        let sev = format!("{:?}", f.severity).to_lowercase();
-        let _ = write!(
-            h,
-            "<h3 class={sev}>{} <small>({}, {sev})</small></h3><ul>",
-            escape(&f.title),
-            f.rule
-        );
-        for e in &f.evidence {
-            let _ = write!(h, "<li>{}</li>", escape(e));
-        }
-        let _ = write!(h, "</ul><p><b>Fix:</b> {}</p>", escape(&f.fix));
-    }
-    let j = &a.join;
-    let _ = write!(h, "<p>Joined {} requests: {} with D's metrics block, {} with a P span, {} with a D span; {} spans matched no request.</p>", j.requests, j.with_metrics_block, j.with_prefill_span, j.with_decode_span, j.unmatched_spans);
+/// The TTFT components: stacked mean components per point, the table behind them
+/// and where each component comes from.
+pub fn decomposition(a: &Attribution) -> String {
+    let mut h = String::new();
     // Stacked mean components per point.
     let mut names: Vec<String> = Vec::new();
     for p in &a.points {
@@ -150,7 +72,6 @@ pub fn render(a: &Attribution, slowest: usize) -> String {
         .map(|p| (point_label(p), p.components_mean.clone()))
         .collect();
     h.push_str("<h2>TTFT components vs concurrency (mean per request)</h2>");
-    h.push_str(&legend(&names));
     h.push_str(&bars(&rows, "mean TTFT by component"));
     // Table with sources.
     h.push_str("<table><tr><th>point</th><th>requests</th><th>failed</th><th>TTFT p50 ms</th>");
@@ -184,32 +105,13 @@ pub fn render(a: &Attribution, slowest: usize) -> String {
         }
         h.push_str("</p>");
     }
-    h.push_str("<h2>From engine metrics alone</h2><table><tr><th>point</th><th>stages (mean ms)</th><th>uncertainty</th></tr>");
-    for p in &a.points {
-        let st = p
-            .run_level
-            .as_ref()
-            .map_or("no P/D scrapes around this point".into(), |r| {
-                r.stages
-                    .iter()
-                    .map(|s| format!("{} {:.2}", s.name, s.mean_ms))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            });
-        let un = p
-            .run_level
-            .as_ref()
-            .map_or(String::new(), |r| r.uncertainty.clone());
-        let _ = write!(
-            h,
-            "<tr><td>{}</td><td>{}</td><td style=\"text-align:left\">{}</td></tr>",
-            escape(&p.label),
-            escape(&st),
-            escape(&un)
-        );
-    }
-    h.push_str("</table>");
+    h
+}
+
+/// The waterfall of the slowest requests at the most loaded point.
+pub fn slowest_requests(a: &Attribution, slowest: usize) -> String {
     // Waterfall of the slowest requests at the most loaded point.
+    let mut h = String::new();
     if let Some(p) = a.points.iter().max_by(|x, y| {
         x.concurrency
             .unwrap_or(0.0)
@@ -237,6 +139,48 @@ pub fn render(a: &Attribution, slowest: usize) -> String {
         );
         h.push_str(&bars(&rows, "per-request waterfall (TTFT)"));
     }
+    h
+}
+
+/// The page's own rules (after the shared frame's).
+const CSS: &str = "body{max-width:1100px}td:first-child{text-align:left}";
+
+/// The page.
+pub fn render(a: &Attribution, slowest: usize) -> String {
+    let css = format!("{CSS}{}", findings::CSS);
+    let mut h = frame::open(&format!("servescope attribution, run {}", a.run_id), &css);
+    let _ = write!(h, "<h1>P/D attribution, run {}</h1>", a.run_id);
+    h.push_str("<h2>Findings</h2>");
+    h.push_str(&findings::render(&a.findings));
+    let j = &a.join;
+    let _ = write!(h, "<p>Joined {} requests: {} with D's metrics block, {} with a P span, {} with a D span; {} spans matched no request.</p>", j.requests, j.with_metrics_block, j.with_prefill_span, j.with_decode_span, j.unmatched_spans);
+    h.push_str(&decomposition(a));
+    h.push_str("<h2>From engine metrics alone</h2><table><tr><th>point</th><th>stages (mean ms)</th><th>uncertainty</th></tr>");
+    for p in &a.points {
+        let st = p
+            .run_level
+            .as_ref()
+            .map_or("no P/D scrapes around this point".into(), |r| {
+                r.stages
+                    .iter()
+                    .map(|s| format!("{} {:.2}", s.name, s.mean_ms))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            });
+        let un = p
+            .run_level
+            .as_ref()
+            .map_or(String::new(), |r| r.uncertainty.clone());
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td style=\"text-align:left\">{}</td></tr>",
+            escape(&p.label),
+            escape(&st),
+            escape(&un)
+        );
+    }
+    h.push_str("</table>");
+    h.push_str(&slowest_requests(a, slowest));
     // KV.
     let k = &a.kv;
     h.push_str("<h2>KV transfers</h2>");
@@ -286,6 +230,7 @@ pub fn render(a: &Attribution, slowest: usize) -> String {
             height: 300.0,
             x_axis: XAxis::Linear,
             y_max: None,
+            x_range: None,
             series,
         };
         h.push_str(&c.render());

@@ -79,6 +79,7 @@ pub(crate) fn cdf_chart(
             color: ramp(i, gs.len()),
             dashed: false,
             markers: false,
+            scatter: false,
             points: cdf(&pooled),
         });
     }
@@ -90,6 +91,7 @@ pub(crate) fn cdf_chart(
         height: HEIGHT,
         x_axis: XAxis::Linear,
         y_max: Some(1.0),
+        x_range: None,
         series,
     }
 }

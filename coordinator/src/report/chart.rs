@@ -27,6 +27,8 @@ pub struct Series {
     pub color: String,
     pub dashed: bool,
     pub markers: bool,
+    /// Markers only, no line between them (a scatter).
+    pub scatter: bool,
     pub points: Vec<Point>,
 }
 
@@ -51,6 +53,9 @@ pub struct Chart {
     pub x_axis: XAxis,
     /// Fixed y range top (e.g. 1 for a CDF); else from the data.
     pub y_max: Option<f64>,
+    /// Fixed x range of a linear axis (charts that share a time axis); else from the
+    /// data.
+    pub x_range: Option<(f64, f64)>,
     pub series: Vec<Series>,
 }
 
@@ -95,6 +100,14 @@ fn x_scale(c: &Chart, xs: &[f64], range: (f64, f64)) -> (Scale, Vec<f64>, f64) {
             .map(|t| if t.fract() == 0.0 { 1.0 } else { 0.01 })
             .fold(1.0, f64::min);
         return (scale, ticks, step);
+    }
+    if let Some((a, b)) = c
+        .x_range
+        .filter(|(a, b)| b > a && c.x_axis == XAxis::Linear)
+    {
+        let ((a, b), ticks) = linear_ticks(a, b, 6);
+        let step = ticks.get(1).zip(ticks.first()).map_or(1.0, |(b, a)| b - a);
+        return (Scale::linear((a, b), range), ticks, step);
     }
     let lo = if c.x_axis == XAxis::Sweep {
         lo.min(0.0)
@@ -255,7 +268,7 @@ impl Chart {
             .filter(|p| p.x.is_finite() && p.y.is_finite())
             .map(|p| (xs.map(p.x), ys.map(p.y)))
             .collect();
-        if coords.len() > 1 {
+        if coords.len() > 1 && !ser.scatter {
             let path: Vec<String> = coords
                 .iter()
                 .map(|(x, y)| format!("{},{}", f(*x), f(*y)))
@@ -339,6 +352,7 @@ mod tests {
             height: 360.0,
             x_axis: XAxis::Sweep,
             y_max: None,
+            x_range: None,
             series,
         }
     }
@@ -350,6 +364,7 @@ mod tests {
             color: PALETTE[0].into(),
             dashed: false,
             markers: true,
+            scatter: false,
             points: vec![
                 Point {
                     x: 1.0,
@@ -376,6 +391,26 @@ mod tests {
         // y axis reaches the whisker top
         assert!(svg.contains(">100</text>"));
         assert!(!svg.contains("NaN"));
+    }
+
+    #[test]
+    fn a_scatter_draws_markers_without_a_line() {
+        let s = Series {
+            name: "s".into(),
+            markers: true,
+            scatter: true,
+            points: (0..3)
+                .map(|i| Point {
+                    x: f64::from(i),
+                    y: 1.0,
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        };
+        let svg = chart(vec![s]).render();
+        assert!(!svg.contains("<polyline"));
+        assert_eq!(svg.matches("<circle").count(), 3);
     }
 
     #[test]

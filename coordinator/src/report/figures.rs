@@ -71,6 +71,7 @@ fn stat_series(run: &RunData, i: usize, name: String, dashed: bool, stat: Stat) 
         color: color(i),
         dashed,
         markers: true,
+        scatter: false,
         points,
     }
 }
@@ -84,6 +85,7 @@ fn sweep_chart(title: &str, y_label: &str, runs: &[RunData], series: Vec<Series>
         height: HEIGHT,
         x_axis: XAxis::Sweep,
         y_max: None,
+        x_range: None,
         series,
     }
 }
@@ -141,6 +143,7 @@ fn tradeoff_chart(runs: &[RunData], title: &str, x_label: &str, lat: Stat) -> Ch
             color: color(i),
             dashed: false,
             markers: true,
+            scatter: false,
             points,
         });
     }
@@ -152,6 +155,7 @@ fn tradeoff_chart(runs: &[RunData], title: &str, x_label: &str, lat: Stat) -> Ch
         height: HEIGHT,
         x_axis: XAxis::Linear,
         y_max: None,
+        x_range: None,
         series,
     }
 }

@@ -12,7 +12,7 @@ use crate::load::metrics::Aggregate;
 use crate::store::PointRow;
 
 /// The report's own rules (after the shared frame's).
-const CSS: &str = "
+pub(crate) const CSS: &str = "
 h2{margin-top:28px;border-bottom:1px solid var(--line);padding-bottom:4px}
 p.sub{color:var(--muted);margin:0 0 16px;font-size:13px}
 .grid{display:flex;flex-wrap:wrap;gap:16px}
@@ -147,17 +147,9 @@ fn failure_table(s: &mut String, runs: &[RunData]) {
     s.push_str("</table></div>");
 }
 
-/// The whole report page.
-pub fn render_html(runs: &[RunData]) -> String {
-    let ids: Vec<String> = runs.iter().map(|r| r.run.id.to_string()).collect();
-    let mut s = frame::open(&format!("servescope report: run {}", ids.join(", ")), CSS);
-    let _ = write!(
-        s,
-        "<h1>servescope load report</h1><p class=sub>runs {} · latencies count from each request's scheduled time (waiting for a slot included) · points: mean over trials, whiskers min–max</p>",
-        escape(&ids.join(", "))
-    );
-    s.push_str("<h2>Runs</h2>");
-    runs_table(&mut s, runs);
+/// The load sections of a page: the charts by section, the summary, the failures
+/// and the notes on definitions.
+pub(crate) fn load_sections(s: &mut String, runs: &[RunData]) {
     let mut section = "";
     for (name, chart) in charts(runs) {
         if name != section {
@@ -173,10 +165,24 @@ pub fn render_html(runs: &[RunData]) -> String {
         s.push_str("</div>");
     }
     s.push_str("<h2>Summary</h2>");
-    summary_table(&mut s, runs);
+    summary_table(s, runs);
     s.push_str("<h2>Failures and output probe</h2>");
-    failure_table(&mut s, runs);
+    failure_table(s, runs);
     s.push_str("<div class=notes><p>TTFT, TPOT, ITL and E2EL follow <code>vllm bench serve</code>'s definitions (TPOT = (E2EL − TTFT)/(output tokens − 1)); percentiles are over all samples of a point. Throughputs count successful requests over the point's duration. Max dispatch lag is the client's own delay in sending (large values mean the client, not the server, was saturated). The output probe is a counting prompt with a known continuation, sent after each point.</p></div>");
+}
+
+/// The whole report page.
+pub fn render_html(runs: &[RunData]) -> String {
+    let ids: Vec<String> = runs.iter().map(|r| r.run.id.to_string()).collect();
+    let mut s = frame::open(&format!("servescope report: run {}", ids.join(", ")), CSS);
+    let _ = write!(
+        s,
+        "<h1>servescope load report</h1><p class=sub>runs {} · latencies count from each request's scheduled time (waiting for a slot included) · points: mean over trials, whiskers min–max</p>",
+        escape(&ids.join(", "))
+    );
+    s.push_str("<h2>Runs</h2>");
+    runs_table(&mut s, runs);
+    load_sections(&mut s, runs);
     frame::close(&mut s);
     s
 }

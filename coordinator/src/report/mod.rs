@@ -1,20 +1,26 @@
 //! `servescope report`: one self-contained HTML file (inline CSS and SVG, no script,
-//! no external resource) comparing load runs: throughput, TTFT and TPOT against
-//! concurrency or request rate, the throughput–latency curve, latency CDFs, a
-//! summary and a failure table.
+//! no external resource) for whatever the given runs hold ([`unified`]): findings,
+//! load results (throughput, TTFT and TPOT against concurrency or request rate, the
+//! throughput–latency curve, latency CDFs, a summary and a failure table), the TTFT
+//! decomposition, node telemetry on the requests' clock, fabric probes and startup
+//! waterfalls. The chart kit ([`chart`], [`bars`], [`svg`]) and the page frame
+//! ([`frame`]) are shared by every page servescope writes.
 //!
-//! [`load_runs`] reads the store (aggregates and per-request latency samples through
-//! [`Store`]); [`render_html`] turns them into the page; [`write_report`] does both
-//! and writes the file.
+//! [`load_runs`] reads load runs (aggregates and per-request latency samples through
+//! [`Store`]); [`render_html`] turns them into the load-only page; [`write_report`]
+//! writes the unified page.
 
+pub mod bars;
 mod cdf;
 pub mod chart;
 mod figures;
+pub mod findings;
 pub mod frame;
 pub mod html;
 mod layout;
 pub mod svg;
 mod sweep;
+pub mod unified;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -34,6 +40,10 @@ pub enum ReportError {
     Store(#[from] StoreError),
     #[error("run {0} has no load points (is it a load run? `servescope runs` lists kinds)")]
     NoPoints(i64),
+    #[error(transparent)]
+    Pd(#[from] crate::pd::PdError),
+    #[error("run(s) {0:?} hold nothing a report can show (no load points, telemetry, fabric probes, startup trials or findings)")]
+    Empty(Vec<i64>),
     #[error("writing {path}: {source}")]
     Write {
         path: String,
@@ -71,24 +81,29 @@ pub fn load_runs(db: &Path, runs: &[i64]) -> Result<Vec<RunData>> {
     let store = Store::open(db)?;
     let mut out = Vec::with_capacity(runs.len());
     for &id in runs {
-        let run = store.run(id)?;
-        let points = store.points(id)?;
-        if points.is_empty() {
-            return Err(ReportError::NoPoints(id));
-        }
-        let mut samples = BTreeMap::new();
-        for p in &points {
-            if let Some(s) = point_samples(&store, p.id)? {
-                samples.insert(p.id, s);
-            }
-        }
-        out.push(RunData {
-            run,
-            points,
-            samples,
-        });
+        out.push(run_data(&store, id)?.ok_or(ReportError::NoPoints(id))?);
     }
     Ok(out)
+}
+
+/// A run with its points and latency samples; `None` when it has no load points.
+pub fn run_data(store: &Store, id: i64) -> Result<Option<RunData>> {
+    let run = store.run(id)?;
+    let points = store.points(id)?;
+    if points.is_empty() {
+        return Ok(None);
+    }
+    let mut samples = BTreeMap::new();
+    for p in &points {
+        if let Some(s) = point_samples(store, p.id)? {
+            samples.insert(p.id, s);
+        }
+    }
+    Ok(Some(RunData {
+        run,
+        points,
+        samples,
+    }))
 }
 
 /// The latency samples of a point's measured successes; `None` when the point has
@@ -108,12 +123,8 @@ pub fn point_samples(store: &Store, point_id: i64) -> Result<Option<LatencySampl
     Ok(Some(s))
 }
 
-/// Reads the runs from `db`, renders the report and writes it to `out`.
+/// Reads the runs (and the runs they link to) from `db`, renders the unified report
+/// and writes it to `out`.
 pub fn write_report(db: &Path, runs: &[i64], out: &Path) -> Result<()> {
-    let data = load_runs(db, runs)?;
-    let html = render_html(&data);
-    std::fs::write(out, html).map_err(|source| ReportError::Write {
-        path: out.display().to_string(),
-        source,
-    })
+    unified::write(db, runs, out)
 }

@@ -9,7 +9,7 @@ use super::phase::PhaseKind;
 use crate::report::chart::PALETTE;
 use crate::report::svg::{escape, format_tick, linear_ticks, text_width};
 
-fn color(k: PhaseKind) -> &'static str {
+pub fn color(k: PhaseKind) -> &'static str {
     let i = match k {
         PhaseKind::ActorStart => 0,
         PhaseKind::FixedInit => 1,
