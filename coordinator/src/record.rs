@@ -72,6 +72,7 @@ pub fn resume_config(
 ) -> Result<RecordConfig, RecordError> {
     let store = Store::open(db)?;
     let row = store.run(run)?;
+    crate::store::check_resumable(&row)?;
     let args = store.run_args(run)?;
     let agents: Vec<AgentEndpoint> = args["agents"]
         .as_array()

@@ -40,6 +40,11 @@ pub fn agent_bin() -> Option<std::path::PathBuf> {
 /// An agent on a free loopback port with this token file, ready when its port
 /// accepts; its address is the second field.
 pub fn loopback_agent(token_file: &std::path::Path) -> Option<(Kill, String)> {
+    loopback_agent_with(token_file, &[])
+}
+
+/// [`loopback_agent`] with extra agent flags.
+pub fn loopback_agent_with(token_file: &std::path::Path, extra: &[&str]) -> Option<(Kill, String)> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .ok()?
@@ -54,6 +59,7 @@ pub fn loopback_agent(token_file: &std::path::Path) -> Option<(Kill, String)> {
             "--token-file",
         ])
         .arg(token_file)
+        .args(extra)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()

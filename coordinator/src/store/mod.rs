@@ -19,7 +19,7 @@ pub use exp::{ExpPoint, ExpPointRow, ExperimentRow};
 pub use load::{LoadPoint, PointRow};
 pub use point::{arrival_json, ExpPointFacts, PointConfig, ProbeVerdict};
 pub use requests::StoredRequest;
-pub use resume::{AgentCursor, ResumedRun};
+pub use resume::{check_resumable, AgentCursor, ResumedRun};
 pub use runs::{RunKind, RunLinks, RunRow};
 
 use std::path::Path;

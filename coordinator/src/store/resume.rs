@@ -4,8 +4,9 @@
 //! to running under a new recorder.
 
 use rusqlite::{params, Transaction};
+use servescope_proto::v1::Gap;
 
-use super::{Result, RunKind, Store, StoreError};
+use super::{Result, RunKind, RunRow, Store, StoreError};
 use crate::recorder::Recorder;
 
 /// Where a run's recording of one agent instance stands.
@@ -45,6 +46,28 @@ pub(super) fn advance_cursor(
     Ok(())
 }
 
+/// Whether `row` may be resumed: an interrupted `record` run.
+pub fn check_resumable(row: &RunRow) -> Result<()> {
+    let refuse = |why: String| StoreError::NotResumable { run: row.id, why };
+    if row.kind != RunKind::Record {
+        return Err(refuse(format!(
+            "it is a {} run; only record runs resume this way",
+            row.kind
+        )));
+    }
+    if row.status != super::runs::INTERRUPTED {
+        let why = match (row.status.as_str(), &row.recorder) {
+            ("running", Some(r)) => format!(
+                "it is still running (recorder pid {} on {}; this machine cannot tell it ended)",
+                r.pid, r.host
+            ),
+            (s, _) => format!("it is {s}, not interrupted"),
+        };
+        return Err(refuse(why));
+    }
+    Ok(())
+}
+
 impl Store {
     /// The cursors of a run's agents, in agent order.
     pub fn cursors(&self, run: i64) -> Result<Vec<AgentCursor>> {
@@ -61,6 +84,22 @@ impl Store {
                 hostname: r.get(2)?,
                 instance: r.get::<_, i64>(3)? as u64,
                 last_seq: r.get::<_, Option<i64>>(4)?.map(|v| v as u64),
+            })
+        })?;
+        Ok(rows.collect::<std::result::Result<_, _>>()?)
+    }
+
+    /// An agent's gaps in a run, in order.
+    pub fn gaps(&self, run: i64, agent: i64) -> Result<Vec<Gap>> {
+        let mut st = self.conn.prepare(
+            "SELECT requested_from_seq, resumed_at_seq, lost FROM gaps
+             WHERE run_id = ?1 AND agent_id = ?2 ORDER BY rowid",
+        )?;
+        let rows = st.query_map(params![run, agent], |r| {
+            Ok(Gap {
+                requested_from_seq: r.get::<_, i64>(0)? as u64,
+                resumed_at_seq: r.get::<_, i64>(1)? as u64,
+                lost: r.get::<_, i64>(2)? as u64,
             })
         })?;
         Ok(rows.collect::<std::result::Result<_, _>>()?)
@@ -101,28 +140,31 @@ impl Store {
     /// and for runs whose recorder may still run.
     pub fn resume_run(&self, run: i64) -> Result<ResumedRun> {
         let row = self.run(run)?;
-        let refuse = |why: String| StoreError::NotResumable { run, why };
-        if row.kind != RunKind::Record {
-            return Err(refuse(format!(
-                "it is a {} run; only record runs resume this way",
-                row.kind
-            )));
-        }
-        if row.status != super::runs::INTERRUPTED {
-            let why = match (row.status.as_str(), &row.recorder) {
-                ("running", Some(r)) => format!(
-                    "it is still running (recorder pid {} on {}; this machine cannot tell it ended)",
-                    r.pid, r.host
-                ),
-                (s, _) => format!("it is {s}, not interrupted"),
-            };
-            return Err(refuse(why));
-        }
-        self.conn.execute(
-            "UPDATE runs SET status = 'running', ended_ns = NULL WHERE id = ?1",
-            [run],
+        check_resumable(&row)?;
+        // Taken over only from the dead recorder seen above: of two resumes at
+        // once, one wins.
+        let who = Recorder::this_process();
+        let old = row.recorder.as_ref();
+        let n = self.conn.execute(
+            "UPDATE runs SET status = 'running', ended_ns = NULL,
+                    recorder_host = ?2, recorder_boot = ?3, recorder_pid = ?4, recorder_start = ?5
+             WHERE id = ?1 AND recorder_pid IS ?6 AND recorder_start IS ?7",
+            params![
+                run,
+                who.host,
+                who.boot,
+                who.pid,
+                who.start as i64,
+                old.map(|r| r.pid),
+                old.map(|r| r.start as i64)
+            ],
         )?;
-        self.set_recorder(run, &Recorder::this_process())?;
+        if n != 1 {
+            return Err(StoreError::NotResumable {
+                run,
+                why: "another process resumed it first".into(),
+            });
+        }
         let mut cursors: Vec<AgentCursor> = Vec::new();
         for c in self.cursors(run)? {
             match cursors.iter_mut().find(|x| x.address == c.address) {
@@ -142,7 +184,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use servescope_proto::v1::{Gap, Inventory, Sample};
+    use servescope_proto::v1::{Inventory, Sample};
 
     fn samples(seqs: std::ops::RangeInclusive<u64>) -> Vec<Sample> {
         seqs.map(|seq| Sample {
@@ -178,6 +220,7 @@ mod tests {
         };
         st.save_gap(run, a, 0, &g).expect("gap");
         assert_eq!(st.cursors(run).expect("cursors")[0].last_seq, Some(19));
+        assert_eq!(st.gaps(run, a).expect("gaps"), vec![g]);
     }
 
     #[test]
