@@ -27,6 +27,18 @@ fn token(dir: &Path) -> std::path::PathBuf {
 /// Starts `servescope record` for `duration`, waits until it has committed at least
 /// `min_samples`, SIGKILLs it and returns the run id.
 fn record_then_kill(db: &Path, tok: &Path, agent: &str, duration: &str, min_samples: i64) -> i64 {
+    record_then_kill_with(db, tok, agent, duration, min_samples, &[])
+}
+
+/// [`record_then_kill`] with extra `record` flags.
+fn record_then_kill_with(
+    db: &Path,
+    tok: &Path,
+    agent: &str,
+    duration: &str,
+    min_samples: i64,
+    extra: &[&str],
+) -> i64 {
     let child = bin()
         .args([
             "record",
@@ -38,6 +50,7 @@ fn record_then_kill(db: &Path, tok: &Path, agent: &str, duration: &str, min_samp
             "--token-file",
         ])
         .arg(tok)
+        .args(extra)
         .arg("--db")
         .arg(db)
         .stdout(Stdio::null())
@@ -195,4 +208,44 @@ fn resume_beyond_the_horizon_stores_the_loss_as_one_counted_gap() {
         .collect();
     assert_eq!(seqs, expect, "stored + lost cover the range exactly once");
     assert!(last > g.resumed_at_seq);
+}
+
+/// An experiment killed while it recorded a deployment's telemetry: the rerun's
+/// telemetry step continues that run from its stored sequences.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn experiment_telemetry_resumes_its_interrupted_recording() {
+    let dir = tempfile::tempdir().unwrap();
+    let tok = token(dir.path());
+    let (_agent, addr) =
+        loopback_agent_with(&tok, &["--host-interval-ms", "50", "--no-kmsg"]).expect("agent");
+    let db = dir.path().join("r.db");
+    let label = "exp: one telemetry";
+    let run = record_then_kill_with(
+        &db,
+        &tok,
+        &addr,
+        "30s",
+        20,
+        &["--include-history", "--label", label],
+    );
+    let cut = Store::open(&db).unwrap().cursors(run).unwrap()[0]
+        .last_seq
+        .expect("a cursor");
+    let ep = servescope_coordinator::AgentEndpoint::new(
+        addr.clone(),
+        Some("resume-test-token-0123456789".into()),
+    );
+    let got = servescope_coordinator::exp::preflight::record_telemetry(&[ep], &db, label)
+        .await
+        .unwrap();
+    assert_eq!(got, run, "the interrupted recording continued");
+    let st = Store::open(&db).unwrap();
+    assert_eq!(st.runs().unwrap().len(), 1);
+    assert_eq!(st.run(run).unwrap().status, "done");
+    let a = st.run_agents(run).unwrap()[0].agent_id;
+    let seqs = st.seqs(run, a).unwrap();
+    let (first, last) = (seqs[0], *seqs.last().unwrap());
+    assert_eq!(first, 1, "history from the agent's start");
+    assert!(last > cut);
+    assert_eq!(seqs, (first..=last).collect::<Vec<_>>());
 }

@@ -49,7 +49,17 @@ pub fn loopback_agent_with(token_file: &std::path::Path, extra: &[&str]) -> Opti
         .and_then(|l| l.local_addr())
         .ok()?
         .port();
-    let listen = format!("127.0.0.1:{port}");
+    agent_on(token_file, &format!("127.0.0.1:{port}"), extra)
+}
+
+/// An agent listening on `listen` (HOST:PORT) with extra flags, ready when its
+/// port accepts.
+pub fn agent_on(
+    token_file: &std::path::Path,
+    listen: &str,
+    extra: &[&str],
+) -> Option<(Kill, String)> {
+    let listen = listen.to_string();
     let child = Command::new(agent_bin()?)
         .args([
             "--listen",

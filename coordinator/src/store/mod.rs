@@ -20,7 +20,7 @@ pub use load::{LoadPoint, PointRow};
 pub use point::{arrival_json, ExpPointFacts, PointConfig, ProbeVerdict};
 pub use requests::StoredRequest;
 pub use resume::{check_resumable, AgentCursor, ResumedRun};
-pub use runs::{RunKind, RunLinks, RunRow};
+pub use runs::{RunKind, RunLinks, RunRow, INTERRUPTED};
 
 use std::path::Path;
 
