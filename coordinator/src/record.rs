@@ -163,41 +163,49 @@ fn writer(
     mut rx: mpsc::Receiver<Op>,
 ) -> Result<Store, StoreError> {
     while let Some(op) = rx.blocking_recv() {
-        match op {
-            Op::Connected { idx, address, inv } => {
-                let id = store.agent_id(&address, &inv)?;
-                store.add_run_agent(run, id)?;
-                store.save_inventory(run, id, &inv)?;
-                if let Some(slot) = ids.get_mut(idx) {
-                    if let Some(before) = slot.filter(|b| *b != id) {
-                        store.save_restart(run, before, id, now_ns())?;
-                    }
-                    *slot = Some(id);
-                }
-            }
-            Op::Offset { idx, o } => {
-                if let Some(Some(id)) = ids.get(idx) {
-                    store.save_offset(run, *id, now_ns(), &o)?;
-                }
-            }
-            Op::Samples { idx, samples } => {
-                if let Some(Some(id)) = ids.get(idx) {
-                    store.save_samples(run, *id, &samples)?;
-                }
-            }
-            Op::Gap { idx, g } => {
-                if let Some(Some(id)) = ids.get(idx) {
-                    store.save_gap(run, *id, now_ns(), &g)?;
-                }
-            }
-            Op::Reconnect { idx } => {
-                if let Some(Some(id)) = ids.get(idx) {
-                    store.add_reconnect(run, *id)?;
-                }
-            }
+        if let Err(e) = apply(&mut store, run, &mut ids, op) {
+            return Err(store.name_full(e));
         }
     }
     Ok(store)
+}
+
+/// Applies one op.
+fn apply(store: &mut Store, run: i64, ids: &mut [Option<i64>], op: Op) -> Result<(), StoreError> {
+    match op {
+        Op::Connected { idx, address, inv } => {
+            let id = store.agent_id(&address, &inv)?;
+            store.add_run_agent(run, id)?;
+            store.save_inventory(run, id, &inv)?;
+            if let Some(slot) = ids.get_mut(idx) {
+                if let Some(before) = slot.filter(|b| *b != id) {
+                    store.save_restart(run, before, id, now_ns())?;
+                }
+                *slot = Some(id);
+            }
+        }
+        Op::Offset { idx, o } => {
+            if let Some(Some(id)) = ids.get(idx) {
+                store.save_offset(run, *id, now_ns(), &o)?;
+            }
+        }
+        Op::Samples { idx, samples } => {
+            if let Some(Some(id)) = ids.get(idx) {
+                store.save_samples(run, *id, &samples)?;
+            }
+        }
+        Op::Gap { idx, g } => {
+            if let Some(Some(id)) = ids.get(idx) {
+                store.save_gap(run, *id, now_ns(), &g)?;
+            }
+        }
+        Op::Reconnect { idx } => {
+            if let Some(Some(id)) = ids.get(idx) {
+                store.add_reconnect(run, *id)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Records for `cfg.duration`. Returns when every session has ended and every

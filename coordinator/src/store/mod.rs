@@ -121,6 +121,14 @@ impl Store {
         }
     }
 
+    /// `e`, named [`StoreError::Full`] if it is a full disk.
+    pub(crate) fn name_full(&self, e: StoreError) -> StoreError {
+        match e {
+            StoreError::Sql(e) => self.write_error(e),
+            e => e,
+        }
+    }
+
     fn init(conn: Connection, path: String) -> Result<Store> {
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         // journal_mode returns a row; in-memory databases answer "memory".
