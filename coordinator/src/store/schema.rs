@@ -241,10 +241,22 @@ pub(super) fn migrate_to(conn: &Connection, target: i64) -> Result<()> {
     }
     for (i, ddl) in STEPS.iter().enumerate() {
         let next = i as i64 + 1;
-        if v < next && next <= target {
-            conn.execute_batch(&format!(
-                "BEGIN; {ddl} PRAGMA user_version = {next}; COMMIT;"
-            ))?;
+        if v >= next || next > target {
+            continue;
+        }
+        // Two processes opening a new store at once: the write lock first, then
+        // the version again, so the second finds the step done instead of failing
+        // on tables that exist.
+        conn.execute_batch("BEGIN IMMEDIATE")?;
+        let now: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        let step = if now >= next {
+            conn.execute_batch("COMMIT")
+        } else {
+            conn.execute_batch(&format!("{ddl} PRAGMA user_version = {next}; COMMIT;"))
+        };
+        if let Err(e) = step {
+            let _ = conn.execute_batch("ROLLBACK");
+            return Err(e.into());
         }
     }
     Ok(())
@@ -348,6 +360,23 @@ mod tests {
             .query_row("SELECT recorder_host FROM runs", [], |r| r.get(0))
             .expect("column");
         assert_eq!(host, None);
+    }
+
+    #[test]
+    fn stores_opened_at_once_by_many_migrate_once() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("s.db");
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let path = path.clone();
+                std::thread::spawn(move || super::super::Store::open(&path).map(|_| ()))
+            })
+            .collect();
+        for t in threads {
+            t.join().expect("thread").expect("opens");
+        }
+        let conn = Connection::open(&path).expect("open");
+        assert_eq!(version(&conn), VERSION);
     }
 
     #[test]
