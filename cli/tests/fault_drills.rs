@@ -1,7 +1,8 @@
 //! Fault drills as process tests on loopback: an agent killed and restarted while
 //! `servescope record` runs (the restart and the new instance are recorded apart,
-//! not glued onto the old sequence), and `exp run` killed with SIGKILL in the
-//! middle of a point (the rerun finishes with every point once, every request once).
+//! not glued onto the old sequence), and `exp run` and `pd run` killed with SIGKILL
+//! in the middle of a point (the rerun finishes with every point once, every request
+//! once).
 
 mod common;
 
@@ -180,4 +181,102 @@ fn exp_run_killed_mid_point_resumes_with_every_request_once() {
         .filter(|r| r.kind == servescope_coordinator::store::RunKind::Exp)
         .count();
     assert_eq!(exp_runs, 4);
+}
+
+#[test]
+fn pd_run_killed_mid_point_resumes_with_every_request_once() {
+    let mut child = bin()
+        .args([
+            "sim",
+            "--pd-cluster",
+            "--listen",
+            "127.0.0.1:0",
+            "--decode-ms",
+            "4",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let out = child.stdout.take().unwrap();
+    let _sim = Kill(child);
+    let mut urls = std::collections::HashMap::new();
+    for line in BufReader::new(out).lines().take(3) {
+        let line = line.unwrap();
+        let (role, url) = line.split_once(' ').unwrap();
+        urls.insert(role.to_string(), url.to_string());
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("pd.db");
+    let pd = |extra: &[&str]| {
+        let mut c = bin();
+        c.args([
+            "pd",
+            "run",
+            "--proxy",
+            &urls["proxy"],
+            "--prefill",
+            &urls["prefill"],
+        ])
+        .args(["--decode", &urls["decode"], "--concurrency", "1,2"])
+        .args([
+            "--num-prompts",
+            "20",
+            "--input-len",
+            "32",
+            "--output-len",
+            "30",
+        ])
+        .args(["--scrape-interval", "200ms", "--no-otlp", "--db"])
+        .arg(&db)
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+        c
+    };
+    let mut run = Kill(pd(&[]).spawn().unwrap());
+    // The first point stored, the second under way: SIGKILL.
+    let t0 = Instant::now();
+    let run_id = loop {
+        assert!(t0.elapsed() < Duration::from_secs(60), "no point stored");
+        std::thread::sleep(Duration::from_millis(50));
+        let Ok(st) = Store::open(&db) else { continue };
+        let Some(r) = st.runs().ok().and_then(|r| r.into_iter().next()) else {
+            continue;
+        };
+        if st.points(r.id).map(|p| p.len()).unwrap_or(0) >= 1 {
+            break r.id;
+        }
+    };
+    std::thread::sleep(Duration::from_millis(200));
+    run.0.kill().unwrap();
+    run.0.wait().unwrap();
+    let st = Store::open(&db).unwrap();
+    assert_eq!(
+        st.points(run_id).unwrap().len(),
+        1,
+        "killed mid second point"
+    );
+    assert_eq!(st.run(run_id).unwrap().status, "interrupted");
+    drop(st);
+
+    let status = pd(&["--resume", &run_id.to_string()]).status().unwrap();
+    assert!(status.success());
+    let st = Store::open(&db).unwrap();
+    let r = st.run(run_id).unwrap();
+    assert_eq!((r.status.as_str(), r.requests), ("done", 40));
+    let pts = st.points(run_id).unwrap();
+    let keys: Vec<(i64, i64)> = pts.iter().map(|p| (p.point, p.trial)).collect();
+    assert_eq!(keys, vec![(0, 0), (1, 0)], "each point once");
+    let mut ids = Vec::new();
+    for p in &pts {
+        let reqs = st.point_requests(p.id).unwrap();
+        assert_eq!(reqs.len(), 20);
+        assert!(reqs.iter().all(|q| q.error_class.is_none()));
+        ids.extend(reqs.into_iter().map(|q| q.request_id));
+    }
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 40, "no request id twice across the resume");
+    assert_eq!(st.runs().unwrap().len(), 1, "resumed into the same run");
 }

@@ -89,6 +89,7 @@ async fn demo_load(
         label: "demo sweep against servescope sim".into(),
         max_connections: 16,
         point_hook: None,
+        resume: None,
     };
     let out = run_load(cfg, std::sync::Arc::new(LoadProgress::default())).await;
     sim.shutdown().await;

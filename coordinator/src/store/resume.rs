@@ -48,11 +48,18 @@ pub(super) fn advance_cursor(
 
 /// Whether `row` may be resumed: an interrupted `record` run.
 pub fn check_resumable(row: &RunRow) -> Result<()> {
+    check_resumable_as(row, &[RunKind::Record])
+}
+
+/// Whether `row` may be resumed as one of `kinds`: an interrupted run of that kind.
+fn check_resumable_as(row: &RunRow, kinds: &[RunKind]) -> Result<()> {
     let refuse = |why: String| StoreError::NotResumable { run: row.id, why };
-    if row.kind != RunKind::Record {
+    if !kinds.contains(&row.kind) {
+        let names: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
         return Err(refuse(format!(
-            "it is a {} run; only record runs resume this way",
-            row.kind
+            "it is a {} run; only {} runs resume this way",
+            row.kind,
+            names.join("/")
         )));
     }
     if row.status != super::runs::INTERRUPTED {
@@ -66,6 +73,15 @@ pub fn check_resumable(row: &RunRow) -> Result<()> {
         return Err(refuse(why));
     }
     Ok(())
+}
+
+/// What an interrupted load sweep already stored.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SweepResume {
+    /// (point, trial) pairs stored whole (a point commits with its requests).
+    pub done: Vec<(i64, i64)>,
+    /// One past the highest request index the run used.
+    pub next_index: usize,
 }
 
 impl Store {
@@ -135,14 +151,12 @@ impl Store {
         Ok(())
     }
 
-    /// Takes an interrupted `record` run back to running under this process and
-    /// returns where each agent stands. Refused for other kinds, for finished runs
-    /// and for runs whose recorder may still run.
-    pub fn resume_run(&self, run: i64) -> Result<ResumedRun> {
+    /// Takes an interrupted run of one of `kinds` back to running under this
+    /// process. Taken over only from the dead recorder seen: of two resumes at
+    /// once, one wins.
+    fn take_over(&self, run: i64, kinds: &[RunKind]) -> Result<RunRow> {
         let row = self.run(run)?;
-        check_resumable(&row)?;
-        // Taken over only from the dead recorder seen above: of two resumes at
-        // once, one wins.
+        check_resumable_as(&row, kinds)?;
         let who = Recorder::this_process();
         let old = row.recorder.as_ref();
         let n = self.conn.execute(
@@ -165,6 +179,35 @@ impl Store {
                 why: "another process resumed it first".into(),
             });
         }
+        Ok(row)
+    }
+
+    /// Takes an interrupted load sweep (`load` or `pd run`) of kind `kind` back to
+    /// running and returns what it already stored.
+    pub fn resume_sweep(&self, run: i64, kind: RunKind) -> Result<SweepResume> {
+        self.take_over(run, &[kind])?;
+        let mut st = self.conn.prepare(
+            "SELECT point, trial FROM load_points WHERE run_id = ?1 ORDER BY point, trial",
+        )?;
+        let done = st
+            .query_map([run], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<std::result::Result<_, _>>()?;
+        let max: Option<i64> = self.conn.query_row(
+            "SELECT MAX(q.idx) FROM requests q JOIN load_points p ON q.point_id = p.id WHERE p.run_id = ?1",
+            [run],
+            |r| r.get(0),
+        )?;
+        Ok(SweepResume {
+            done,
+            next_index: max.map_or(0, |m| usize::try_from(m + 1).unwrap_or(0)),
+        })
+    }
+
+    /// Takes an interrupted `record` run back to running under this process and
+    /// returns where each agent stands. Refused for other kinds, for finished runs
+    /// and for runs whose recorder may still run.
+    pub fn resume_run(&self, run: i64) -> Result<ResumedRun> {
+        let row = self.take_over(run, &[RunKind::Record])?;
         let mut cursors: Vec<AgentCursor> = Vec::new();
         for c in self.cursors(run)? {
             match cursors.iter_mut().find(|x| x.address == c.address) {
