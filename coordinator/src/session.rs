@@ -37,6 +37,9 @@ pub struct SessionConfig {
     /// First sequence to ask for; None: the agent's next sequence at first connect
     /// (i.e. from now on).
     pub from_seq: Option<u64>,
+    /// The agent instance `from_seq` belongs to (a resumed recording's); None: the
+    /// instance met at first connect. Another instance started over at sequence 1.
+    pub instance: Option<u64>,
     pub kinds: Vec<i32>,
     pub pings: usize,
     /// Samples are handed over in batches of at most this many…
@@ -62,6 +65,7 @@ impl SessionConfig {
         SessionConfig {
             endpoint,
             from_seq: None,
+            instance: None,
             kinds: Vec::new(),
             pings: 16,
             batch: 500,
@@ -83,7 +87,7 @@ pub async fn run(
 ) -> Result<u64, String> {
     let mut next: Option<u64> = cfg.from_seq;
     let mut last_seq = 0u64;
-    let mut instance: Option<u64> = None;
+    let mut instance: Option<u64> = cfg.instance;
     let mut backoff = cfg.backoff_initial;
     while Instant::now() < deadline {
         let seq_before = last_seq;

@@ -4,12 +4,9 @@
 //! coordinator's sessions, a TCP proxy that cuts connections, and the store.
 
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use servescope_agent::collect::rdma::fixture::{write_p5_tree, P5FixtureOptions};
-use servescope_agent::{AgentConfig, AgentHandle};
 use servescope_coordinator::connect::connect;
 use servescope_coordinator::record::{record, RecordConfig};
 use servescope_coordinator::{AgentEndpoint, Store};
@@ -20,21 +17,8 @@ use servescope_proto::v1::{
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-const TOKEN: &str = "test-token-1234";
-
-async fn agent(dir: &Path, tune: impl FnOnce(&mut AgentConfig)) -> AgentHandle {
-    let sys = dir.join("sys");
-    write_p5_tree(&sys, &P5FixtureOptions::default()).expect("fixture tree");
-    let mut cfg = AgentConfig::loopback(Some(TOKEN.into()));
-    cfg.sysfs_root = sys;
-    cfg.nvml_lib = Some(dir.join("no-such-libnvidia-ml.so.1"));
-    cfg.kmsg = false;
-    cfg.sample_interval = Duration::from_millis(20);
-    cfg.host_interval = Duration::from_millis(20);
-    cfg.rdma_interval = Duration::from_millis(100);
-    tune(&mut cfg);
-    servescope_agent::start(cfg).await.expect("agent starts")
-}
+mod agent_support;
+use agent_support::{agent, TOKEN};
 
 async fn raw_client(addr: SocketAddr) -> AgentClient<tonic::transport::Channel> {
     AgentClient::connect(format!("http://{addr}"))

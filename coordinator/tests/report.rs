@@ -66,6 +66,7 @@ async fn load_run(db: &std::path::Path) -> i64 {
         label: LABEL.into(),
         max_connections: 16,
         point_hook: None,
+        resume: None,
     };
     let (run, points) = run_load(lc, Arc::new(LoadProgress::default()))
         .await

@@ -31,6 +31,11 @@ pub struct AgentFlags {
 
 impl AgentFlags {
     pub fn endpoints(&self) -> anyhow::Result<Vec<AgentEndpoint>> {
+        self.endpoints_for(&self.agents)
+    }
+
+    /// Endpoints for `agents` with these flags' token and TLS settings.
+    pub fn endpoints_for(&self, agents: &[String]) -> anyhow::Result<Vec<AgentEndpoint>> {
         let token = match &self.token_file {
             Some(p) => Some(
                 servescope_agent::config::read_token(p)
@@ -55,8 +60,7 @@ impl AgentFlags {
             (None, None) => None,
             _ => anyhow::bail!("--tls-client-cert and --tls-client-key go together"),
         };
-        Ok(self
-            .agents
+        Ok(agents
             .iter()
             .map(|a| {
                 let mut e = AgentEndpoint::new(a.clone(), token.clone());

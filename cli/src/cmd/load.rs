@@ -101,6 +101,11 @@ pub struct Args {
     pub db: DbFlag,
     #[arg(long, default_value = "")]
     pub label: String,
+    /// Continue run RUN, interrupted when its process died: run the same command
+    /// again with this flag; the points and trials it stored are kept, the rest run
+    /// into it (a point cut short stored nothing and runs again)
+    #[arg(long, value_name = "RUN")]
+    pub resume: Option<i64>,
     /// Also write each point as `vllm bench serve` JSON into this folder
     #[arg(long)]
     pub export_vllm: Option<PathBuf>,
@@ -203,6 +208,7 @@ pub fn load_config(a: &Args) -> anyhow::Result<LoadConfig> {
         label: a.label.clone(),
         max_connections: max_conn,
         point_hook: None,
+        resume: a.resume,
     };
     Ok(cfg)
 }

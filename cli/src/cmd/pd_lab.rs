@@ -124,6 +124,7 @@ pub async fn run_pd(
         label: "servescope lab: P/D sweep".into(),
         max_connections: 64,
         point_hook: None,
+        resume: None,
     };
     let driver = Driver::start(
         drive,

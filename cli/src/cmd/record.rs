@@ -3,34 +3,72 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use servescope_coordinator::record::{record, AgentProgress, RecordConfig, RecordOutcome};
+use anyhow::Context;
+use servescope_coordinator::record::{
+    record, resume_config, AgentProgress, RecordConfig, RecordOutcome,
+};
 
 use super::common::{fmt_ns, parse_duration, AgentFlags, DbFlag};
 
 #[derive(clap::Args, Debug)]
+#[command(mut_arg("agents", |a| a.required(false).required_unless_present("resume").conflicts_with("resume")))]
 pub struct Args {
     #[command(flatten)]
     pub agents: AgentFlags,
     /// How long to record
-    #[arg(long, value_parser = parse_duration, default_value = "60s")]
+    #[arg(long, value_parser = parse_duration, default_value = "60s", conflicts_with = "resume")]
     pub duration: Duration,
     #[command(flatten)]
     pub db: DbFlag,
     /// A label stored with the run
-    #[arg(long, default_value = "")]
+    #[arg(long, default_value = "", conflicts_with = "resume")]
     pub label: String,
     /// Also take what the agents' ring buffers already hold
-    #[arg(long)]
+    #[arg(long, conflicts_with = "resume")]
     pub include_history: bool,
+    /// Continue run RUN, interrupted when its recorder died, from the last
+    /// sequence stored per agent: same agents (token and TLS from the flags), for
+    /// what is left of its duration (at least 2 s). What the agents no longer hold
+    /// is stored as a counted gap
+    #[arg(long, value_name = "RUN")]
+    pub resume: Option<i64>,
     /// No progress lines on stderr
     #[arg(long, short)]
     pub quiet: bool,
 }
 
 pub async fn run(a: Args) -> anyhow::Result<()> {
-    let mut cfg = RecordConfig::new(a.agents.endpoints()?, a.duration, a.db.db.clone());
-    cfg.label = a.label.clone();
-    cfg.include_history = a.include_history;
+    let cfg = match a.resume {
+        Some(run) => {
+            // The flags' credentials, for the run's addresses.
+            let creds = a
+                .agents
+                .endpoints_for(&[String::new()])?
+                .into_iter()
+                .next()
+                .context("agent credentials")?;
+            let cfg = resume_config(&a.db.db, run, |addr| {
+                let mut e = creds.clone();
+                e.address = addr.to_string();
+                e
+            })
+            .with_context(|| format!("resuming run {run}"))?;
+            if !a.quiet {
+                eprintln!(
+                    "resuming run {run}: {} agent(s) for {:.0} s",
+                    cfg.agents.len(),
+                    cfg.duration.as_secs_f64()
+                );
+            }
+            cfg
+        }
+        None => {
+            let mut cfg = RecordConfig::new(a.agents.endpoints()?, a.duration, a.db.db.clone());
+            cfg.label = a.label.clone();
+            cfg.include_history = a.include_history;
+            cfg
+        }
+    };
     let out = record_with_progress(cfg, a.quiet).await?;
     print_outcome(&out);
     println!("{}", out.run_id);

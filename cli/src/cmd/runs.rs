@@ -19,7 +19,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         return Ok(());
     }
     println!(
-        "{:>5} {:<8} {:<8} {:<25} {:>9} {:>7} {:>9} {:>9}  label",
+        "{:>5} {:<8} {:<11} {:<25} {:>9} {:>7} {:>9} {:>9}  label",
         "run", "kind", "status", "started (UTC)", "duration", "agents", "samples", "requests"
     );
     for r in runs {
@@ -28,7 +28,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                 .map(|e| format!("{:.1}s", (e - r.started_ns) as f64 / 1e9)),
         );
         println!(
-            "{:>5} {:<8} {:<8} {:<25} {:>9} {:>7} {:>9} {:>9}  {}",
+            "{:>5} {:<8} {:<11} {:<25} {:>9} {:>7} {:>9} {:>9}  {}",
             r.id,
             r.kind,
             r.status,

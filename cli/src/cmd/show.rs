@@ -75,6 +75,12 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                 fmt_bytes(s.net_rx_bytes as f64),
                 fmt_bytes(s.net_tx_bytes as f64)
             );
+            if let Some(ag) = s.agent.as_ref().filter(|a| a.lost > 0) {
+                println!(
+                    "  {} samples lost in gaps (no longer held by the agent when asked for)",
+                    ag.lost
+                );
+            }
             for g in &s.gpus {
                 println!(
                     "  gpu {}: util mean {:.1}% | memory max {} | power mean {:.0} W",
@@ -84,6 +90,21 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                     g.power_mean_w
                 );
             }
+        }
+        let agents = st.run_agents(a.run)?;
+        let instance = |id: i64| {
+            agents
+                .iter()
+                .find(|x| x.agent_id == id)
+                .map(|x| format!("{} instance {:x}", x.address, x.instance))
+                .unwrap_or_else(|| format!("agent {id}"))
+        };
+        for (before, after) in st.restarts(a.run)? {
+            println!(
+                "agent restarted: {} → {} (its sequences started over; recorded apart)",
+                instance(before),
+                instance(after)
+            );
         }
     }
     Ok(())

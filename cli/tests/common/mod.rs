@@ -40,11 +40,26 @@ pub fn agent_bin() -> Option<std::path::PathBuf> {
 /// An agent on a free loopback port with this token file, ready when its port
 /// accepts; its address is the second field.
 pub fn loopback_agent(token_file: &std::path::Path) -> Option<(Kill, String)> {
+    loopback_agent_with(token_file, &[])
+}
+
+/// [`loopback_agent`] with extra agent flags.
+pub fn loopback_agent_with(token_file: &std::path::Path, extra: &[&str]) -> Option<(Kill, String)> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .ok()?
         .port();
-    let listen = format!("127.0.0.1:{port}");
+    agent_on(token_file, &format!("127.0.0.1:{port}"), extra)
+}
+
+/// An agent listening on `listen` (HOST:PORT) with extra flags, ready when its
+/// port accepts.
+pub fn agent_on(
+    token_file: &std::path::Path,
+    listen: &str,
+    extra: &[&str],
+) -> Option<(Kill, String)> {
+    let listen = listen.to_string();
     // The agent refuses a token file every user can read.
     std::fs::set_permissions(
         token_file,
@@ -60,6 +75,7 @@ pub fn loopback_agent(token_file: &std::path::Path) -> Option<(Kill, String)> {
             "--token-file",
         ])
         .arg(token_file)
+        .args(extra)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()

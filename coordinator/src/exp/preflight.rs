@@ -14,6 +14,7 @@ use servescope_proto::v1::{FabricCheckRequest, GetInventoryRequest};
 use crate::connect::{connect, AgentEndpoint};
 use crate::fabric::check;
 use crate::record::{record, RecordConfig};
+use crate::store::{RunKind, Store, StoreError, INTERRUPTED};
 
 /// One preflight finding.
 #[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
@@ -70,6 +71,9 @@ pub async fn check(agents: &[AgentEndpoint]) -> Vec<PreflightFinding> {
 }
 
 /// Records the agents' buffers (the last minutes) into the store; returns the run.
+/// An earlier recording of this label whose process died (an experiment killed
+/// while recording) is resumed from its stored sequences instead, so nothing it
+/// stored is stored twice.
 pub async fn record_telemetry(
     agents: &[AgentEndpoint],
     db: &Path,
@@ -78,10 +82,21 @@ pub async fn record_telemetry(
     let mut rc = RecordConfig::new(agents.to_vec(), Duration::from_secs(2), db.to_path_buf());
     rc.include_history = true;
     rc.label = label.to_string();
+    rc.resume = interrupted_recording(db, label).map_err(|e| e.to_string())?;
     record(rc, Default::default())
         .await
         .map(|o| o.run_id)
         .map_err(|e| e.to_string())
+}
+
+/// The newest interrupted `record` run labelled `label`.
+fn interrupted_recording(db: &Path, label: &str) -> Result<Option<i64>, StoreError> {
+    Ok(Store::open(db)?
+        .runs()?
+        .into_iter()
+        .rev()
+        .find(|r| r.kind == RunKind::Record && r.label == label && r.status == INTERRUPTED)
+        .map(|r| r.id))
 }
 
 /// A deployment's startup as the experiment saw it.

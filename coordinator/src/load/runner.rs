@@ -40,6 +40,10 @@ pub struct LoadConfig {
     /// Called right before and right after each measured point (after its warm-up,
     /// before its probe), e.g. to scrape the engines' metrics at the point's edges.
     pub point_hook: Option<PointHook>,
+    /// Continue this interrupted run (of the sweep's kind): the points and trials it
+    /// stored are skipped, the rest run into it with fresh request indices. A point
+    /// commits with its requests, so one cut short left nothing and runs again.
+    pub resume: Option<i64>,
 }
 
 /// Which edge of which point a [`PointHook`] call is for.
@@ -191,13 +195,23 @@ pub async fn run_sweep(
         "workload": cfg.workload.describe_json(),
         "gpus": cfg.aggregate.gpus, "replicas": cfg.aggregate.replicas,
     });
-    let run_id = store.create_linked_run(
-        kind,
-        &cfg.label,
-        servescope_proto::now_ns(),
-        &args.to_string(),
-        &links,
-    )?;
+    let (run_id, done, mut next_index) = match cfg.resume {
+        Some(run) => {
+            let r = store.resume_sweep(run, kind)?;
+            // The probe after the last stored point used the index past its requests.
+            (run, r.done, r.next_index + usize::from(cfg.probe))
+        }
+        None => {
+            let run = store.create_linked_run(
+                kind,
+                &cfg.label,
+                servescope_proto::now_ns(),
+                &args.to_string(),
+                &links,
+            )?;
+            (run, Vec::new(), 0)
+        }
+    };
     let client = HttpClient::new(cfg.max_connections);
     let target = Arc::new(cfg.target.clone());
     let trials = cfg.trials.max(1);
@@ -205,10 +219,12 @@ pub async fn run_sweep(
         .points
         .store(cfg.points.len() * trials, Ordering::Relaxed);
     let mut results = Vec::new();
-    let mut next_index = 0usize;
     let mut status = "done";
     for (pi, arrival) in cfg.points.iter().enumerate() {
         for trial in 0..trials {
+            if done.contains(&(pi as i64, trial as i64)) {
+                continue;
+            }
             progress.point.store(pi * trials + trial, Ordering::Relaxed);
             progress.done.store(0, Ordering::Relaxed);
             progress.failed.store(0, Ordering::Relaxed);

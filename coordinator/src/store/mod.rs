@@ -10,6 +10,7 @@ mod fabric;
 mod load;
 mod point;
 mod requests;
+mod resume;
 mod runs;
 mod schema;
 
@@ -18,7 +19,8 @@ pub use exp::{ExpPoint, ExpPointRow, ExperimentRow};
 pub use load::{LoadPoint, PointRow};
 pub use point::{arrival_json, ExpPointFacts, PointConfig, ProbeVerdict};
 pub use requests::StoredRequest;
-pub use runs::{RunKind, RunLinks, RunRow};
+pub use resume::{check_resumable, AgentCursor, ResumedRun};
+pub use runs::{RunKind, RunLinks, RunRow, INTERRUPTED};
 
 use std::path::Path;
 
@@ -44,6 +46,10 @@ pub enum StoreError {
     SchemaTooNew { found: i64, supported: i64 },
     #[error("no run {0} in the store")]
     NoRun(i64),
+    #[error("store {path} is full (disk or size limit): nothing more could be written; what was committed before is kept")]
+    Full { path: String },
+    #[error("run {run} cannot be resumed: {why}")]
+    NotResumable { run: i64, why: String },
     #[error("corrupt {what} in the store: {message}")]
     Corrupt { what: &'static str, message: String },
 }
@@ -73,6 +79,8 @@ pub struct StoredSample {
 
 pub struct Store {
     conn: Connection,
+    /// Where the store lives (":memory:" for an in-memory one), for errors.
+    path: String,
 }
 
 impl Store {
@@ -82,21 +90,52 @@ impl Store {
             path: path.display().to_string(),
             source,
         })?;
-        Self::init(conn)
+        Self::init(conn, path.display().to_string())
     }
 
     /// An in-memory store (tests).
     pub fn in_memory() -> Result<Store> {
-        Self::init(Connection::open_in_memory()?)
+        Self::init(Connection::open_in_memory()?, ":memory:".into())
     }
 
-    fn init(conn: Connection) -> Result<Store> {
+    /// Caps the store file at `pages` database pages for this connection: writes
+    /// past it fail as on a full disk ([`StoreError::Full`]). Tests use it to
+    /// simulate a full disk without mounting one.
+    pub fn limit_pages(&self, pages: u64) -> Result<()> {
+        let _: i64 = self
+            .conn
+            .query_row(&format!("PRAGMA max_page_count = {pages}"), [], |r| {
+                r.get(0)
+            })?;
+        Ok(())
+    }
+
+    /// A write error, named [`StoreError::Full`] when the disk (or the page limit)
+    /// is full.
+    fn write_error(&self, e: rusqlite::Error) -> StoreError {
+        match e.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::DiskFull) => StoreError::Full {
+                path: self.path.clone(),
+            },
+            _ => StoreError::Sql(e),
+        }
+    }
+
+    /// `e`, named [`StoreError::Full`] if it is a full disk.
+    pub(crate) fn name_full(&self, e: StoreError) -> StoreError {
+        match e {
+            StoreError::Sql(e) => self.write_error(e),
+            e => e,
+        }
+    }
+
+    fn init(conn: Connection, path: String) -> Result<Store> {
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         // journal_mode returns a row; in-memory databases answer "memory".
         let _: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
         conn.execute_batch("PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;")?;
         schema::migrate(&conn)?;
-        Ok(Store { conn })
+        Ok(Store { conn, path })
     }
 
     /// Registers an agent instance (address + hostname + instance id); idempotent.
@@ -162,8 +201,20 @@ impl Store {
         Ok(())
     }
 
-    /// Stores samples in one transaction; duplicates (same agent, seq) are ignored.
+    /// Stores samples in one transaction with the agent's cursor (the last
+    /// sequence accounted for); duplicates (same agent, seq) are ignored. A full
+    /// disk rolls the whole batch back: samples and cursor stay consistent.
     pub fn save_samples(&mut self, run: i64, agent: i64, samples: &[Sample]) -> Result<usize> {
+        self.save_samples_tx(run, agent, samples)
+            .map_err(|e| self.write_error(e))
+    }
+
+    fn save_samples_tx(
+        &mut self,
+        run: i64,
+        agent: i64,
+        samples: &[Sample],
+    ) -> rusqlite::Result<usize> {
         let tx = self.conn.transaction()?;
         let mut n = 0;
         {
@@ -182,16 +233,28 @@ impl Store {
                 ])?;
             }
         }
+        if let Some(last) = samples.iter().map(|s| s.seq).max() {
+            resume::advance_cursor(&tx, run, agent, last)?;
+        }
         tx.commit()?;
         Ok(n)
     }
 
-    pub fn save_gap(&self, run: i64, agent: i64, t_ns: u64, g: &Gap) -> Result<()> {
-        self.conn.execute(
-            "INSERT INTO gaps(run_id, agent_id, t_ns, requested_from_seq, resumed_at_seq, lost) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![run, agent, t_ns as i64, g.requested_from_seq as i64, g.resumed_at_seq as i64, g.lost as i64],
-        )?;
-        Ok(())
+    /// Stores a gap and moves the agent's cursor past what it lost, in one
+    /// transaction (a resume then does not count the loss twice).
+    pub fn save_gap(&mut self, run: i64, agent: i64, t_ns: u64, g: &Gap) -> Result<()> {
+        let r = (|| {
+            let tx = self.conn.transaction()?;
+            tx.execute(
+                "INSERT INTO gaps(run_id, agent_id, t_ns, requested_from_seq, resumed_at_seq, lost) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![run, agent, t_ns as i64, g.requested_from_seq as i64, g.resumed_at_seq as i64, g.lost as i64],
+            )?;
+            if g.resumed_at_seq > 0 {
+                resume::advance_cursor(&tx, run, agent, g.resumed_at_seq - 1)?;
+            }
+            tx.commit()
+        })();
+        r.map_err(|e| self.write_error(e))
     }
 
     pub fn add_reconnect(&self, run: i64, agent: i64) -> Result<()> {

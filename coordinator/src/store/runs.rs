@@ -5,6 +5,11 @@
 use rusqlite::{params, OptionalExtension};
 
 use super::{Result, Store, StoreError};
+use crate::recorder::Recorder;
+
+/// The status shown for a run still marked running whose recording process is
+/// gone (it crashed or was killed); `record --resume` takes it back to running.
+pub const INTERRUPTED: &str = "interrupted";
 
 /// What made a run. Stored as the text [`RunKind::as_str`] gives (the strings of
 /// every earlier version), fixed when the run is created.
@@ -83,6 +88,8 @@ pub struct RunRow {
     pub samples: i64,
     /// Measured (non-warm-up) requests of a load run.
     pub requests: i64,
+    /// The process that records (or recorded) the run, where known.
+    pub recorder: Option<Recorder>,
 }
 
 /// A run's links to other runs and to its experiment.
@@ -130,7 +137,9 @@ impl Store {
                 links.experiment
             ],
         )?;
-        Ok(self.conn.last_insert_rowid())
+        let run = self.conn.last_insert_rowid();
+        self.set_recorder(run, &Recorder::this_process())?;
+        Ok(run)
     }
 
     pub fn finish_run(&self, run: i64, ended_ns: u64, status: &str) -> Result<()> {
@@ -147,7 +156,8 @@ impl Store {
                     (SELECT COUNT(*) FROM run_agents a WHERE a.run_id = r.id),
                     (SELECT COUNT(*) FROM samples s WHERE s.run_id = r.id),
                     (SELECT COUNT(*) FROM requests q JOIN load_points p ON q.point_id = p.id
-                      WHERE p.run_id = r.id AND q.warmup = 0)
+                      WHERE p.run_id = r.id AND q.warmup = 0),
+                    r.recorder_host, r.recorder_boot, r.recorder_pid, r.recorder_start
              FROM runs r ORDER BY r.id",
         )?;
         let rows = st.query_map([], |r| {
@@ -163,6 +173,15 @@ impl Store {
                     agents: r.get(6)?,
                     samples: r.get(7)?,
                     requests: r.get(8)?,
+                    recorder: match (r.get::<_, Option<String>>(9)?, r.get::<_, Option<i64>>(11)?) {
+                        (Some(host), Some(pid)) => Some(Recorder {
+                            host,
+                            boot: r.get::<_, Option<String>>(10)?.unwrap_or_default(),
+                            pid: u32::try_from(pid).unwrap_or(0),
+                            start: r.get::<_, Option<i64>>(12)?.unwrap_or(0) as u64,
+                        }),
+                        _ => None,
+                    },
                 },
             ))
         })?;
@@ -173,6 +192,11 @@ impl Store {
                 what: "run kind",
                 message: format!("run {} has unknown kind {kind:?}", run.id),
             })?;
+            if run.status == "running"
+                && run.recorder.as_ref().and_then(Recorder::alive) == Some(false)
+            {
+                run.status = INTERRUPTED.to_string();
+            }
             out.push(run);
         }
         Ok(out)

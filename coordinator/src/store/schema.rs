@@ -5,7 +5,7 @@ use rusqlite::Connection;
 use super::{Result, StoreError};
 
 /// Current schema version.
-pub const VERSION: i64 = 7;
+pub const VERSION: i64 = 8;
 
 const V1: &str = "
 CREATE TABLE runs(
@@ -193,7 +193,37 @@ const V7: &str = "
 ALTER TABLE fabric_results ADD COLUMN nixl_pb BLOB;
 ";
 
-const STEPS: [&str; VERSION as usize] = [V1, V2, V3, V4, V5, V6, V7];
+/// v8: resuming from the store. Per run and agent the last sequence accounted for
+/// (stored, or counted lost in a gap), written in the transaction of its samples;
+/// agent restarts within a run (the agent row before and after); the recording
+/// process of each run (host, boot, pid, start time) to tell a dead recorder.
+/// Old stores get their cursors from their samples and gaps.
+const V8: &str = "
+CREATE TABLE agent_cursors(
+    run_id INTEGER NOT NULL REFERENCES runs(id),
+    agent_id INTEGER NOT NULL REFERENCES agents(id),
+    last_seq INTEGER NOT NULL,
+    PRIMARY KEY(run_id, agent_id)
+) WITHOUT ROWID;
+INSERT INTO agent_cursors(run_id, agent_id, last_seq)
+    SELECT run_id, agent_id, MAX(last_seq) FROM (
+        SELECT run_id, agent_id, MAX(seq) AS last_seq FROM samples GROUP BY run_id, agent_id
+        UNION ALL
+        SELECT run_id, agent_id, MAX(resumed_at_seq) - 1 FROM gaps GROUP BY run_id, agent_id
+    ) GROUP BY run_id, agent_id;
+CREATE TABLE agent_restarts(
+    run_id INTEGER NOT NULL REFERENCES runs(id),
+    before_agent_id INTEGER NOT NULL REFERENCES agents(id),
+    after_agent_id INTEGER NOT NULL REFERENCES agents(id),
+    t_ns INTEGER NOT NULL
+);
+ALTER TABLE runs ADD COLUMN recorder_host TEXT;
+ALTER TABLE runs ADD COLUMN recorder_boot TEXT;
+ALTER TABLE runs ADD COLUMN recorder_pid INTEGER;
+ALTER TABLE runs ADD COLUMN recorder_start INTEGER;
+";
+
+const STEPS: [&str; VERSION as usize] = [V1, V2, V3, V4, V5, V6, V7, V8];
 
 /// Brings the schema to [`VERSION`], one transaction per version.
 pub fn migrate(conn: &Connection) -> Result<()> {
@@ -211,10 +241,22 @@ pub(super) fn migrate_to(conn: &Connection, target: i64) -> Result<()> {
     }
     for (i, ddl) in STEPS.iter().enumerate() {
         let next = i as i64 + 1;
-        if v < next && next <= target {
-            conn.execute_batch(&format!(
-                "BEGIN; {ddl} PRAGMA user_version = {next}; COMMIT;"
-            ))?;
+        if v >= next || next > target {
+            continue;
+        }
+        // Two processes opening a new store at once: the write lock first, then
+        // the version again, so the second finds the step done instead of failing
+        // on tables that exist.
+        conn.execute_batch("BEGIN IMMEDIATE")?;
+        let now: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        let step = if now >= next {
+            conn.execute_batch("COMMIT")
+        } else {
+            conn.execute_batch(&format!("{ddl} PRAGMA user_version = {next}; COMMIT;"))
+        };
+        if let Err(e) = step {
+            let _ = conn.execute_batch("ROLLBACK");
+            return Err(e.into());
         }
     }
     Ok(())
@@ -290,6 +332,51 @@ mod tests {
         assert_eq!(links(1), (Some(2), Some(3), None));
         assert_eq!(links(2), (None, None, Some(1)));
         assert_eq!(links(3), (None, None, None));
+    }
+
+    #[test]
+    fn a_version_7_store_gets_cursors_from_its_samples_and_gaps() {
+        let conn = Connection::open_in_memory().expect("open");
+        migrate_to(&conn, 7).expect("v7");
+        conn.execute_batch(
+            "INSERT INTO runs(kind, started_ns, status) VALUES ('record', 1, 'running');
+             INSERT INTO agents(address, hostname, instance) VALUES ('a', 'h', 1), ('b', 'h', 2);
+             INSERT INTO samples VALUES (1, 1, 3, 0, 0, x''), (1, 1, 4, 0, 0, x''),
+                                        (1, 2, 2, 0, 0, x'');
+             INSERT INTO gaps VALUES (1, 2, 0, 3, 10, 7);",
+        )
+        .expect("old rows");
+        migrate(&conn).expect("v8");
+        let mut st = conn
+            .prepare("SELECT agent_id, last_seq FROM agent_cursors ORDER BY agent_id")
+            .expect("cursors");
+        let got: Vec<(i64, i64)> = st
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .expect("query")
+            .collect::<std::result::Result<_, _>>()
+            .expect("rows");
+        assert_eq!(got, vec![(1, 4), (2, 9)]);
+        let host: Option<String> = conn
+            .query_row("SELECT recorder_host FROM runs", [], |r| r.get(0))
+            .expect("column");
+        assert_eq!(host, None);
+    }
+
+    #[test]
+    fn stores_opened_at_once_by_many_migrate_once() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("s.db");
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let path = path.clone();
+                std::thread::spawn(move || super::super::Store::open(&path).map(|_| ()))
+            })
+            .collect();
+        for t in threads {
+            t.join().expect("thread").expect("opens");
+        }
+        let conn = Connection::open(&path).expect("open");
+        assert_eq!(version(&conn), VERSION);
     }
 
     #[test]

@@ -103,6 +103,7 @@ async fn engine_logs_stand_in_for_metrics() {
         label: "plain".into(),
         max_connections: 8,
         point_hook: None,
+        resume: None,
     };
     let (run_id, _) = run_load(load, Arc::new(LoadProgress::default()))
         .await

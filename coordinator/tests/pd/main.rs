@@ -153,6 +153,7 @@ async fn run_inner(
         label: "pd test".into(),
         max_connections: 64,
         point_hook: None,
+        resume: None,
     };
     let out = pd_run(
         PdRunConfig {
