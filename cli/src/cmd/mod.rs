@@ -1,3 +1,4 @@
+pub mod columns;
 pub mod common;
 pub mod compare;
 pub mod demo;
