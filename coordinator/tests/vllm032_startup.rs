@@ -203,3 +203,43 @@ fn vllm032_unplaced_lines_are_flagged() {
         .iter()
         .all(|u| !u.text.contains("Loading safetensors")));
 }
+
+#[test]
+fn vllm032_startup_run_separates_its_own_polling_from_the_engine() {
+    use servescope_coordinator::startup::run::{
+        merge, timeline_text, ClientTimes, RunOptions, AFTER_READY_S, DEFAULT_POLL,
+    };
+    use servescope_coordinator::startup::SERVER_UP_NS;
+    let log = parse(&read("serve-plain.log"));
+    let ready = log.timeline.get(K::ApiReady).unwrap();
+    // "Supported tasks:" (07:33:57) is the API-ready line; the server listens from
+    // "Starting vLLM server on" (07:33:58, line 70).
+    assert_eq!(ready.attrs["server_up_line"], "70");
+    let up: i64 = ready.attrs[SERVER_UP_NS].parse().unwrap();
+    assert_eq!(up - ready.start_ns.unwrap(), S);
+    let at = |d_ms: i64| u64::try_from(up + d_ms * 1_000_000).unwrap();
+    let c = ClientTimes {
+        health_ok_ns: Some(at(180)),
+        health_polls: 400,
+        first_request_ns: Some(at(250)),
+        first_token_ns: Some(at(300)),
+        answer_ns: Some(at(320)),
+        attempts: 1,
+        ..Default::default()
+    };
+    let t = merge(&[log], &c, 1.0);
+    let fr = t.get(K::FirstRequest).unwrap();
+    assert_eq!(fr.attrs[AFTER_READY_S], "0.250");
+    assert_eq!(fr.attrs["health_polls"], "400");
+    let text = timeline_text(&t, c.answer_ns);
+    assert!(
+        text.contains(
+            "the client sent the first request 0.250 s after the engine said it was ready"
+        ),
+        "{text}"
+    );
+    // The client polls often enough that its part stays a small fraction of a second.
+    assert!(DEFAULT_POLL <= std::time::Duration::from_millis(100));
+    let o = RunOptions::new("http://127.0.0.1:1", "m", ParseOptions::new(2026));
+    assert_eq!(o.poll, DEFAULT_POLL);
+}

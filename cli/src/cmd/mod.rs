@@ -15,6 +15,7 @@ pub mod record;
 pub mod report;
 pub mod runs;
 pub mod show;
+pub mod show_startup;
 pub mod sim;
 pub mod startup;
 pub mod startup_common;

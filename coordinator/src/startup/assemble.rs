@@ -10,6 +10,10 @@ use super::patterns::{Event, PATTERNS};
 use super::phase::{s_to_ns, Phase, PhaseKind, Source, Timeline};
 use super::ranks::{figures, fmt_s, from_figs};
 
+/// Attribute of the API-ready phase: when the engine's log says the HTTP server
+/// listens (ns), where that differs from the first API-ready line.
+pub const SERVER_UP_NS: &str = "server_up_ns";
+
 fn instant(kind: PhaseKind, hits: &[Hit]) -> Option<Phase> {
     let h = hits.iter().filter(|h| h.ts_ns.is_some()).min_by_key(|h| {
         (
@@ -294,7 +298,20 @@ pub(super) fn build(p: &Found<'_>) -> Timeline {
         t.phases.extend(cpu_warmup);
     }
     let ready = of(Event::ApiReady);
-    t.phases.extend(instant(PhaseKind::ApiReady, &ready));
+    t.phases
+        .extend(instant(PhaseKind::ApiReady, &ready).map(|mut p| {
+            // When the HTTP server listens (vLLM prints "Supported tasks" before it).
+            let up = ready
+                .iter()
+                .filter(|h| PATTERNS[h.pattern].server_up && !h.ts_inferred)
+                .filter_map(|h| Some((h.line, h.ts_ns?)))
+                .min();
+            if let Some((line, ns)) = up {
+                p.attrs.insert(SERVER_UP_NS.into(), ns.to_string());
+                p.attrs.insert("server_up_line".into(), line.to_string());
+            }
+            p
+        }));
     t.phases.extend(instant(
         PhaseKind::FirstRequest,
         &requests_after_server_up(&ready, of(Event::FirstRequest)),

@@ -12,6 +12,8 @@
 
 pub mod agent_logs;
 mod assemble;
+pub use assemble::SERVER_UP_NS;
+
 pub mod chart;
 pub mod compare;
 mod cpu_runner;
