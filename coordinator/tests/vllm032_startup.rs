@@ -207,7 +207,7 @@ fn vllm032_unplaced_lines_are_flagged() {
 #[test]
 fn vllm032_startup_run_separates_its_own_polling_from_the_engine() {
     use servescope_coordinator::startup::run::{
-        merge, timeline_text, ClientTimes, RunOptions, AFTER_READY_S, DEFAULT_POLL,
+        merge, timeline_text, ClientTimes, RunOptions, AFTER_READY_S, CLIENT_SHARE_S, DEFAULT_POLL,
     };
     use servescope_coordinator::startup::SERVER_UP_NS;
     let log = parse(&read("serve-plain.log"));
@@ -220,6 +220,7 @@ fn vllm032_startup_run_separates_its_own_polling_from_the_engine() {
     let at = |d_ms: i64| u64::try_from(up + d_ms * 1_000_000).unwrap();
     let c = ClientTimes {
         health_ok_ns: Some(at(180)),
+        last_not_ready_ns: Some(at(80)),
         health_polls: 400,
         first_request_ns: Some(at(250)),
         first_token_ns: Some(at(300)),
@@ -230,11 +231,12 @@ fn vllm032_startup_run_separates_its_own_polling_from_the_engine() {
     let t = merge(&[log], &c, 1.0);
     let fr = t.get(K::FirstRequest).unwrap();
     assert_eq!(fr.attrs[AFTER_READY_S], "0.250");
+    assert_eq!(fr.attrs[CLIENT_SHARE_S], "0.170");
     assert_eq!(fr.attrs["health_polls"], "400");
     let text = timeline_text(&t, c.answer_ns);
     assert!(
         text.contains(
-            "the client sent the first request 0.250 s after the engine said it was ready"
+            "first request: 0.250 s after the engine's server-up line (log clock, 1 s resolution); of that, at most 0.170 s is this client's"
         ),
         "{text}"
     );
@@ -242,4 +244,16 @@ fn vllm032_startup_run_separates_its_own_polling_from_the_engine() {
     assert!(DEFAULT_POLL <= std::time::Duration::from_millis(100));
     let o = RunOptions::new("http://127.0.0.1:1", "m", ParseOptions::new(2026));
     assert_eq!(o.poll, DEFAULT_POLL);
+}
+
+#[test]
+fn vllm032_kv_size_in_the_last_second_stays_a_fact() {
+    let r = parse(&read("serve-startup-run.log"));
+    let t = &r.timeline;
+    assert_eq!(secs(t, K::InitEngine), 28.02);
+    assert!(t.get(K::KvCacheAllocation).is_none(), "{t:#?}");
+    assert_eq!(attr(t, K::InitEngine, "kv_tokens"), "524288");
+    assert_eq!(r.unplaced_lines, 0, "{:?}", r.unplaced);
+    assert!(t.get(K::FirstRequest).is_none());
+    assert_rows_disjoint(t);
 }

@@ -281,6 +281,21 @@ pub(super) fn build(p: &Found<'_>) -> Timeline {
         }
         t.phases.push(ph);
     }
+    // KV size and init end in one second (1 s timestamps): no KV phase, the size
+    // stays a fact of init engine.
+    if t.get(PhaseKind::KvCacheAllocation).is_none() {
+        let tokens = figs(Event::KvSize)
+            .first()
+            .and_then(|f| f.nums.first().copied());
+        if let (Some(n), Some(i)) = (
+            tokens,
+            t.phases
+                .iter_mut()
+                .find(|p| p.kind == PhaseKind::InitEngine),
+        ) {
+            i.attrs.insert("kv_tokens".into(), format!("{n}"));
+        }
+    }
     let graph_end = graph.as_ref().and_then(|g| g.end_ns);
     t.phases.extend(graph);
     if let (Some(g), Some(i)) = (graph_end, init_end) {

@@ -20,7 +20,7 @@ mod trial;
 
 pub use render::{
     labeled, merge, merge_with, render_html, render_html_with, timeline_text, waterfall_text,
-    AFTER_READY_S,
+    AFTER_READY_S, CLIENT_SHARE_S,
 };
 use tail::Tail;
 pub use trial::{ClientTimes, Trial};
@@ -233,11 +233,13 @@ async fn wait_and_ask(
             }
         }
         c.health_polls += 1;
+        let sent = clock.ns(Instant::now());
         match get(&get_client, &format!("{}/health", o.endpoint)).await {
             Ok((200, _)) => break,
             Ok((s, _)) => last = s.to_string(),
             Err(e) => last = e,
         }
+        c.last_not_ready_ns = Some(sent);
         if Instant::now() >= deadline {
             return Err(RunError::NotReady {
                 timeout_s: o.timeout.as_secs_f64(),

@@ -13,6 +13,10 @@ use super::trial::{ClientTimes, Trial};
 /// ready (its server-up line, else its first API-ready line); on the log's clock,
 /// so within the log's timestamp resolution.
 pub const AFTER_READY_S: &str = "after_engine_ready_s";
+/// Attribute of the client's first request: the most its own readiness polling
+/// (and `/v1/models` check) can have delayed it, in seconds: from its last failed
+/// `/health` poll to the request.
+pub const CLIENT_SHARE_S: &str = "client_share_max_s";
 
 fn instant(kind: PhaseKind, ns: u64, conf: f32) -> Phase {
     let t = i64::try_from(ns).unwrap_or(i64::MAX);
@@ -65,8 +69,17 @@ pub fn merge_with(
         p.attrs.insert("attempts".into(), c.attempts.to_string());
         p.attrs
             .insert("health_polls".into(), c.health_polls.to_string());
-        // The client's own part of "→ first request": from the engine being ready
-        // to the request leaving (readiness polling, /v1/models).
+        // The client's own part of "→ first request": the endpoint became ready
+        // after its last failed poll, so polling and the /v1/models check delayed
+        // the request by at most this much.
+        if let Some(n) = c.last_not_ready_ns.filter(|n| *n <= ns) {
+            p.attrs.insert(
+                CLIENT_SHARE_S.into(),
+                format!("{:.3}", ns_to_s((ns - n) as i64)),
+            );
+        }
+        // From the engine's server-up line to the request: the HTTP server's own
+        // start, plus the client's share above.
         if let Some(r) = engine_ready {
             let sent = i64::try_from(ns).unwrap_or(i64::MAX);
             p.attrs.insert(
@@ -194,14 +207,16 @@ pub fn timeline_text(t: &Timeline, answer_ns: Option<u64>) -> String {
         f(PhaseKind::FirstToken),
         answer
     );
-    if let Some(w) = t
-        .get(PhaseKind::FirstRequest)
-        .and_then(|p| p.attrs.get(AFTER_READY_S))
-    {
-        let _ = writeln!(
-            s,
-            "the client sent the first request {w} s after the engine said it was ready (its readiness polling, not the engine's)"
-        );
+    if let Some(fr) = t.get(PhaseKind::FirstRequest) {
+        let (after, share) = (fr.attrs.get(AFTER_READY_S), fr.attrs.get(CLIENT_SHARE_S));
+        if after.is_some() || share.is_some() {
+            let _ = writeln!(
+                s,
+                "first request: {} s after the engine's server-up line (log clock, 1 s resolution); of that, at most {} s is this client's (last failed /health poll → request)",
+                after.map_or("–", String::as_str),
+                share.map_or("–", String::as_str),
+            );
+        }
     }
     s
 }
