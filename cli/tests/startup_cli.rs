@@ -109,3 +109,44 @@ fn startup_compare_table_and_html() {
     assert!(failure(&["startup", "compare", "--label", "nolog"]).contains("NAME=LOG"));
     assert!(failure(&["startup", "parse", "/nonexistent.log"]).contains("/nonexistent.log"));
 }
+
+#[test]
+fn show_of_a_startup_run_prints_its_phases() {
+    use servescope_coordinator::startup::run::{merge, ClientTimes, Trial};
+    use servescope_coordinator::startup::{parse_file, ParseOptions};
+    use servescope_coordinator::store::{RunKind, Store};
+    let log = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../coordinator/tests/fixtures/vllm032/serve-plain.log");
+    let parse = parse_file(&log, ParseOptions::new(2026)).unwrap();
+    let c = ClientTimes::default();
+    let trial = Trial {
+        index: 0,
+        timeline: merge(std::slice::from_ref(&parse), &c, 1.0),
+        logs: vec![parse],
+        client: c,
+        error: None,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("s.db");
+    let store = Store::open(&db).unwrap();
+    let args = serde_json::json!({"endpoint": "http://127.0.0.1:18100", "model": "tiny-llama", "trials": [trial]});
+    let run = store
+        .create_run(RunKind::Startup, "cpu", 1, &args.to_string())
+        .unwrap();
+    store.finish_run(run, 2, "done").unwrap();
+    drop(store);
+    let so = success(bin().args(["show", &run.to_string(), "--db"]).arg(&db));
+    for want in [
+        "== trial 1 of 1",
+        "log serve-plain.log: table vllm-0.20..0.33",
+        "0 unplaced",
+        "Init engine",
+        "41.84",
+        "  Warmup",
+        "KV cache allocation",
+        "API ready",
+        "total: → API ready 78.00 s",
+    ] {
+        assert!(so.contains(want), "missing {want:?} in\n{so}");
+    }
+}

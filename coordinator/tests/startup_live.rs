@@ -166,6 +166,11 @@ async fn startup_run_merges_log_and_client_phases() {
     // The engine's "Added request" line is kept as evidence on the client phase.
     let req = t.get(PhaseKind::FirstRequest).unwrap();
     assert!(req.attrs.contains_key("engine_logged_ns"), "{req:?}");
+    // The client's own share of "→ first request": last failed poll → request.
+    let last = tr.client.last_not_ready_ns.expect("a poll failed before ready");
+    assert!(last < tr.client.health_ok_ns.unwrap());
+    let share: f64 = req.attrs[run::CLIENT_SHARE_S].parse().unwrap();
+    assert!(share > 0.0 && share < 2.0, "{req:?}");
     let table = run::waterfall_text(&tr);
     assert!(table.contains("CUDA graph capture") && table.contains("First token"));
     let html = run::render_html(std::slice::from_ref(&tr), "live", "servescope-sim");

@@ -1,3 +1,4 @@
+pub mod columns;
 pub mod common;
 pub mod compare;
 pub mod demo;
@@ -18,6 +19,7 @@ pub mod report;
 pub mod runs;
 pub mod selftest;
 pub mod show;
+pub mod show_startup;
 pub mod sim;
 pub mod startup;
 pub mod startup_common;

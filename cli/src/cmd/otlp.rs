@@ -10,6 +10,7 @@ use servescope_coordinator::otlp::{self, Collected, Limits, Receiver, RequestSum
 use servescope_coordinator::startup::{Phase, PhaseKind};
 use servescope_coordinator::text::utc;
 
+use super::columns::{self, Align};
 use super::common::parse_duration;
 
 #[derive(clap::Args, Debug)]
@@ -78,7 +79,7 @@ async fn listen(a: ListenArgs) -> anyhow::Result<()> {
         );
         return Ok(());
     }
-    print(&got);
+    print!("{}", render(&got));
     Ok(())
 }
 
@@ -96,14 +97,13 @@ fn time(ns: Option<i64>) -> String {
     })
 }
 
-fn print_phase(p: &Phase) {
+fn phase_row(p: &Phase) -> Vec<String> {
     let indent = if p.kind.parent().is_some() { "  " } else { "" };
     let span = p
         .attrs
         .get("otlp.span")
         .or(p.attrs.get("otlp.derived_from"));
-    println!(
-        "{:<24} {:>15} {:>15} {:>9}  {:>4.2}  {:<22} {}",
+    vec![
         format!("{indent}{}", p.kind.label()),
         time(p.start_ns),
         time(p.end_ns),
@@ -112,56 +112,92 @@ fn print_phase(p: &Phase) {
         } else {
             secs(p.seconds())
         },
-        p.confidence,
-        p.process.as_deref().unwrap_or("–"),
-        span.map_or("", String::as_str),
-    );
+        format!("{:.2}", p.confidence),
+        p.process.clone().unwrap_or_else(|| "–".into()),
+        span.cloned().unwrap_or_default(),
+    ]
 }
 
-fn print_requests(s: &RequestSummary) {
-    println!(
-        "{:<20} {:<16} {:>7} {:>6} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
-        s.service,
-        s.host.as_deref().unwrap_or("?"),
-        s.count,
-        s.errors,
+fn request_row(s: &RequestSummary) -> Vec<String> {
+    vec![
+        s.service.clone(),
+        s.host.clone().unwrap_or_else(|| "?".into()),
+        s.count.to_string(),
+        s.errors.to_string(),
         ms(s.ttft_p50_s),
         ms(s.ttft_p99_s),
         ms(s.e2e_p50_s),
         ms(s.e2e_p99_s),
         ms(s.queue_p50_s),
         ms(s.queue_p99_s),
-    );
+    ]
 }
 
-fn print(got: &Collected) {
+const PHASE_HEADER: [&str; 7] = [
+    "phase", "start", "end", "seconds", "conf", "process", "span",
+];
+const PHASE_ALIGN: [Align; 7] = [
+    Align::Left,
+    Align::Right,
+    Align::Right,
+    Align::Right,
+    Align::Right,
+    Align::Left,
+    Align::Left,
+];
+const REQUEST_HEADER: [&str; 10] = [
+    "service",
+    "host",
+    "count",
+    "errors",
+    "ttft p50",
+    "ttft p99",
+    "e2e p50",
+    "e2e p99",
+    "queue p50",
+    "queue p99",
+];
+
+/// What `otlp listen` prints: counters, one startup timeline per engine, the
+/// request summary; columns as wide as their widest cell.
+fn render(got: &Collected) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
     let st = &got.stats;
-    println!(
+    let _ = writeln!(
+        out,
         "{} exports, {} spans: {} startup, {} llm_request, {} dropped (limits), {} invalid",
         st.exports, st.spans, st.startup_spans, st.request_spans, st.dropped, st.invalid
     );
     for s in &got.startups {
         let t = &s.timeline;
-        println!();
-        println!(
+        let _ = writeln!(out);
+        let _ = writeln!(
+            out,
             "== startup: service {} on host {} (times: that host's clock, UTC)",
             s.service,
             t.host.as_deref().unwrap_or("?")
         );
-        if t.phases.is_empty() {
-            println!("no known startup span");
-        } else {
-            println!(
-                "{:<24} {:>15} {:>15} {:>9}  {:>4}  {:<22} span",
-                "phase", "start", "end", "seconds", "conf", "process"
+        if !s.processes.is_empty() {
+            let _ = writeln!(
+                out,
+                "engine processes ({}): {}",
+                s.processes.len(),
+                s.processes.join(", ")
             );
-            for p in &t.phases {
-                print_phase(p);
-            }
-            println!(
-                "first → last phase {} s; → first token {} s",
+        }
+        if t.phases.is_empty() {
+            let _ = writeln!(out, "no known startup span");
+        } else {
+            let rows: Vec<Vec<String>> = t.phases.iter().map(phase_row).collect();
+            out.push_str(&columns::render(&PHASE_HEADER, &PHASE_ALIGN, &rows));
+            let _ = writeln!(
+                out,
+                "total: → API ready {} s, → first request {} s, → first token {} s, first → last phase {} s",
+                secs(t.until(PhaseKind::ApiReady)),
+                secs(t.until(PhaseKind::FirstRequest)),
+                secs(t.until(PhaseKind::FirstToken)),
                 secs(t.total_s()),
-                secs(t.until(PhaseKind::FirstToken))
             );
         }
         if !s.other_spans.is_empty() {
@@ -173,28 +209,75 @@ fn print(got: &Collected) {
                     format!("{} ×{} ({d:.2} s)", o.name, o.count)
                 })
                 .collect();
-            println!("other spans: {}", names.join("; "));
+            let _ = writeln!(out, "other spans: {}", names.join("; "));
         }
     }
     let sums = otlp::summarize(&got.requests);
     if !sums.is_empty() {
-        println!();
-        println!("== llm_request spans (ms, from gen_ai.latency.* attributes)");
-        println!(
-            "{:<20} {:<16} {:>7} {:>6} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
-            "service",
-            "host",
-            "count",
-            "errors",
-            "ttft p50",
-            "ttft p99",
-            "e2e p50",
-            "e2e p99",
-            "queue p50",
-            "queue p99"
+        let _ = writeln!(out);
+        let _ = writeln!(
+            out,
+            "== llm_request spans (ms, from gen_ai.latency.* attributes)"
         );
-        for s in &sums {
-            print_requests(s);
+        let rows: Vec<Vec<String>> = sums.iter().map(request_row).collect();
+        let mut align = [Align::Right; 10];
+        align[0] = Align::Left;
+        align[1] = Align::Left;
+        out.push_str(&columns::render(&REQUEST_HEADER, &align, &rows));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prost::Message;
+    use servescope_coordinator::otlp::Collector;
+    use servescope_proto::otlp::collector::trace::v1::ExportTraceServiceRequest;
+
+    /// The captured vLLM 0.32 exports (`coordinator/tests/fixtures/vllm032/otlp`).
+    fn vllm032() -> Collected {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../coordinator/tests/fixtures/vllm032/otlp");
+        let c = Collector::new(Limits::default());
+        for i in 0..6 {
+            let b = std::fs::read(dir.join(format!("export-{i:03}.pb"))).unwrap();
+            let req = ExportTraceServiceRequest::decode(b.as_slice()).unwrap();
+            c.ingest(&req, Some("127.0.0.1"));
         }
+        c.take()
+    }
+
+    /// The column a header word starts at, on the header line.
+    fn col(header: &str, word: &str) -> usize {
+        header.find(word).unwrap()
+    }
+
+    #[test]
+    fn otlp_listen_columns_hold_long_names() {
+        let text = render(&vllm032());
+        let lines: Vec<&str> = text.lines().collect();
+        // One engine, with its API-ready point and totals.
+        assert_eq!(text.matches("== startup:").count(), 1, "{text}");
+        assert!(text.contains("engine processes (3)"), "{text}");
+        assert!(text.contains("total: → API ready 28.64 s"), "{text}");
+        // The request table: service "unknown_service:python3" (23 chars) and a
+        // 36-char instance id as host; every row's count ends under "count"…
+        let h = lines.iter().position(|l| l.starts_with("service")).unwrap();
+        let header = lines[h];
+        let end_of = |w: &str| col(header, w) + w.len();
+        for row in &lines[h + 1..] {
+            assert!(row.starts_with("unknown_service:python3 "), "{row:?}");
+            let cells: Vec<&str> = row.split_whitespace().collect();
+            assert_eq!(cells.len(), 10, "{row:?}");
+            let count_end = row.find(&format!(" {} ", cells[2])).unwrap() + 1 + cells[2].len();
+            assert_eq!(count_end, end_of("count"), "{header}\n{row}");
+            assert_eq!(row.len(), end_of("queue p99"), "{header}\n{row}");
+        }
+        // …and the phase table's span column starts at one position.
+        let p = lines.iter().position(|l| l.starts_with("phase")).unwrap();
+        let span_col = col(lines[p], "span");
+        let ready = lines.iter().find(|l| l.starts_with("API ready")).unwrap();
+        assert_eq!(ready.find("Overall Loading"), Some(span_col), "{text}");
     }
 }

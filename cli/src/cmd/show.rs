@@ -60,6 +60,10 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             }
         }
     }
+    if r.kind == RunKind::Startup {
+        let args = st.run_args(a.run)?;
+        print!("{}", super::show_startup::render(&args)?);
+    }
     if r.kind == RunKind::Record {
         for s in summarize(&st, a.run)? {
             let host = s

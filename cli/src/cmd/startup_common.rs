@@ -62,6 +62,7 @@ pub fn print_parse(r: &LogParse, offset_s: i32) {
     for w in &r.warnings {
         println!("warning: {w}");
     }
+    print_unplaced(r);
     println!(
         "{:<24} {:>8} {:>8} {:>9}  {:>4}  {:<12} {:<6} range / note",
         "phase", "start", "end", "seconds", "conf", "lines", "rank"
@@ -80,6 +81,7 @@ pub fn print_parse(r: &LogParse, offset_s: i32) {
                 .cloned()
                 .unwrap_or_default(),
         };
+        let note = note + &facts(p);
         println!(
             "{:<24} {:>8} {:>8} {:>9}  {:>4.2}  {:<12} {:<6} {}",
             format!("{indent}{}", p.kind.label()),
@@ -103,4 +105,41 @@ pub fn print_parse(r: &LogParse, offset_s: i32) {
         secs(t.until(PhaseKind::FirstRequest)),
         secs(t.total_s())
     );
+}
+
+/// Engine lines the table recognised but could not place (the first ten).
+fn print_unplaced(r: &LogParse) {
+    if r.unplaced_lines == 0 {
+        return;
+    }
+    println!(
+        "unplaced: {} engine line(s) recognised but not placed with table {}",
+        r.unplaced_lines, r.table
+    );
+    for u in r.unplaced.iter().take(10) {
+        println!("  line {}: {} ({})", u.line, u.text, u.why);
+    }
+    if r.unplaced_lines > 10 {
+        println!("  … {} more (--json lists up to 50)", r.unplaced_lines - 10);
+    }
+}
+
+/// Figures the engine printed that are no phase of their own, e.g. ` [model_init_s=0.203]`.
+fn facts(p: &Phase) -> String {
+    const FACTS: [&str; 5] = [
+        "model_init_s",
+        "profile_run_s",
+        "kv_tokens",
+        "compilation_s",
+        "gib",
+    ];
+    let v: Vec<String> = FACTS
+        .iter()
+        .filter_map(|k| p.attrs.get(*k).map(|v| format!("{k}={v}")))
+        .collect();
+    if v.is_empty() {
+        String::new()
+    } else {
+        format!(" [{}]", v.join(", "))
+    }
 }

@@ -4,7 +4,10 @@
 //! * Startup spans (vLLM ≥ 0.16: `Loading (GPU)`, `Load weights`, `Compile graph`,
 //!   `Capture model`, `Allocate KV cache`, `Warmup (GPU)`, …) become startup
 //!   [`Phase`](crate::startup::Phase)s with [`Source::Otlp`](crate::startup::Source):
-//!   one [`StartupTimeline`] per service and host (see [`startup`] for the name table).
+//!   one [`StartupTimeline`] per engine: its processes export with their own
+//!   resources and are tied together by the startup trace ([`engines`]); vLLM's
+//!   `Overall Loading` span gives the start and the API-ready point (see [`startup`]
+//!   for the name table).
 //!   Span names that are not in the table are kept as [`OtherSpan`]s, never turned
 //!   into phases.
 //! * `llm_request` spans become [`RequestSpan`]s with vLLM's `gen_ai.*` attributes
@@ -19,6 +22,7 @@
 //! distinct startup span names; what is over is counted in [`Stats::dropped`].
 
 mod attrs;
+pub mod engines;
 pub mod receiver;
 pub mod requests;
 pub mod startup;
@@ -76,6 +80,9 @@ pub struct StartupTimeline {
     pub timeline: Timeline,
     /// Spans of names that are not startup phases (or were superseded by a better one).
     pub other_spans: Vec<OtherSpan>,
+    /// The engine's processes that sent startup spans (`vllm.process_name pid=…`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub processes: Vec<String>,
 }
 
 /// Counters of the receiver.

@@ -16,7 +16,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::TcpListenerStream;
 
-use super::startup::{self, Aggs, SpanAgg};
+use super::engines::{self, Sender};
+use super::startup::{self, SpanAgg};
 use super::{attrs, requests, Collected, OtlpError, RequestSpan, ServiceKey, Stats, REQUEST_SPAN};
 
 /// How long [`Receiver::shutdown`] waits for in-flight exports.
@@ -51,7 +52,7 @@ impl Default for Limits {
 
 #[derive(Default)]
 struct State {
-    startup: BTreeMap<ServiceKey, Aggs>,
+    startup: BTreeMap<ServiceKey, Sender>,
     names: usize,
     requests: Vec<RequestSpan>,
     stats: Stats,
@@ -129,22 +130,30 @@ impl Collector {
                 attrs::truncate(&mut name, attrs::MAX_VALUE_CHARS);
                 let span_attrs = || attrs::to_map(&span.attributes, lim.max_attrs, &[]);
                 let names = st.names;
-                let group = st.startup.entry(key.clone()).or_default();
+                let sender = st.startup.entry(key.clone()).or_default();
                 let agg_key = (name, process.clone());
-                if let Some(agg) = group.get_mut(&agg_key) {
+                if let Some(agg) = sender.aggs.get_mut(&agg_key) {
                     agg.add(s, e, span_attrs);
                 } else if names < lim.max_names {
-                    group.insert(agg_key, SpanAgg::new(s, e, span_attrs()));
+                    sender
+                        .aggs
+                        .insert(agg_key, SpanAgg::new(s, e, span_attrs()));
                     st.names += 1;
                 } else {
                     st.stats.dropped = st.stats.dropped.saturating_add(1);
                     rejected += 1;
                     continue;
                 }
+                if let Some(sender) = st.startup.get_mut(&key) {
+                    sender.add_trace(attrs::id_hex(&span.trace_id));
+                    if sender.peer.is_none() {
+                        sender.peer = peer.map(str::to_string);
+                    }
+                }
                 st.stats.startup_spans += 1;
             }
         }
-        st.startup.retain(|_, g| !g.is_empty());
+        st.startup.retain(|_, g| !g.aggs.is_empty());
         rejected
     }
 
@@ -166,20 +175,26 @@ impl Collector {
     }
 }
 
+/// One startup timeline per engine ([`engines::group`]); its first request is the
+/// earliest `llm_request` span any of its processes sent.
 fn collected(
-    startup: &BTreeMap<ServiceKey, Aggs>,
+    startup: &BTreeMap<ServiceKey, Sender>,
     requests: Vec<RequestSpan>,
     stats: Stats,
 ) -> Collected {
-    let startups = startup
+    let startups = engines::group(startup)
         .iter()
-        .map(|(key, aggs)| {
+        .map(|e| {
             let first = requests
                 .iter()
-                .filter(|r| r.service == key.service && r.host == key.host)
+                .filter(|r| {
+                    e.members
+                        .iter()
+                        .any(|m| r.service == m.service && r.host == m.host)
+                })
                 .filter(|r| r.start_ns.is_some())
                 .min_by_key(|r| r.start_ns);
-            startup::build(key, aggs, first)
+            startup::build(&e.key, &e.aggs, first)
         })
         .collect();
     Collected {

@@ -23,7 +23,7 @@ use crate::startup::{Phase, PhaseKind, Source, Timeline};
 /// worker's whole model load; `Load model`, the loader call inside it, is a
 /// fallback; `Compile graph` covers cache loads too, so it only stands in for
 /// `Inductor compilation`).
-pub const PHASE_SPANS: [(&str, PhaseKind, f32); 12] = [
+pub const PHASE_SPANS: [(&str, PhaseKind, f32); 13] = [
     ("Loading (GPU)", PhaseKind::ModelLoad, 1.0),
     ("Loading (CPU)", PhaseKind::ModelLoad, 1.0),
     ("Load model", PhaseKind::ModelLoad, 0.9),
@@ -33,6 +33,9 @@ pub const PHASE_SPANS: [(&str, PhaseKind, f32); 12] = [
     ("Inductor compilation", PhaseKind::InductorCompile, 1.0),
     ("Compile graph", PhaseKind::InductorCompile, 0.8),
     ("Allocate KV cache", PhaseKind::KvCacheAllocation, 1.0),
+    // The engine core's `_initialize_kv_caches`: what the log's "init engine
+    // (profile, create kv cache, warmup model) took" times.
+    ("Prepare model", PhaseKind::InitEngine, 1.0),
     ("Capture model", PhaseKind::CudaGraphCapture, 1.0),
     ("Warmup (GPU)", PhaseKind::Warmup, 1.0),
     ("Warmup (CPU)", PhaseKind::Warmup, 1.0),
@@ -78,6 +81,18 @@ impl SpanAgg {
         if end_ns > self.end_ns {
             self.end_ns = end_ns;
             self.attrs = attrs();
+        }
+    }
+}
+
+impl SpanAgg {
+    /// Adds the spans of another aggregate (of the same name and process).
+    pub fn merge(&mut self, o: &SpanAgg) {
+        self.count = self.count.saturating_add(o.count);
+        self.start_ns = self.start_ns.min(o.start_ns);
+        if o.end_ns > self.end_ns {
+            self.end_ns = o.end_ns;
+            self.attrs = o.attrs.clone();
         }
     }
 }
@@ -161,6 +176,14 @@ pub fn build(
     }
     trim_warmup(&mut timeline);
     derive_compile(&mut timeline);
+    if let Some(c) = chosen.get(OVERALL) {
+        overall_loading(&mut timeline, c);
+        used.push(OVERALL);
+    }
+    if let Some(c) = chosen.get(MODEL_INIT) {
+        model_init(&mut timeline, c);
+        used.push(MODEL_INIT);
+    }
     if !timeline.phases.is_empty() {
         add_first_request(&mut timeline, first_request);
         timeline.fill_gaps(1.0);
@@ -177,10 +200,56 @@ pub fn build(
             processes: c.processes,
         })
         .collect();
+    let processes: std::collections::BTreeSet<String> =
+        aggs.keys().filter_map(|(_, p)| p.clone()).collect();
     StartupTimeline {
         service: key.service.clone(),
         timeline,
         other_spans,
+        processes: processes.into_iter().collect(),
+    }
+}
+
+/// vLLM's root startup span (API server: from making the engine client to the
+/// engine being ready, every other startup span inside it).
+pub const OVERALL: &str = "Overall Loading";
+/// The model object built, inside the model load.
+const MODEL_INIT: &str = "Initialize model";
+
+/// `Overall Loading`: its start → the model load is the fixed init (process
+/// spawn, engine config, executor and worker init), its end the API-ready point.
+fn overall_loading(t: &mut Timeline, c: &Chosen) {
+    let (s, e) = (c.agg.start_ns, c.agg.end_ns);
+    let load = t.get(PhaseKind::ModelLoad).and_then(|p| p.start_ns);
+    if let Some(l) = load.filter(|l| *l > s) {
+        let mut p = Phase::new(PhaseKind::FixedInit, Source::Otlp, 0.9).span(s, l);
+        p.process = c.process.map(str::to_string);
+        p.attrs.insert(
+            "otlp.derived_from".into(),
+            format!("start of {OVERALL} → start of the model load"),
+        );
+        t.phases.push(p);
+    }
+    let mut ready = instant(PhaseKind::ApiReady, e, None);
+    ready.confidence = 0.9;
+    ready.process = c.process.map(str::to_string);
+    ready.attrs.insert("otlp.span".into(), OVERALL.into());
+    ready.attrs.insert(
+        "evidence".into(),
+        format!("end of {OVERALL}: the engine client is ready, the HTTP server starts"),
+    );
+    ready.attrs.insert(
+        "otlp.total_s".into(),
+        format!("{:.3}", (e - s) as f64 / 1e9),
+    );
+    t.phases.push(ready);
+}
+
+/// `Initialize model` as a fact of the model load (`model_init_s`).
+fn model_init(t: &mut Timeline, c: &Chosen) {
+    if let Some(p) = t.phases.iter_mut().find(|p| p.kind == PhaseKind::ModelLoad) {
+        let d = (c.agg.end_ns - c.agg.start_ns) as f64 / 1e9;
+        p.attrs.insert("model_init_s".into(), format!("{d:.3}"));
     }
 }
 

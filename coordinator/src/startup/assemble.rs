@@ -4,10 +4,15 @@
 //! lines with a lower confidence, and what no line explains is left to the
 //! unattributed gaps.
 
+use super::cpu_runner::{self, add_fact};
 use super::hits::{Found, Hit};
 use super::patterns::{Event, PATTERNS};
 use super::phase::{s_to_ns, Phase, PhaseKind, Source, Timeline};
 use super::ranks::{figures, fmt_s, from_figs};
+
+/// Attribute of the API-ready phase: when the engine's log says the HTTP server
+/// listens (ns), where that differs from the first API-ready line.
+pub const SERVER_UP_NS: &str = "server_up_ns";
 
 fn instant(kind: PhaseKind, hits: &[Hit]) -> Option<Phase> {
     let h = hits.iter().filter(|h| h.ts_ns.is_some()).min_by_key(|h| {
@@ -111,6 +116,12 @@ pub(super) fn build(p: &Found<'_>) -> Timeline {
         }
         ph
     });
+    let model = model
+        .or_else(|| cpu_runner::model_load(hits))
+        .map(|mut ph| {
+            add_fact(&mut ph, hits, Event::ModelInit, "model_init_s");
+            ph
+        });
     let load_start = figs(Event::LoadStart).first().and_then(|f| f.end);
     let init_from = actor.or(first);
     let fixed_end = load_start.or(model.as_ref().and_then(|m| m.start_ns));
@@ -162,6 +173,7 @@ pub(super) fn build(p: &Found<'_>) -> Timeline {
         {
             ph.attrs.insert("compilation_s".into(), fmt_s(c));
         }
+        add_fact(&mut ph, hits, Event::ProfileRun, "profile_run_s");
         ph
     });
     let init_end = init.as_ref().and_then(|i| i.end_ns);
@@ -234,16 +246,27 @@ pub(super) fn build(p: &Found<'_>) -> Timeline {
     // The engine core states the KV cache size, then allocates it.
     let kv_size = figs(Event::KvSize).first().and_then(|f| f.end);
     let kv_from = kv_size.map(|k| k.max(kv_avail.unwrap_or(k)));
-    // Without a capture line nothing bounds it (eager mode, or the line is lost):
-    // that time stays unattributed rather than guessed.
-    let kv_end = graph.as_ref().and_then(|g| g.start_ns);
-    if let Some(mut ph) = between(
-        PhaseKind::KvCacheAllocation,
-        kv_from,
-        kv_end,
-        0.5,
-        "\"KV cache size\" → start of CUDA graph capture (includes pre-capture warmup)",
-    ) {
+    // The CPU runner warms up (and compiles) before sizing the KV cache, and
+    // captures nothing: its KV cache is allocated by the end of init engine.
+    let cpu_warmup = cpu_runner::warmup(hits);
+    let cpu_kv_end = cpu_warmup
+        .as_ref()
+        .and_then(|w| w.end_ns)
+        .filter(|w| graph.is_none() && kv_from.is_some_and(|k| *w <= k))
+        .and(init_end);
+    // Otherwise, without a capture line nothing bounds it (eager mode, or the line
+    // is lost): that time stays unattributed rather than guessed.
+    let (kv_end, kv_note) = match graph.as_ref().and_then(|g| g.start_ns) {
+        Some(g) => (
+            Some(g),
+            "\"KV cache size\" → start of CUDA graph capture (includes pre-capture warmup)",
+        ),
+        None => (
+            cpu_kv_end,
+            "\"KV cache size\" → end of init engine (CPU runner: warm-up came first, no capture)",
+        ),
+    };
+    if let Some(mut ph) = between(PhaseKind::KvCacheAllocation, kv_from, kv_end, 0.5, kv_note) {
         if let Some(f) = figs(Event::KvSize).first() {
             if let Some(n) = f.nums.first() {
                 ph.attrs.insert("kv_tokens".into(), format!("{n}"));
@@ -258,6 +281,21 @@ pub(super) fn build(p: &Found<'_>) -> Timeline {
         }
         t.phases.push(ph);
     }
+    // KV size and init end in one second (1 s timestamps): no KV phase, the size
+    // stays a fact of init engine.
+    if t.get(PhaseKind::KvCacheAllocation).is_none() {
+        let tokens = figs(Event::KvSize)
+            .first()
+            .and_then(|f| f.nums.first().copied());
+        if let (Some(n), Some(i)) = (
+            tokens,
+            t.phases
+                .iter_mut()
+                .find(|p| p.kind == PhaseKind::InitEngine),
+        ) {
+            i.attrs.insert("kv_tokens".into(), format!("{n}"));
+        }
+    }
     let graph_end = graph.as_ref().and_then(|g| g.end_ns);
     t.phases.extend(graph);
     if let (Some(g), Some(i)) = (graph_end, init_end) {
@@ -271,12 +309,47 @@ pub(super) fn build(p: &Found<'_>) -> Timeline {
             ));
         }
     }
+    if t.get(PhaseKind::Warmup).is_none() {
+        t.phases.extend(cpu_warmup);
+    }
+    let ready = of(Event::ApiReady);
     t.phases
-        .extend(instant(PhaseKind::ApiReady, &of(Event::ApiReady)));
-    t.phases
-        .extend(instant(PhaseKind::FirstRequest, &of(Event::FirstRequest)));
+        .extend(instant(PhaseKind::ApiReady, &ready).map(|mut p| {
+            // When the HTTP server listens (vLLM prints "Supported tasks" before it).
+            let up = ready
+                .iter()
+                .filter(|h| PATTERNS[h.pattern].server_up && !h.ts_inferred)
+                .filter_map(|h| Some((h.line, h.ts_ns?)))
+                .min();
+            if let Some((line, ns)) = up {
+                p.attrs.insert(SERVER_UP_NS.into(), ns.to_string());
+                p.attrs.insert("server_up_line".into(), line.to_string());
+            }
+            p
+        }));
+    t.phases.extend(instant(
+        PhaseKind::FirstRequest,
+        &requests_after_server_up(&ready, of(Event::FirstRequest)),
+    ));
     t.fill_gaps(p.opts.min_gap_s);
     t
+}
+
+/// Request lines printed after the server listens: the first line that says so
+/// (else the first API-ready line). A log without either keeps them all. vLLM
+/// prints some of these wordings while it is still starting (0.32 detects the chat
+/// template format before "Starting vLLM server on"), which is no request.
+fn requests_after_server_up(ready: &[Hit], requests: Vec<Hit>) -> Vec<Hit> {
+    let up = ready
+        .iter()
+        .filter(|h| PATTERNS[h.pattern].server_up)
+        .map(|h| h.line)
+        .min()
+        .or_else(|| ready.iter().map(|h| h.line).min());
+    match up {
+        Some(line) => requests.into_iter().filter(|h| h.line > line).collect(),
+        None => requests,
+    }
 }
 
 fn cache_dir(hits: &[Hit]) -> Option<String> {

@@ -15,6 +15,7 @@ pub fn color(k: PhaseKind) -> &'static str {
         PhaseKind::FixedInit => 1,
         PhaseKind::CompileCacheDownload => 2,
         PhaseKind::ModelLoad => 3,
+        PhaseKind::InitEngine => 7,
         PhaseKind::TorchCompile => 4,
         PhaseKind::MemoryProfiling => 5,
         PhaseKind::KvCacheAllocation => 6,

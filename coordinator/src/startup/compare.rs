@@ -122,11 +122,12 @@ pub struct Comparison {
     pub columns: Vec<&'static str>,
 }
 
-/// Waterfall kinds in stacking order.
+/// Waterfall kinds in stacking order (a container stacks only in a timeline
+/// without any of its parts: [`Timeline::is_row`]).
 pub fn stack_kinds() -> Vec<PhaseKind> {
     PhaseKind::ALL
         .into_iter()
-        .filter(|k| k.in_waterfall())
+        .filter(|k| k.in_waterfall() || k.is_container())
         .collect()
 }
 
@@ -252,6 +253,7 @@ pub fn text_table(c: &Comparison) -> String {
 fn span_s(t: &Timeline, k: PhaseKind) -> Option<f64> {
     let v: Vec<f64> = t
         .of(k)
+        .filter(|p| t.is_row(p))
         .filter_map(|p| match (p.start_ns, p.end_ns) {
             (Some(s), Some(e)) => Some(ns_to_s(e.saturating_sub(s))),
             _ => p.duration_s,

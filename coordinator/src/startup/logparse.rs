@@ -18,6 +18,7 @@ use super::line;
 use super::options::ParseOptions;
 use super::patterns::{self, Cap, Event, Table, PATTERNS, TABLES};
 use super::phase::Timeline;
+use super::unplaced::{states_duration, Unplaced, UnplacedLines};
 
 /// Lines longer than this are skipped (and counted).
 pub const MAX_LINE: usize = 64 * 1024;
@@ -41,6 +42,11 @@ pub struct LogParse {
     pub long_lines_skipped: usize,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// Engine lines recognised but not placed (count, and the first ones).
+    #[serde(default)]
+    pub unplaced_lines: usize,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unplaced: Vec<Unplaced>,
     pub timeline: Timeline,
 }
 
@@ -61,6 +67,9 @@ pub struct LogParser {
     long_lines: usize,
     duplicates: usize,
     bad_stamps: usize,
+    unplaced: UnplacedLines,
+    /// The message of each line that some pattern matched.
+    hit_msgs: HashMap<usize, String>,
 }
 
 fn key(pid: u64, ts: Option<i64>, msg: &str) -> u64 {
@@ -86,6 +95,8 @@ impl LogParser {
             long_lines: 0,
             duplicates: 0,
             bad_stamps: 0,
+            unplaced: UnplacedLines::default(),
+            hit_msgs: HashMap::new(),
         }
     }
 
@@ -158,10 +169,15 @@ impl LogParser {
                 }
             }
         }
+        let mut matched = false;
         for (i, p) in PATTERNS.iter().enumerate() {
             let Some(caps) = patterns::find(p.template, msg) else {
                 continue;
             };
+            if !matched {
+                matched = true;
+                self.hit_msgs.insert(n, msg.to_string());
+            }
             let mut nums = Vec::new();
             let mut texts = Vec::new();
             for c in caps {
@@ -193,6 +209,10 @@ impl LogParser {
                 texts,
             });
         }
+        if !matched && parsed.level.is_some() && ts.is_some() && states_duration(msg) {
+            self.unplaced
+                .add(n, msg, "engine line with a duration no pattern knows");
+        }
     }
 
     /// Resolves what is left, chooses the pattern table and builds the timeline.
@@ -210,6 +230,25 @@ impl LogParser {
             .find(|h| h.event == Event::EngineConfig)
             .and_then(|h| h.texts.first().cloned());
         let (table, reason) = choose_table(&self.hits, version.as_deref());
+        let admitted: HashSet<usize> = self
+            .hits
+            .iter()
+            .filter(|h| table.admits(&PATTERNS[h.pattern]))
+            .map(|h| h.line)
+            .collect();
+        let mut other_band: Vec<usize> = self
+            .hits
+            .iter()
+            .map(|h| h.line)
+            .filter(|l| !admitted.contains(l))
+            .collect();
+        other_band.dedup();
+        for l in other_band {
+            let msg = self.hit_msgs.get(&l).map_or("", String::as_str);
+            let why = format!("wording of another release band than {}", table.name);
+            self.unplaced.add(l, msg, &why);
+        }
+        self.unplaced.kept.sort_by_key(|u| u.line);
         self.hits.retain(|h| table.admits(&PATTERNS[h.pattern]));
         // One hit per (line, event): two wordings of one band can both match a line.
         let mut once = HashSet::new();
@@ -253,6 +292,8 @@ impl LogParser {
             duplicates_dropped: self.duplicates,
             long_lines_skipped: self.long_lines,
             warnings,
+            unplaced_lines: self.unplaced.count,
+            unplaced: self.unplaced.kept,
             timeline,
         }
     }

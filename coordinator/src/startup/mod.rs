@@ -12,8 +12,11 @@
 
 pub mod agent_logs;
 mod assemble;
+pub use assemble::SERVER_UP_NS;
+
 pub mod chart;
 pub mod compare;
+mod cpu_runner;
 mod error;
 pub mod gpus;
 mod hits;
@@ -31,6 +34,7 @@ pub mod phase;
 mod ranks;
 pub mod run;
 pub mod template;
+pub mod unplaced;
 
 pub use error::StartupError;
 pub use logparse::{parse_file, parse_reader, parse_str, LogParse, LogParser};

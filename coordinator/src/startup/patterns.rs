@@ -41,6 +41,12 @@ pub enum Event {
     KvSize,
     /// "Compile and warming up model for size N".
     WarmupSize,
+    /// CPU model runner: "Warming up model for the compilation..." (warm-up starts).
+    WarmupStart,
+    /// CPU model runner: "Warming up done." (warm-up ends).
+    WarmupDone,
+    /// "Initializing model took N seconds": the model object built (inside the load).
+    ModelInit,
     /// CUDA graphs captured (captures: secs, GiB).
     GraphDone,
     /// Init engine total (seconds, optional compile seconds).
@@ -58,6 +64,9 @@ pub struct Pattern {
     pub until: u32,
     /// Confidence of the phase boundary this line gives.
     pub confidence: f32,
+    /// An [`Event::ApiReady`] line printed once the HTTP server listens (not one
+    /// printed while it is still being set up): requests are only taken after it.
+    pub server_up: bool,
 }
 
 const ANY: u32 = 0;
@@ -70,6 +79,15 @@ const fn p(event: Event, template: &'static str, since: u32, until: u32) -> Patt
         since,
         until,
         confidence: 1.0,
+        server_up: false,
+    }
+}
+
+/// An [`Event::ApiReady`] line that says the HTTP server listens.
+const fn up(template: &'static str, since: u32, until: u32) -> Pattern {
+    Pattern {
+        server_up: true,
+        ..p(Event::ApiReady, template, since, until)
     }
 }
 
@@ -80,6 +98,7 @@ const fn weak(event: Event, template: &'static str, confidence: f32) -> Pattern 
         since: ANY,
         until: LAST,
         confidence,
+        server_up: false,
     }
 }
 
@@ -113,14 +132,17 @@ pub const PATTERNS: &[Pattern] = &[
     p(Event::KvAvailable, "Available KV cache memory: {f} GiB", ANY, LAST),
     p(Event::KvSize, "KV cache size: {n} tokens", ANY, LAST),
     p(Event::WarmupSize, "Compile and warming up model for size {n}", ANY, LAST),
+    p(Event::WarmupStart, "Warming up model for the compilation...", 20, LAST),
+    p(Event::WarmupDone, "Warming up done.", 20, LAST),
+    p(Event::ModelInit, "Initializing model took {f} seconds", 20, LAST),
     p(Event::GraphDone, "Graph capturing finished in {f} secs, took {f} GiB", ANY, LAST),
     p(Event::InitEngine, "init engine (profile, create kv cache, warmup model) took {f} seconds", ANY, 19),
     p(Event::InitEngine, "init engine (profile, create kv cache, warmup model) took {f} s (compilation: {f} s", 17, LAST),
     p(Event::InitEngine, "init engine (profile, create kv cache, warmup model) took {f} s", 17, LAST),
     p(Event::ApiReady, "Supported tasks:", ANY, LAST),
-    p(Event::ApiReady, "Starting vLLM API server", ANY, 19),
-    p(Event::ApiReady, "Starting vLLM server on", 17, LAST),
-    p(Event::ApiReady, "Application startup complete", ANY, LAST),
+    up("Starting vLLM API server", ANY, 19),
+    up("Starting vLLM server on", 17, LAST),
+    up("Application startup complete", ANY, LAST),
     p(Event::ApiReady, "Started vLLM engine.", ANY, LAST),
     p(Event::FirstRequest, "Added request {s}", ANY, LAST),
     weak(Event::FirstRequest, "Detected the chat template content format", 0.5),

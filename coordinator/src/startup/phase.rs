@@ -165,8 +165,15 @@ impl PhaseKind {
         )
     }
 
+    /// A phase whose parts are waterfall rows: when a timeline has none of its
+    /// parts, the container itself is the row ([`Timeline::is_row`]).
+    pub fn is_container(self) -> bool {
+        self == PhaseKind::InitEngine
+    }
+
     /// The non-overlapping phases a waterfall or stacked bar is made of: the top
-    /// level with [`Self::InitEngine`] replaced by its parts.
+    /// level with [`Self::InitEngine`] replaced by its parts (or, in a timeline
+    /// without any of them, by itself: [`Timeline::is_row`]).
     pub fn in_waterfall(self) -> bool {
         use PhaseKind::*;
         matches!(
@@ -346,14 +353,33 @@ impl Timeline {
             .sort_by_key(|p| (p.start_ns.or(p.end_ns).unwrap_or(i64::MAX), p.kind));
     }
 
+    /// Whether a phase is a waterfall row of this timeline: a kind that is always
+    /// one ([`PhaseKind::in_waterfall`]), or a container (`Init engine`) none of
+    /// whose parts is present, which then stands for itself. Rows do not overlap.
+    pub fn is_row(&self, p: &Phase) -> bool {
+        p.kind.in_waterfall() || (p.kind.is_container() && !self.has_parts(p.kind))
+    }
+
+    /// Whether some waterfall phase of the timeline lies inside `kind`.
+    pub fn has_parts(&self, kind: PhaseKind) -> bool {
+        self.phases
+            .iter()
+            .any(|q| q.kind.in_waterfall() && q.kind.parent() == Some(kind))
+    }
+
+    /// The waterfall rows ([`Self::is_row`]), in the timeline's order.
+    pub fn rows(&self) -> impl Iterator<Item = &Phase> {
+        self.phases.iter().filter(|p| self.is_row(p))
+    }
+
     /// Replaces existing `Unattributed` phases by the gaps (≥ `min_gap_s`) between the
-    /// waterfall phases and instants, from the first known instant to the last.
+    /// waterfall rows and instants, from the first known instant to the last.
     pub fn fill_gaps(&mut self, min_gap_s: f64) {
         self.phases.retain(|p| p.kind != PhaseKind::Unattributed);
         let mut spans: Vec<(i64, i64)> = self
             .phases
             .iter()
-            .filter(|p| p.kind.in_waterfall() || p.kind.is_milestone())
+            .filter(|p| self.is_row(p) || p.kind.is_milestone())
             .filter_map(|p| match (p.start_ns, p.end_ns) {
                 (Some(s), Some(e)) if e >= s => Some((s, e)),
                 (Some(t), None) | (None, Some(t)) if p.kind.is_milestone() => Some((t, t)),
@@ -423,5 +449,36 @@ mod tests {
         let json = serde_json::to_string(&t).unwrap();
         assert!(json.contains("\"kind\":\"unattributed\""), "{json}");
         assert_eq!(serde_json::from_str::<Timeline>(&json).unwrap(), t);
+    }
+
+    #[test]
+    fn startup_init_engine_without_parts_is_a_row() {
+        // CPU / eager logs: "init engine … took" and no compile, profile, KV or capture line.
+        let mut t = Timeline::new(None);
+        t.phases.push(span(PhaseKind::FixedInit, 0, 10));
+        t.phases.push(span(PhaseKind::ModelLoad, 10, 12));
+        t.phases.push(span(PhaseKind::InitEngine, 12, 25));
+        let mut ready = Phase::new(PhaseKind::ApiReady, Source::Log, 1.0);
+        ready.start_ns = Some(27_000_000_000);
+        ready.end_ns = ready.start_ns;
+        t.phases.push(ready);
+        t.fill_gaps(1.0);
+        let gaps: Vec<(i64, i64)> = t
+            .of(PhaseKind::Unattributed)
+            .map(|p| {
+                (
+                    p.start_ns.unwrap() / 1_000_000_000,
+                    p.end_ns.unwrap() / 1_000_000_000,
+                )
+            })
+            .collect();
+        assert_eq!(gaps, vec![(25, 27)]);
+        let rows: Vec<PhaseKind> = t.rows().map(|p| p.kind).collect();
+        assert!(rows.contains(&PhaseKind::InitEngine), "{rows:?}");
+        // With a part present, the container is no row and its uncovered time is a gap.
+        t.phases.push(span(PhaseKind::Warmup, 20, 25));
+        t.fill_gaps(1.0);
+        assert!(!t.rows().any(|p| p.kind == PhaseKind::InitEngine));
+        assert_eq!(t.seconds(PhaseKind::Unattributed), Some(10.0));
     }
 }

@@ -39,6 +39,7 @@ fn dur_index(e: Event) -> Option<usize> {
         | Event::CacheLoad
         | Event::CompileTotal
         | Event::ProfileRun
+        | Event::ModelInit
         | Event::GraphDone
         | Event::InitEngine => Some(0),
         _ => None,

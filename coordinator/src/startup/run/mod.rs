@@ -20,6 +20,7 @@ mod trial;
 
 pub use render::{
     labeled, merge, merge_with, render_html, render_html_with, timeline_text, waterfall_text,
+    AFTER_READY_S, CLIENT_SHARE_S,
 };
 use tail::Tail;
 pub use trial::{ClientTimes, Trial};
@@ -75,7 +76,7 @@ impl RunOptions {
             logs_from_start: false,
             start_cmd: None,
             timeout: Duration::from_secs(1200),
-            poll: Duration::from_millis(200),
+            poll: DEFAULT_POLL,
             api: Api::Completions,
             prompt: "The first answer after a cold start is".into(),
             max_tokens: 16,
@@ -83,6 +84,10 @@ impl RunOptions {
         }
     }
 }
+
+/// Readiness poll interval: a refused connection costs microseconds, and every
+/// interval is time the client adds to "→ first request".
+pub const DEFAULT_POLL: Duration = Duration::from_millis(100);
 
 type Get = Client<HttpConnector, Full<Bytes>>;
 
@@ -228,11 +233,13 @@ async fn wait_and_ask(
             }
         }
         c.health_polls += 1;
+        let sent = clock.ns(Instant::now());
         match get(&get_client, &format!("{}/health", o.endpoint)).await {
             Ok((200, _)) => break,
             Ok((s, _)) => last = s.to_string(),
             Err(e) => last = e,
         }
+        c.last_not_ready_ns = Some(sent);
         if Instant::now() >= deadline {
             return Err(RunError::NotReady {
                 timeout_s: o.timeout.as_secs_f64(),

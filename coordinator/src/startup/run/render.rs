@@ -1,5 +1,6 @@
 //! Merging the sources of a trial into one timeline, and showing it.
 
+use super::super::assemble::SERVER_UP_NS;
 use super::super::gpus::{side_by_side_html, side_by_side_text, GpuStartup};
 use super::super::nvml::{uncertainty_ms, END_UNCERTAINTY, START_UNCERTAINTY};
 use super::super::nvml_merge::add_nvml;
@@ -7,6 +8,15 @@ use super::super::options::ParseOptions;
 use super::super::phase::{ns_to_s, Phase, PhaseKind, Source, Timeline};
 use super::super::{compare, logparse::LogParse, page};
 use super::trial::{ClientTimes, Trial};
+
+/// Attribute of the client's first request: seconds after the engine said it was
+/// ready (its server-up line, else its first API-ready line); on the log's clock,
+/// so within the log's timestamp resolution.
+pub const AFTER_READY_S: &str = "after_engine_ready_s";
+/// Attribute of the client's first request: the most its own readiness polling
+/// (and `/v1/models` check) can have delayed it, in seconds: from its last failed
+/// `/health` poll to the request.
+pub const CLIENT_SHARE_S: &str = "client_share_max_s";
 
 fn instant(kind: PhaseKind, ns: u64, conf: f32) -> Phase {
     let t = i64::try_from(ns).unwrap_or(i64::MAX);
@@ -46,10 +56,37 @@ pub fn merge_with(
         add_nvml(&mut t, n);
     }
     let engine_request = t.get(PhaseKind::FirstRequest).and_then(|p| p.start_ns);
+    // The engine's own ready time: its server-up line, else its first API-ready line.
+    let engine_ready = t.get(PhaseKind::ApiReady).and_then(|p| {
+        p.attrs
+            .get(SERVER_UP_NS)
+            .and_then(|v| v.parse::<i64>().ok())
+            .or(p.start_ns)
+    });
     if let Some(ns) = c.first_request_ns {
         t.phases.retain(|p| p.kind != PhaseKind::FirstRequest);
         let mut p = instant(PhaseKind::FirstRequest, ns, 1.0);
         p.attrs.insert("attempts".into(), c.attempts.to_string());
+        p.attrs
+            .insert("health_polls".into(), c.health_polls.to_string());
+        // The client's own part of "→ first request": the endpoint became ready
+        // after its last failed poll, so polling and the /v1/models check delayed
+        // the request by at most this much.
+        if let Some(n) = c.last_not_ready_ns.filter(|n| *n <= ns) {
+            p.attrs.insert(
+                CLIENT_SHARE_S.into(),
+                format!("{:.3}", ns_to_s((ns - n) as i64)),
+            );
+        }
+        // From the engine's server-up line to the request: the HTTP server's own
+        // start, plus the client's share above.
+        if let Some(r) = engine_ready {
+            let sent = i64::try_from(ns).unwrap_or(i64::MAX);
+            p.attrs.insert(
+                AFTER_READY_S.into(),
+                format!("{:.3}", ns_to_s(sent.saturating_sub(r))),
+            );
+        }
         if let Some(e) = engine_request {
             p.attrs.insert("engine_logged_ns".into(), e.to_string());
         }
@@ -170,6 +207,17 @@ pub fn timeline_text(t: &Timeline, answer_ns: Option<u64>) -> String {
         f(PhaseKind::FirstToken),
         answer
     );
+    if let Some(fr) = t.get(PhaseKind::FirstRequest) {
+        let (after, share) = (fr.attrs.get(AFTER_READY_S), fr.attrs.get(CLIENT_SHARE_S));
+        if after.is_some() || share.is_some() {
+            let _ = writeln!(
+                s,
+                "first request: {} s after the engine's server-up line (log clock, 1 s resolution); of that, at most {} s is this client's (last failed /health poll → request)",
+                after.map_or("–", String::as_str),
+                share.map_or("–", String::as_str),
+            );
+        }
+    }
     s
 }
 

@@ -13,6 +13,11 @@ pub struct ClientTimes {
     pub cmd_start_ns: Option<u64>,
     /// First `/health` that answered 200.
     pub health_ok_ns: Option<u64>,
+    /// When the last `/health` poll before that one was sent (it failed): the
+    /// endpoint became ready between the two, so the polling delayed the first
+    /// request by at most `health_ok_ns − last_not_ready_ns`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_not_ready_ns: Option<u64>,
     pub health_polls: u32,
     /// `/v1/models` lists the model.
     pub model_listed: Option<bool>,
