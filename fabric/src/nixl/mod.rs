@@ -9,6 +9,7 @@
 //! * [`lanes`]: what UCX picked per direction, from its protocol tables.
 //! * [`endpoint`]: [`NixlEndpoint`], one side of a probe.
 //! * [`sizing`]: one request's KV transfer shape from a model's `config.json`.
+//! * [`telemetry`]: NIXL's own telemetry buffers, as its reader prints them, summed up.
 
 pub mod child;
 pub mod endpoint;
@@ -16,6 +17,7 @@ pub mod lanes;
 pub mod python;
 pub mod reply;
 pub mod sizing;
+pub mod telemetry;
 
 use std::time::{Duration, Instant};
 
