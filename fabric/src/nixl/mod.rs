@@ -10,6 +10,7 @@
 //! * [`endpoint`]: [`NixlEndpoint`], one side of a probe.
 //! * [`sizing`]: one request's KV transfer shape from a model's `config.json`.
 //! * [`telemetry`]: NIXL's own telemetry buffers, as its reader prints them, summed up.
+//! * [`telemetry_read`]: finding NIXL's reader in the engine's wheel and running it.
 
 pub mod child;
 pub mod endpoint;
@@ -18,6 +19,7 @@ pub mod python;
 pub mod reply;
 pub mod sizing;
 pub mod telemetry;
+pub mod telemetry_read;
 
 use std::time::{Duration, Instant};
 

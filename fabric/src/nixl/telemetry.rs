@@ -32,7 +32,14 @@ const MAX_NAME: usize = 128;
 /// Upper bounds (µs, exclusive) of the histogram's decades; the last bucket is open.
 pub const DECADES_US: [u64; 5] = [10, 100, 1_000, 10_000, 100_000];
 /// Labels of the histogram's buckets, in order.
-pub const DECADE_LABELS: [&str; 6] = ["<10µs", "<100µs", "<1ms", "<10ms", "<100ms", "≥100ms"];
+pub const DECADE_LABELS: [&str; 6] = [
+    "<10µs",
+    "10-100µs",
+    "0.1-1ms",
+    "1-10ms",
+    "10-100ms",
+    "≥100ms",
+];
 
 const OPEN: &str = "=== NIXL Telemetry Event ===";
 
@@ -229,7 +236,7 @@ impl Times {
         }
     }
 
-    /// "avg 12.3 p50 10 p99 40 max 55 µs; <10µs 0, <100µs 20, ..." (empty buckets left out).
+    /// "33 × avg 12.3 p50 10 p99 40 max 55 µs (10-100µs 30, 0.1-1ms 3)" (empty buckets left out).
     pub fn describe(&self) -> String {
         if self.count == 0 {
             return "none".into();

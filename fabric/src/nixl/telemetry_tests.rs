@@ -36,7 +36,10 @@ fn captured_initiator_buffer() {
     assert_eq!(s.dropped, 0);
     let d = s.xfer.describe();
     assert!(d.starts_with("33 × avg 2259.4 p50 74 p99 34868"), "{d}");
-    assert!(d.contains("<100µs 24") && !d.contains("<10µs"), "{d}");
+    assert!(
+        d.contains("10-100µs 24, 0.1-1ms 6, 10-100ms 3)") && !d.contains("<10µs"),
+        "{d}"
+    );
 }
 
 #[test]
