@@ -31,15 +31,6 @@ pub const MAX_LINES: usize = 1 << 20;
 const MAX_NAME: usize = 128;
 /// Upper bounds (µs, exclusive) of the histogram's decades; the last bucket is open.
 pub const DECADES_US: [u64; 5] = [10, 100, 1_000, 10_000, 100_000];
-/// Labels of the histogram's buckets, in order.
-pub const DECADE_LABELS: [&str; 6] = [
-    "<10µs",
-    "10-100µs",
-    "0.1-1ms",
-    "1-10ms",
-    "10-100ms",
-    "≥100ms",
-];
 
 const OPEN: &str = "=== NIXL Telemetry Event ===";
 
@@ -234,28 +225,6 @@ impl Times {
             max_us: v.last().copied().unwrap_or(0),
             decades,
         }
-    }
-
-    /// "33 × avg 12.3 p50 10 p99 40 max 55 µs (10-100µs 30, 0.1-1ms 3)" (empty buckets left out).
-    pub fn describe(&self) -> String {
-        if self.count == 0 {
-            return "none".into();
-        }
-        let hist: Vec<String> = DECADE_LABELS
-            .iter()
-            .zip(self.decades)
-            .filter(|(_, c)| *c > 0)
-            .map(|(l, c)| format!("{l} {c}"))
-            .collect();
-        format!(
-            "{} × avg {:.1} p50 {} p99 {} max {} µs ({})",
-            self.count,
-            self.avg_us,
-            self.p50_us,
-            self.p99_us,
-            self.max_us,
-            hist.join(", ")
-        )
     }
 }
 

@@ -34,20 +34,13 @@ fn captured_initiator_buffer() {
     assert!(s.errors.is_empty());
     assert_eq!(s.error_total(), 0);
     assert_eq!(s.dropped, 0);
-    let d = s.xfer.describe();
-    assert!(d.starts_with("33 × avg 2259.4 p50 74 p99 34868"), "{d}");
-    assert!(
-        d.contains("10-100µs 24, 0.1-1ms 6, 10-100ms 3)") && !d.contains("<10µs"),
-        "{d}"
-    );
 }
 
 #[test]
 fn captured_target_buffer_and_an_empty_one() {
     let s = summarize(&parse(TARGET, false).expect("parse"));
     assert_eq!(s.events, 1);
-    assert_eq!(s.xfer.count, 0);
-    assert_eq!(s.xfer.describe(), "none");
+    assert_eq!(s.xfer, Times::default());
     // Read a second time: NIXL's reader consumed the events.
     let empty = TARGET.split("\n\n=== NIXL").next().expect("header");
     let s = summarize(&parse(empty, false).expect("parse"));
