@@ -208,10 +208,11 @@ impl Agent for AgentService {
 
     async fn fabric_check(
         &self,
-        _req: Request<FabricCheckRequest>,
+        req: Request<FabricCheckRequest>,
     ) -> Result<Response<FabricCheckResponse>, Status> {
         let root = self.probes.sysfs_root().to_path_buf();
-        tokio::task::spawn_blocking(move || crate::probe::preflight::check(&root))
+        let read = req.into_inner().read_nixl_telemetry;
+        tokio::task::spawn_blocking(move || crate::probe::preflight::check(&root, read))
             .await
             .map(Response::new)
             .map_err(|e| Status::internal(format!("fabric check thread: {e}")))

@@ -91,7 +91,7 @@ pub fn wheel_ucx(site_packages: &Path) -> Option<PathBuf> {
 
 /// `site-packages` directories of a Python prefix (`<prefix>/lib/python3*/site-packages`
 /// and `dist-packages`).
-fn site_dirs(prefix: &Path) -> Vec<PathBuf> {
+pub fn site_dirs(prefix: &Path) -> Vec<PathBuf> {
     let lib = prefix.join("lib");
     let mut out = Vec::new();
     for n in list_dir(&lib) {

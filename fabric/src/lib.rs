@@ -30,6 +30,7 @@ pub mod libs;
 pub mod nixl;
 pub mod open;
 pub mod plan;
+mod stats;
 pub mod ucx;
 mod verify;
 

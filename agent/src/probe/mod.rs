@@ -4,6 +4,7 @@
 
 pub mod counters;
 pub mod nixl_check;
+pub mod nixl_telemetry;
 pub mod plan_msg;
 pub mod preflight;
 

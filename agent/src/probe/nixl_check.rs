@@ -1,7 +1,8 @@
 //! NIXL facts for `fabric check`: for each distinct Python the serving processes run
 //! (python3 on PATH when none does), what NIXL offers there (the driver's `hello`,
 //! bounded in time), the UCX transport modules beside the UCX it loads, and NIXL's
-//! telemetry as the processes' environment configures it.
+//! telemetry as the processes' environment configures it (its buffers read only when
+//! asked: see [`super::nixl_telemetry`]).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -10,13 +11,20 @@ use std::time::Duration;
 use servescope_fabric::nixl::{self, python, Python};
 use servescope_proto::v1::{NixlNodeCheck, ServingProcess};
 
+use super::nixl_telemetry::{exports_to_buffer, read_into, telemetry_on};
+
 /// Longest a `hello` may take per Python.
 const HELLO_WAIT: Duration = Duration::from_secs(20);
 /// Distinct Pythons asked at most.
 const MAX_PYTHONS: usize = 4;
 
-/// Checks NIXL once per distinct Python of `procs` (our own probe drivers left out).
-pub fn collect(procs: &[ServingProcess], proc_root: &Path) -> Vec<NixlNodeCheck> {
+/// Checks NIXL once per distinct Python of `procs` (our own probe drivers left out);
+/// `read_telemetry`: also read (and so consume) their NIXL telemetry buffers.
+pub fn collect(
+    procs: &[ServingProcess],
+    proc_root: &Path,
+    read_telemetry: bool,
+) -> Vec<NixlNodeCheck> {
     let mut by_python: BTreeMap<PathBuf, Vec<&ServingProcess>> = BTreeMap::new();
     for p in procs
         .iter()
@@ -41,11 +49,11 @@ pub fn collect(procs: &[ServingProcess], proc_root: &Path) -> Vec<NixlNodeCheck>
         }
     }
     asks.into_iter()
-        .map(|(py, ps)| check_one(&py, &ps))
+        .map(|(py, ps)| check_one(&py, &ps, read_telemetry))
         .collect()
 }
 
-fn check_one(py: &Python, procs: &[&ServingProcess]) -> NixlNodeCheck {
+fn check_one(py: &Python, procs: &[&ServingProcess], read_telemetry: bool) -> NixlNodeCheck {
     let mut c = NixlNodeCheck {
         python: format!("{} ({})", py.path.display(), py.how),
         pids: procs.iter().map(|p| p.pid).collect(),
@@ -67,6 +75,9 @@ fn check_one(py: &Python, procs: &[&ServingProcess]) -> NixlNodeCheck {
             c.ucx_version = h.ucx_version;
         }
         Err(e) => c.detail = e.to_string(),
+    }
+    if read_telemetry {
+        read_into(&mut c, &py.path, procs);
     }
     c
 }
@@ -95,16 +106,7 @@ pub fn ucx_modules(libucp: &Path) -> Vec<String> {
 /// NIXL telemetry as the processes configure it: off, or the exporter and, for the
 /// shared-memory buffer exporter, the files in NIXL_TELEMETRY_DIR.
 pub fn telemetry(procs: &[&ServingProcess]) -> String {
-    let on = |v: &str| {
-        matches!(
-            v.to_ascii_lowercase().as_str(),
-            "y" | "yes" | "1" | "true" | "on"
-        )
-    };
-    let Some(p) = procs
-        .iter()
-        .find(|p| p.env.get("NIXL_TELEMETRY_ENABLE").is_some_and(|v| on(v)))
-    else {
+    let Some(p) = procs.iter().find(|p| telemetry_on(p)) else {
         return "off (NIXL_TELEMETRY_ENABLE not set in any serving process)".into();
     };
     let vars: Vec<String> = p
@@ -114,8 +116,7 @@ pub fn telemetry(procs: &[&ServingProcess]) -> String {
         .map(|(k, v)| format!("{k}={v}"))
         .collect();
     let mut s = format!("on in pid {}: {}", p.pid, vars.join(" "));
-    let exporter = p.env.get("NIXL_TELEMETRY_EXPORTER").map(String::as_str);
-    if matches!(exporter, None | Some("") | Some("buffer")) {
+    if exports_to_buffer(p) {
         match p.env.get("NIXL_TELEMETRY_DIR") {
             None => s.push_str("; no NIXL_TELEMETRY_DIR: nothing exported to files"),
             Some(d) => match std::fs::read_dir(d) {

@@ -22,8 +22,9 @@ const MAX_PROC_FILE: u64 = 1 << 20;
 /// Processes reported at most.
 const MAX_PROCESSES: usize = 256;
 
-/// Everything FabricCheck answers.
-pub fn check(sysfs_root: &Path) -> FabricCheckResponse {
+/// Everything FabricCheck answers; `read_nixl_telemetry`: also read (and consume)
+/// the serving processes' NIXL telemetry buffers.
+pub fn check(sysfs_root: &Path, read_nixl_telemetry: bool) -> FabricCheckResponse {
     let rdma = crate::collect::rdma::RdmaCollector::discover(sysfs_root)
         .ok()
         .map(|mut c| c.sample());
@@ -35,7 +36,7 @@ pub fn check(sysfs_root: &Path) -> FabricCheckResponse {
         ..Default::default()
     };
     servescope_fabric::fill_check(&mut r);
-    r.nixl = super::nixl_check::collect(&r.processes, Path::new("/proc"));
+    r.nixl = super::nixl_check::collect(&r.processes, Path::new("/proc"), read_nixl_telemetry);
     r
 }
 

@@ -208,6 +208,13 @@ pub struct MatrixArgs {
 pub struct CheckArgs {
     #[command(flatten)]
     pub agents: AgentFlags,
+    /// Also read NIXL's own telemetry buffers of the serving processes
+    /// (NIXL_TELEMETRY_ENABLE with NIXL_TELEMETRY_DIR): per NIXL agent, errors by
+    /// status, transfer/post times, bytes and requests. Reading CONSUMES the
+    /// buffered events: NIXL's buffer is a queue, so the engine's own telemetry
+    /// readers will not see what this read.
+    #[arg(long)]
+    pub read_nixl_telemetry: bool,
 }
 
 pub async fn run(a: Args) -> anyhow::Result<()> {
@@ -452,7 +459,9 @@ async fn check_cmd(a: CheckArgs) -> anyhow::Result<()> {
             .with_context(|| format!("{}: GetInventory", ep.address))?
             .into_inner();
         let fc = c
-            .fabric_check(FabricCheckRequest {})
+            .fabric_check(FabricCheckRequest {
+                read_nixl_telemetry: a.read_nixl_telemetry,
+            })
             .await
             .with_context(|| format!("{}: FabricCheck", ep.address))?
             .into_inner();

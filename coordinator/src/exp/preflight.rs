@@ -52,7 +52,7 @@ pub async fn check(agents: &[AgentEndpoint]) -> Vec<PreflightFinding> {
             }
         };
         let inv = c.get_inventory(GetInventoryRequest {}).await;
-        let fc = c.fabric_check(FabricCheckRequest {}).await;
+        let fc = c.fabric_check(FabricCheckRequest::default()).await;
         match (inv, fc) {
             (Ok(inv), Ok(fc)) => {
                 for x in check::judge(&inv.into_inner(), &fc.into_inner()) {

@@ -68,6 +68,7 @@ pub fn judge(efa: &[String], c: &FabricCheckResponse) -> Vec<Finding> {
     use Severity::*;
     let mut out = Vec::new();
     for n in &c.nixl {
+        out.extend(super::nixl_telemetry::judge(n));
         if !n.available {
             out.push(f(Warn, format!("NIXL not available with {}", n.python), n.detail.clone(), "install the engine's NIXL (pip install nixl-cu13 / nixl-cu12) in the serving environment"));
             continue;

@@ -6,6 +6,7 @@
 pub mod check;
 pub mod kv_check;
 pub mod matrix;
+pub mod nixl_telemetry;
 pub mod units;
 
 use std::time::Duration;

@@ -6,10 +6,11 @@ use std::time::{Duration, Instant};
 use super::endpoint::LibfabricEndpoint;
 use super::progress::{TxKind, Wait};
 use super::proto::{
-    digest, expect_kind, percentile, usize_of, Ctrl, Kind, LATENCY, RMA_READ, RMA_WRITE, TAG_BW,
+    digest, expect_kind, usize_of, Ctrl, Kind, LATENCY, RMA_READ, RMA_WRITE, TAG_BW,
 };
 use crate::error::FabricError;
 use crate::plan::{Op, ProbePlan, SizeResult, Verify};
+use crate::stats::percentile;
 
 impl LibfabricEndpoint {
     fn phase(

@@ -123,15 +123,6 @@ pub(super) fn digest(plan: &ProbePlan) -> u64 {
     h
 }
 
-/// Nearest-rank percentile of sorted samples.
-pub(super) fn percentile(sorted: &[u64], p: f64) -> Option<u64> {
-    if sorted.is_empty() {
-        return None;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    Some(sorted[rank.clamp(1, sorted.len()) - 1])
-}
-
 pub(super) fn expect_kind(m: [u8; CTRL_LEN], kind: Kind) -> Result<Ctrl, FabricError> {
     let c = Ctrl::decode(&m)?;
     if c.kind != kind {
@@ -238,15 +229,6 @@ mod tests {
         let mut m = Ctrl::new(Kind::Ack, 0, 0, 0).encode();
         m[0] = 99;
         assert!(Ctrl::decode(&m).is_err());
-    }
-
-    #[test]
-    fn percentiles_nearest_rank() {
-        let v: Vec<u64> = (1..=100).collect();
-        assert_eq!(percentile(&v, 50.0), Some(50));
-        assert_eq!(percentile(&v, 99.0), Some(99));
-        assert_eq!(percentile(&[5], 99.0), Some(5));
-        assert_eq!(percentile(&[], 50.0), None);
     }
 
     #[test]

@@ -71,11 +71,13 @@ impl StderrLog {
     }
 }
 
-/// A private 0700 directory holding the driver's files, removed on drop.
-struct PrivateDir(PathBuf);
+/// A private 0700 directory (the driver's files, a copy of NIXL's telemetry reader),
+/// removed on drop.
+pub(crate) struct PrivateDir(pub(crate) PathBuf);
 
 impl PrivateDir {
-    fn create() -> std::io::Result<Self> {
+    /// A new directory nobody else owns.
+    pub(crate) fn new() -> std::io::Result<Self> {
         use std::os::unix::fs::DirBuilderExt;
         static SEQ: AtomicU64 = AtomicU64::new(0);
         let nanos = std::time::SystemTime::now()
@@ -89,7 +91,12 @@ impl PrivateDir {
         ));
         // create (not create_all): fails if the name exists, so nobody else owns it.
         std::fs::DirBuilder::new().mode(0o700).create(&p)?;
-        let me = PrivateDir(p);
+        Ok(PrivateDir(p))
+    }
+
+    /// A new directory holding the driver's files.
+    fn with_driver() -> std::io::Result<Self> {
+        let me = Self::new()?;
         std::fs::write(me.0.join("nixl_driver.py"), DRIVER_PY)?;
         std::fs::write(me.0.join("nixl_measure.py"), MEASURE_PY)?;
         Ok(me)
@@ -154,7 +161,7 @@ fn read_lines(out: impl Read, tx: mpsc::Sender<Line>) {
 impl DriverChild {
     /// Writes the driver into a private directory and starts it.
     pub fn start(s: &Spawn) -> Result<Self, FabricError> {
-        let dir = PrivateDir::create().map_err(|e| {
+        let dir = PrivateDir::with_driver().map_err(|e| {
             FabricError::NixlUnavailable(format!("cannot write the driver files: {e}"))
         })?;
         let mut cmd = Command::new(&s.python);

@@ -9,6 +9,8 @@
 //! * [`lanes`]: what UCX picked per direction, from its protocol tables.
 //! * [`endpoint`]: [`NixlEndpoint`], one side of a probe.
 //! * [`sizing`]: one request's KV transfer shape from a model's `config.json`.
+//! * [`telemetry`]: NIXL's own telemetry buffers, as its reader prints them, summed up.
+//! * [`telemetry_read`]: finding NIXL's reader in the engine's wheel and running it.
 
 pub mod child;
 pub mod endpoint;
@@ -16,6 +18,8 @@ pub mod lanes;
 pub mod python;
 pub mod reply;
 pub mod sizing;
+pub mod telemetry;
+pub mod telemetry_read;
 
 use std::time::{Duration, Instant};
 
