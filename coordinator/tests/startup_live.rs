@@ -167,7 +167,10 @@ async fn startup_run_merges_log_and_client_phases() {
     let req = t.get(PhaseKind::FirstRequest).unwrap();
     assert!(req.attrs.contains_key("engine_logged_ns"), "{req:?}");
     // The client's own share of "→ first request": last failed poll → request.
-    let last = tr.client.last_not_ready_ns.expect("a poll failed before ready");
+    let last = tr
+        .client
+        .last_not_ready_ns
+        .expect("a poll failed before ready");
     assert!(last < tr.client.health_ok_ns.unwrap());
     let share: f64 = req.attrs[run::CLIENT_SHARE_S].parse().unwrap();
     assert!(share > 0.0 && share < 2.0, "{req:?}");

@@ -109,6 +109,7 @@ pub fn build(cfg: &AgentConfig, ring: &Arc<Ring>, streams: &Arc<AtomicU64>) -> R
         SelfCollector {
             ring: Arc::clone(ring),
             streams: Arc::clone(streams),
+            shares_process: cfg.embedded,
         },
         cfg.self_interval,
     ));

@@ -12,6 +12,8 @@ use crate::ring::Ring;
 pub struct SelfCollector {
     pub ring: Arc<Ring>,
     pub streams: Arc<AtomicU64>,
+    /// The process is another program's (see `AgentConfig::embedded`).
+    pub shares_process: bool,
 }
 
 /// CPU seconds (user + system, every thread) of this process.
@@ -46,6 +48,7 @@ impl Collector for SelfCollector {
             ring_bytes_estimate: st.bytes as u64,
             streams_active: self.streams.load(Ordering::Relaxed),
             calls: costs.take(),
+            shares_process: self.shares_process,
         }))
     }
 }

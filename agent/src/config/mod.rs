@@ -265,6 +265,9 @@ pub struct AgentConfig {
     pub self_interval: Duration,
     /// How long a live stream lets one tick's samples gather before sending.
     pub stream_coalesce: Duration,
+    /// Runs inside another program (the CLI's demo, tests): its self-telemetry's
+    /// CPU and memory are that whole process's, and say so.
+    pub embedded: bool,
 }
 
 impl AgentConfig {
@@ -291,6 +294,7 @@ impl AgentConfig {
             startup_log_globs: default_globs(),
             self_interval: Duration::from_secs(1),
             stream_coalesce: Duration::from_millis(DEFAULT_COALESCE_MS),
+            embedded: true,
         }
     }
 
@@ -432,6 +436,7 @@ impl AgentConfig {
                     .unwrap_or(DEFAULT_COALESCE_MS)
                     .min(MAX_COALESCE_MS),
             ),
+            embedded: false,
         };
         cfg.validate(insecure)?;
         Ok(cfg)

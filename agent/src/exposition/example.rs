@@ -247,6 +247,7 @@ pub fn example_node() -> (Inventory, Vec<Sample>) {
                         max_ns: 150_000_000,
                     },
                 ],
+                shares_process: false,
             })),
         },
     ];

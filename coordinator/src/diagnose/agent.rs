@@ -18,6 +18,11 @@ pub fn agent_overhead_high(t: &Telemetry) -> Option<Finding> {
         let (Some(first), Some(last)) = (h.self_stats.first(), h.self_stats.last()) else {
             continue;
         };
+        // An agent inside another program (the demo, a test) reports that
+        // program's CPU and memory: nothing to say about the agent's own.
+        if last.1.shares_process {
+            continue;
+        }
         let span = HostTelemetry::secs(first.0, last.0);
         let cpu = (span >= AGENT_MIN_SPAN_S)
             .then(|| (last.1.cpu_seconds_total - first.1.cpu_seconds_total) / span * 100.0)

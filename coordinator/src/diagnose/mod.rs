@@ -127,6 +127,16 @@ pub const RUN_RULES: &[(&str, RunRule)] = &[
     ("kv_expired_leases", kv::kv_expired_leases),
 ];
 
+/// Every rule id the registry can raise: the P/D rules', the telemetry rules' and
+/// the run rules'.
+pub fn rule_ids() -> impl Iterator<Item = &'static str> {
+    crate::pd::diagnose::RULES
+        .iter()
+        .flat_map(|(ids, _)| ids.iter().copied())
+        .chain(TELEMETRY_RULES.iter().map(|(id, _)| *id))
+        .chain(RUN_RULES.iter().map(|(id, _)| *id))
+}
+
 /// Applies every rule to what the run holds; findings by severity, most severe first.
 pub fn diagnose_facts(f: &RunFacts) -> Vec<Finding> {
     let mut out: Vec<Finding> = Vec::new();

@@ -97,6 +97,8 @@ struct Node {
     rdma: fn(u64) -> RdmaSample,
     events: Vec<(u64, Event)>,
     self_cpu_per_tick: f64,
+    /// The agent runs inside another program (its CPU is that program's).
+    embedded: bool,
 }
 
 fn clean() -> Node {
@@ -106,6 +108,7 @@ fn clean() -> Node {
         rdma: |k| port(k, "4: ACTIVE", 10),
         events: Vec::new(),
         self_cpu_per_tick: 0.0004,
+        embedded: false,
     }
 }
 
@@ -143,6 +146,7 @@ fn record(st: &mut Store, n: &Node) -> i64 {
                 sample::Data::SelfStats(SelfSample {
                     cpu_seconds_total: 1.0 + n.self_cpu_per_tick * k as f64,
                     rss_bytes: 25 << 20,
+                    shares_process: n.embedded,
                     calls: vec![CallCost {
                         name: "gpu".into(),
                         count: 10,
@@ -383,6 +387,16 @@ fn a_costly_agent_is_named() {
         "{:?}",
         f.evidence
     );
+}
+
+#[test]
+fn an_agent_inside_another_program_is_not_blamed_for_its_cpu() {
+    let mut n = clean();
+    n.self_cpu_per_tick = 0.005;
+    n.embedded = true;
+    let mut st = Store::in_memory().unwrap();
+    let run = record(&mut st, &n);
+    assert!(rules(&st, run).is_empty());
 }
 
 // ---- load runs ----

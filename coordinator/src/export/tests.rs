@@ -164,6 +164,7 @@ fn canned() -> (Inventory, Vec<Sample>) {
             mean_ns: 45_000,
             max_ns: 120_000,
         }],
+        shares_process: false,
     };
     let mk = |seq: u64, d: sample::Data| Sample {
         seq,

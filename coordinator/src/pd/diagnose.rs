@@ -18,22 +18,28 @@ pub const PROXY_SHARE: f64 = 0.2;
 /// The client's own lag behind its schedule worth a finding, p99 (ms).
 pub const CLIENT_LAG_MS: f64 = 10.0;
 
+/// A P/D rule.
+type Rule = fn(&Attribution) -> Option<Finding>;
+
+/// Every P/D rule with the ids its findings carry (`prefill_or_decode_bound`
+/// raises either of two).
+pub const RULES: &[(&[&str], Rule)] = &[
+    (&["kv_slow_transport"], kv_slow_transport),
+    (&["kv_path_emulated_over_tcp"], kv_path_emulated),
+    (&["kv_post_dominates"], kv_post_dominates),
+    (&["kv_rate_above_line_rate"], kv_rate_above_line_rate),
+    (&["kv_transfer_failures"], kv_failures),
+    (&["kv_serialising"], kv_serialising),
+    (&["prefill_bound", "decode_bound"], prefill_or_decode_bound),
+    (&["proxy_overhead"], proxy_overhead),
+    (&["stream_batching"], stream_batching),
+    (&["client_saturation"], client_saturation),
+    (&["gibberish_after_transfer"], gibberish_after_transfer),
+];
+
 /// Runs every rule.
 pub fn diagnose(a: &Attribution) -> Vec<Finding> {
-    let rules: [fn(&Attribution) -> Option<Finding>; 11] = [
-        kv_slow_transport,
-        kv_path_emulated,
-        kv_post_dominates,
-        kv_rate_above_line_rate,
-        kv_failures,
-        kv_serialising,
-        prefill_or_decode_bound,
-        proxy_overhead,
-        stream_batching,
-        client_saturation,
-        gibberish_after_transfer,
-    ];
-    let mut v: Vec<Finding> = rules.iter().filter_map(|r| r(a)).collect();
+    let mut v: Vec<Finding> = RULES.iter().filter_map(|(_, r)| r(a)).collect();
     v.sort_by_key(|f| std::cmp::Reverse(f.severity));
     v
 }

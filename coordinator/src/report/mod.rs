@@ -42,6 +42,8 @@ pub enum ReportError {
     NoPoints(i64),
     #[error(transparent)]
     Pd(#[from] crate::pd::PdError),
+    #[error(transparent)]
+    Diagnose(#[from] crate::diagnose::DiagnoseError),
     #[error("run(s) {0:?} hold nothing a report can show (no load points, telemetry, fabric probes, startup trials or findings)")]
     Empty(Vec<i64>),
     #[error("writing {path}: {source}")]

@@ -232,6 +232,7 @@ pub(super) fn fixture() -> (Inventory, Vec<Sample>) {
             mean_ns: 250_000,
             max_ns: 1_000_000,
         }],
+        shares_process: false,
     };
 
     let mk = |seq: u64, data| Sample {

@@ -182,7 +182,11 @@ pub fn findings_and_report(s: &mut State) -> Stage<'_> {
         let store = Store::open(&s.args.db.db)
             .with_context(|| format!("opening {}", s.args.db.db.display()))?;
         s.findings = findings::findings(&store, run)?.unwrap_or_default();
-        findings::write_report(&store, run, &s.args.report)?;
+        // One page: the P/D run (with its linked recording and probe) and the
+        // startup rehearsal.
+        let mut runs = vec![run];
+        runs.extend(s.startup.as_ref().map(|st| st.run));
+        findings::write_report(&store, &runs, &s.args.report)?;
         Ok(())
     })
 }

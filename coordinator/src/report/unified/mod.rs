@@ -21,17 +21,11 @@ pub use page::render;
 /// Requests shown in the slowest-request waterfall.
 pub const SLOWEST: usize = 8;
 
-/// The findings of a run; `None` where no diagnosis covers the run's kind.
-///
-/// The one place the report asks for findings: pd runs get the P/D rules.
+/// The findings of a run, from the one diagnosis registry every run kind goes
+/// through (`servescope diagnose RUN` prints the same). `Option` for the page's
+/// "not diagnosed" case, which the registry no longer leaves for any run kind.
 pub fn findings_of(store: &Store, run: &RunRow) -> Result<Option<Vec<Finding>>> {
-    match run.kind {
-        RunKind::Pd => {
-            let a = pd::attribute(store, run.id, &AttributeOptions::default())?;
-            Ok(Some(a.findings))
-        }
-        _ => Ok(None),
-    }
+    Ok(Some(crate::diagnose::diagnose_run(store, run.id)?))
 }
 
 /// Everything the page draws, read from the store.
