@@ -19,7 +19,8 @@ mod sweep;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use crate::store::{PointRow, RunRow, Store, StoreError};
+use crate::load::runner::ERRORS_SHOWN;
+use crate::store::{ErrorSample, PointRow, RunRow, Store, StoreError};
 
 pub use html::render_html;
 
@@ -58,6 +59,8 @@ pub struct RunData {
     pub points: Vec<PointRow>,
     /// Per point id; points without stored requests are absent.
     pub samples: BTreeMap<i64, LatencySamples>,
+    /// Per point id: what its failed requests said; points without failures are absent.
+    pub errors: BTreeMap<i64, Vec<ErrorSample>>,
 }
 
 /// Reads the runs (in the order given) from the store at `db`.
@@ -77,15 +80,21 @@ pub fn load_runs(db: &Path, runs: &[i64]) -> Result<Vec<RunData>> {
             return Err(ReportError::NoPoints(id));
         }
         let mut samples = BTreeMap::new();
+        let mut errors = BTreeMap::new();
         for p in &points {
             if let Some(s) = point_samples(&store, p.id)? {
                 samples.insert(p.id, s);
+            }
+            let e = store.point_errors(p.id, ERRORS_SHOWN)?;
+            if !e.is_empty() {
+                errors.insert(p.id, e);
             }
         }
         out.push(RunData {
             run,
             points,
             samples,
+            errors,
         });
     }
     Ok(out)
