@@ -34,16 +34,17 @@ fn shared() -> Option<&'static Shared> {
         let tmp = tempfile::tempdir().unwrap();
         let otlp_port = vllm::port(1);
         let otlp_out = tmp.path().join("otlp.json");
-        let otlp = bin()
-            .args([
-                "otlp",
-                "listen",
-                "--json",
-                "--duration",
-                "3600s",
-                "--listen",
-            ])
-            .arg(format!("127.0.0.1:{otlp_port}"))
+        // The receiver stops (printing what it got) on INT, or when this test
+        // process is gone.
+        let watch = format!(
+            "'{}' otlp listen --json --duration 3600s --listen 127.0.0.1:{otlp_port} & l=$!; \
+             trap 'kill -INT $l; wait $l; exit' INT TERM; \
+             while kill -0 {} && kill -0 $l; do sleep 1; done 2>/dev/null; kill -INT $l; wait $l",
+            env!("CARGO_BIN_EXE_servescope"),
+            std::process::id()
+        );
+        let otlp = Command::new("sh")
+            .args(["-c", &watch])
             .stdout(Stdio::from(std::fs::File::create(&otlp_out).unwrap()))
             .stderr(Stdio::null())
             .spawn()
