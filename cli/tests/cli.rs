@@ -138,6 +138,10 @@ fn load_show_compare_against_the_sim() {
         so.contains("http_500"),
         "injected errors are reported: {so}"
     );
+    assert!(
+        so.contains("× http_500: HTTP 500 Internal Server Error: injected fault: server error"),
+        "the server's own message is kept: {so}"
+    );
     assert!(so.contains("per GPU:"), "{so}");
     assert!(!so.contains("probe failed"), "{so}");
     let v: serde_json::Value =
@@ -153,6 +157,10 @@ fn load_show_compare_against_the_sim() {
     let out = bin().args(["show", "1", "--db"]).arg(&db).output().unwrap();
     let so = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success() && so.contains("concurrency 4"), "{so}");
+    assert!(
+        so.contains(": HTTP 500 Internal Server Error: injected fault: server error"),
+        "show prints the stored error message: {so}"
+    );
     let out = bin()
         .args(["compare", "1", "2", "--db"])
         .arg(&db)

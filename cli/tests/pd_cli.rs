@@ -127,3 +127,28 @@ fn pd_run_then_attribute_and_diagnose() {
         .arg(dir.path().join("nope.db")));
     assert!(!out.status.success() && se.contains("no store"), "{se}");
 }
+
+/// One instance given as both roles is refused before anything is sent: its prefill
+/// would be counted twice.
+#[test]
+fn pd_run_refuses_the_same_url_as_prefill_and_decode() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("pd.db");
+    let engine = format!("http://127.0.0.1:{}", free_port());
+    let out = bin()
+        .args(["pd", "run", "--proxy", &engine, "--prefill", &engine])
+        .args(["--decode", &format!("{engine}/"), "--no-otlp"])
+        .args(["--concurrency", "1", "--num-prompts", "1", "--db"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    let se = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{se}");
+    assert!(
+        se.contains(&format!(
+            "{engine} is given both as --prefill and as --decode"
+        )) && se.contains("counted twice"),
+        "{se}"
+    );
+    assert!(!db.exists(), "nothing was run");
+}

@@ -144,6 +144,10 @@ async fn report_of_a_real_load_run() {
     assert!(html.contains("<h2>Summary</h2>") && html.contains("Failures and output probe"));
     if failed > 0 {
         assert!(html.contains("http_500: "), "failures by class");
+        assert!(
+            html.contains("HTTP 500 Internal Server Error: injected fault: server error"),
+            "the server's message in the failure table"
+        );
     }
     assert!(html.contains("<td class=\"ok\">ok</td>"));
     // every opened table and div is closed

@@ -5,6 +5,7 @@
 //! records); an agent runs it as one shard of a distributed load.
 
 pub mod chunk;
+pub mod error_body;
 pub mod http;
 pub mod metrics;
 pub mod request;

@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 use tokio::time::Instant;
 
 use super::chunk::{Chunk, ChunkDecoder, Usage};
+use super::error_body::ErrorBody;
 use super::http::{HttpClient, HttpError};
 use super::metrics::{ChunkArrival, ErrorClass, RequestRecord};
 use super::schedule::Slot;
@@ -152,6 +153,7 @@ pub async fn execute(
     let mut error: Option<(ErrorClass, String)> = None;
     let mut text = p.expect_prefix.as_ref().map(|_| String::new());
     let mut last_byte = None;
+    let mut refusal = ErrorBody::default();
     // Atomics, not Cells: the future must stay Send.
     let status = AtomicU32::new(0);
     let first_byte = AtomicU64::new(0);
@@ -168,7 +170,7 @@ pub async fn execute(
             |at, bytes| {
                 last_byte = Some(at);
                 if !(200..300).contains(&status.load(Ordering::Relaxed)) {
-                    return false;
+                    return refusal.push(bytes);
                 }
                 let at_ns = clock.ns(at);
                 let r = sse.push_with(bytes, |ev| {
@@ -227,7 +229,7 @@ pub async fn execute(
             if !head.status.is_success() {
                 error = Some((
                     ErrorClass::HttpStatus(head.status.as_u16()),
-                    format!("HTTP {}", head.status),
+                    refusal.describe(head.status),
                 ));
             } else if error.is_none() {
                 if let Err(e) = sse.finish() {

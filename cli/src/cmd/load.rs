@@ -335,7 +335,10 @@ pub fn print_points(results: &[PointResult]) {
             r.label.clone()
         };
         println!("{}", table::row(&label, &r.aggregate));
-        for n in table::notes(&r.aggregate) {
+        for n in table::notes(&r.aggregate)
+            .into_iter()
+            .chain(table::error_lines(&r.errors))
+        {
             println!("{n}");
         }
         if let Some(d) = r.config.probe.as_ref().and_then(|v| v.failure()) {

@@ -103,7 +103,37 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
     }
 }
 
+/// The first URL given both as a prefill and as a decode instance (trailing `/` and
+/// the case of scheme and host ignored): its counters would be read twice.
+fn listed_twice<'a>(prefill: &'a [String], decode: &[String]) -> Option<&'a str> {
+    let key = |u: &str| {
+        let u = u.trim().trim_end_matches('/');
+        match u.split_once("://") {
+            Some((scheme, rest)) => {
+                let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
+                format!(
+                    "{}://{}/{path}",
+                    scheme.to_ascii_lowercase(),
+                    host.to_ascii_lowercase()
+                )
+            }
+            None => u.to_ascii_lowercase(),
+        }
+    };
+    prefill
+        .iter()
+        .find(|p| decode.iter().any(|d| key(d) == key(p)))
+        .map(String::as_str)
+}
+
 async fn run_pd(a: RunArgs) -> anyhow::Result<()> {
+    if let Some(url) = listed_twice(&a.prefill, &a.decode) {
+        bail!(
+            "{url} is given both as --prefill and as --decode: its /metrics and spans would be \
+             counted twice (prefill counted on the decode side too). List each instance once, \
+             under the role it serves; for one non-disaggregated server use `servescope load`"
+        );
+    }
     let cfg = load::load_config(&a.load)?;
     let agents = if a.agents.is_empty() {
         Vec::new()
@@ -329,4 +359,24 @@ fn print_attribution(at: &Attribution) {
         println!("\nno finding");
     }
     print_findings(&at.findings);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::listed_twice;
+
+    #[test]
+    fn the_same_instance_as_prefill_and_decode_is_found() {
+        let v = |x: &[&str]| x.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let p = v(&["http://10.0.0.1:8100", "http://10.0.0.2:8100/"]);
+        assert_eq!(
+            listed_twice(&p, &v(&["HTTP://10.0.0.2:8100"])),
+            Some("http://10.0.0.2:8100/")
+        );
+        assert_eq!(listed_twice(&p, &v(&["http://10.0.0.3:8200"])), None);
+        assert_eq!(
+            listed_twice(&p, &v(&["http://10.0.0.1:8200", "http://10.0.0.1:8100"])),
+            Some("http://10.0.0.1:8100")
+        );
+    }
 }

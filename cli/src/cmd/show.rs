@@ -1,5 +1,6 @@
 //! `servescope show RUN`: what a stored run holds.
 
+use servescope_coordinator::load::runner::ERRORS_SHOWN;
 use servescope_coordinator::store::RunKind;
 use servescope_coordinator::summary::summarize;
 
@@ -22,10 +23,11 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let r = st.run(a.run)?;
     let points = st.points(a.run)?;
     if a.json {
-        let pts: Vec<_> = points
-            .iter()
-            .map(|p| serde_json::json!({"point": p.point, "trial": p.trial, "label": p.label, "config": p.config, "aggregate": p.aggregate}))
-            .collect();
+        let mut pts = Vec::with_capacity(points.len());
+        for p in &points {
+            let errors = st.point_errors(p.id, ERRORS_SHOWN)?;
+            pts.push(serde_json::json!({"point": p.point, "trial": p.trial, "label": p.label, "config": p.config, "aggregate": p.aggregate, "errors": errors}));
+        }
         let sums = if r.kind == RunKind::Record {
             Some(summarize(&st, a.run)?)
         } else {
@@ -49,7 +51,11 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                 p.label.clone()
             };
             println!("{}", table::row(&label, &p.aggregate));
-            for n in table::notes(&p.aggregate) {
+            let errors = st.point_errors(p.id, ERRORS_SHOWN)?;
+            for n in table::notes(&p.aggregate)
+                .into_iter()
+                .chain(table::error_lines(&errors))
+            {
                 println!("{n}");
             }
             if let Some(d) = p.config.probe.as_ref().and_then(|v| v.failure()) {

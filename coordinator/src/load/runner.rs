@@ -15,8 +15,12 @@ use super::request::{execute, Clock, Outcome, Target};
 use super::schedule::{run, Arrival, Plan, PlanError};
 use super::workload::{counting_probe, Prepared, Workload};
 use crate::store::{
-    arrival_json, LoadPoint, PointConfig, ProbeVerdict, RunKind, RunLinks, Store, StoreError,
+    arrival_json, ErrorSample, LoadPoint, PointConfig, ProbeVerdict, RunKind, RunLinks, Store,
+    StoreError,
 };
+
+/// Distinct error messages kept per point in [`PointResult::errors`].
+pub const ERRORS_SHOWN: usize = 5;
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -78,6 +82,8 @@ pub struct PointResult {
     /// Its arrival, trial, largest dispatcher lag and probe verdict, as stored.
     pub config: PointConfig,
     pub aggregate: Aggregate,
+    /// What its failed requests said, most frequent first (as stored).
+    pub errors: Vec<ErrorSample>,
 }
 
 /// Live progress for a CLI.
@@ -313,7 +319,7 @@ pub async fn run_sweep(
                 probe,
                 exp: None,
             };
-            store.save_point(
+            let point_id = store.save_point(
                 run_id,
                 &LoadPoint {
                     point: pi as i64,
@@ -334,6 +340,7 @@ pub async fn run_sweep(
                 label,
                 config,
                 aggregate: agg,
+                errors: store.point_errors(point_id, ERRORS_SHOWN)?,
             });
         }
     }

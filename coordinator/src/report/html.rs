@@ -122,11 +122,14 @@ fn failure_table(s: &mut String, runs: &[RunData]) {
     for r in runs {
         for p in &r.points {
             let a = &p.aggregate;
-            let classes: Vec<String> = a
+            let mut classes: Vec<String> = a
                 .errors_by_class
                 .iter()
                 .map(|(k, n)| format!("{k}: {n}"))
                 .collect();
+            for e in r.errors.get(&p.id).into_iter().flatten() {
+                classes.push(format!("{} × {}", e.count, e.detail));
+            }
             let rate_class = if a.failed > 0 { " class=bad" } else { "" };
             let (verdict, vclass) = probe(p);
             let _ = write!(

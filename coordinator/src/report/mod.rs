@@ -25,7 +25,8 @@ pub mod unified;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use crate::store::{PointRow, RunRow, Store, StoreError};
+use crate::load::runner::ERRORS_SHOWN;
+use crate::store::{ErrorSample, PointRow, RunRow, Store, StoreError};
 
 pub use html::render_html;
 
@@ -70,6 +71,8 @@ pub struct RunData {
     pub points: Vec<PointRow>,
     /// Per point id; points without stored requests are absent.
     pub samples: BTreeMap<i64, LatencySamples>,
+    /// Per point id: what its failed requests said; points without failures are absent.
+    pub errors: BTreeMap<i64, Vec<ErrorSample>>,
 }
 
 /// Reads the runs (in the order given) from the store at `db`.
@@ -96,15 +99,21 @@ pub fn run_data(store: &Store, id: i64) -> Result<Option<RunData>> {
         return Ok(None);
     }
     let mut samples = BTreeMap::new();
+    let mut errors = BTreeMap::new();
     for p in &points {
         if let Some(s) = point_samples(store, p.id)? {
             samples.insert(p.id, s);
+        }
+        let e = store.point_errors(p.id, ERRORS_SHOWN)?;
+        if !e.is_empty() {
+            errors.insert(p.id, e);
         }
     }
     Ok(Some(RunData {
         run,
         points,
         samples,
+        errors,
     }))
 }
 

@@ -18,7 +18,7 @@ pub use engine_records::{Phase, RequestSpan, Role, Scraped};
 pub use exp::{ExpPoint, ExpPointRow, ExperimentRow};
 pub use load::{LoadPoint, PointRow};
 pub use point::{arrival_json, ExpPointFacts, PointConfig, ProbeVerdict};
-pub use requests::StoredRequest;
+pub use requests::{ErrorSample, StoredRequest};
 pub use resume::{check_resumable, AgentCursor, ResumedRun};
 pub use runs::{RunKind, RunLinks, RunRow, INTERRUPTED};
 

@@ -18,6 +18,15 @@ pub struct StoredRequest {
     pub dispatch_lag_ns: i64,
 }
 
+/// Failed requests of a point that share a class and a message.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ErrorSample {
+    pub class: String,
+    /// What the server or the client said (e.g. `HTTP 400 Bad Request: <vLLM's message>`).
+    pub detail: String,
+    pub count: i64,
+}
+
 impl Store {
     /// The measured requests of a point, in index order.
     pub fn point_requests(&self, point_id: i64) -> Result<Vec<StoredRequest>> {
@@ -83,6 +92,27 @@ impl Store {
             );
         }
         Ok(out)
+    }
+
+    /// What the point's failed measured requests said, grouped by class and message,
+    /// most frequent first (at most `limit` distinct messages).
+    pub fn point_errors(&self, point_id: i64, limit: usize) -> Result<Vec<ErrorSample>> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT error_class, COALESCE(error_detail, ''), COUNT(*) FROM requests
+             WHERE point_id = ?1 AND warmup = 0 AND error_class IS NOT NULL
+             GROUP BY error_class, error_detail ORDER BY COUNT(*) DESC, MIN(idx) LIMIT ?2",
+        )?;
+        let rows = st.query_map(
+            rusqlite::params![point_id, i64::try_from(limit).unwrap_or(i64::MAX)],
+            |r| {
+                Ok(ErrorSample {
+                    class: r.get(0)?,
+                    detail: r.get(1)?,
+                    count: r.get(2)?,
+                })
+            },
+        )?;
+        Ok(rows.collect::<std::result::Result<_, _>>()?)
     }
 
     /// When a point's measured requests started and ended (ns, coordinator clock).
