@@ -386,7 +386,7 @@ impl AgentConfig {
             gpu_counters_interval: ms(
                 args.gpu_counters_interval_ms,
                 file.gpu_counters_interval_ms,
-                200,
+                1000,
                 "gpu_counters_interval_ms",
             )?,
             rdma_interval: ms(
