@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::prefix::PrefixCacheConfig;
+
 /// Fault injection rates (0..=1 each) and parameters.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Faults {
@@ -92,6 +94,9 @@ pub struct SimConfig {
     pub seed: u64,
     /// Prefill–decode disaggregation; `max_num_seqs` is then the decode instance's.
     pub pd: Option<PdConfig>,
+    /// Automatic prefix caching (see [`crate::prefix`]); not modelled with `pd`.
+    #[serde(default)]
+    pub prefix_cache: Option<PrefixCacheConfig>,
 }
 
 impl Default for SimConfig {
@@ -108,6 +113,7 @@ impl Default for SimConfig {
             faults: Faults::default(),
             seed: 1,
             pd: None,
+            prefix_cache: None,
         }
     }
 }
@@ -170,6 +176,14 @@ impl SimConfig {
             let lease_ok = pd.kv_lease_s.is_finite() && pd.kv_lease_s > 0.0;
             if !(0.0..=1.0).contains(&pd.kv_fail_rate) || !lease_ok {
                 return Err("pd kv_fail_rate must be within 0..1 and kv_lease_s > 0".into());
+            }
+        }
+        if let Some(pc) = &self.prefix_cache {
+            pc.validate()?;
+            if self.pd.is_some() {
+                return Err(
+                    "the prefix cache is not simulated with prefill–decode disaggregation".into(),
+                );
             }
         }
         if self.max_num_seqs == 0 || self.tokens_per_chunk == 0 {

@@ -17,6 +17,7 @@ use tokio::time::Instant;
 use crate::config::SimConfig;
 use crate::disagg::truth::TruthBook;
 use crate::otlp::{RequestTimes, SpanSink};
+use crate::prefix::PrefixCache;
 use crate::prom::{Finish, Metrics, H};
 use crate::text;
 
@@ -60,6 +61,8 @@ pub struct Engine {
     rng: Mutex<u64>,
     pub metrics: Metrics,
     next_id: AtomicU64,
+    /// Automatic prefix caching, when configured.
+    prefix: Option<Mutex<PrefixCache>>,
 }
 
 /// Sends the chunks batched so far as one message; false when the client has gone.
@@ -100,8 +103,12 @@ impl Engine {
             kv_in_progress: AtomicUsize::new(0),
             running: AtomicUsize::new(0),
             rng: Mutex::new(cfg.seed.max(1)),
-            metrics: Metrics::new(&cfg.model, cfg.pd.is_some()),
+            metrics: match cfg.prefix_cache {
+                Some(_) => Metrics::new(&cfg.model, cfg.pd.is_some()).with_prefix_cache(),
+                None => Metrics::new(&cfg.model, cfg.pd.is_some()),
+            },
             next_id: AtomicU64::new(1),
+            prefix: cfg.prefix_cache.map(|c| Mutex::new(PrefixCache::new(c))),
             cfg,
         }
     }
@@ -143,6 +150,27 @@ impl Engine {
             )
         });
         self.metrics.render_with(self.running(), self.waiting(), kv)
+    }
+
+    /// The chained block hashes of a prompt's text for the prefix cache (none
+    /// without one).
+    pub fn prefix_blocks(&self, prompt: &str) -> Vec<u64> {
+        self.cfg.prefix_cache.map_or_else(Vec::new, |c| {
+            crate::prefix::block_hashes(prompt, c.block_size, usize::MAX)
+        })
+    }
+
+    /// The prefix cache lookup as the request is scheduled: prompt tokens served from
+    /// the cache (`None` without a cache).
+    fn prefix_lookup(&self, req: &GenRequest) -> Option<u32> {
+        let cache = self.prefix.as_ref()?;
+        let hit = cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .schedule(&req.prefix_blocks, req.prompt_tokens);
+        self.metrics
+            .prefix_lookup(u64::from(req.prompt_tokens), u64::from(hit));
+        Some(hit)
     }
 
     pub fn waiting(&self) -> usize {
@@ -230,6 +258,7 @@ impl Engine {
         let permit = Arc::clone(&self.slots).acquire_owned().await;
         self.waiting.fetch_sub(1, Ordering::Relaxed);
         let Ok(_permit) = permit else { return };
+        let cached = self.prefix_lookup(&req);
         let remote = match (&req.remote, unified_pd) {
             (Some(r), _) if self.role == Role::Decode => Some(r.clone()),
             (_, true) => Some(RemoteKv {
@@ -297,7 +326,14 @@ impl Engine {
         let scheduled = Instant::now();
         // PD: the first token is one step after the transfer (recompute of the last
         // prompt token); otherwise after prefill.
-        let prefill = if kv.is_some() { step } else { prefill };
+        let prefill = match (kv.is_some(), cached) {
+            (true, _) => step,
+            // Only the tokens not in the cache are computed.
+            (false, Some(c)) => {
+                Duration::from_secs_f64(cfg.predicted_ttft_s(req.prompt_tokens.saturating_sub(c)))
+            }
+            (false, None) => prefill,
+        };
         let first = scheduled + prefill;
         let n = req.max_tokens.max(1);
         let per_chunk = cfg.tokens_per_chunk;
@@ -432,6 +468,9 @@ impl Engine {
                 "mean_itl_ms": if sent > 1 { gen * 1e3 / f64::from(sent - 1) } else { 0.0 },
                 "tokens_per_second": f64::from(sent) / secs(last - scheduled).max(1e-9),
             });
+            if let Some(c) = cached {
+                metrics["cached_tokens"] = json!(c);
+            }
             if let (Some((p_queue, p_prefill)), Some((d_wait, link_wait, hs, xfer, bytes, _, _))) =
                 (truth, kv)
             {
@@ -447,6 +486,7 @@ impl Engine {
                 .send(Out::Done {
                     prompt_tokens: req.prompt_tokens,
                     completion_tokens: sent,
+                    cached_tokens: cached,
                     metrics,
                 })
                 .await;

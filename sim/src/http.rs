@@ -16,6 +16,10 @@ use crate::disagg::prefill::PrefillDone;
 use crate::engine::{Engine, GenRequest, Out, Refusal, RemoteKv, Role};
 use crate::text;
 
+mod parse;
+
+pub(crate) use parse::parse;
+
 /// Largest request body accepted.
 const MAX_BODY: usize = 16 << 20;
 
@@ -61,82 +65,15 @@ async fn chat(State(e): State<Arc<Engine>>, headers: HeaderMap, body: Bytes) -> 
     handle(e, headers, body, true).await
 }
 
-/// Parsed request fields.
-#[derive(Debug)]
-struct Parsed {
-    prompt: String,
-    max_tokens: Option<u32>,
-    stream: bool,
-    include_usage: bool,
-    /// vLLM's `kv_transfer_params` (disaggregated prefill).
-    kv: Option<Value>,
-}
-
-fn parse(body: &[u8], chat: bool) -> Result<Parsed, String> {
-    let v: Value =
-        serde_json::from_slice(body).map_err(|e| format!("request body is not valid JSON: {e}"))?;
-    let prompt = if chat {
-        let msgs = v
-            .get("messages")
-            .and_then(Value::as_array)
-            .ok_or("\"messages\" must be an array")?;
-        let mut s = String::new();
-        for m in msgs {
-            match m.get("content") {
-                Some(Value::String(c)) => {
-                    s.push_str(c);
-                    s.push('\n');
-                }
-                Some(Value::Array(parts)) => {
-                    for p in parts {
-                        if let Some(t) = p.get("text").and_then(Value::as_str) {
-                            s.push_str(t);
-                            s.push('\n');
-                        }
-                    }
-                }
-                _ => return Err("each message needs a \"content\"".into()),
-            }
-        }
-        s
-    } else {
-        match v.get("prompt") {
-            Some(Value::String(p)) => p.clone(),
-            Some(Value::Array(a)) if a.len() == 1 && a[0].is_string() => {
-                a[0].as_str().unwrap_or("").to_string()
-            }
-            Some(Value::Array(a)) if a.iter().all(Value::is_u64) => {
-                // Token ids: one word per id, so the count is exact.
-                vec!["t"; a.len()].join(" ")
-            }
-            _ => return Err("\"prompt\" must be a string or a list of token ids".into()),
-        }
-    };
-    let max_tokens = ["max_completion_tokens", "max_tokens"]
-        .iter()
-        .find_map(|k| v.get(*k))
-        .map(|m| {
-            m.as_u64()
-                .and_then(|n| u32::try_from(n).ok())
-                .ok_or("max_tokens must be a positive integer")
-        })
-        .transpose()?;
-    if max_tokens == Some(0) {
-        return Err("max_tokens must be at least 1".into());
+/// The `usage` object; with a prefix cache, `prompt_tokens_details.cached_tokens` as
+/// vLLM reports it.
+fn usage(prompt_tokens: u32, completion_tokens: u32, cached: Option<u32>) -> Value {
+    let mut u = json!({"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens + completion_tokens,
+                       "completion_tokens": completion_tokens});
+    if let Some(c) = cached {
+        u["prompt_tokens_details"] = json!({"cached_tokens": c});
     }
-    Ok(Parsed {
-        prompt,
-        max_tokens,
-        stream: v.get("stream").and_then(Value::as_bool).unwrap_or(false),
-        include_usage: v
-            .pointer("/stream_options/include_usage")
-            .and_then(Value::as_bool)
-            .unwrap_or(false),
-        kv: v
-            .get("kv_transfer_params")
-            .filter(|k| k.is_object())
-            .cloned(),
-    })
+    u
 }
 
 fn created() -> u64 {
@@ -206,6 +143,7 @@ async fn handle(e: Arc<Engine>, headers: HeaderMap, body: Bytes, chat: bool) -> 
         counting: text::counting_start(&p.prompt),
         remote,
         client_id: rid.clone(),
+        prefix_blocks: e.prefix_blocks(p.token_text()),
     };
     let model = e.cfg.model.clone();
     let rx = e.run(req);
@@ -399,6 +337,7 @@ fn stream_response(
                         Some(Out::Done {
                             prompt_tokens,
                             completion_tokens,
+                            cached_tokens,
                             mut metrics,
                         }) => {
                             wire.add_to(&mut metrics);
@@ -407,8 +346,7 @@ fn stream_response(
                             out.extend_from_slice(&sse(&fin));
                             if include_usage {
                                 let u = json!({"id": id, "object": object, "created": created, "model": model, "choices": [],
-                                "usage": {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens + completion_tokens,
-                                          "completion_tokens": completion_tokens},
+                                "usage": usage(prompt_tokens, completion_tokens, cached_tokens),
                                 "metrics": metrics});
                                 out.extend_from_slice(&sse(&u));
                             }
@@ -472,6 +410,7 @@ async fn collect_response(
             Out::Done {
                 prompt_tokens,
                 completion_tokens,
+                cached_tokens,
                 metrics,
             } => {
                 let choice = if chat {
@@ -481,8 +420,7 @@ async fn collect_response(
                 };
                 let v = json!({"id": id, "object": if chat { "chat.completion" } else { "text_completion" },
                     "created": created(), "model": model, "choices": [choice],
-                    "usage": {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens + completion_tokens,
-                              "completion_tokens": completion_tokens},
+                    "usage": usage(prompt_tokens, completion_tokens, cached_tokens),
                     "metrics": metrics});
                 return ([("content-type", "application/json")], v.to_string()).into_response();
             }

@@ -5,7 +5,8 @@
 //! continuous batching with a max-concurrent-sequences limit and a waiting queue),
 //! serves vLLM-named Prometheus metrics at `/metrics`, returns vLLM's per-request
 //! `metrics` block in the final usage chunk, and injects faults on request (server
-//! errors, stalls, truncated streams, gibberish). Everything it simulates is ground
+//! errors, stalls, truncated streams, gibberish); optionally it caches prompt prefixes
+//! as vLLM's automatic prefix caching does ([`prefix`]). Everything it simulates is ground
 //! truth that the load client and, later, attribution must recover. In startup mode
 //! ([`start_with`], [`startup`]) it plays configured vLLM startup phases first:
 //! `/health` answers 503 while it writes vLLM-format startup log lines.
@@ -16,6 +17,7 @@ pub mod engine;
 mod http;
 pub mod ingress;
 pub mod otlp;
+pub mod prefix;
 pub mod prom;
 pub mod startup;
 pub mod text;
@@ -25,6 +27,7 @@ use std::sync::Arc;
 
 pub use config::{Faults, SimConfig};
 pub use engine::Engine;
+pub use prefix::PrefixCacheConfig;
 pub use startup::StartupConfig;
 
 /// A running simulator.

@@ -176,6 +176,9 @@ struct Inner {
     /// NIXL: failed transfers (D) and blocks released unread after their lease (P).
     nixl_failed: u64,
     kv_expired: u64,
+    /// Prefix cache: prompt tokens looked up and tokens found.
+    prefix_queries: u64,
+    prefix_hits: u64,
 }
 
 /// Writes one counter (`vllm:NAME_total` with its HELP and TYPE lines) labelled `l`.
@@ -191,6 +194,8 @@ pub struct Metrics {
     model: String,
     /// PD mode: NIXL transfer metrics are exposed.
     pd: bool,
+    /// The prefix cache counters are exposed.
+    prefix_cache: bool,
     inner: Mutex<Inner>,
 }
 
@@ -210,6 +215,7 @@ impl Metrics {
         Metrics {
             model: model.to_string(),
             pd,
+            prefix_cache: false,
             inner: Mutex::new(Inner {
                 hist: HISTOGRAMS.iter().map(|h| Histogram::new(h.3)).collect(),
                 prompt_tokens: 0,
@@ -217,8 +223,29 @@ impl Metrics {
                 success: [0; 4],
                 nixl_failed: 0,
                 kv_expired: 0,
+                prefix_queries: 0,
+                prefix_hits: 0,
             }),
         }
+    }
+
+    /// Also exposes `vllm:prefix_cache_queries_total` and `vllm:prefix_cache_hits_total`.
+    pub fn with_prefix_cache(mut self) -> Self {
+        self.prefix_cache = true;
+        self
+    }
+
+    /// One prefix cache lookup: `queried` prompt tokens, `hit` of them cached.
+    pub fn prefix_lookup(&self, queried: u64, hit: u64) {
+        let mut g = self.lock();
+        g.prefix_queries += queried;
+        g.prefix_hits += hit;
+    }
+
+    /// Prefix cache (queried, hit) tokens so far.
+    pub fn prefix_counts(&self) -> (u64, u64) {
+        let g = self.lock();
+        (g.prefix_queries, g.prefix_hits)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -355,6 +382,22 @@ impl Metrics {
                 counter(&mut s, &l, name, help, v);
             }
         }
+        if self.prefix_cache {
+            for (name, help, v) in [
+                (
+                    "prefix_cache_queries",
+                    "Prefix cache queries, in terms of number of queried tokens.",
+                    g.prefix_queries,
+                ),
+                (
+                    "prefix_cache_hits",
+                    "Prefix cache hits, in terms of number of cached tokens.",
+                    g.prefix_hits,
+                ),
+            ] {
+                counter(&mut s, &l, name, help, v);
+            }
+        }
         for ((which, name, help, bounds), h) in HISTOGRAMS.iter().zip(&g.hist) {
             if !self.pd && matches!(which, H::NixlXferTime | H::NixlBytes) {
                 continue;
@@ -395,5 +438,23 @@ mod tests {
         assert!(text.contains("vllm:request_success_total{engine=\"0\",finished_reason=\"length\",model_name=\"m\"} 1.0"));
         assert!(text.contains("vllm:num_requests_waiting{engine=\"0\",model_name=\"m\"} 2.0"));
         assert!(text.contains("vllm:prompt_tokens_total{engine=\"0\",model_name=\"m\"} 10.0"));
+        assert!(!text.contains("prefix_cache"), "only with a prefix cache");
+    }
+
+    #[test]
+    fn prefix_cache_counters_render_as_vllm_names_them() {
+        let m = Metrics::new("m", false).with_prefix_cache();
+        m.prefix_lookup(100, 64);
+        m.prefix_lookup(50, 0);
+        assert_eq!(m.prefix_counts(), (150, 64));
+        let text = m.render(0, 0);
+        assert!(
+            text.contains("# TYPE vllm:prefix_cache_queries_total counter"),
+            "{text}"
+        );
+        assert!(
+            text.contains("vllm:prefix_cache_queries_total{engine=\"0\",model_name=\"m\"} 150.0")
+        );
+        assert!(text.contains("vllm:prefix_cache_hits_total{engine=\"0\",model_name=\"m\"} 64.0"));
     }
 }

@@ -3,7 +3,8 @@
 use std::net::SocketAddr;
 
 use anyhow::Context;
-use servescope_sim::{Faults, SimConfig};
+use servescope_sim::ingress::{start_replicated_with, Routing};
+use servescope_sim::{Faults, PrefixCacheConfig, SimConfig};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -81,9 +82,26 @@ pub struct Args {
     /// --prefills prefill and --decodes decode instances (each with its own /metrics)
     #[arg(long, conflicts_with_all = ["pd", "startup_phases"])]
     pub pd_cluster: bool,
-    /// Replicas behind one ingress on --listen (round robin, each with its own /metrics)
+    /// Replicas behind one ingress on --listen (each with its own /metrics), routed by --routing
     #[arg(long, default_value_t = 1, conflicts_with_all = ["pd_cluster", "startup_phases"])]
     pub replicas: usize,
+    /// How the ingress of --replicas picks a replica: round robin, or a hash of the
+    /// prompt's first --affinity-blocks blocks (prompts sharing a prefix meet one cache)
+    #[arg(long, value_enum, default_value_t = RoutingArg::RoundRobin)]
+    pub routing: RoutingArg,
+    /// Prefix-affinity routing: blocks of the prompt's head that pick the replica
+    #[arg(long, default_value_t = 1)]
+    pub affinity_blocks: usize,
+    /// Automatic prefix caching per replica (vLLM's): cached prompt blocks skip prefill;
+    /// vllm:prefix_cache_queries/hits on /metrics, cached_tokens per request
+    #[arg(long, conflicts_with_all = ["pd", "pd_cluster"])]
+    pub prefix_cache: bool,
+    /// Prefix cache: tokens per block (vLLM --block-size)
+    #[arg(long, default_value_t = 16)]
+    pub block_size: u32,
+    /// Prefix cache: blocks each replica keeps (least recently used evicted)
+    #[arg(long, default_value_t = 4096)]
+    pub prefix_cache_blocks: usize,
     /// PD cluster: prefill instances
     #[arg(long, default_value_t = 1)]
     pub prefills: usize,
@@ -111,6 +129,13 @@ pub struct Args {
     /// Startup mode: millisecond timestamps (HH:MM:SS.mmm) instead of vLLM's whole seconds
     #[arg(long, requires = "startup_phases")]
     pub startup_log_millis: bool,
+}
+
+/// `--routing`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RoutingArg {
+    RoundRobin,
+    PrefixAffinity,
 }
 
 pub async fn run(a: Args) -> anyhow::Result<()> {
@@ -142,20 +167,46 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
             kv_fail_rate: a.kv_fail_rate,
             kv_lease_s: a.kv_lease_s,
         }),
+        prefix_cache: a.prefix_cache.then_some(PrefixCacheConfig {
+            block_size: a.block_size,
+            capacity_blocks: a.prefix_cache_blocks,
+        }),
     };
+    if a.routing == RoutingArg::PrefixAffinity && a.replicas < 2 {
+        anyhow::bail!("--routing prefix-affinity needs --replicas 2 or more");
+    }
     if a.pd_cluster {
         return run_cluster(a, cfg).await;
     }
     if a.replicas > 1 {
-        let h = servescope_sim::ingress::start_replicated(cfg, a.replicas, a.listen)
+        let routing = match a.routing {
+            RoutingArg::RoundRobin => Routing::RoundRobin,
+            RoutingArg::PrefixAffinity => Routing::PrefixAffinity {
+                blocks: a.affinity_blocks.max(1),
+            },
+        };
+        let h = start_replicated_with(cfg, a.replicas, a.listen, routing)
             .await
             .context("starting the simulator replicas")?;
         eprintln!(
-            "servescope sim: {} replicas behind {}; Ctrl-C stops",
+            "servescope sim: {} replicas behind {} (routing {}); Ctrl-C stops",
             h.replicas.len(),
-            h.url()
+            h.url(),
+            match routing {
+                Routing::RoundRobin => "round robin".to_string(),
+                Routing::PrefixAffinity { blocks } => format!("by the first {blocks} block(s)"),
+            }
         );
         until_ctrl_c(&h.url()).await?;
+        if a.prefix_cache {
+            for (i, r) in h.replicas.iter().enumerate() {
+                let (q, hit) = r.engine.metrics.prefix_counts();
+                eprintln!(
+                    "replica {i}: prefix cache hit {hit} of {q} prompt tokens ({:.1} %)",
+                    100.0 * hit as f64 / q.max(1) as f64
+                );
+            }
+        }
         h.shutdown().await;
         return Ok(());
     }

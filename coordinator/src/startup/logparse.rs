@@ -395,8 +395,9 @@ pub fn parse_str(text: &str, name: &str, opts: ParseOptions) -> LogParse {
     for l in text.split('\n') {
         p.push_line(l);
     }
-    if text.ends_with('\n') {
-        // `split` yields a last empty piece that is not a line.
+    if text.is_empty() || text.ends_with('\n') {
+        // `split` yields a last empty piece that is not a line (the only piece of an
+        // empty text).
         p.line_no = p.line_no.saturating_sub(1);
     }
     p.finish(name)
@@ -413,4 +414,22 @@ pub fn parse_file(path: &Path, opts: ParseOptions) -> Result<LogParse, StartupEr
         .file_name()
         .map_or(name.clone(), |n| n.to_string_lossy().into_owned());
     parse_reader(std::io::BufReader::new(f), &short, opts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found by the `startup_log` fuzz target: the empty text counted one line in
+    /// memory and none from a reader.
+    #[test]
+    fn text_and_reader_count_the_same_lines() {
+        for text in ["", "\n", "a", "a\n", "a\nb", "a\n\nb\n"] {
+            let opts = ParseOptions::new(2026);
+            let whole = parse_str(text, "t", opts.clone());
+            let read = parse_reader(text.as_bytes(), "t", opts).unwrap();
+            assert_eq!(whole, read, "{text:?}");
+        }
+        assert_eq!(parse_str("", "t", ParseOptions::new(2026)).lines, 0);
+    }
 }

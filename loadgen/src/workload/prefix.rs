@@ -110,6 +110,32 @@ impl PrefixRepetition {
         order[pos]
     }
 
+    /// The prefix-cache hit rate (cached ÷ prompt tokens) the first `requests`
+    /// prompts can reach on a server that caches blocks of `block_size` tokens, when
+    /// every prefix meets one cache with room to keep it (prefix-affinity routing, no
+    /// eviction): a prefix's first request misses; every later one is served the full
+    /// blocks of its prefix (never the prompt's last token, which a server always
+    /// computes), its suffix computed. Lengths are the spec's (exact for whitespace
+    /// words; a real tokenizer can merge a token across the seam).
+    pub fn ideal_prefix_hit_rate(&self, requests: usize, block_size: u32) -> f64 {
+        let (l, s) = (self.spec.prefix_len, self.spec.suffix_len);
+        let total = requests as f64 * f64::from(l + s);
+        if total == 0.0 || block_size == 0 {
+            return 0.0;
+        }
+        let per_hit = l.min((l + s).saturating_sub(1)) / block_size * block_size;
+        let mut seen = vec![false; self.prefixes.len()];
+        let mut cold = 0usize;
+        for i in 0..requests {
+            let k = self.prefix_of(i);
+            if !seen[k] {
+                seen[k] = true;
+                cold += 1;
+            }
+        }
+        (requests - cold) as f64 * f64::from(per_hit) / total
+    }
+
     /// The prompt of request `index`; `input_tokens` is the re-encoded length of the
     /// text sent.
     pub fn prompt(&self, index: usize) -> Prompt {
@@ -155,4 +181,41 @@ fn make_prefixes(spec: &PrefixSpec, tok: &TokenCounter, seed: u64) -> Vec<Vec<u3
             tok.random_text(&mut rng, spec.prefix_len as usize).1
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ideal_hit_rate_counts_one_cold_request_per_prefix_and_full_blocks() {
+        let spec = PrefixSpec {
+            num_prefixes: 4,
+            prefix_len: 40,
+            suffix_len: 10,
+            output_tokens: 1,
+            ignore_eos: false,
+            seed: 3,
+            reuse_prefixes: false,
+        };
+        let w = PrefixRepetition::new(spec.clone(), TokenCounter::words());
+        // 20 requests, 4 cold; 16 warm ones get 2 blocks of 16 of their 40-token prefix.
+        let r = w.ideal_prefix_hit_rate(20, 16);
+        assert!((r - 16.0 * 32.0 / (20.0 * 50.0)).abs() < 1e-12, "{r}");
+        // Blocks of 8 cover the whole prefix; 2 requests: both cold when they differ.
+        assert!((w.ideal_prefix_hit_rate(8, 8) - 4.0 * 40.0 / 400.0).abs() < 1e-12);
+        assert_eq!(w.ideal_prefix_hit_rate(2, 8), 0.0);
+        assert_eq!(w.ideal_prefix_hit_rate(0, 8), 0.0);
+        // No suffix: the last prompt token is computed, so the last block is not served.
+        let bare = PrefixRepetition::new(
+            PrefixSpec {
+                suffix_len: 0,
+                prefix_len: 32,
+                ..spec
+            },
+            TokenCounter::words(),
+        );
+        let r = bare.ideal_prefix_hit_rate(8, 16);
+        assert!((r - 4.0 * 16.0 / (8.0 * 32.0)).abs() < 1e-12, "{r}");
+    }
 }

@@ -34,6 +34,9 @@ pub struct GenRequest {
     pub remote: Option<RemoteKv>,
     /// The client's `x-request-id` (ground truth key).
     pub client_id: String,
+    /// The prompt's chained block hashes for the prefix cache
+    /// ([`crate::Engine::prefix_blocks`]; empty without a cache).
+    pub prefix_blocks: Vec<u64>,
 }
 
 /// What the engine emits for a request, in order.
@@ -47,6 +50,8 @@ pub enum Out {
     Done {
         prompt_tokens: u32,
         completion_tokens: u32,
+        /// Prompt tokens served from the prefix cache (`None` without a cache).
+        cached_tokens: Option<u32>,
         metrics: serde_json::Value,
     },
 }
