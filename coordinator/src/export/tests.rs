@@ -96,6 +96,11 @@ fn canned() -> (Inventory, Vec<Sample>) {
         remapped_rows_uncorrectable: Some(1),
         remapped_rows_pending: Some(true),
         remapped_rows_failure: Some(true),
+        pcie_link_gen: Some(4),
+        pcie_link_gen_max: Some(5),
+        pcie_link_width: Some(16),
+        pcie_link_width_max: Some(16),
+        pcie_replay_count: Some(7),
         processes: vec![GpuProcess {
             pid: 4242,
             name: "python3".into(),
@@ -105,11 +110,6 @@ fn canned() -> (Inventory, Vec<Sample>) {
         errors: vec![],
         energy_stale: false,
         counters_stale: false,
-        pcie_link_gen: None,
-        pcie_link_gen_max: None,
-        pcie_link_width: None,
-        pcie_link_width_max: None,
-        pcie_replay_count: None,
     };
     let host = HostSample {
         slow_t_ns: T0,

@@ -37,9 +37,17 @@ pub struct SeriesFilter {
     pub window: Option<(i64, i64)>,
 }
 
-/// One GPU reading: time, utilisation, PCIe RX total, every process's memory and
-/// when the process list was read.
-type RawPoint = (i64, Option<f64>, Option<f64>, Vec<(u32, f64)>, Option<i64>);
+/// One GPU reading.
+struct RawPoint {
+    t: i64,
+    util: Option<f64>,
+    pcie_rx: Option<f64>,
+    /// Every process's memory, and when the process list was read.
+    procs: Vec<(u32, f64)>,
+    procs_t: Option<i64>,
+    /// The device's used memory at `t`.
+    dev_mem: Option<f64>,
+}
 
 /// Every GPU's samples in a run (one series per agent and GPU index), the followed
 /// process chosen per GPU.
@@ -68,23 +76,28 @@ pub fn series_from_store(
             return Ok(());
         }
         for r in g.gpus.iter().filter(|r| f.gpu.is_none_or(|x| x == r.index)) {
-            raw.entry((s.agent_id, r.index)).or_default().push((
-                t,
-                r.util_gpu_pct.map(f64::from),
-                r.pcie_rx_bytes.map(|v| v as f64),
-                r.processes
-                    .iter()
-                    .map(|p| (p.pid, p.used_bytes as f64))
-                    .collect(),
-                (r.processes_t_ns > 0).then(|| i64::try_from(r.processes_t_ns).unwrap_or(t)),
-            ));
+            raw.entry((s.agent_id, r.index))
+                .or_default()
+                .push(RawPoint {
+                    t,
+                    util: r.util_gpu_pct.map(f64::from),
+                    pcie_rx: r.pcie_rx_bytes.map(|v| v as f64),
+                    procs: r
+                        .processes
+                        .iter()
+                        .map(|p| (p.pid, p.used_bytes as f64))
+                        .collect(),
+                    procs_t: (r.processes_t_ns > 0)
+                        .then(|| i64::try_from(r.processes_t_ns).unwrap_or(t)),
+                    dev_mem: r.memory_used_bytes.map(|v| v as f64),
+                });
         }
         Ok(())
     })?;
     Ok(raw
         .into_iter()
         .map(|((agent_id, gpu), mut raw)| {
-            raw.sort_by_key(|r| r.0);
+            raw.sort_by_key(|r| r.t);
             let pid = f.pid.or_else(|| busiest(&raw));
             GpuSeries {
                 agent_id,
@@ -94,12 +107,13 @@ pub fn series_from_store(
                 pid,
                 points: raw
                     .into_iter()
-                    .map(|(t, u, rx, ps, pt)| GpuPoint {
-                        t_ns: t,
-                        util_pct: u,
-                        pcie_rx: rx,
-                        proc_mem: pid.and_then(|p| ps.iter().find(|x| x.0 == p).map(|x| x.1)),
-                        proc_t_ns: pt,
+                    .map(|r| GpuPoint {
+                        t_ns: r.t,
+                        util_pct: r.util,
+                        pcie_rx: r.pcie_rx,
+                        proc_mem: pid.and_then(|p| r.procs.iter().find(|x| x.0 == p).map(|x| x.1)),
+                        proc_t_ns: r.procs_t,
+                        dev_mem: r.dev_mem,
                     })
                     .collect(),
             }
@@ -110,8 +124,8 @@ pub fn series_from_store(
 /// The process that held the most memory on a GPU.
 fn busiest(raw: &[RawPoint]) -> Option<u32> {
     let mut max: BTreeMap<u32, f64> = BTreeMap::new();
-    for (_, _, _, ps, _) in raw {
-        for (p, m) in ps {
+    for r in raw {
+        for (p, m) in &r.procs {
             let e = max.entry(*p).or_insert(0.0);
             *e = e.max(*m);
         }

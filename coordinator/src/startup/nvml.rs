@@ -216,6 +216,7 @@ mod tests {
                 pcie_rx: Some(rx),
                 proc_mem: mem,
                 proc_t_ns: None,
+                dev_mem: None,
             });
         }
         v
@@ -279,6 +280,67 @@ mod tests {
         assert_eq!(w(&tl), w(&base) - 60_000_000);
     }
 
+    /// A process list read every 500 ms places a change on the read before it;
+    /// the device's memory, read every sample, narrows that to the sample before
+    /// the device moved.
+    #[test]
+    fn device_memory_narrows_where_a_slow_listed_change_began() {
+        let pts: Vec<GpuPoint> = synthetic()
+            .into_iter()
+            .map(|p| {
+                // The list read every 500 ms (at …4.7, 15.2 s …), the last one at or
+                // before the sample; the capture's memory (15.05 s on) stays.
+                let listed = p.t_ns - (p.t_ns - 200_000_000).rem_euclid(500_000_000);
+                let kept = if p.t_ns > 15_350_000_000 {
+                    0.2 * GIB
+                } else {
+                    0.0
+                };
+                GpuPoint {
+                    proc_t_ns: Some(listed),
+                    dev_mem: p.proc_mem.map(|m| m + kept),
+                    ..p
+                }
+            })
+            .collect();
+        // The process memory as the slow list saw it.
+        let listed: Vec<GpuPoint> = pts
+            .iter()
+            .map(|p| GpuPoint {
+                proc_mem: pts
+                    .iter()
+                    .rev()
+                    .find(|q| q.t_ns <= p.proc_t_ns.unwrap_or(p.t_ns))
+                    .and_then(|q| q.dev_mem),
+                ..p.clone()
+            })
+            .collect();
+        let cap = |t: &Timeline| {
+            t.get(PhaseKind::CudaGraphCapture)
+                .and_then(|p| p.start_ns)
+                .expect("capture")
+        };
+        let narrowed = cap(&infer(&listed, None));
+        let coarse = cap(&infer(
+            &listed
+                .iter()
+                .map(|p| GpuPoint {
+                    dev_mem: None,
+                    ..p.clone()
+                })
+                .collect::<Vec<_>>(),
+            None,
+        ));
+        // The capture's memory moves between the 15.0 and 15.1 s samples: the list
+        // first shows it at 15.2 s and puts the start on its read before (14.7 s);
+        // the device memory on the 15.0 s sample.
+        assert!(narrowed > coarse, "{narrowed} <= {coarse}");
+        assert!(
+            (narrowed - 15_000_000_000).abs() <= 100_000_000,
+            "{narrowed}"
+        );
+    }
+
     #[test]
     fn no_process_memory_means_no_phases_and_garbage_never_panics() {
         assert!(infer(&[], None).phases.is_empty());
@@ -302,6 +364,7 @@ mod tests {
                         pcie_rx: (!x.is_multiple_of(5)).then_some((x >> 16) as f64),
                         proc_mem: (!x.is_multiple_of(4)).then_some((x >> 24) as f64),
                         proc_t_ns: (!x.is_multiple_of(6)).then_some(k * 100_000_000 - 40_000_000),
+                        dev_mem: (!x.is_multiple_of(7)).then_some((x >> 20) as f64),
                     }
                 })
                 .collect();

@@ -16,6 +16,9 @@ pub struct GpuPoint {
     /// When the process list behind `proc_mem` was read (the agent reads it on its
     /// own cadence; None: at `t_ns`). Memory boundaries are placed on these times.
     pub proc_t_ns: Option<i64>,
+    /// The device's used memory at `t_ns` (read every sample, where the process
+    /// list may be read less often): it narrows when a process's change began.
+    pub dev_mem: Option<f64>,
 }
 
 pub(super) const GB: f64 = 1e9;
@@ -50,9 +53,21 @@ pub(super) fn mt(p: &[GpuPoint], i: usize) -> i64 {
     p[i].proc_t_ns.unwrap_or(p[i].t_ns)
 }
 
-/// Where the memory change seen at sample `i` may have begun: the read before it.
+/// Where the memory change seen at sample `i` may have begun: the process-list
+/// read before it, or later where the device's memory (read every sample) stayed
+/// unchanged after that read: the change began after the last such sample.
 pub(super) fn mstart(p: &[GpuPoint], i: usize) -> i64 {
-    mt(p, i.saturating_sub(1))
+    let before = mt(p, i.saturating_sub(1));
+    // The first sample after `before` whose device memory moved; the change
+    // cannot have begun before the sample just ahead of it.
+    let seen = mt(p, i);
+    let moved = (1..=i.min(p.len().saturating_sub(1)))
+        .filter(|&k| p[k - 1].t_ns >= before && p[k - 1].t_ns < seen)
+        .find(|&k| match (p[k - 1].dev_mem, p[k].dev_mem) {
+            (Some(a), Some(b)) => (b - a).abs() >= MEM_CHANGE,
+            _ => false,
+        });
+    moved.map_or(before, |k| before.max(p[k - 1].t_ns))
 }
 
 pub(super) fn util(p: &[GpuPoint], i: usize) -> f64 {

@@ -44,6 +44,7 @@ pub fn points(csv: &str) -> Vec<GpuPoint> {
                 pcie_rx: f(c.get(2)?),
                 proc_mem: f(c.get(3)?),
                 proc_t_ns: c.get(4).and_then(|s| s.parse().ok()),
+                dev_mem: None,
             })
         })
         .collect()

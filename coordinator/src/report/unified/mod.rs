@@ -22,18 +22,17 @@ pub use page::render;
 pub const SLOWEST: usize = 8;
 
 /// The findings of a run, from the one diagnosis registry every run kind goes
-/// through (`servescope diagnose RUN` prints the same). `Option` for the page's
-/// "not diagnosed" case, which the registry no longer leaves for any run kind.
-pub fn findings_of(store: &Store, run: &RunRow) -> Result<Option<Vec<Finding>>> {
-    Ok(Some(crate::diagnose::diagnose_run(store, run.id)?))
+/// through (`servescope diagnose RUN` prints the same).
+pub fn findings_of(store: &Store, run: &RunRow) -> Result<Vec<Finding>> {
+    Ok(crate::diagnose::diagnose_run(store, run.id)?)
 }
 
 /// Everything the page draws, read from the store.
 #[derive(Debug, Default)]
 pub struct Sources {
     pub runs: Vec<RunRow>,
-    /// Per given run: its findings (`None`: not diagnosed).
-    pub findings: Vec<(RunRow, Option<Vec<Finding>>)>,
+    /// Per given run: its findings.
+    pub findings: Vec<(RunRow, Vec<Finding>)>,
     pub load: Vec<RunData>,
     pub requests: Vec<timeline::RunRequests>,
     pub attributions: Vec<Attribution>,
@@ -142,9 +141,7 @@ pub fn gather(store: &Store, ids: &[i64]) -> Result<Sources> {
         && s.telemetry.is_empty()
         && s.fabric.is_empty()
         && s.startup.is_empty()
-        && s.findings
-            .iter()
-            .all(|f| f.1.as_ref().is_none_or(Vec::is_empty));
+        && s.findings.iter().all(|f| f.1.is_empty());
     if empty {
         return Err(ReportError::Empty(ids.to_vec()));
     }

@@ -27,12 +27,7 @@ fn findings_section(h: &mut String, src: &Sources) {
                 format!(" · {}", escape(&run.label))
             }
         );
-        match f {
-            Some(f) => h.push_str(&findings::render(f)),
-            None => h.push_str(
-                "<p class=sub>No diagnosis rules cover this kind of run yet; its data follow.</p>",
-            ),
-        }
+        h.push_str(&findings::render(f));
     }
     h.push_str("</section>");
 }

@@ -35,7 +35,8 @@ fn fabric_and_startup_runs_get_their_sections_and_a_bare_run_is_an_error() {
     assert!(page.contains("Fabric probe: bandwidth vs message size"));
     assert!(page.contains("a:1 → b:2") && page.contains("<td>2.00</td>"));
     assert!(page.contains("Startup waterfall: run 2 cold &lt;1&gt; · trial 1"));
-    assert!(page.contains("No diagnosis rules cover this kind of run yet"));
+    // Every run kind is diagnosed: the startup run's trial trips no rule.
+    assert!(page.contains("No finding: nothing in this run trips a diagnosis rule."));
     assert!(!page.contains("Throughput") && !page.contains("Node telemetry"));
     assert_eq!(page.matches("<svg").count(), 2);
     assert_eq!(page.matches("<div").count(), page.matches("</div>").count());
