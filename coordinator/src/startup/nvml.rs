@@ -312,7 +312,7 @@ mod tests {
                     .rev()
                     .find(|q| q.t_ns <= p.proc_t_ns.unwrap_or(p.t_ns))
                     .and_then(|q| q.dev_mem),
-                ..p.clone()
+                ..*p
             })
             .collect();
         let cap = |t: &Timeline| {
@@ -326,7 +326,7 @@ mod tests {
                 .iter()
                 .map(|p| GpuPoint {
                     dev_mem: None,
-                    ..p.clone()
+                    ..*p
                 })
                 .collect::<Vec<_>>(),
             None,
