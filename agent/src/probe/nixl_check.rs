@@ -143,10 +143,11 @@ pub fn telemetry(procs: &[&ServingProcess]) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn proc_with(env: &[(&str, &str)]) -> ServingProcess {
+    /// A serving process with this environment (shared with the telemetry tests).
+    pub(crate) fn proc_with(env: &[(&str, &str)]) -> ServingProcess {
         ServingProcess {
             pid: 7,
             env: env

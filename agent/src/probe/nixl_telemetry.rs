@@ -117,18 +117,8 @@ pub fn read_into(c: &mut NixlNodeCheck, python: &Path, procs: &[&ServingProcess]
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::probe::nixl_check::tests::proc_with;
     use servescope_fabric::nixl::telemetry;
-
-    fn proc_with(env: &[(&str, &str)]) -> ServingProcess {
-        ServingProcess {
-            pid: 7,
-            env: env
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            ..Default::default()
-        }
-    }
 
     #[test]
     fn buffer_directories_of_processes_that_export_to_buffers() {

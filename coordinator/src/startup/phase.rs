@@ -414,6 +414,26 @@ mod tests {
         Phase::new(kind, Source::Log, 1.0).span(s * 1_000_000_000, e * 1_000_000_000)
     }
 
+    /// API ready at `s` seconds.
+    fn ready_at(s: i64) -> Phase {
+        let mut ready = Phase::new(PhaseKind::ApiReady, Source::Log, 1.0);
+        ready.start_ns = Some(s * 1_000_000_000);
+        ready.end_ns = ready.start_ns;
+        ready
+    }
+
+    /// The Unattributed rows as whole seconds.
+    fn gaps_s(t: &Timeline) -> Vec<(i64, i64)> {
+        t.of(PhaseKind::Unattributed)
+            .map(|p| {
+                (
+                    p.start_ns.unwrap() / 1_000_000_000,
+                    p.end_ns.unwrap() / 1_000_000_000,
+                )
+            })
+            .collect()
+    }
+
     #[test]
     fn startup_fill_gaps() {
         let mut t = Timeline::new(Some("node-1".into()));
@@ -424,21 +444,9 @@ mod tests {
         t.phases.push(span(PhaseKind::InitEngine, 20, 40));
         t.phases.push(span(PhaseKind::TorchCompile, 25, 30));
         t.phases.push(span(PhaseKind::MemoryProfiling, 29, 31));
-        let mut ready = Phase::new(PhaseKind::ApiReady, Source::Log, 1.0);
-        ready.start_ns = Some(45_000_000_000);
-        ready.end_ns = ready.start_ns;
-        t.phases.push(ready);
+        t.phases.push(ready_at(45));
         t.fill_gaps(1.0);
-        let gaps: Vec<(i64, i64)> = t
-            .of(PhaseKind::Unattributed)
-            .map(|p| {
-                (
-                    p.start_ns.unwrap() / 1_000_000_000,
-                    p.end_ns.unwrap() / 1_000_000_000,
-                )
-            })
-            .collect();
-        assert_eq!(gaps, vec![(10, 12), (20, 25), (31, 45)]);
+        assert_eq!(gaps_s(&t), vec![(10, 12), (20, 25), (31, 45)]);
         assert_eq!(t.seconds(PhaseKind::Unattributed), Some(21.0));
         assert_eq!(t.until(PhaseKind::ApiReady), Some(45.0));
         // Idempotent; a larger threshold drops the short gaps.
@@ -458,21 +466,9 @@ mod tests {
         t.phases.push(span(PhaseKind::FixedInit, 0, 10));
         t.phases.push(span(PhaseKind::ModelLoad, 10, 12));
         t.phases.push(span(PhaseKind::InitEngine, 12, 25));
-        let mut ready = Phase::new(PhaseKind::ApiReady, Source::Log, 1.0);
-        ready.start_ns = Some(27_000_000_000);
-        ready.end_ns = ready.start_ns;
-        t.phases.push(ready);
+        t.phases.push(ready_at(27));
         t.fill_gaps(1.0);
-        let gaps: Vec<(i64, i64)> = t
-            .of(PhaseKind::Unattributed)
-            .map(|p| {
-                (
-                    p.start_ns.unwrap() / 1_000_000_000,
-                    p.end_ns.unwrap() / 1_000_000_000,
-                )
-            })
-            .collect();
-        assert_eq!(gaps, vec![(25, 27)]);
+        assert_eq!(gaps_s(&t), vec![(25, 27)]);
         let rows: Vec<PhaseKind> = t.rows().map(|p| p.kind).collect();
         assert!(rows.contains(&PhaseKind::InitEngine), "{rows:?}");
         // With a part present, the container is no row and its uncovered time is a gap.
