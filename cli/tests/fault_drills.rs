@@ -10,7 +10,7 @@ use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{agent_on, bin, loopback_agent_with, success, Kill};
+use common::{agent_on, bin, loopback_agent_with, pd_cluster, success, Kill};
 use servescope_coordinator::Store;
 
 fn token(dir: &std::path::Path) -> std::path::PathBuf {
@@ -185,27 +185,14 @@ fn exp_run_killed_mid_point_resumes_with_every_request_once() {
 
 #[test]
 fn pd_run_killed_mid_point_resumes_with_every_request_once() {
-    let mut child = bin()
-        .args([
-            "sim",
-            "--pd-cluster",
-            "--listen",
-            "127.0.0.1:0",
-            "--decode-ms",
-            "4",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let out = child.stdout.take().unwrap();
-    let _sim = Kill(child);
-    let mut urls = std::collections::HashMap::new();
-    for line in BufReader::new(out).lines().take(3) {
-        let line = line.unwrap();
-        let (role, url) = line.split_once(' ').unwrap();
-        urls.insert(role.to_string(), url.to_string());
-    }
+    let (_sim, urls) = pd_cluster(bin().args([
+        "sim",
+        "--pd-cluster",
+        "--listen",
+        "127.0.0.1:0",
+        "--decode-ms",
+        "4",
+    ]));
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("pd.db");
     let pd = |extra: &[&str]| {

@@ -2,48 +2,27 @@
 //! processes on loopback: the engines export spans to `pd run`'s OTLP receiver, the
 //! proxy batches the stream (the injected fault), and `diagnose` names it.
 
-use std::io::{BufRead, BufReader};
-use std::process::Stdio;
-
 mod common;
-use common::{bin, run, Kill};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use common::{bin, free_port, pd_cluster, run};
 
 #[test]
 fn pd_run_then_attribute_and_diagnose() {
     let otlp = free_port();
-    let mut child = bin()
-        .args([
-            "sim",
-            "--pd-cluster",
-            "--listen",
-            "127.0.0.1:0",
-            "--decode-ms",
-            "4",
-            "--stream-batch-ms",
-            "40",
-            "--otlp-traces-endpoint",
-        ])
-        .arg(format!("127.0.0.1:{otlp}"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let out = child.stdout.take().unwrap();
-    let _sim = Kill(child);
-    let mut urls = std::collections::HashMap::new();
-    for line in BufReader::new(out).lines().take(3) {
-        let line = line.unwrap();
-        let (role, url) = line.split_once(' ').unwrap();
-        urls.insert(role.to_string(), url.to_string());
-    }
+    let (_sim, urls) = pd_cluster(
+        bin()
+            .args([
+                "sim",
+                "--pd-cluster",
+                "--listen",
+                "127.0.0.1:0",
+                "--decode-ms",
+                "4",
+                "--stream-batch-ms",
+                "40",
+                "--otlp-traces-endpoint",
+            ])
+            .arg(format!("127.0.0.1:{otlp}")),
+    );
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("pd.db");
     let html = dir.path().join("pd.html");

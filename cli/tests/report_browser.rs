@@ -12,15 +12,14 @@
 //!
 //! Without Chromium the test says why and passes; with `CI=true` it fails.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 mod common;
-use common::{bin, free_port, run, Kill};
+use common::{bin, free_port, pd_cluster, run};
 
 use servescope_agent::collect::rdma::fixture::{
     bump_counters, p5_layout, write_p5_tree, P5FixtureOptions,
@@ -169,23 +168,13 @@ fn record_pd_run(dir: &Path) -> Runs {
     }
     rt.block_on(agent_b.shutdown());
     let otlp = free_port();
-    let mut child = bin()
-        .args(["sim", "--pd-cluster", "--listen", "127.0.0.1:0"])
-        .args(["--decode-ms", "4", "--stream-batch-ms", "40"])
-        .arg("--otlp-traces-endpoint")
-        .arg(format!("127.0.0.1:{otlp}"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let out = child.stdout.take().unwrap();
-    let _sim = Kill(child);
-    let mut urls = std::collections::HashMap::new();
-    for line in BufReader::new(out).lines().take(3) {
-        let line = line.unwrap();
-        let (role, url) = line.split_once(' ').unwrap();
-        urls.insert(role.to_string(), url.to_string());
-    }
+    let (_sim, urls) = pd_cluster(
+        bin()
+            .args(["sim", "--pd-cluster", "--listen", "127.0.0.1:0"])
+            .args(["--decode-ms", "4", "--stream-batch-ms", "40"])
+            .arg("--otlp-traces-endpoint")
+            .arg(format!("127.0.0.1:{otlp}")),
+    );
     let mut pd = bin();
     pd.args(["pd", "run", "--proxy", &urls["proxy"]]);
     if let Some(f) = fabric_run {

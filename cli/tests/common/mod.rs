@@ -139,3 +139,24 @@ pub fn both_streams(o: &Output) -> String {
         String::from_utf8_lossy(&o.stderr)
     )
 }
+
+/// Starts a simulated P/D cluster (`cmd`: `servescope sim --pd-cluster …` as the
+/// caller built it) and reads the "ROLE URL" lines it prints first: the proxy,
+/// prefill and decode URLs by role.
+pub fn pd_cluster(cmd: &mut Command) -> (Kill, std::collections::HashMap<String, String>) {
+    use std::io::{BufRead, BufReader};
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let out = child.stdout.take().unwrap();
+    let sim = Kill(child);
+    let mut urls = std::collections::HashMap::new();
+    for line in BufReader::new(out).lines().take(3) {
+        let line = line.unwrap();
+        let (role, url) = line.split_once(' ').unwrap();
+        urls.insert(role.to_string(), url.to_string());
+    }
+    (sim, urls)
+}
