@@ -35,7 +35,7 @@ impl Store {
         let id = tx.last_insert_rowid();
         for r in &o.results {
             tx.execute(
-                "INSERT OR REPLACE INTO fabric_results VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                "INSERT OR REPLACE INTO fabric_results VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
                 params![
                     id,
                     r.size as i64,
@@ -46,7 +46,9 @@ impl Store {
                     r.messages_per_s,
                     r.latency_p50_ns.map(|v| v as i64),
                     r.latency_p99_ns.map(|v| v as i64),
-                    r.nixl.as_ref().map(prost::Message::encode_to_vec)
+                    r.nixl.as_ref().map(prost::Message::encode_to_vec),
+                    r.verified,
+                    r.unverified
                 ],
             )?;
         }
@@ -75,7 +77,7 @@ impl Store {
             .collect::<std::result::Result<Vec<_>, _>>()?;
         let mut rs = self.conn.prepare(
             "SELECT size, op, bytes, seconds, bandwidth_bps, messages_per_s, latency_p50_ns, latency_p99_ns,
-                    nixl_pb
+                    nixl_pb, verified, unverified
              FROM fabric_results WHERE probe_id = ?1 ORDER BY size, op",
         )?;
         let mut out = Vec::new();
@@ -93,6 +95,8 @@ impl Store {
                             messages_per_s: x.get(5)?,
                             latency_p50_ns: x.get::<_, Option<i64>>(6)?.map(|v| v as u64),
                             latency_p99_ns: x.get::<_, Option<i64>>(7)?.map(|v| v as u64),
+                            verified: x.get(9)?,
+                            unverified: x.get(10)?,
                             ..Default::default()
                         },
                         x.get::<_, Option<Vec<u8>>>(8)?,
@@ -142,6 +146,8 @@ mod tests {
                     bandwidth_bps: 2e6,
                     messages_per_s: 32.0,
                     latency_p50_ns: Some(50_000),
+                    // Asked for, not possible: the reason comes back.
+                    unverified: "host memory on a shared buffer".into(),
                     ..Default::default()
                 },
                 ProbeSizeResult {
@@ -150,6 +156,7 @@ mod tests {
                     bytes: 10 << 20,
                     seconds: 0.01,
                     bandwidth_bps: 1e9,
+                    verified: true,
                     nixl: Some(NixlXferStats {
                         blocks: 256,
                         block_size: 4096,
@@ -191,6 +198,9 @@ mod tests {
         let back = s.fabric_probes(run).expect("load");
         assert_eq!(back.len(), 1);
         assert_eq!(back[0].results, o.results);
+        // Each row's contents check comes back as the probe printed it.
+        assert!(back[0].results[1].verified && !back[0].results[0].verified);
+        assert_eq!(back[0].results[0].unverified, "host memory on a shared buffer");
         // The transport truth's protocol lines and findings come back with it.
         assert_eq!(back[0].driver, o.driver);
         let t = back[0]

@@ -5,7 +5,7 @@ use rusqlite::Connection;
 use super::{Result, StoreError};
 
 /// Current schema version.
-pub const VERSION: i64 = 8;
+pub const VERSION: i64 = 9;
 
 const V1: &str = "
 CREATE TABLE runs(
@@ -223,7 +223,14 @@ ALTER TABLE runs ADD COLUMN recorder_pid INTEGER;
 ALTER TABLE runs ADD COLUMN recorder_start INTEGER;
 ";
 
-const STEPS: [&str; VERSION as usize] = [V1, V2, V3, V4, V5, V6, V7, V8];
+/// v9: each probe result's contents check: verified (1), failed to verify or not
+/// asked (0), and why it could not be verified where it was asked.
+const V9: &str = "
+ALTER TABLE fabric_results ADD COLUMN verified INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE fabric_results ADD COLUMN unverified TEXT NOT NULL DEFAULT '';
+";
+
+const STEPS: [&str; VERSION as usize] = [V1, V2, V3, V4, V5, V6, V7, V8, V9];
 
 /// Brings the schema to [`VERSION`], one transaction per version.
 pub fn migrate(conn: &Connection) -> Result<()> {
