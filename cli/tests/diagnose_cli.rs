@@ -6,56 +6,37 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Stdio;
+use std::time::Duration;
 
-use common::{agent_bin, bin, Kill};
+use common::{bin, loopback_agent_with, Kill};
 use servescope_agent::collect::rdma::fixture::{
     p5_layout, raise_retransmits, set_port_link, write_p5_tree, P5FixtureOptions,
 };
 
+/// The agent binary over `sys` with NVML, kmsg and the startup watch off and the
+/// RDMA counters read every 100 ms.
 fn start_agent(dir: &Path, sys: &Path, tok: &Path) -> (Kill, String) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port();
-    let listen = format!("127.0.0.1:{port}");
-    let child = Command::new(
-        agent_bin()
-            .expect("servescope-agent built beside servescope (cargo test --workspace builds it)"),
+    let (sys, nvml) = (
+        sys.display().to_string(),
+        dir.join("no-such-libnvidia-ml.so.1").display().to_string(),
+    );
+    loopback_agent_with(
+        tok,
+        &[
+            "--sysfs-root",
+            &sys,
+            "--nvml-lib",
+            &nvml,
+            "--no-kmsg",
+            "--no-startup-watch",
+            "--rdma-interval-ms",
+            "100",
+        ],
     )
-    .args([
-        "--listen",
-        &listen,
-        "--metrics-listen",
-        "off",
-        "--token-file",
-    ])
-    .arg(tok)
-    .arg("--sysfs-root")
-    .arg(sys)
-    .arg("--nvml-lib")
-    .arg(dir.join("no-such-libnvidia-ml.so.1"))
-    .args([
-        "--no-kmsg",
-        "--no-startup-watch",
-        "--rdma-interval-ms",
-        "100",
-    ])
-    .stdout(Stdio::null())
-    .stderr(Stdio::null())
-    .spawn()
-    .expect("agent starts");
-    let k = Kill(child);
-    let t0 = Instant::now();
-    while std::net::TcpStream::connect(&listen).is_err() {
-        assert!(
-            t0.elapsed() < Duration::from_secs(20),
-            "agent not listening"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    (k, listen)
+    .expect(
+        "agent listening (servescope-agent is built beside servescope by cargo test --workspace)",
+    )
 }
 
 fn record(db: &Path, tok: &Path, agent: &str, secs: u64) -> Kill {

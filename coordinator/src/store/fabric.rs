@@ -200,7 +200,10 @@ mod tests {
         assert_eq!(back[0].results, o.results);
         // Each row's contents check comes back as the probe printed it.
         assert!(back[0].results[1].verified && !back[0].results[0].verified);
-        assert_eq!(back[0].results[0].unverified, "host memory on a shared buffer");
+        assert_eq!(
+            back[0].results[0].unverified,
+            "host memory on a shared buffer"
+        );
         // The transport truth's protocol lines and findings come back with it.
         assert_eq!(back[0].driver, o.driver);
         let t = back[0]
