@@ -214,7 +214,10 @@ pub fn matrix() -> Vec<Row> {
             fault: "KV over TCP/IP (forced TCP path)",
             injection: Injection::Pd {
                 sim: SimFault::None,
-                sweep: sweep(&[4], 12, 8, false),
+                // Long enough (≈ 3 s) that the counters, sampled every lab tick,
+                // see most of the KV bytes inside the run's window: a 0.6 s sweep
+                // left the carrier undecided about half the time.
+                sweep: sweep(&[2], 24, 16, false),
                 drive: Drive::KvOverTcp,
             },
             expected: Some("kv_over_tcp"),
