@@ -234,11 +234,20 @@ fn parent(kind: &str) -> Option<&'static str> {
 /// waterfall that overlap. Prints the engine's figure beside ours.
 pub fn check_timeline(log: &str, timeline: &Value) -> Vec<String> {
     let mut failures = Vec::new();
-    let durations: Vec<f64> = timeline["phases"]
-        .as_array()
-        .unwrap()
+    // A printed duration appears as a phase's length, or as a fact a phase keeps
+    // (an `…_s` attribute: the model's init time, the profiling run).
+    let phases = timeline["phases"].as_array().unwrap();
+    let durations: Vec<f64> = phases
         .iter()
         .filter_map(|p| p["duration_s"].as_f64())
+        .chain(phases.iter().flat_map(|p| {
+            p["attrs"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .filter(|(k, _)| k.ends_with("_s"))
+                .filter_map(|(_, v)| v.as_str()?.parse::<f64>().ok())
+        }))
         .collect();
     for (what, took) in printed_durations(log) {
         let ours: Vec<f64> = durations
@@ -246,9 +255,13 @@ pub fn check_timeline(log: &str, timeline: &Value) -> Vec<String> {
             .copied()
             .filter(|d| (d - took).abs() <= 0.005 + took * 0.001)
             .collect();
-        println!("engine printed {what:?} took {took} s; our phases of that duration: {ours:?}");
+        println!(
+            "engine printed {what:?} took {took} s; our phases/facts of that duration: {ours:?}"
+        );
         if ours.is_empty() {
-            failures.push(format!("{what} took {took} s: no phase of that duration"));
+            failures.push(format!(
+                "{what} took {took} s: no phase or fact of that duration"
+            ));
         }
     }
     // The rows a waterfall draws: phases without a parent, a parent replaced by its
