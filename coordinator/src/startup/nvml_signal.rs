@@ -61,7 +61,9 @@ pub(super) fn mstart(p: &[GpuPoint], i: usize) -> i64 {
     // The first sample after `before` whose device memory moved; the change
     // cannot have begun before the sample just ahead of it.
     let seen = mt(p, i);
-    let moved = (1..=i.min(p.len().saturating_sub(1)))
+    // Samples are in time order: start at the first one read at or after `before`.
+    let from = p.partition_point(|q| q.t_ns < before).max(1);
+    let moved = (from..=i.min(p.len().saturating_sub(1)))
         .filter(|&k| p[k - 1].t_ns >= before && p[k - 1].t_ns < seen)
         .find(|&k| match (p[k - 1].dev_mem, p[k].dev_mem) {
             (Some(a), Some(b)) => (b - a).abs() >= MEM_CHANGE,
