@@ -12,7 +12,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-use common::{bin, loopback_agent};
+use common::{bin, loopback_agent, nixl_python};
 
 const STAND_IN: &str = r#"
 import os, sys, time
@@ -25,22 +25,6 @@ print("ready", p.initiator.proc.pid, flush=True)
 sys.stdin.readline()
 p.finish(); p.close()
 "#;
-
-fn nixl_python() -> Option<PathBuf> {
-    let p = std::env::var_os("SERVESCOPE_NIXL_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/nixl-venv/bin/python")
-        });
-    if !p.exists() {
-        println!(
-            "SKIP: no NIXL venv at {} (run scripts/nixl_venv.sh)",
-            p.display()
-        );
-        return None;
-    }
-    Some(p)
-}
 
 #[test]
 fn check_reads_the_engines_nixl_telemetry_only_when_asked() {

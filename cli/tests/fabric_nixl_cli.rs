@@ -10,23 +10,7 @@ mod common;
 use std::path::PathBuf;
 use std::process::Output;
 
-use common::{bin, loopback_agent};
-
-fn nixl_python() -> Option<PathBuf> {
-    let p = std::env::var_os("SERVESCOPE_NIXL_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/nixl-venv/bin/python")
-        });
-    if !p.exists() {
-        println!(
-            "SKIP: no NIXL venv at {} (run scripts/nixl_venv.sh)",
-            p.display()
-        );
-        return None;
-    }
-    Some(p)
-}
+use common::{bin, loopback_agent, nixl_python};
 
 fn text(o: &Output) -> String {
     format!(

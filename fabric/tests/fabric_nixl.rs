@@ -3,28 +3,14 @@
 //! (SERVESCOPE_NIXL_PYTHON, else target/nixl-venv); and the "NIXL not available"
 //! path with Pythons that cannot run it.
 
+mod common;
+
 use std::path::PathBuf;
 use std::time::Duration;
 
+use common::nixl_python;
 use servescope_fabric::nixl::{NixlEndpoint, NixlOptions, PythonChoice};
 use servescope_fabric::{FabricError, Op, ProbeEndpoint, ProbePlan};
-
-fn nixl_python() -> Option<PathBuf> {
-    let p = std::env::var_os("SERVESCOPE_NIXL_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/nixl-venv/bin/python")
-        });
-    if p.exists() {
-        Some(p)
-    } else {
-        eprintln!(
-            "SKIP: no NIXL venv at {} (run scripts/nixl_venv.sh)",
-            p.display()
-        );
-        None
-    }
-}
 
 fn plan() -> ProbePlan {
     ProbePlan {

@@ -6,29 +6,14 @@
 //! probe ran (warm-up included), and a second read finds them consumed.
 //! Skips, saying why, without the venv.
 
-use std::path::PathBuf;
+mod common;
+
 use std::time::Duration;
 
+use common::nixl_python;
 use servescope_fabric::nixl::telemetry_read::{candidate_sites, Reader, READ_WAIT};
 use servescope_fabric::nixl::{NixlEndpoint, NixlOptions, PythonChoice};
 use servescope_fabric::{Op, ProbeEndpoint, ProbePlan};
-
-fn nixl_python() -> Option<PathBuf> {
-    let p = std::env::var_os("SERVESCOPE_NIXL_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/nixl-venv/bin/python")
-        });
-    if p.exists() {
-        Some(p)
-    } else {
-        println!(
-            "SKIP: no NIXL venv at {} (run scripts/nixl_venv.sh)",
-            p.display()
-        );
-        None
-    }
-}
 
 #[test]
 fn telemetry_counts_the_transfers_the_probe_ran() {
