@@ -119,7 +119,8 @@ fn check(r: sys::nvmlReturn_t) -> Result<(), NvmlError> {
     }
 }
 
-fn read_v1(nvml: &Nvml, dev: sys::nvmlDevice_t) -> Result<MemoryV1, NvmlError> {
+/// One `nvmlDeviceGetMemoryInfo` call.
+pub fn read_v1(nvml: &Nvml, dev: sys::nvmlDevice_t) -> Result<MemoryV1, NvmlError> {
     let sym = nvml
         .lib()
         .nvmlDeviceGetMemoryInfo
@@ -138,7 +139,8 @@ fn read_v1(nvml: &Nvml, dev: sys::nvmlDevice_t) -> Result<MemoryV1, NvmlError> {
     })
 }
 
-fn read_v2(nvml: &Nvml, dev: sys::nvmlDevice_t) -> Result<RawMemory, NvmlError> {
+/// One `nvmlDeviceGetMemoryInfo_v2` call.
+pub fn read_v2(nvml: &Nvml, dev: sys::nvmlDevice_t) -> Result<RawMemory, NvmlError> {
     let sym = nvml
         .lib()
         .nvmlDeviceGetMemoryInfo_v2

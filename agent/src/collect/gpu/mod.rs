@@ -20,7 +20,7 @@ mod events;
 pub mod fields;
 pub mod gpm;
 pub mod memory;
-mod procs;
+pub mod procs;
 pub mod raw;
 mod sampler;
 pub mod schedule;
