@@ -350,6 +350,27 @@ fn report_gpu(m: &Measured, seen: &Seen, t0: u64, t1: u64) {
         println!("  {msg}");
     }
     let gpus = selfcost::per_gpu(seen, t0, t1 + 1_000_000_000);
+    for (gpu, probe) in selfcost::per_gpu(seen, 0, u64::MAX) {
+        let mean = |n: &str| {
+            probe
+                .get(n)
+                .filter(|x| x.0 > 0)
+                .map_or("-".to_string(), |x| {
+                    format!("{:.1}µs", x.1 as f64 / x.0 as f64 / 1e3)
+                })
+        };
+        if probe.contains_key("memory_probe_v1") || probe.contains_key("memory_probe_v2") {
+            let v1 = gpus
+                .get(&gpu)
+                .is_some_and(|c| c.contains_key("memory_reserved"));
+            println!(
+                "  gpu{gpu} memory call: {} every tick (probe at start: v1 {}, v2 {})",
+                if v1 { "v1" } else { "v2" },
+                mean("memory_probe_v1"),
+                mean("memory_probe_v2")
+            );
+        }
+    }
     if gpus.is_empty() {
         println!("gpu collector: no GPU (no gpu<N>.* calls in the self-telemetry)");
         return;
