@@ -383,6 +383,16 @@ fn report_gpu(m: &Measured, seen: &Seen, t0: u64, t1: u64) {
         threads / gpus.len() as f64,
         threads / gpus.len() as f64 / GOAL_PER_GPU_PCT
     );
+    let each: Vec<String> = m
+        .threads
+        .iter()
+        .filter(|(n, _)| n.starts_with("collect-gpu") || n.starts_with("nvml-events"))
+        .map(|(n, pct)| format!("{n} {pct:.4}"))
+        .collect();
+    println!(
+        "  gpu collector threads, % of one core: {}",
+        each.join(", ")
+    );
     for (gpu, calls) in &gpus {
         let top: Vec<String> = calls
             .iter()
