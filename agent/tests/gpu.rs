@@ -138,6 +138,19 @@ fn nvml_call_costs() {
     row("running_compute_processes", &mut || {
         drop(dev.running_compute_processes())
     });
+    // SAFETY: the raw handle is only passed back to this NVML.
+    let h = unsafe { dev.handle() };
+    let mut lister = gpu::procs::ProcessLister::default();
+    let mut list = Vec::new();
+    row("ProcessLister::read (1 call)", &mut || {
+        drop(lister.read(&nvml, h, &mut list))
+    });
+    row("memory v1 (GetMemoryInfo)", &mut || {
+        drop(gpu::memory::read_v1(&nvml, h))
+    });
+    row("memory v2 (GetMemoryInfo_v2)", &mut || {
+        drop(gpu::memory::read_v2(&nvml, h))
+    });
     row("running_graphics_processes", &mut || {
         drop(dev.running_graphics_processes())
     });
@@ -211,5 +224,49 @@ fn pcie_counting_under_load() {
             );
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// The every-tick memory reading through the v1 call (used = total − free −
+/// reserved) agrees with the v2 call's, and the process list read in one call
+/// lists the processes nvml-wrapper's two-call read does; prints the probe's choice.
+#[test]
+fn memory_v1_derivation_and_one_call_process_list_match_nvml() {
+    let g = gpu::init(None);
+    let Some(nvml) = g.nvml.clone().filter(|_| g.availability.available) else {
+        println!("skipping: gpu unavailable ({})", g.availability.detail);
+        return;
+    };
+    let costs = CallCosts::default();
+    for info in &g.gpus {
+        let dev = nvml.device_by_index(info.index).expect("device");
+        // SAFETY: the raw handle is only passed back to this NVML.
+        let h = unsafe { dev.handle() };
+        let v2 = gpu::memory::read_v2(&nvml, h).expect("v2 memory");
+        let v1 = gpu::memory::read_v1(&nvml, h).expect("v1 memory");
+        let d = gpu::memory::derive(v1, v2.reserved);
+        // Allocations between the two calls move it; nothing else should.
+        assert!(
+            d.used.abs_diff(v2.used) <= 256 << 20 && d.free.abs_diff(v2.free) <= 256 << 20,
+            "gpu {}: v1-derived {d:?} against v2 {v2:?}",
+            info.index
+        );
+        let calls = gpu::calls::CallNames::new(info.index);
+        let m = gpu::memory::MemoryReader::probe(&nvml, h, &calls, &costs);
+        println!("{}", m.choice().describe(info.index));
+        let mut list = Vec::new();
+        gpu::procs::ProcessLister::default()
+            .read(&nvml, h, &mut list)
+            .expect("process list");
+        let mut ours: Vec<u32> = list.iter().map(|p| p.pid).collect();
+        let mut theirs: Vec<u32> = dev
+            .running_compute_processes()
+            .expect("process list")
+            .iter()
+            .map(|p| p.pid)
+            .collect();
+        ours.sort_unstable();
+        theirs.sort_unstable();
+        assert_eq!(ours, theirs, "gpu {}", info.index);
     }
 }

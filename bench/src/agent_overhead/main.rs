@@ -10,7 +10,10 @@
 //! a second agent reading the p5 sysfs fixture (written to a temp dir) with NVML
 //! off. `--window-cmd CMD` runs CMD (`sh -c`) as the window opens; the window then
 //! lasts until it exits (at least `--seconds`), e.g. one cold start on the GPU.
+//! Before the window it waits (at most `--burst-wait-seconds`) until no GPU is in a
+//! cold-start burst, and it says whether a burst overlapped the window.
 
+mod bursts;
 #[path = "../procstat.rs"]
 mod procstat;
 mod selfcost;
@@ -53,6 +56,10 @@ struct Args {
     /// Where the window command's stdout and stderr go (default: discarded)
     #[arg(long)]
     window_cmd_log: Option<PathBuf>,
+    /// After the warm-up, wait at most this long for no GPU to be in a cold-start
+    /// burst before the window opens
+    #[arg(long, default_value_t = 60)]
+    burst_wait_seconds: u64,
     /// Skip the second agent on the p5 sysfs fixture (no RDMA projection)
     #[arg(long)]
     no_rdma_fixture: bool,
@@ -196,6 +203,7 @@ fn main() -> anyhow::Result<()> {
         .map(Kill);
 
     std::thread::sleep(Duration::from_secs(a.warmup_seconds));
+    let (waited, quiet) = bursts::wait_quiet(&seen, Duration::from_secs(a.burst_wait_seconds));
     let snap = Snapshot::take(pid)?;
     let fixture_snap = fixture
         .as_ref()
@@ -255,9 +263,40 @@ fn main() -> anyhow::Result<()> {
         }
     );
     println!(
-        "servescope-agent      cpu {:6.3} % of one core   peak RSS {:6.1} MiB",
+        "before the window: {}",
+        if quiet {
+            format!("no GPU in a burst (waited {:.1} s)", waited.as_secs_f64())
+        } else {
+            format!(
+                "a GPU still in a burst after {:.0} s; the window opened anyway",
+                waited.as_secs_f64()
+            )
+        }
+    );
+    let o = bursts::overlap(&seen, t0_ns, t1_ns, t1_ns + 1_000_000_000);
+    println!(
+        "bursts in the window: {}",
+        if o.none() {
+            "none".to_string()
+        } else {
+            format!(
+                "{} cadence change(s), {} GPU burst tick(s){}",
+                o.changes,
+                o.burst_ticks,
+                if a.window_cmd.is_none() {
+                    " (NOT a steady window)"
+                } else {
+                    ""
+                }
+            )
+        }
+    );
+    println!(
+        "servescope-agent      cpu {:6.3} % of one core   peak RSS {:6.1} MiB   (cpu from {}; clock ticks {:.3} %)",
         m.cpu_pct,
-        m.rss as f64 / 1048576.0
+        m.rss as f64 / 1048576.0,
+        m.cpu_source,
+        m.cpu_pct_ticks
     );
     for (name, pct) in &m.threads {
         println!("  thread {name:<16} cpu {pct:6.3} % of one core");
@@ -307,7 +346,31 @@ fn report_gpu(m: &Measured, seen: &Seen, t0: u64, t1: u64) {
     for (t, msg) in seen.cadence.iter().filter(|(t, _)| *t >= t0 && *t <= t1) {
         println!("  cadence +{:6.1} s  {msg}", (t - t0) as f64 / 1e9);
     }
+    for (_, msg) in &seen.call_choices {
+        println!("  {msg}");
+    }
     let gpus = selfcost::per_gpu(seen, t0, t1 + 1_000_000_000);
+    for (gpu, probe) in selfcost::per_gpu(seen, 0, u64::MAX) {
+        let mean = |n: &str| {
+            probe
+                .get(n)
+                .filter(|x| x.0 > 0)
+                .map_or("-".to_string(), |x| {
+                    format!("{:.1}µs", x.1 as f64 / x.0 as f64 / 1e3)
+                })
+        };
+        if probe.contains_key("memory_probe_v1") || probe.contains_key("memory_probe_v2") {
+            let v1 = gpus
+                .get(&gpu)
+                .is_some_and(|c| c.contains_key("memory_reserved"));
+            println!(
+                "  gpu{gpu} memory call: {} every tick (probe at start: v1 {}, v2 {})",
+                if v1 { "v1" } else { "v2" },
+                mean("memory_probe_v1"),
+                mean("memory_probe_v2")
+            );
+        }
+    }
     if gpus.is_empty() {
         println!("gpu collector: no GPU (no gpu<N>.* calls in the self-telemetry)");
         return;
@@ -319,6 +382,16 @@ fn report_gpu(m: &Measured, seen: &Seen, t0: u64, t1: u64) {
         gpus.len(),
         threads / gpus.len() as f64,
         threads / gpus.len() as f64 / GOAL_PER_GPU_PCT
+    );
+    let each: Vec<String> = m
+        .threads
+        .iter()
+        .filter(|(n, _)| n.starts_with("collect-gpu") || n.starts_with("nvml-events"))
+        .map(|(n, pct)| format!("{n} {pct:.4}"))
+        .collect();
+    println!(
+        "  gpu collector threads, % of one core: {}",
+        each.join(", ")
     );
     for (gpu, calls) in &gpus {
         let top: Vec<String> = calls

@@ -13,19 +13,44 @@ pub struct Seen {
     pub calls: Vec<(u64, Vec<CallCost>)>,
     /// (t_ns, message) of each `collector_cadence` event.
     pub cadence: Vec<(u64, String)>,
+    /// (t_ns, message) of each `collector_call` event (the memory call chosen).
+    pub call_choices: Vec<(u64, String)>,
+    /// Per GPU, whether its last cadence event began a burst.
+    pub bursting: BTreeMap<u32, bool>,
+    /// The last self sample: its time and whether any GPU had burst ticks in it.
+    pub last_self: Option<(u64, bool)>,
 }
 
 impl Seen {
     pub fn add(&mut self, s: &Sample) {
         self.samples += 1;
         match &s.data {
-            Some(sample::Data::SelfStats(x)) => self.calls.push((s.t_ns, x.calls.clone())),
+            Some(sample::Data::SelfStats(x)) => {
+                let burst = x.calls.iter().any(is_burst_tick);
+                self.last_self = Some((s.t_ns, burst));
+                self.calls.push((s.t_ns, x.calls.clone()));
+            }
             Some(sample::Data::Event(e)) if e.kind == "collector_cadence" => {
+                if let Some(gpu) = e.gpu_index {
+                    let began = e.message.contains("burst cadence");
+                    self.bursting.insert(gpu, began);
+                }
                 self.cadence.push((s.t_ns, e.message.clone()))
+            }
+            Some(sample::Data::Event(e)) if e.kind == "collector_call" => {
+                self.call_choices.push((s.t_ns, e.message.clone()))
             }
             _ => {}
         }
     }
+}
+
+/// A GPU's `gpu<N>.burst_tick` with ticks in it: that GPU was in a burst.
+pub fn is_burst_tick(c: &CallCost) -> bool {
+    c.count > 0
+        && c.name.starts_with("gpu")
+        && c.name.ends_with(".burst_tick")
+        && c.name != "gpu.burst_tick"
 }
 
 /// One GPU's calls over the window: name → (count, total ns).

@@ -28,10 +28,16 @@ pub enum Call {
     PcieLink,
     /// A whole fast tick of one GPU in a burst (its reads; counted per tick).
     BurstTick,
+    /// With the v1 memory call chosen: the v2 read for reserved bytes (slow-fields cadence).
+    MemoryReserved,
+    /// The v1 memory call timed at open (see `memory`).
+    MemoryProbeV1,
+    /// The v2 memory call timed at open.
+    MemoryProbeV2,
 }
 
 impl Call {
-    const ALL: [Call; 17] = [
+    const ALL: [Call; 20] = [
         Call::Device,
         Call::Memory,
         Call::Utilization,
@@ -49,6 +55,9 @@ impl Call {
         Call::RemappedRows,
         Call::PcieLink,
         Call::BurstTick,
+        Call::MemoryReserved,
+        Call::MemoryProbeV1,
+        Call::MemoryProbeV2,
     ];
 
     fn suffix(self) -> &'static str {
@@ -70,6 +79,9 @@ impl Call {
             Call::RemappedRows => "remapped_rows",
             Call::PcieLink => "pcie_link",
             Call::BurstTick => "burst_tick",
+            Call::MemoryReserved => "memory_reserved",
+            Call::MemoryProbeV1 => "memory_probe_v1",
+            Call::MemoryProbeV2 => "memory_probe_v2",
         }
     }
 
@@ -89,6 +101,7 @@ impl Call {
             Call::BurstTick => Some("gpu.burst_tick"),
             Call::Device | Call::MemClock | Call::Temperature | Call::ThrottleReasons => None,
             Call::EccUncorrected | Call::PcieLink => None,
+            Call::MemoryReserved | Call::MemoryProbeV1 | Call::MemoryProbeV2 => None,
         }
     }
 }
@@ -126,6 +139,11 @@ impl CallNames {
             costs.record(total, took);
         }
         costs.record(self.name(call), took);
+    }
+
+    /// Records `ns` nanoseconds as `call` on this GPU.
+    pub fn record_ns(&self, costs: &CallCosts, call: Call, ns: u64) {
+        self.record(costs, call, Duration::from_nanos(ns));
     }
 }
 

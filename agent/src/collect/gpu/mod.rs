@@ -19,8 +19,11 @@ pub mod calls;
 mod events;
 pub mod fields;
 pub mod gpm;
+pub mod memory;
+pub mod procs;
 pub mod raw;
 mod sampler;
+pub mod schedule;
 mod slow;
 #[cfg(test)]
 mod tests;
@@ -35,8 +38,10 @@ use servescope_proto::v1::{Availability, GpuInfo};
 pub use board::{BurstBoard, BURST_INTERVAL};
 pub use build::{build_reading, GpuState};
 pub use events::XidSource;
-pub use sampler::{
-    GpuCollector, ENERGY_INTERVAL, NVLINK_FIELDS_INTERVAL, POWER_INTERVAL, SLOW_FIELDS_INTERVAL,
+pub use sampler::GpuCollector;
+pub use schedule::{
+    ENERGY_INTERVAL, HEALTH_EVERY, NVLINK_FIELDS_INTERVAL, PCIE_LINK_EVERY, POWER_INTERVAL,
+    SLOW_FIELDS_INTERVAL,
 };
 pub use slow::{SlowSampler, SlowState};
 

@@ -2,10 +2,12 @@
 //! [`RawReading`] (I/O only), then [`build_reading`] into the sample.
 //!
 //! Cheap enough for 8 GPUs at 10 Hz: device handles are looked up once; every tick
-//! reads memory and utilisation; power every [`POWER_INTERVAL`]; clocks, temperature and throttle reasons
+//! reads memory (through the cheaper NVML call, [`super::memory`]) and utilisation;
+//! power every [`POWER_INTERVAL`]; clocks, temperature and throttle reasons
 //! (slow-changing) every [`SLOW_FIELDS_INTERVAL`], repeated in between; energy
 //! every [`ENERGY_INTERVAL`]; PCIe/NVLink counters every counters interval, and
-//! every tick while the GPU is in a burst ([`super::burst`]).
+//! every tick while the GPU is in a burst ([`super::burst`]). The cadences are
+//! [`super::schedule`]'s.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -18,28 +20,16 @@ use super::board::BurstBoard;
 use super::build::{build_reading, GpuState};
 use super::burst::Observation;
 use super::calls::{Call, CallNames};
-use super::raw::{
-    read, RawFields, RawGpm, RawMemory, RawReading, RawReads, RawUtilization, Read, ReadError,
-};
+use super::memory::MemoryReader;
+use super::raw::{read, RawFields, RawGpm, RawReading, RawReads, RawUtilization, Read, ReadError};
+use super::schedule::{ticks, Due, Schedule};
+#[cfg(doc)]
+use super::schedule::{ENERGY_INTERVAL, POWER_INTERVAL, SLOW_FIELDS_INTERVAL};
 use super::slow::SlowState;
 use super::{describe, fields, gpm};
 use crate::clock::now_ns;
 use crate::collect::{CallCosts, Collector};
 use crate::ring::Ring;
-
-/// How often the cumulative energy counter is read: `nvmlDeviceGetTotalEnergyConsumption`
-/// costs ~4 ms of CPU per call on Hopper (measured on an H200, driver 580), which at
-/// 100 ms sampling alone would be 4 % of a core.
-pub const ENERGY_INTERVAL: Duration = Duration::from_secs(10);
-/// How often per-link NVLink field values are read on GPUs without GPM.
-pub const NVLINK_FIELDS_INTERVAL: Duration = Duration::from_secs(1);
-/// How often clocks, temperature and throttle reasons are read.
-pub const SLOW_FIELDS_INTERVAL: Duration = Duration::from_secs(1);
-/// How often the board power is read. On Ampere (except GA100) and newer NVML
-/// returns power averaged over the last second, so reading it at 10 Hz repeats
-/// the same average; twice a second keeps every window (on GA100 and older, where
-/// it is instantaneous, 2 Hz is what `nvidia-smi dmon` shows at best).
-pub const POWER_INTERVAL: Duration = Duration::from_millis(500);
 
 /// A device handle looked up once. NVML handles stay valid while the library is
 /// loaded (the collector holds it through its `Arc<Nvml>`); calls on a GPU that
@@ -68,6 +58,8 @@ enum GpmState {
 struct PerGpu {
     index: u32,
     handle: Option<Handle>,
+    /// The memory call chosen at the first read through a handle.
+    memory: Option<MemoryReader>,
     /// `None` until first read (read on the first tick).
     slow_fields: Option<SlowFields>,
     /// The last power reading, repeated until [`POWER_INTERVAL`] has passed.
@@ -81,18 +73,6 @@ struct PerGpu {
     calls: CallNames,
 }
 
-/// What is read on this tick beyond the every-tick calls.
-#[derive(Clone, Copy)]
-struct Due {
-    energy: bool,
-    /// The tick the energy counter is due after this one's read.
-    energy_next: u64,
-    gpm: bool,
-    nvlink: bool,
-    slow_fields: bool,
-    power: bool,
-}
-
 /// The fast sampler.
 pub struct GpuCollector {
     nvml: Arc<Nvml>,
@@ -101,32 +81,21 @@ pub struct GpuCollector {
     ring: Arc<Ring>,
     status: Arc<Mutex<Availability>>,
     reqs: Vec<(u32, u32)>,
+    /// This tick's reads, kept for the next tick's.
+    raws: Vec<RawReading>,
     board: Option<Arc<BurstBoard>>,
     tick: u64,
-    energy_every: u64,
-    nvlink_every: u64,
-    slow_fields_every: u64,
-    power_every: u64,
-    /// GPM (PCIe/NVLink bytes) is read every this many ticks.
-    counters_every: u64,
-}
-
-/// Whole ticks of `interval` in `every`, at least 1.
-fn ticks(interval: Duration, every: Duration) -> u64 {
-    let i = interval.as_nanos().max(1);
-    u64::try_from(every.as_nanos().div_ceil(i))
-        .unwrap_or(1)
-        .max(1)
+    schedule: Schedule,
 }
 
 impl GpuCollector {
     /// Tells the collector its sample interval, so that the energy counter is read
     /// every [`ENERGY_INTERVAL`] rather than every tick.
     pub fn with_interval(mut self, interval: Duration) -> Self {
-        self.energy_every = ticks(interval, ENERGY_INTERVAL);
-        self.nvlink_every = ticks(interval, NVLINK_FIELDS_INTERVAL);
-        self.slow_fields_every = ticks(interval, SLOW_FIELDS_INTERVAL);
-        self.power_every = ticks(interval, POWER_INTERVAL);
+        self.schedule = Schedule {
+            counters_every: self.schedule.counters_every,
+            ..Schedule::new(interval, Duration::ZERO)
+        };
         self
     }
 
@@ -142,7 +111,7 @@ impl GpuCollector {
     /// GPM: the 32-bit field-value counters of older GPUs are read every tick, since
     /// they wrap.
     pub fn with_counters_interval(mut self, interval: Duration, counters: Duration) -> Self {
-        self.counters_every = ticks(interval, counters);
+        self.schedule.counters_every = ticks(interval, counters);
         self
     }
 
@@ -160,6 +129,7 @@ impl GpuCollector {
                 .map(|g| PerGpu {
                     index: g.index,
                     handle: None,
+                    memory: None,
                     slow_fields: None,
                     power_mw: None,
                     links: g.nvlink_links,
@@ -174,14 +144,28 @@ impl GpuCollector {
             ring,
             status,
             reqs: Vec::new(),
+            raws: Vec::with_capacity(gpus.len()),
             board: None,
             tick: 0,
-            energy_every: 1,
-            nvlink_every: 1,
-            slow_fields_every: 1,
-            power_every: 1,
-            counters_every: 1,
+            schedule: Schedule::default(),
         }
+    }
+
+    /// States the memory call chosen for GPU `index` (once, at its first read), in
+    /// the log and as a `collector_call` event.
+    fn memory_call(&self, index: u32, what: String) {
+        tracing::info!("{what}");
+        self.ring.push(
+            now_ns(),
+            0,
+            sample::Data::Event(Event {
+                kind: "collector_call".into(),
+                source: "agent".into(),
+                gpu_index: Some(index),
+                message: what,
+                ..Default::default()
+            }),
+        );
     }
 
     /// Reports a GPU that stopped answering, once.
@@ -228,11 +212,10 @@ fn read_gpu(
     };
     // SAFETY: the handle came from this NVML, which `nvml` keeps loaded.
     let dev = unsafe { Device::new(handle.0, nvml) };
-    let memory = read(c.time(costs, Call::Memory, || dev.memory_info())).map(|m| RawMemory {
-        used: m.used,
-        reserved: m.reserved,
-        free: m.free,
-    });
+    let memory = g
+        .memory
+        .get_or_insert_with(|| MemoryReader::probe(nvml, handle.0, c, costs))
+        .read(nvml, handle.0, due.slow_fields, c, costs);
     if matches!(memory, Err(ReadError::Failed(_))) {
         // Looked up again next tick: a GPU that fell off the bus is reported then.
         g.handle = None;
@@ -380,26 +363,20 @@ impl Collector for GpuCollector {
 
     fn sample(&mut self, costs: &CallCosts) -> Option<sample::Data> {
         let nvml = Arc::clone(&self.nvml);
-        // The slow sampler's latest readings, copied straight into each GPU's reading
-        // (no intermediate clone of every process list on this 100 ms path).
-        let slow = Arc::clone(&self.slow);
-        let slow = slow.lock().unwrap_or_else(|e| e.into_inner());
         let tick = self.tick;
         let t_ns = now_ns();
-        let mut out = Vec::with_capacity(self.gpus.len());
+        self.raws.clear();
         let mut newly_lost = Vec::new();
+        let mut chosen = Vec::new();
         for g in &mut self.gpus {
             let burst = self.board.as_ref().is_some_and(|b| b.bursting(g.index));
-            let due = Due {
-                energy: tick >= g.energy_due,
-                energy_next: tick + self.energy_every,
-                gpm: burst || tick.is_multiple_of(self.counters_every),
-                nvlink: tick.is_multiple_of(self.nvlink_every),
-                slow_fields: tick.is_multiple_of(self.slow_fields_every),
-                power: tick.is_multiple_of(self.power_every),
-            };
+            let due = self.schedule.due(tick, g.energy_due, burst);
             let started = Instant::now();
+            let probed = g.memory.is_some();
             let raw = read_gpu(&nvml, g, due, &mut self.reqs, costs);
+            if let Some(m) = g.memory.as_ref().filter(|_| !probed) {
+                chosen.push((g.index, m.choice().describe(g.index)));
+            }
             if burst {
                 g.calls.record(costs, Call::BurstTick, started.elapsed());
             }
@@ -420,11 +397,28 @@ impl Collector for GpuCollector {
                     }
                 }
             }
-            let s = slow.iter().find(|s| s.index == g.index);
-            out.push(build_reading(raw, &mut g.state, s));
+            self.raws.push(raw);
         }
+        // The slow sampler's latest readings, copied straight into each GPU's reading
+        // (no intermediate clone of every process list on this 100 ms path); locked
+        // only after the NVML reads, so the slow sampler never waits on them.
+        let slow = Arc::clone(&self.slow);
+        let slow = slow.lock().unwrap_or_else(|e| e.into_inner());
+        let out = self
+            .raws
+            .drain(..)
+            .zip(&mut self.gpus)
+            .map(|(raw, g)| {
+                let s = slow.iter().find(|s| s.index == g.index);
+                build_reading(raw, &mut g.state, s)
+            })
+            .collect();
+        drop(slow);
         for (index, why) in newly_lost {
             self.lost(index, &why);
+        }
+        for (index, what) in chosen {
+            self.memory_call(index, what);
         }
         self.tick += 1;
         Some(sample::Data::Gpu(GpuSample { gpus: out }))

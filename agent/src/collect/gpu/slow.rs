@@ -1,13 +1,13 @@
-//! The slow GPU sampler: per-process GPU memory, ECC totals, remapped rows and the
-//! PCIe link (generation, width, replays) on
-//! their own thread and cadence (the process list faster while a GPU is in a
-//! burst); the fast sampler attaches the latest result.
+//! The slow GPU sampler: per-process GPU memory (every process interval), ECC
+//! totals and remapped rows (every [`HEALTH_EVERY`]) and the PCIe link
+//! (generation, width, replays; every [`PCIE_LINK_EVERY`]) on their own thread
+//! (the process list faster while a GPU is in a burst); the fast sampler attaches
+//! the latest result.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use nvml_wrapper::enum_wrappers::device::{EccCounter, MemoryError};
-use nvml_wrapper::enums::device::UsedGpuMemory;
 use nvml_wrapper::error::NvmlError;
 use nvml_wrapper::{Device, Nvml};
 use servescope_proto::v1::{FieldError, GpuProcess, GpuReading};
@@ -15,13 +15,12 @@ use servescope_proto::v1::{FieldError, GpuProcess, GpuReading};
 use super::board::{BurstBoard, BURST_INTERVAL};
 use super::burst::Observation;
 use super::calls::{Call, CallNames};
+use super::procs::{ProcMem, ProcessLister};
+use super::schedule::{Cadence, HEALTH_EVERY, PCIE_LINK_EVERY};
 use crate::clock::now_ns;
 use crate::collect::{CallCosts, EventSource, RunContext};
 
 /// Longest wait between looks at shutdown and at new bursts.
-/// ECC totals and remapped rows change rarely (a row remap needs a reset to take
-/// effect): read them this often, not at every process-list read.
-pub const HEALTH_EVERY: Duration = Duration::from_secs(10);
 const MAX_WAIT: Duration = Duration::from_millis(250);
 
 /// Latest slow readings for one GPU.
@@ -118,13 +117,19 @@ struct ProcReads {
     error: Option<FieldError>,
 }
 
-/// One GPU's ECC totals, remapped rows and PCIe link.
+/// One GPU's ECC totals and remapped rows.
 #[derive(Default)]
 struct HealthReads {
     ecc_corrected: Option<u64>,
     ecc_uncorrected: Option<u64>,
     remapped: Option<(u32, u32, bool, bool)>,
-    pcie: PcieLink,
+    errors: Vec<FieldError>,
+}
+
+/// One GPU's PCIe link and the errors of its read.
+#[derive(Default)]
+struct PcieReads {
+    link: PcieLink,
     errors: Vec<FieldError>,
 }
 
@@ -135,30 +140,36 @@ fn device_error(e: &NvmlError) -> FieldError {
     }
 }
 
-/// Reads the process list; names of processes already listed in `prev` are kept
-/// rather than read from `/proc` again.
+/// Reads the process list (into `lister`'s buffer and `scratch`); names of
+/// processes already listed in `prev` are kept rather than read from `/proc` again.
 fn read_processes(
+    nvml: &Nvml,
     dev: &Device<'_>,
+    lister: &mut ProcessLister,
+    scratch: &mut Vec<ProcMem>,
     prev: Option<&ProcReads>,
     calls: &CallNames,
     costs: &CallCosts,
 ) -> ProcReads {
     let t0 = now_ns();
-    let procs = calls.time(costs, Call::Processes, || dev.running_compute_processes());
+    // SAFETY: the raw handle is only passed back to this NVML, which `nvml` holds.
+    let handle = unsafe { dev.handle() };
+    let read = calls.time(costs, Call::Processes, || {
+        lister.read(nvml, handle, scratch)
+    });
     let t_ns = t0 + (now_ns().saturating_sub(t0)) / 2;
     let mut errors = Vec::new();
-    let processes = keep(&mut errors, "processes", procs)
-        .unwrap_or_default()
-        .into_iter()
+    if keep(&mut errors, "processes", read).is_none() {
+        scratch.clear();
+    }
+    let processes = scratch
+        .iter()
         .map(|p| GpuProcess {
             pid: p.pid,
             name: prev
                 .and_then(|r| r.processes.iter().find(|x| x.pid == p.pid))
                 .map_or_else(|| process_name(p.pid), |x| x.name.clone()),
-            used_bytes: match p.used_gpu_memory {
-                UsedGpuMemory::Used(b) => b,
-                UsedGpuMemory::Unavailable => 0,
-            },
+            used_bytes: p.used_bytes.unwrap_or(0),
         })
         .collect();
     ProcReads {
@@ -189,23 +200,20 @@ fn read_health(nvml: &Nvml, dev: &Device<'_>, calls: &CallNames, costs: &CallCos
         "remapped_rows",
         calls.time(costs, Call::RemappedRows, || remapped_rows(nvml, dev)),
     );
-    h.pcie = read_pcie(dev, &mut h.errors, calls, costs);
     h
 }
 
-fn read_pcie(
-    dev: &Device<'_>,
-    errors: &mut Vec<FieldError>,
-    calls: &CallNames,
-    costs: &CallCosts,
-) -> PcieLink {
-    calls.time(costs, Call::PcieLink, || PcieLink {
-        gen: keep(errors, "pcie_link_gen", dev.current_pcie_link_gen()),
-        gen_max: keep(errors, "pcie_link_gen_max", dev.max_pcie_link_gen()),
-        width: keep(errors, "pcie_link_width", dev.current_pcie_link_width()),
-        width_max: keep(errors, "pcie_link_width_max", dev.max_pcie_link_width()),
-        replays: keep(errors, "pcie_replay_count", dev.pcie_replay_counter()).map(u64::from),
-    })
+fn read_pcie(dev: &Device<'_>, calls: &CallNames, costs: &CallCosts) -> PcieReads {
+    let mut errors = Vec::new();
+    let e = &mut errors;
+    let link = calls.time(costs, Call::PcieLink, || PcieLink {
+        gen: keep(e, "pcie_link_gen", dev.current_pcie_link_gen()),
+        gen_max: keep(e, "pcie_link_gen_max", dev.max_pcie_link_gen()),
+        width: keep(e, "pcie_link_width", dev.current_pcie_link_width()),
+        width_max: keep(e, "pcie_link_width_max", dev.max_pcie_link_width()),
+        replays: keep(e, "pcie_replay_count", dev.pcie_replay_counter()).map(u64::from),
+    });
+    PcieReads { link, errors }
 }
 
 /// One GPU's latest slow reads.
@@ -214,9 +222,13 @@ struct Slot {
     calls: CallNames,
     procs: Option<ProcReads>,
     health: HealthReads,
+    pcie: PcieReads,
     device: Option<FieldError>,
     /// The process list as the burst state machine takes it (reused).
     list: Vec<(u32, u64)>,
+    lister: ProcessLister,
+    /// The process list as NVML gave it (reused).
+    scratch: Vec<ProcMem>,
 }
 
 impl Slot {
@@ -224,6 +236,7 @@ impl Slot {
         let mut errors: Vec<FieldError> = self.device.iter().cloned().collect();
         errors.extend(self.procs.as_ref().and_then(|p| p.error.clone()));
         errors.extend(self.health.errors.iter().cloned());
+        errors.extend(self.pcie.errors.iter().cloned());
         SlowState {
             index: self.index,
             t_ns: self.procs.as_ref().map_or(0, |p| p.t_ns),
@@ -235,7 +248,7 @@ impl Slot {
             ecc_corrected: self.health.ecc_corrected,
             ecc_uncorrected: self.health.ecc_uncorrected,
             remapped: self.health.remapped,
-            pcie: self.health.pcie,
+            pcie: self.pcie.link,
             errors,
         }
     }
@@ -268,8 +281,11 @@ impl SlowSampler {
                     calls: CallNames::new(index),
                     procs: None,
                     health: HealthReads::default(),
+                    pcie: PcieReads::default(),
                     device: None,
                     list: Vec::new(),
+                    lister: ProcessLister::default(),
+                    scratch: Vec::new(),
                 })
                 .collect(),
             interval,
@@ -285,8 +301,9 @@ impl SlowSampler {
     }
 
     /// Reads the GPUs due: all of them when `full` (with ECC and remapped rows when
-    /// `health`), else those whose burst wants a process list.
-    fn read(&mut self, full: bool, health: bool, costs: &CallCosts) {
+    /// `health`, the PCIe link when `pcie`), else those whose burst wants a
+    /// process list.
+    fn read(&mut self, full: bool, health: bool, pcie: bool, costs: &CallCosts) {
         let mut any = false;
         for slot in &mut self.gpus {
             let due = self
@@ -307,7 +324,15 @@ impl SlowSampler {
                 }
             };
             slot.device = None;
-            let p = read_processes(&dev, slot.procs.as_ref(), &slot.calls, costs);
+            let p = read_processes(
+                &self.nvml,
+                &dev,
+                &mut slot.lister,
+                &mut slot.scratch,
+                slot.procs.as_ref(),
+                &slot.calls,
+                costs,
+            );
             if let Some(board) = &self.board {
                 slot.list.clear();
                 slot.list
@@ -319,6 +344,9 @@ impl SlowSampler {
             slot.procs = Some(p);
             if health {
                 slot.health = read_health(&self.nvml, &dev, &slot.calls, costs);
+            }
+            if pcie {
+                slot.pcie = read_pcie(&dev, &slot.calls, costs);
             }
         }
         if !any {
@@ -338,16 +366,15 @@ impl EventSource for SlowSampler {
 
     fn run(mut self: Box<Self>, ctx: RunContext) {
         let mut next_full = Instant::now();
-        let mut next_health = next_full;
+        let mut health = Cadence::new(next_full, HEALTH_EVERY.max(self.interval));
+        let mut pcie = Cadence::new(next_full, PCIE_LINK_EVERY.max(self.interval));
         loop {
             let generation = self.board.as_ref().map_or(0, |b| b.generation());
             let now = Instant::now();
             let full = now >= next_full;
-            let health = full && now >= next_health;
-            self.read(full, health, &ctx.costs);
-            if health {
-                next_health = now + HEALTH_EVERY.max(self.interval);
-            }
+            let health_due = full && health.take(now);
+            let pcie_due = full && pcie.take(now);
+            self.read(full, health_due, pcie_due, &ctx.costs);
             if full {
                 next_full += self.interval;
                 if next_full < now {
