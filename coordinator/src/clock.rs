@@ -5,6 +5,7 @@
 use servescope_proto::v1::PingRequest;
 
 use crate::connect::AgentClient;
+use crate::store::Offset;
 
 /// One exchange: t1 coordinator send, t2 agent receive, t3 agent send, t4
 /// coordinator receive (each on its own clock, ns since the epoch).
@@ -30,17 +31,6 @@ impl Exchange {
         let agent = self.t3 as i128 - self.t2 as i128;
         (total - agent).max(0) as i64
     }
-}
-
-/// An offset estimate. Coordinator time = agent time − `offset_ns`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Offset {
-    pub offset_ns: i64,
-    /// The true offset lies within ± this of `offset_ns`.
-    pub error_ns: i64,
-    /// Lowest RTT seen.
-    pub rtt_ns: i64,
-    pub exchanges: usize,
 }
 
 /// Estimates from exchanges; None when there are none.

@@ -18,7 +18,6 @@ pub mod points;
 pub mod rates;
 pub mod ray;
 pub mod record;
-pub mod recorder;
 pub mod report;
 pub mod session;
 pub mod startup;

@@ -14,9 +14,9 @@ use servescope_proto::v1::Inventory;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use crate::clock::Offset;
 use crate::connect::AgentEndpoint;
 use crate::session::{self, SessionConfig, SessionEvent};
+use crate::store::Offset;
 use crate::store::{AgentCursor, RunKind, Store, StoreError};
 
 /// What to record.

@@ -11,8 +11,9 @@ use servescope_proto::v1::{
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use crate::clock::{self, Offset};
+use crate::clock;
 use crate::connect::{connect, AgentEndpoint};
+use crate::store::Offset;
 
 /// What a session reports, in order.
 #[derive(Debug)]

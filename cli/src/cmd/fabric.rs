@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use servescope_coordinator::fabric::{self, check, matrix, units, ProbeOutcome};
+use servescope_coordinator::fabric::{self, check, matrix, units};
+use servescope_coordinator::store::ProbeOutcome;
 use servescope_coordinator::store::{RunKind, Store};
 use servescope_coordinator::{connect, AgentEndpoint};
 use servescope_proto::v1::{

@@ -1,9 +1,9 @@
 //! Every ordered pair of agents probed in turn; the N×N bandwidth matrix, its median,
 //! the pairs below 80 % of it, and an HTML heatmap on the shared page frame.
 
-use super::ProbeOutcome;
 use crate::report::frame;
 use crate::report::svg::escape;
+use crate::store::ProbeOutcome;
 
 /// A pair below this fraction of the median is an outlier.
 pub const OUTLIER_FRACTION: f64 = 0.8;

@@ -18,6 +18,7 @@ use servescope_proto::v1::{
 use tonic::Streaming;
 
 use crate::connect::{connect, AgentEndpoint, ConnectError};
+use crate::store::ProbeOutcome;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProbeError {
@@ -78,19 +79,6 @@ pub fn transport_name(t: &ProbeTransport) -> String {
         ("nixl", _, _) => format!("nixl:{}", t.nixl_backend),
         (l, _, _) => l.to_string(),
     }
-}
-
-/// Everything one probe produced. `error` is set when it ended early; what was
-/// measured before that is kept.
-#[derive(Debug, Clone, Default)]
-pub struct ProbeOutcome {
-    pub from: String,
-    pub to: String,
-    pub transport: String,
-    pub results: Vec<ProbeSizeResult>,
-    pub driver: Option<ProbeSummary>,
-    pub responder: Option<ProbeSummary>,
-    pub error: Option<String>,
 }
 
 fn probe_id() -> String {

@@ -6,7 +6,7 @@
 use serde::Serialize;
 use servescope_proto::v1::{Inventory, TransportTruthMsg};
 
-use crate::fabric::ProbeOutcome;
+use crate::store::ProbeOutcome;
 
 /// Name of the probe's emulation finding (the agent's transport truth).
 pub const EMULATED_OVER_TCP: &str = "emulated_over_tcp";

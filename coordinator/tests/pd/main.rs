@@ -65,7 +65,7 @@ struct Exp {
     output_tokens: u32,
     probe: bool,
     /// A fabric probe stored before the run and linked to it (the KV path's capacity).
-    fabric: Option<servescope_coordinator::fabric::ProbeOutcome>,
+    fabric: Option<servescope_coordinator::store::ProbeOutcome>,
 }
 
 fn closed(cs: &[usize], n: usize) -> Exp {
