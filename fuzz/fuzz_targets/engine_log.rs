@@ -7,7 +7,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use servescope_coordinator::pd::logs;
+use servescope_coordinator::analysis::pd::logs;
 
 fuzz_target!(|input: &[u8]| {
     let text = String::from_utf8_lossy(input);

@@ -6,7 +6,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use servescope_coordinator::exp::file::{parse, parse_lengths};
+use servescope_coordinator::orchestration::exp::file::{parse, parse_lengths};
 
 fuzz_target!(|input: &[u8]| {
     let Ok(text) = std::str::from_utf8(input) else {

@@ -9,7 +9,8 @@
 
 use libfuzzer_sys::fuzz_target;
 use prost::Message;
-use servescope_coordinator::otlp::{Collected, Collector, Limits};
+use servescope_coordinator::analysis::otlp::Collected;
+use servescope_coordinator::orchestration::otlp_receiver::{Collector, Limits};
 use servescope_proto::otlp::collector::trace::v1::ExportTraceServiceRequest;
 
 fuzz_target!(|input: &[u8]| {

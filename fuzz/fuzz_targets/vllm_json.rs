@@ -6,7 +6,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use servescope_coordinator::load::vllm_json::{parse_all, parse_str, to_json_string};
+use servescope_coordinator::analysis::load::vllm_json::{parse_all, parse_str, to_json_string};
 
 fuzz_target!(|input: &[u8]| {
     let Ok(text) = std::str::from_utf8(input) else {

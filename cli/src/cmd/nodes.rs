@@ -1,7 +1,7 @@
 //! `servescope nodes`: inventory table of agents.
 
-use servescope_coordinator::clock;
-use servescope_coordinator::connect::connect;
+use servescope_coordinator::orchestration::clock;
+use servescope_coordinator::orchestration::connect::connect;
 use servescope_coordinator::store::Offset;
 use servescope_proto::v1::{GetInventoryRequest, Inventory};
 

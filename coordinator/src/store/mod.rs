@@ -21,7 +21,7 @@ pub use fabric::ProbeOutcome;
 pub use load::{LoadPoint, PointRow};
 pub use point::{arrival_json, ExpPointFacts, PointConfig, ProbeVerdict};
 pub use recorder::{stat_start_time, Recorder};
-pub use requests::{ErrorSample, StoredRequest};
+pub use requests::{ErrorSample, StoredRequest, ERRORS_SHOWN};
 pub use resume::{check_resumable, AgentCursor, ResumedRun};
 pub use runs::{RunKind, RunLinks, RunRow, INTERRUPTED};
 

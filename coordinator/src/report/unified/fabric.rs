@@ -4,8 +4,8 @@
 
 use std::fmt::Write;
 
-use crate::fabric::matrix::headline_bps;
-use crate::fabric::units::fmt_size;
+use crate::analysis::fabric::matrix::headline_bps;
+use crate::analysis::fabric::units::fmt_size;
 use crate::report::chart::{Chart, Point, Series, XAxis, PALETTE};
 use crate::report::svg::escape;
 use crate::store::ProbeOutcome;
