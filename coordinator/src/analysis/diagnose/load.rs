@@ -92,39 +92,44 @@ pub fn all_requests_failed(f: &RunFacts) -> Option<Finding> {
     })
 }
 
+/// One evidence line per point that `line` speaks of, on a run without KV
+/// transfer; none on a disaggregated run, whose attribution has its own rules.
+fn plain_run_evidence(
+    f: &RunFacts,
+    line: impl FnMut(&PointFacts) -> Option<String>,
+) -> Vec<String> {
+    if f.disaggregated() {
+        return Vec::new();
+    }
+    f.points.iter().filter_map(line).collect()
+}
+
 /// Wrong output on a deployment without KV transfer (a disaggregated run's wrong
 /// output is the P/D rule `gibberish_after_transfer`).
 pub fn wrong_output(f: &RunFacts) -> Option<Finding> {
-    if f.disaggregated() {
-        return None;
-    }
-    let evidence: Vec<String> = f
-        .points
-        .iter()
-        .filter_map(|p| {
-            let probe = p.row.config.probe.as_ref();
-            let wrong = p
-                .row
-                .aggregate
-                .errors_by_class
-                .get("wrong_output")
-                .copied()
-                .unwrap_or(0);
-            if probe.is_none_or(|v| v.ok) && wrong == 0 {
-                return None;
+    let evidence = plain_run_evidence(f, |p| {
+        let probe = p.row.config.probe.as_ref();
+        let wrong = p
+            .row
+            .aggregate
+            .errors_by_class
+            .get("wrong_output")
+            .copied()
+            .unwrap_or(0);
+        if probe.is_none_or(|v| v.ok) && wrong == 0 {
+            return None;
+        }
+        Some(format!(
+            "{}: correctness probe {}; {wrong} request(s) with wrong output",
+            p.row.label,
+            match probe {
+                Some(v) if !v.ok =>
+                    format!("failed ({})", v.detail.as_deref().unwrap_or("no detail")),
+                Some(_) => "passed".into(),
+                None => "not sent".into(),
             }
-            Some(format!(
-                "{}: correctness probe {}; {wrong} request(s) with wrong output",
-                p.row.label,
-                match probe {
-                    Some(v) if !v.ok =>
-                        format!("failed ({})", v.detail.as_deref().unwrap_or("no detail")),
-                    Some(_) => "passed".into(),
-                    None => "not sent".into(),
-                }
-            ))
-        })
-        .collect();
+        ))
+    });
     (!evidence.is_empty()).then(|| Finding {
         rule: "wrong_output",
         severity: Severity::Critical,
@@ -193,24 +198,24 @@ pub fn load_past_saturation(f: &RunFacts) -> Option<Finding> {
 
 pub fn load_client_saturated(f: &RunFacts) -> Option<Finding> {
     // A disaggregated run's attribution names it (`client_saturation`).
-    if f.disaggregated() {
-        return None;
-    }
-    let evidence: Vec<String> = f
-        .points
-        .iter()
-        .filter_map(|p| {
-            let mut lags: Vec<f64> = p.requests.iter().map(|r| r.dispatch_lag_ns as f64 / 1e6).collect();
-            let max = lags.iter().copied().fold(p.row.config.max_dispatch_lag_ms.unwrap_or(0.0), f64::max);
-            let p99 = percentile(&mut lags, 99.0).or(p.row.config.max_dispatch_lag_ms)?;
-            (p99 > CLIENT_LAG_MS).then(|| {
-                format!(
-                    "{}: requests left {p99:.1} ms behind the client's schedule (p99; max {max:.1} ms)",
-                    p.row.label
-                )
-            })
+    let evidence = plain_run_evidence(f, |p| {
+        let mut lags: Vec<f64> = p
+            .requests
+            .iter()
+            .map(|r| r.dispatch_lag_ns as f64 / 1e6)
+            .collect();
+        let max = lags
+            .iter()
+            .copied()
+            .fold(p.row.config.max_dispatch_lag_ms.unwrap_or(0.0), f64::max);
+        let p99 = percentile(&mut lags, 99.0).or(p.row.config.max_dispatch_lag_ms)?;
+        (p99 > CLIENT_LAG_MS).then(|| {
+            format!(
+                "{}: requests left {p99:.1} ms behind the client's schedule (p99; max {max:.1} ms)",
+                p.row.label
+            )
         })
-        .collect();
+    });
     (!evidence.is_empty()).then(|| Finding {
         rule: "load_client_saturated",
         severity: Severity::Critical,

@@ -57,6 +57,31 @@ pub fn version_of(s: &str) -> Option<(u32, u32)> {
     Some((it.next()??, it.next()??))
 }
 
+/// The version at the end of a library's detail line (`… (1.22.0)`).
+fn detail_version(detail: &str) -> Option<(u32, u32)> {
+    version_of(detail.rsplit('(').next().unwrap_or(""))
+}
+
+/// Whether a library loaded; when it did not, a finding that says so with how to
+/// install it.
+fn loadable(
+    out: &mut Vec<Finding>,
+    available: bool,
+    name: &str,
+    detail: &str,
+    install: &str,
+) -> bool {
+    if !available {
+        out.push(f(
+            Severity::Warn,
+            format!("{name} not loadable"),
+            detail,
+            install,
+        ));
+    }
+    available
+}
+
 fn is_efa(inv: &Inventory) -> Vec<String> {
     inv.rdma_devices
         .iter()
@@ -74,18 +99,17 @@ pub fn judge(inv: &Inventory, c: &FabricCheckResponse) -> Vec<Finding> {
     let ucx = c.ucx.clone().unwrap_or_default();
 
     // Libraries.
-    if !lf.available {
-        out.push(f(
-            Warn,
-            "libfabric not loadable",
-            lf.detail.clone(),
-            "install libfabric (on EFA nodes: the AWS EFA installer, /opt/amazon/efa)",
-        ));
-    } else {
+    if loadable(
+        &mut out,
+        lf.available,
+        "libfabric",
+        &lf.detail,
+        "install libfabric (on EFA nodes: the AWS EFA installer, /opt/amazon/efa)",
+    ) {
         if !efa.is_empty() && !lf.detail.contains("/opt/amazon/efa") {
             out.push(f(Error, "libfabric is not the EFA installer's copy", lf.detail.clone(), "point LD_LIBRARY_PATH at /opt/amazon/efa/lib (the system or wheel copy may lack the efa provider or crash on it)"));
         }
-        if let Some(v) = version_of(lf.detail.rsplit('(').next().unwrap_or("")) {
+        if let Some(v) = detail_version(&lf.detail) {
             if v < (1, 21) {
                 out.push(f(Warn, format!("libfabric {}.{} is older than 1.21", v.0, v.1), lf.detail.clone(), "NIXL's libfabric backend needs ≥ 1.21: upgrade (EFA installer ships a current one)"));
             }
@@ -125,14 +149,14 @@ pub fn judge(inv: &Inventory, c: &FabricCheckResponse) -> Vec<Finding> {
             "see FI_LOG_LEVEL=warn output",
         ));
     }
-    if !ucx.available {
-        out.push(f(
-            Warn,
-            "UCX not loadable",
-            ucx.detail.clone(),
-            "install UCX (≥ 1.19 for EFA/SRD)",
-        ));
-    } else if let Some(v) = version_of(ucx.detail.rsplit('(').next().unwrap_or("")) {
+    let ucx_loads = loadable(
+        &mut out,
+        ucx.available,
+        "UCX",
+        &ucx.detail,
+        "install UCX (≥ 1.19 for EFA/SRD)",
+    );
+    if let Some(v) = detail_version(&ucx.detail).filter(|_| ucx_loads) {
         if !efa.is_empty() && v < (1, 19) {
             out.push(f(Error, format!("UCX {}.{} has no EFA transport: UCX traffic will use TCP", v.0, v.1), ucx.detail.clone(), "UCX ≥ 1.19 adds the EFA SRD transport (1.20 adds RMA write); or use NIXL's libfabric backend"));
         }
