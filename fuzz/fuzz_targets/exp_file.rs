@@ -1,4 +1,4 @@
-//! Fuzz target: experiment files (`coordinator/src/exp/file.rs`, YAML) on arbitrary
+//! Fuzz target: experiment files (`coordinator/src/orchestration/exp/file.rs`, YAML) on arbitrary
 //! text, and the `IN:OUT` length lists they hold.
 //!
 //! Oracles besides "no panic": an accepted file written back as YAML is accepted again

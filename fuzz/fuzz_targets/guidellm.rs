@@ -1,4 +1,4 @@
-//! Fuzz target: GuideLLM JSON report imports (`coordinator/src/load/guidellm*`) on
+//! Fuzz target: GuideLLM JSON report imports (`coordinator/src/analysis/load/guidellm*`) on
 //! arbitrary text.
 //!
 //! Oracles besides "no panic": recognising a report never depends on more than the

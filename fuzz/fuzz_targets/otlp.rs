@@ -1,4 +1,4 @@
-//! Fuzz target: OTLP span decoding into our model (`coordinator/src/otlp/`): the bytes
+//! Fuzz target: OTLP span decoding into our model (`coordinator/src/analysis/otlp/`): the bytes
 //! of an `ExportTraceServiceRequest` as a peer would send them, decoded by prost and
 //! ingested by the receiver's collector (request spans, startup phases), under
 //! default limits or tiny ones from the first bytes.

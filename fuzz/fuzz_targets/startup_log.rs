@@ -1,4 +1,4 @@
-//! Fuzz target: startup-log parsing (`coordinator/src/startup/`: the line splitter
+//! Fuzz target: startup-log parsing (`coordinator/src/analysis/startup/`: the line splitter
 //! `line.rs`, the phase patterns `patterns.rs` through `logparse.rs`) on arbitrary
 //! text, as vLLM and other engines' logs are read by `startup` commands.
 //!

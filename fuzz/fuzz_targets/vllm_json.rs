@@ -1,5 +1,5 @@
 //! Fuzz target: `vllm bench serve --save-result` JSON imports
-//! (`coordinator/src/load/vllm_json*`) on arbitrary text, one object or several.
+//! (`coordinator/src/analysis/load/vllm_json*`) on arbitrary text, one object or several.
 //!
 //! Oracles besides "no panic": an imported result written back by `to_json_string`
 //! imports again to the same result.
