@@ -177,43 +177,39 @@ fn wrong_output_on_a_plain_run_does_not_blame_the_kv_transfer() {
 
 #[test]
 fn a_sweep_past_saturation_is_named_and_a_scaling_one_is_not() {
-    let shaped = |shapes: [(f64, f64, u64); 4]| -> Vec<Pt> {
-        [1, 2, 4, 8]
+    // A sweep over concurrency 1, 2, 4, 8 with these (TTFT, req/s, in flight).
+    let sweep = |st: &mut Store, shapes: [(f64, f64, u64); 4]| -> i64 {
+        let pts: Vec<Pt> = [1, 2, 4, 8]
             .iter()
             .zip(shapes)
             .map(|(c, s)| Pt {
                 shape: Some(s),
                 ..pt(*c, fine(4))
             })
-            .collect()
+            .collect();
+        load_run(st, RunKind::Load, &pts)
     };
     let mut st = Store::in_memory().unwrap();
-    let run = load_run(
-        &mut st,
-        RunKind::Load,
-        &shaped([
-            (10.0, 10.0, 1),
-            (11.0, 19.0, 2),
-            (30.0, 20.0, 4),
-            (70.0, 20.5, 8),
-        ]),
-    );
+    let knee = [
+        (10.0, 10.0, 1),
+        (11.0, 19.0, 2),
+        (30.0, 20.0, 4),
+        (70.0, 20.5, 8),
+    ];
+    let run = sweep(&mut st, knee);
     let f = only_in(&st, run, "load_past_saturation");
     assert!(
         f[0].title.contains("2 point(s)") && f[0].fix.contains("Beyond concurrency 2"),
         "{:?}",
         f[0]
     );
-    let run = load_run(
-        &mut st,
-        RunKind::Load,
-        &shaped([
-            (10.0, 10.0, 1),
-            (11.0, 19.0, 2),
-            (13.0, 36.0, 4),
-            (20.0, 60.0, 8),
-        ]),
-    );
+    let scaling = [
+        (10.0, 10.0, 1),
+        (11.0, 19.0, 2),
+        (13.0, 36.0, 4),
+        (20.0, 60.0, 8),
+    ];
+    let run = sweep(&mut st, scaling);
     assert!(rules(&st, run).is_empty());
 }
 
