@@ -15,10 +15,10 @@ use std::time::Instant;
 
 use anyhow::{bail, Context};
 use clap::Parser;
-use servescope_coordinator::load::http::HttpClient;
-use servescope_coordinator::load::request::{execute, Api, Clock, Target};
-use servescope_coordinator::load::schedule::{run, Arrival, Plan};
-use servescope_coordinator::load::workload::RandomWorkload;
+use servescope_coordinator::orchestration::load::http::HttpClient;
+use servescope_coordinator::orchestration::load::request::{execute, Api, Clock, Target};
+use servescope_coordinator::orchestration::load::schedule::{run, Arrival, Plan};
+use servescope_coordinator::orchestration::load::workload::RandomWorkload;
 
 #[derive(Parser)]
 struct Args {

@@ -235,9 +235,10 @@ async fn experiment_telemetry_resumes_its_interrupted_recording() {
         addr.clone(),
         Some("resume-test-token-0123456789".into()),
     );
-    let got = servescope_coordinator::exp::preflight::record_telemetry(&[ep], &db, label)
-        .await
-        .unwrap();
+    let got =
+        servescope_coordinator::orchestration::exp::preflight::record_telemetry(&[ep], &db, label)
+            .await
+            .unwrap();
     assert_eq!(got, run, "the interrupted recording continued");
     let st = Store::open(&db).unwrap();
     assert_eq!(st.runs().unwrap().len(), 1);

@@ -112,8 +112,8 @@ fn startup_compare_table_and_html() {
 
 #[test]
 fn show_of_a_startup_run_prints_its_phases() {
-    use servescope_coordinator::startup::run::{merge, ClientTimes, Trial};
-    use servescope_coordinator::startup::{parse_file, ParseOptions};
+    use servescope_coordinator::analysis::startup::{parse_file, ParseOptions};
+    use servescope_coordinator::orchestration::startup_run::{merge, ClientTimes, Trial};
     use servescope_coordinator::store::{RunKind, Store};
     let log = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../coordinator/tests/fixtures/vllm032/serve-plain.log");

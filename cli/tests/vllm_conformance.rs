@@ -13,7 +13,7 @@ use std::sync::{Mutex, OnceLock};
 
 use common::{bin, success};
 use serde_json::Value;
-use servescope_coordinator::pd::join::client_id;
+use servescope_coordinator::analysis::pd::join::client_id;
 use vllm::{counter, curl, serial, setup_dir, vllm_home, Engine, MODEL};
 
 struct Shared {

@@ -2,29 +2,25 @@
 //! telemetry sessions that resume by sequence number), keeps what they send in an
 //! embedded SQLite store, and turns stored samples into points, rates and exports.
 //! No command-line parsing here: the `servescope` CLI is a thin layer over this.
+//!
+//! Four layers, each using only those listed before it:
+//! * [`store`]: the schema and typed records; the only place with SQL.
+//! * [`analysis`]: pure analysis over stored or parsed data (diagnosis rules, P/D
+//!   attribution, startup inference, experiment analyses, format parsers).
+//! * [`report`]: every HTML page and export.
+//! * [`orchestration`]: what drives processes and I/O (agent sessions, recording,
+//!   scraping, the OTLP receiver, Ray, fabric probes, `pd run`, `exp run`, load).
+//!
+//! [`text`] holds small formatting helpers any layer may use.
 
-pub mod clock;
-pub mod connect;
-pub mod diagnose;
-pub mod engine;
-pub mod exp;
-pub mod export;
-pub mod fabric;
-pub mod finding;
-pub mod load;
-pub mod otlp;
-pub mod pd;
-pub mod points;
-pub mod rates;
-pub mod ray;
-pub mod record;
-pub mod recorder;
+pub mod analysis;
+pub mod orchestration;
 pub mod report;
-pub mod session;
-pub mod startup;
 pub mod store;
-pub mod summary;
 pub mod text;
 
-pub use connect::{AgentClient, AgentEndpoint, ClientCert};
+#[cfg(test)]
+mod layers;
+
+pub use orchestration::connect::{AgentClient, AgentEndpoint, ClientCert};
 pub use store::Store;

@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use servescope_agent::AgentConfig;
-use servescope_coordinator::connect::connect;
+use servescope_coordinator::orchestration::connect::connect;
 use servescope_coordinator::AgentEndpoint;
 use servescope_proto::v1::{
     LoadShardRequest, LoadShardSpec, PrepareProbeRequest, ProbePlanMsg, ProbeRole,

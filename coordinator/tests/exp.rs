@@ -9,10 +9,10 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use servescope_agent::{AgentConfig, AgentHandle};
-use servescope_coordinator::exp::analysis::analyze;
-use servescope_coordinator::exp::runner::{run_experiment, ExpRunConfig};
-use servescope_coordinator::exp::shards::Client;
-use servescope_coordinator::load::metrics::{aggregate, AggregateOptions};
+use servescope_coordinator::analysis::exp::analyze;
+use servescope_coordinator::orchestration::exp::runner::{run_experiment, ExpRunConfig};
+use servescope_coordinator::orchestration::exp::shards::Client;
+use servescope_coordinator::orchestration::load::metrics::{aggregate, AggregateOptions};
 use servescope_coordinator::{AgentEndpoint, Store};
 use servescope_sim::ingress::start_replicated;
 use servescope_sim::SimConfig;
@@ -194,7 +194,7 @@ analyses: [scaling, matrix, fabric_check]
 /// shard while one runs; the running shard streams every request back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agent_load_shard_bounds() {
-    use servescope_coordinator::connect::connect;
+    use servescope_coordinator::orchestration::connect::connect;
     use servescope_loadgen::shard::{ShardArrival, ShardRecord, ShardSpec, ShardWorkload};
     use servescope_proto::v1::LoadShardRequest;
     let dir = tempfile::tempdir().unwrap();

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use servescope_coordinator::record::{record, RecordConfig, RecordError};
+use servescope_coordinator::orchestration::record::{record, RecordConfig, RecordError};
 use servescope_coordinator::store::StoreError;
 use servescope_coordinator::{AgentEndpoint, Store};
 use tokio::net::{TcpListener, TcpStream};

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use servescope_coordinator::load::guidellm::{
+use servescope_coordinator::analysis::load::guidellm::{
     import_file, import_str, is_guidellm_file, looks_like_guidellm, GuidellmError, RequestStatus,
 };
 

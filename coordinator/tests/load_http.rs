@@ -1,7 +1,7 @@
 //! The load client's HTTP layer against the simulator on loopback.
 
 use bytes::Bytes;
-use servescope_coordinator::load::http::{HttpClient, HttpError};
+use servescope_coordinator::orchestration::load::http::{HttpClient, HttpError};
 use servescope_sim::{Faults, SimConfig};
 
 #[tokio::test]

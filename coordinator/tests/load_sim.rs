@@ -4,11 +4,11 @@
 
 use std::sync::Arc;
 
-use servescope_coordinator::load::http::HttpClient;
-use servescope_coordinator::load::metrics::{aggregate, AggregateOptions};
-use servescope_coordinator::load::request::{execute, Api, Clock, Outcome, Target};
-use servescope_coordinator::load::schedule::{run, Arrival, Plan};
-use servescope_coordinator::load::workload::{counting_probe, RandomWorkload};
+use servescope_coordinator::orchestration::load::http::HttpClient;
+use servescope_coordinator::orchestration::load::metrics::{aggregate, AggregateOptions};
+use servescope_coordinator::orchestration::load::request::{execute, Api, Clock, Outcome, Target};
+use servescope_coordinator::orchestration::load::schedule::{run, Arrival, Plan};
+use servescope_coordinator::orchestration::load::workload::{counting_probe, RandomWorkload};
 use servescope_sim::{Faults, SimConfig, SimHandle};
 
 /// A simulator on a free loopback port.
@@ -199,7 +199,7 @@ async fn faults_become_failed_requests_of_the_right_class() {
         request_id_prefix: "probe-".into(),
         sse_limits: Default::default(),
     };
-    let slot = servescope_coordinator::load::schedule::Slot {
+    let slot = servescope_coordinator::orchestration::load::schedule::Slot {
         index: 0,
         scheduled: tokio::time::Instant::now(),
         dispatch_lag: Default::default(),

@@ -7,8 +7,8 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use servescope_coordinator::connect::connect;
-use servescope_coordinator::record::{record, RecordConfig};
+use servescope_coordinator::orchestration::connect::connect;
+use servescope_coordinator::orchestration::record::{record, RecordConfig};
 use servescope_coordinator::{AgentEndpoint, Store};
 use servescope_proto::v1::agent_client::AgentClient;
 use servescope_proto::v1::{

@@ -10,14 +10,14 @@ mod nvml_support;
 use nvml_support::{
     adaptive, appears_ns, fixed, recording, spacings, store_with, two_gpu_node, Markers, SLOW_NS,
 };
-use servescope_coordinator::startup::gpus::{self, SeriesFilter};
-use servescope_coordinator::startup::nvml::{
+use servescope_coordinator::analysis::startup::gpus::{self, SeriesFilter};
+use servescope_coordinator::analysis::startup::nvml::{
     infer, uncertainty_ms, GpuPoint, END_UNCERTAINTY, START_UNCERTAINTY,
 };
-use servescope_coordinator::startup::nvml_check::{compare, parse_markers, CheckRow};
-use servescope_coordinator::startup::run::{merge_with, timeline_text, ClientTimes};
-use servescope_coordinator::startup::Timeline;
-use servescope_coordinator::startup::{PhaseKind, Source};
+use servescope_coordinator::analysis::startup::nvml_check::{compare, parse_markers, CheckRow};
+use servescope_coordinator::analysis::startup::Timeline;
+use servescope_coordinator::analysis::startup::{PhaseKind, Source};
+use servescope_coordinator::orchestration::startup_run::{merge_with, timeline_text, ClientTimes};
 use servescope_coordinator::Store;
 
 const RECORDINGS: [&str; 3] = [
@@ -209,7 +209,7 @@ fn two_gpu_node_inferred_per_gpu_and_the_slowest_rank_sets_the_waterfall() {
         "{text}"
     );
     assert!(text.contains("slowest rank (node-a GPU 1)"), "{text}");
-    let html = gpus::side_by_side_html(&per_gpu);
+    let html = servescope_coordinator::report::startup::gpus::side_by_side_html(&per_gpu);
     assert!(html.contains("node-a GPU 1 pid 4101 (slowest)"), "{html}");
     // One GPU only, on request.
     let one = gpus::series_from_store(

@@ -9,8 +9,9 @@ use std::collections::BTreeSet;
 use std::net::SocketAddr;
 
 use otlp_common::*;
-use servescope_coordinator::otlp::{summarize, Limits};
-use servescope_coordinator::startup::{PhaseKind as K, Source};
+use servescope_coordinator::analysis::otlp::summarize;
+use servescope_coordinator::analysis::startup::{PhaseKind as K, Source};
+use servescope_coordinator::orchestration::otlp_receiver::Limits;
 use servescope_proto::otlp::common::v1::{any_value::Value, AnyValue, ArrayValue, KeyValue};
 use servescope_proto::otlp::trace::v1::{status, ResourceSpans, Span, Status};
 

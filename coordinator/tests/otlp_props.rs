@@ -8,9 +8,10 @@ mod otlp_common;
 use std::collections::BTreeSet;
 
 use otlp_common::*;
-use servescope_coordinator::otlp::startup::kind_of;
-use servescope_coordinator::otlp::{summarize, Collector, Limits};
-use servescope_coordinator::startup::PhaseKind as K;
+use servescope_coordinator::analysis::otlp::startup::kind_of;
+use servescope_coordinator::analysis::otlp::summarize;
+use servescope_coordinator::analysis::startup::PhaseKind as K;
+use servescope_coordinator::orchestration::otlp_receiver::{Collector, Limits};
 use servescope_proto::otlp::collector::trace::v1::ExportTraceServiceRequest;
 use servescope_proto::otlp::common::v1::any_value::Value;
 use servescope_proto::otlp::trace::v1::Span;

@@ -16,8 +16,9 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use servescope_coordinator::otlp::{Limits, Receiver, RequestSpan};
-use servescope_coordinator::startup::{PhaseKind as K, Source};
+use servescope_coordinator::analysis::otlp::RequestSpan;
+use servescope_coordinator::analysis::startup::{PhaseKind as K, Source};
+use servescope_coordinator::orchestration::otlp_receiver::{Limits, Receiver};
 
 const S: i64 = 1_000_000_000;
 /// 2026-01-01T00:00:00Z, in ns.

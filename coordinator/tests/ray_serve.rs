@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use hyper::header::{HeaderName, HeaderValue};
-use servescope_coordinator::load::http::HttpClient;
-use servescope_coordinator::ray::{AppStatus, RayServeClient};
+use servescope_coordinator::orchestration::load::http::HttpClient;
+use servescope_coordinator::orchestration::ray::{AppStatus, RayServeClient};
 use servescope_sim::SimConfig;
 
 const APP: &str = "forward";

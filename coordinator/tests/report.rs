@@ -7,11 +7,11 @@
 
 use std::sync::Arc;
 
-use servescope_coordinator::load::metrics::AggregateOptions;
-use servescope_coordinator::load::request::{Api, Target};
-use servescope_coordinator::load::runner::{run_load, LoadConfig, LoadProgress};
-use servescope_coordinator::load::schedule::Arrival;
-use servescope_coordinator::load::workload::RandomWorkload;
+use servescope_coordinator::orchestration::load::metrics::AggregateOptions;
+use servescope_coordinator::orchestration::load::request::{Api, Target};
+use servescope_coordinator::orchestration::load::runner::{run_load, LoadConfig, LoadProgress};
+use servescope_coordinator::orchestration::load::schedule::Arrival;
+use servescope_coordinator::orchestration::load::workload::RandomWorkload;
 use servescope_coordinator::report::{self, ReportError};
 use servescope_coordinator::store::{RunKind, StoreError};
 use servescope_coordinator::Store;

@@ -11,7 +11,7 @@ use servescope_agent::collect::rdma::fixture::{
     bump_counters, p5_layout, write_p5_tree, P5FixtureOptions,
 };
 use servescope_agent::AgentConfig;
-use servescope_coordinator::record::{record, RecordConfig};
+use servescope_coordinator::orchestration::record::{record, RecordConfig};
 use servescope_coordinator::report::unified::{self, telemetry::Kind};
 use servescope_coordinator::{AgentEndpoint, Store};
 

@@ -3,9 +3,9 @@
 
 use std::path::PathBuf;
 
-use servescope_coordinator::clock::Offset;
-use servescope_coordinator::startup::agent_logs::{self, KIND};
-use servescope_coordinator::startup::{parse_file, LogParse, ParseOptions, Phase};
+use servescope_coordinator::analysis::startup::agent_logs::{self, KIND};
+use servescope_coordinator::analysis::startup::{parse_file, LogParse, ParseOptions, Phase};
+use servescope_coordinator::store::Offset;
 use servescope_coordinator::store::RunKind;
 use servescope_coordinator::Store;
 use servescope_proto::v1::{sample, Event, Inventory, Sample};

@@ -6,8 +6,8 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use servescope_coordinator::startup::run::{self, RunOptions};
-use servescope_coordinator::startup::{self as st, ParseOptions, PhaseKind, Timeline};
+use servescope_coordinator::analysis::startup::{self as st, ParseOptions, PhaseKind, Timeline};
+use servescope_coordinator::orchestration::startup_run::{self as run, RunOptions};
 use servescope_sim::startup::{parse_phases, StartupPhase};
 use servescope_sim::{SimConfig, StartupConfig};
 

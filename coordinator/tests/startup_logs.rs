@@ -7,11 +7,11 @@
 
 use std::path::Path;
 
-use servescope_coordinator::startup::compare::{self, Labeled};
-use servescope_coordinator::startup::page;
-use servescope_coordinator::startup::{
+use servescope_coordinator::analysis::startup::compare::{self, Labeled};
+use servescope_coordinator::analysis::startup::{
     parse_file, parse_str, LogParse, ParseOptions, PhaseKind as K,
 };
+use servescope_coordinator::report::startup::page;
 
 mod startup_common;
 use startup_common::{dir, parse, FILES};

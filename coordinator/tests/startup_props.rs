@@ -5,7 +5,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use servescope_coordinator::startup::{line, parse_reader, parse_str, LogParse, PhaseKind as K};
+use servescope_coordinator::analysis::startup::{
+    line, parse_reader, parse_str, LogParse, PhaseKind as K,
+};
 
 mod startup_common;
 use startup_common::{dir, opts, parse, FILES};
@@ -252,7 +254,7 @@ fn startup_prop_random_text_never_panics() {
     let alphabet: Vec<char> = "0123456789 .:,-()[]=_'/xsTPpidINFOtook seconds GiB\u{1b}é漢\t"
         .chars()
         .collect();
-    let templates = servescope_coordinator::startup::patterns::PATTERNS;
+    let templates = servescope_coordinator::analysis::startup::patterns::PATTERNS;
     for _ in 0..2000 {
         let mut l = String::new();
         // Often start from a real template with its holes filled with junk.

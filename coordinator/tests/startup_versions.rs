@@ -3,7 +3,9 @@
 //! dev build (table chosen by the wording), and old wording inside a new log
 //! (ignored: not valid for the table).
 
-use servescope_coordinator::startup::{parse_str, LogParse, ParseOptions, PhaseKind as K};
+use servescope_coordinator::analysis::startup::{
+    parse_str, LogParse, ParseOptions, PhaseKind as K,
+};
 
 const V033: &str = "\
 (APIServer pid=100) INFO 03-02 10:00:00 [api_server.py:1] vLLM API server version 0.33.0

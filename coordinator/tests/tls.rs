@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use servescope_agent::test_pki::TestPki;
 use servescope_agent::AgentConfig;
-use servescope_coordinator::connect::connect;
+use servescope_coordinator::orchestration::connect::connect;
 use servescope_coordinator::{AgentEndpoint, ClientCert};
 use servescope_proto::v1::GetInventoryRequest;
 

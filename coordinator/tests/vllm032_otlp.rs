@@ -9,8 +9,8 @@ use std::path::Path;
 
 use otlp_common::{send, start};
 use prost::Message;
-use servescope_coordinator::otlp::Limits;
-use servescope_coordinator::startup::{PhaseKind as K, Timeline};
+use servescope_coordinator::analysis::startup::{PhaseKind as K, Timeline};
+use servescope_coordinator::orchestration::otlp_receiver::Limits;
 use servescope_proto::otlp::collector::trace::v1::ExportTraceServiceRequest;
 
 fn exports() -> Vec<ExportTraceServiceRequest> {

@@ -5,8 +5,8 @@
 
 use std::path::Path;
 
-use servescope_coordinator::startup::compare::{compare, Labeled};
-use servescope_coordinator::startup::{
+use servescope_coordinator::analysis::startup::compare::{compare, Labeled};
+use servescope_coordinator::analysis::startup::{
     parse_str, LogParse, ParseOptions, PhaseKind as K, Timeline,
 };
 
@@ -206,10 +206,10 @@ fn vllm032_unplaced_lines_are_flagged() {
 
 #[test]
 fn vllm032_startup_run_separates_its_own_polling_from_the_engine() {
-    use servescope_coordinator::startup::run::{
+    use servescope_coordinator::analysis::startup::SERVER_UP_NS;
+    use servescope_coordinator::orchestration::startup_run::{
         merge, timeline_text, ClientTimes, RunOptions, AFTER_READY_S, CLIENT_SHARE_S, DEFAULT_POLL,
     };
-    use servescope_coordinator::startup::SERVER_UP_NS;
     let log = parse(&read("serve-plain.log"));
     let ready = log.timeline.get(K::ApiReady).unwrap();
     // "Supported tasks:" (07:33:57) is the API-ready line; the server listens from

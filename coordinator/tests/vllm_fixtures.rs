@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
-use servescope_coordinator::load::vllm_json::{
+use servescope_coordinator::analysis::load::vllm_json::{
     compare_parts, import_dir, import_file, parse_str, to_json_string, Metric, Provenance,
     VllmBenchResult,
 };

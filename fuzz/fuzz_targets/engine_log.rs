@@ -1,4 +1,4 @@
-//! Fuzz target: engine-log lines for P/D attribution (`coordinator/src/pd/logs.rs`:
+//! Fuzz target: engine-log lines for P/D attribution (`coordinator/src/analysis/pd/logs.rs`:
 //! `KV Transfer metrics` lines, request-id lines, NIXL failures) on arbitrary text.
 //!
 //! Oracles besides "no panic": the counts are bounded by the lines read (a line can
@@ -7,7 +7,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use servescope_coordinator::pd::logs;
+use servescope_coordinator::analysis::pd::logs;
 
 fuzz_target!(|input: &[u8]| {
     let text = String::from_utf8_lossy(input);

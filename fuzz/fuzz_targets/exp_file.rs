@@ -1,4 +1,4 @@
-//! Fuzz target: experiment files (`coordinator/src/exp/file.rs`, YAML) on arbitrary
+//! Fuzz target: experiment files (`coordinator/src/orchestration/exp/file.rs`, YAML) on arbitrary
 //! text, and the `IN:OUT` length lists they hold.
 //!
 //! Oracles besides "no panic": an accepted file written back as YAML is accepted again
@@ -6,7 +6,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use servescope_coordinator::exp::file::{parse, parse_lengths};
+use servescope_coordinator::orchestration::exp::file::{parse, parse_lengths};
 
 fuzz_target!(|input: &[u8]| {
     let Ok(text) = std::str::from_utf8(input) else {

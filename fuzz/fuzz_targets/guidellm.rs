@@ -1,4 +1,4 @@
-//! Fuzz target: GuideLLM JSON report imports (`coordinator/src/load/guidellm*`) on
+//! Fuzz target: GuideLLM JSON report imports (`coordinator/src/analysis/load/guidellm*`) on
 //! arbitrary text.
 //!
 //! Oracles besides "no panic": recognising a report never depends on more than the
@@ -6,7 +6,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use servescope_coordinator::load::guidellm::{import_str, looks_like_guidellm};
+use servescope_coordinator::analysis::load::guidellm::{import_str, looks_like_guidellm};
 
 fuzz_target!(|input: &[u8]| {
     let Ok(text) = std::str::from_utf8(input) else {

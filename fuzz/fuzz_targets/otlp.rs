@@ -1,4 +1,4 @@
-//! Fuzz target: OTLP span decoding into our model (`coordinator/src/otlp/`): the bytes
+//! Fuzz target: OTLP span decoding into our model (`coordinator/src/analysis/otlp/`): the bytes
 //! of an `ExportTraceServiceRequest` as a peer would send them, decoded by prost and
 //! ingested by the receiver's collector (request spans, startup phases), under
 //! default limits or tiny ones from the first bytes.
@@ -9,7 +9,8 @@
 
 use libfuzzer_sys::fuzz_target;
 use prost::Message;
-use servescope_coordinator::otlp::{Collected, Collector, Limits};
+use servescope_coordinator::analysis::otlp::Collected;
+use servescope_coordinator::orchestration::otlp_receiver::{Collector, Limits};
 use servescope_proto::otlp::collector::trace::v1::ExportTraceServiceRequest;
 
 fuzz_target!(|input: &[u8]| {

@@ -8,16 +8,16 @@
 
 use libfuzzer_sys::fuzz_target;
 
-#[path = "../../coordinator/src/engine/lex.rs"]
+#[path = "../../coordinator/src/analysis/engine/lex.rs"]
 #[allow(dead_code)]
 mod lex;
-#[path = "../../coordinator/src/engine/pfloat.rs"]
+#[path = "../../coordinator/src/analysis/engine/pfloat.rs"]
 #[allow(dead_code)]
 mod pfloat;
-#[path = "../../coordinator/src/engine/prom.rs"]
+#[path = "../../coordinator/src/analysis/engine/prom.rs"]
 #[allow(dead_code)]
 mod prom;
-#[path = "../../coordinator/src/engine/window.rs"]
+#[path = "../../coordinator/src/analysis/engine/window.rs"]
 #[allow(dead_code)]
 mod window;
 

@@ -1,4 +1,4 @@
-//! Fuzz target: startup-log parsing (`coordinator/src/startup/`: the line splitter
+//! Fuzz target: startup-log parsing (`coordinator/src/analysis/startup/`: the line splitter
 //! `line.rs`, the phase patterns `patterns.rs` through `logparse.rs`) on arbitrary
 //! text, as vLLM and other engines' logs are read by `startup` commands.
 //!
@@ -7,7 +7,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use servescope_coordinator::startup::{line, parse_reader, parse_str, ParseOptions};
+use servescope_coordinator::analysis::startup::{line, parse_reader, parse_str, ParseOptions};
 
 fuzz_target!(|input: &[u8]| {
     let text = String::from_utf8_lossy(input);
@@ -19,7 +19,7 @@ fuzz_target!(|input: &[u8]| {
     let read = parse_reader(text.as_bytes(), "fuzz", opts).expect("reading memory");
     assert_eq!(whole, read);
     let json = serde_json::to_string(&whole).expect("serialises");
-    let back: servescope_coordinator::startup::LogParse =
+    let back: servescope_coordinator::analysis::startup::LogParse =
         serde_json::from_str(&json).expect("parses back");
     assert_eq!(back, whole);
 });

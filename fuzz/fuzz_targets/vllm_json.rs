@@ -1,12 +1,12 @@
 //! Fuzz target: `vllm bench serve --save-result` JSON imports
-//! (`coordinator/src/load/vllm_json*`) on arbitrary text, one object or several.
+//! (`coordinator/src/analysis/load/vllm_json*`) on arbitrary text, one object or several.
 //!
 //! Oracles besides "no panic": an imported result written back by `to_json_string`
 //! imports again to the same result.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use servescope_coordinator::load::vllm_json::{parse_all, parse_str, to_json_string};
+use servescope_coordinator::analysis::load::vllm_json::{parse_all, parse_str, to_json_string};
 
 fuzz_target!(|input: &[u8]| {
     let Ok(text) = std::str::from_utf8(input) else {

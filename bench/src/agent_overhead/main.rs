@@ -31,7 +31,7 @@ use servescope_proto::now_ns;
 
 use anyhow::{bail, Context};
 use clap::Parser;
-use servescope_coordinator::connect::connect;
+use servescope_coordinator::orchestration::connect::connect;
 use servescope_coordinator::AgentEndpoint;
 use servescope_proto::v1::{telemetry_message, StreamTelemetryRequest};
 
@@ -125,7 +125,8 @@ fn stream(addr: String, seen: Arc<Mutex<Seen>>) -> std::thread::JoinHandle<anyho
                     live_only: true,
                     // As `servescope record` streams (its session's default).
                     max_delay_ms: u32::try_from(
-                        servescope_coordinator::session::DEFAULT_MAX_DELAY.as_millis(),
+                        servescope_coordinator::orchestration::session::DEFAULT_MAX_DELAY
+                            .as_millis(),
                     )
                     .unwrap_or(500),
                     ..Default::default()

@@ -6,11 +6,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use anyhow::Context;
-use servescope_coordinator::exp::analysis::analyze;
-use servescope_coordinator::exp::runner::{run_experiment, ExpRunConfig};
-use servescope_coordinator::exp::shards::Client;
-use servescope_coordinator::exp::{report, ExpError};
-use servescope_coordinator::pd::analyze::{attribute, AttributeOptions};
+use servescope_coordinator::analysis::exp::analyze;
+use servescope_coordinator::analysis::exp::ExpError;
+use servescope_coordinator::analysis::pd::analyze::{attribute, AttributeOptions};
+use servescope_coordinator::orchestration::exp::runner::{run_experiment, ExpRunConfig};
+use servescope_coordinator::orchestration::exp::shards::Client;
+use servescope_coordinator::report::exp as report;
 use servescope_coordinator::Store;
 
 use super::common::{AgentFlags, DbFlag};
@@ -75,8 +76,8 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
 async fn run_cmd(a: RunArgs) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(&a.file)
         .with_context(|| format!("reading {}", a.file.display()))?;
-    let f =
-        servescope_coordinator::exp::parse(&text).with_context(|| a.file.display().to_string())?;
+    let f = servescope_coordinator::orchestration::exp::parse(&text)
+        .with_context(|| a.file.display().to_string())?;
     let client = if f.client.agents.is_empty() {
         Client::Local
     } else {
@@ -181,8 +182,8 @@ fn status(a: StatusArgs) -> anyhow::Result<()> {
     }
     let planned = store
         .experiment(&name)?
-        .and_then(|e| servescope_coordinator::exp::parse(&e.file).ok())
-        .map(|f| servescope_coordinator::exp::plan::expand(&f).len());
+        .and_then(|e| servescope_coordinator::orchestration::exp::parse(&e.file).ok())
+        .map(|f| servescope_coordinator::orchestration::exp::plan::expand(&f).len());
     println!(
         "experiment {:?}: {}; {} of {} point(s) stored",
         an.name,
@@ -226,10 +227,10 @@ fn write_report(db: &std::path::Path, name: &str, out: &std::path::Path) -> anyh
     let mut findings = Vec::new();
     let wants_pd = store
         .experiment(name)?
-        .and_then(|e| servescope_coordinator::exp::parse(&e.file).ok())
+        .and_then(|e| servescope_coordinator::orchestration::exp::parse(&e.file).ok())
         .is_some_and(|f| {
             f.analyses
-                .contains(&servescope_coordinator::exp::file::Analysis::Pd)
+                .contains(&servescope_coordinator::orchestration::exp::file::Analysis::Pd)
         });
     if wants_pd {
         for p in &an.points {

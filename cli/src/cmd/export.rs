@@ -3,7 +3,7 @@
 use std::io::Write;
 
 use anyhow::Context;
-use servescope_coordinator::export::{export, Format};
+use servescope_coordinator::report::export::{export, Format};
 
 use super::common::DbFlag;
 

@@ -6,9 +6,12 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use servescope_coordinator::fabric::{self, check, matrix, units, ProbeOutcome};
+use servescope_coordinator::analysis::fabric::{check, matrix, units};
+use servescope_coordinator::orchestration::fabric;
+use servescope_coordinator::report;
+use servescope_coordinator::store::ProbeOutcome;
 use servescope_coordinator::store::{RunKind, Store};
-use servescope_coordinator::{connect, AgentEndpoint};
+use servescope_coordinator::{orchestration::connect, AgentEndpoint};
 use servescope_proto::v1::{
     FabricCheckRequest, GetInventoryRequest, ProbePlanMsg, ProbeSizeResult,
 };
@@ -441,8 +444,11 @@ async fn matrix_cmd(a: MatrixArgs) -> anyhow::Result<()> {
             f * 100.0
         );
     }
-    std::fs::write(&a.output, matrix::html(&m, "servescope fabric matrix"))
-        .with_context(|| format!("writing {}", a.output.display()))?;
+    std::fs::write(
+        &a.output,
+        report::matrix::html(&m, "servescope fabric matrix"),
+    )
+    .with_context(|| format!("writing {}", a.output.display()))?;
     eprintln!("heatmap: {} (run {run})", a.output.display());
     Ok(())
 }

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use servescope_coordinator::fabric::units;
+use servescope_coordinator::analysis::fabric::units;
 use servescope_fabric::nixl::sizing;
 use servescope_proto::v1::{ProbePlanMsg, ProbeSizeResult, ProbeTransport};
 

@@ -2,7 +2,7 @@
 //! the diagnosis registry's findings and rule ids, and the unified report.
 
 use anyhow::Context;
-use servescope_coordinator::diagnose::{diagnose_run, rule_ids, Finding};
+use servescope_coordinator::analysis::diagnose::{diagnose_run, rule_ids, Finding};
 use servescope_coordinator::Store;
 
 /// Whether the diagnosis has a rule with this id.

@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use servescope_coordinator::load::guidellm;
-use servescope_coordinator::load::vllm_json::{
+use servescope_coordinator::analysis::load::guidellm;
+use servescope_coordinator::analysis::load::vllm_json::{
     compare_parts, import_dir, import_file_all, Metric, Provenance, VllmBenchResult,
 };
 

@@ -6,13 +6,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use servescope_coordinator::load::metrics::{parse_slo, AggregateOptions};
-use servescope_coordinator::load::request::{Api, Target};
-use servescope_coordinator::load::runner::{run_load, LoadConfig, LoadProgress, PointResult};
-use servescope_coordinator::load::schedule::Arrival;
-use servescope_coordinator::load::stats::parse_percentiles;
-use servescope_coordinator::load::vllm_json::{export_file, ExportMeta, VllmBenchResult};
-use servescope_coordinator::load::workload::{
+use servescope_coordinator::analysis::load::vllm_json::{export_file, ExportMeta, VllmBenchResult};
+use servescope_coordinator::orchestration::load::metrics::{parse_slo, AggregateOptions};
+use servescope_coordinator::orchestration::load::request::{Api, Target};
+use servescope_coordinator::orchestration::load::runner::{
+    run_load, LoadConfig, LoadProgress, PointResult,
+};
+use servescope_coordinator::orchestration::load::schedule::Arrival;
+use servescope_coordinator::orchestration::load::stats::parse_percentiles;
+use servescope_coordinator::orchestration::load::workload::{
     PrefixRepetition, PrefixSpec, RandomWorkload, ShareGpt, ShareGptOptions, TokenCounter, Workload,
 };
 

@@ -1,7 +1,8 @@
 //! `servescope nodes`: inventory table of agents.
 
-use servescope_coordinator::clock::{self, Offset};
-use servescope_coordinator::connect::connect;
+use servescope_coordinator::orchestration::clock;
+use servescope_coordinator::orchestration::connect::connect;
+use servescope_coordinator::store::Offset;
 use servescope_proto::v1::{GetInventoryRequest, Inventory};
 
 use super::common::{fmt_bytes, fmt_ns, or_dash, AgentFlags};

@@ -6,8 +6,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::Context;
-use servescope_coordinator::otlp::{self, Collected, Limits, Receiver, RequestSummary};
-use servescope_coordinator::startup::{Phase, PhaseKind};
+use servescope_coordinator::analysis::otlp::{self, Collected, RequestSummary};
+use servescope_coordinator::analysis::startup::{Phase, PhaseKind};
+use servescope_coordinator::orchestration::otlp_receiver::{Limits, Receiver, DEFAULT_LISTEN};
 use servescope_coordinator::text::utc;
 
 use super::columns::{self, Align};
@@ -29,7 +30,7 @@ pub enum Sub {
 #[derive(clap::Args, Debug)]
 pub struct ListenArgs {
     /// Address to listen on (OTLP/gRPC; point vLLM's --otlp-traces-endpoint here)
-    #[arg(long, default_value = otlp::DEFAULT_LISTEN)]
+    #[arg(long, default_value = DEFAULT_LISTEN)]
     pub listen: SocketAddr,
     /// How long to collect
     #[arg(long, value_parser = parse_duration, default_value = "60s")]
@@ -232,7 +233,7 @@ fn render(got: &Collected) -> String {
 mod tests {
     use super::*;
     use prost::Message;
-    use servescope_coordinator::otlp::Collector;
+    use servescope_coordinator::orchestration::otlp_receiver::Collector;
     use servescope_proto::otlp::collector::trace::v1::ExportTraceServiceRequest;
 
     /// The captured vLLM 0.32 exports (`coordinator/tests/fixtures/vllm032/otlp`).

@@ -7,14 +7,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use servescope_coordinator::diagnose::diagnose_run_with;
-use servescope_coordinator::load::runner::LoadProgress;
-use servescope_coordinator::otlp::{Limits, Receiver};
-use servescope_coordinator::pd::analyze::{attribute, AttributeOptions};
-use servescope_coordinator::pd::logs::{self, EngineLog};
-use servescope_coordinator::pd::run::{pd_run, PdRunConfig};
-use servescope_coordinator::pd::Attribution;
-use servescope_coordinator::pd::{report, Finding};
+use servescope_coordinator::analysis::diagnose::diagnose_run_with;
+use servescope_coordinator::analysis::pd::analyze::{attribute, AttributeOptions};
+use servescope_coordinator::analysis::pd::logs::{self, EngineLog};
+use servescope_coordinator::analysis::pd::Attribution;
+use servescope_coordinator::analysis::pd::Finding;
+use servescope_coordinator::orchestration::load::runner::LoadProgress;
+use servescope_coordinator::orchestration::otlp_receiver::{Limits, Receiver};
+use servescope_coordinator::orchestration::pd_run::{pd_run, PdRunConfig};
+use servescope_coordinator::report::pd as report;
 use servescope_coordinator::Store;
 
 use super::common::{parse_duration, AgentFlags, DbFlag};

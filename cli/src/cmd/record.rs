@@ -4,7 +4,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
-use servescope_coordinator::record::{
+use servescope_coordinator::orchestration::record::{
     record, resume_config, AgentProgress, RecordConfig, RecordOutcome,
 };
 

@@ -1,8 +1,8 @@
 //! `servescope show RUN`: what a stored run holds.
 
-use servescope_coordinator::load::runner::ERRORS_SHOWN;
+use servescope_coordinator::analysis::summary::summarize;
 use servescope_coordinator::store::RunKind;
-use servescope_coordinator::summary::summarize;
+use servescope_coordinator::store::ERRORS_SHOWN;
 
 use super::common::{fmt_bytes, fmt_kinds, DbFlag};
 use super::table;

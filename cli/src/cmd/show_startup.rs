@@ -2,8 +2,8 @@
 //! the run recorded), its logs' pattern tables and its error.
 
 use anyhow::Context;
-use servescope_coordinator::startup::run::timeline_text;
-use servescope_coordinator::startup::Timeline;
+use servescope_coordinator::analysis::startup::Timeline;
+use servescope_coordinator::orchestration::startup_run::timeline_text;
 
 /// The trials of a startup run's stored arguments, as text.
 pub fn render(args: &serde_json::Value) -> anyhow::Result<String> {

@@ -5,9 +5,9 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use servescope_coordinator::startup::compare::{self, Labeled};
-use servescope_coordinator::startup::page;
-use servescope_coordinator::startup::{self as st, LogParse, ParseOptions};
+use servescope_coordinator::analysis::startup::compare::{self, Labeled};
+use servescope_coordinator::analysis::startup::{self as st, LogParse, ParseOptions};
+use servescope_coordinator::report::startup::page;
 
 use super::startup_common::{options, print_parse, TimeFlags};
 use super::startup_run::{run_cmd, RunArgs};
@@ -108,7 +108,7 @@ fn parse(a: ParseArgs) -> anyhow::Result<()> {
 /// Parses of the logs the agents streamed during a recorded run; without --year,
 /// the year is the run's.
 fn from_run(a: &ParseArgs, run: i64, o: &mut ParseOptions) -> anyhow::Result<Vec<LogParse>> {
-    use servescope_coordinator::startup::agent_logs;
+    use servescope_coordinator::analysis::startup::agent_logs;
     let store = servescope_coordinator::Store::open(&a.db.db)
         .with_context(|| format!("opening the store {}", a.db.db.display()))?;
     let row = store

@@ -1,6 +1,8 @@
 //! What the startup commands share: the logs' clock flags and the phase tables.
 
-use servescope_coordinator::startup::{self as st, LogParse, ParseOptions, Phase, PhaseKind};
+use servescope_coordinator::analysis::startup::{
+    self as st, LogParse, ParseOptions, Phase, PhaseKind,
+};
 use servescope_coordinator::text::utc;
 use servescope_proto::ext::year_of_ns;
 use servescope_proto::now_ns;

@@ -3,9 +3,9 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use servescope_coordinator::startup::compare;
-use servescope_coordinator::startup::gpus::side_by_side_text;
-use servescope_coordinator::startup::run::{self as live, RunOptions, Trial};
+use servescope_coordinator::analysis::startup::compare;
+use servescope_coordinator::analysis::startup::gpus::side_by_side_text;
+use servescope_coordinator::orchestration::startup_run::{self as live, RunOptions, Trial};
 
 use super::startup_common::{options, TimeFlags};
 use super::startup_sources::{agent_sources, AgentSources};
@@ -114,7 +114,7 @@ pub(super) async fn run_cmd(a: RunArgs) -> anyhow::Result<()> {
     if let Some(r) = &recorded {
         for tr in &mut trials {
             let g = r.gpus(tr)?;
-            if let Some(n) = servescope_coordinator::startup::gpus::waterfall_source(&g) {
+            if let Some(n) = servescope_coordinator::analysis::startup::gpus::waterfall_source(&g) {
                 tr.timeline = live::merge_with(&tr.logs, Some(&n), &tr.client, a.min_gap);
             }
             gpus.push(g);

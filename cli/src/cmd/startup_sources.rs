@@ -5,10 +5,10 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use servescope_coordinator::startup::agent_logs::{self, AgentLogParse};
-use servescope_coordinator::startup::gpus::{self, GpuStartup, SeriesFilter};
-use servescope_coordinator::startup::run::{self as live, ClientTimes, Trial};
-use servescope_coordinator::startup::{nvml_check, LogParse, ParseOptions, Timeline};
+use servescope_coordinator::analysis::startup::agent_logs::{self, AgentLogParse};
+use servescope_coordinator::analysis::startup::gpus::{self, GpuStartup, SeriesFilter};
+use servescope_coordinator::analysis::startup::{nvml_check, LogParse, ParseOptions, Timeline};
+use servescope_coordinator::orchestration::startup_run::{self as live, ClientTimes, Trial};
 use servescope_coordinator::Store;
 
 use super::startup_common::{options, print_parse, secs, TimeFlags};
@@ -258,7 +258,7 @@ pub(super) async fn record_agent_logs(
     label: &str,
     parse: &ParseOptions,
 ) -> anyhow::Result<Recorded> {
-    use servescope_coordinator::record::{record, RecordConfig};
+    use servescope_coordinator::orchestration::record::{record, RecordConfig};
     let mut cfg = RecordConfig::new(eps, std::time::Duration::from_secs(2), db.to_path_buf());
     cfg.include_history = true;
     cfg.label = format!("{label} (agents)");

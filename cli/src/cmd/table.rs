@@ -1,7 +1,7 @@
 //! The load-point table shared by `load`, `show` and `compare`.
 
-use servescope_coordinator::load::metrics::Aggregate;
-use servescope_coordinator::load::stats::Summary;
+use servescope_coordinator::orchestration::load::metrics::Aggregate;
+use servescope_coordinator::orchestration::load::stats::Summary;
 use servescope_coordinator::store::ErrorSample;
 
 /// A latency statistic `width` wide with `prec` decimals; "–" when the summary has no
@@ -81,7 +81,7 @@ pub fn error_lines(errors: &[ErrorSample]) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use servescope_coordinator::load::metrics::{
+    use servescope_coordinator::orchestration::load::metrics::{
         aggregate, AggregateOptions, ChunkArrival, ErrorClass, RequestRecord,
     };
 

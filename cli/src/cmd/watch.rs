@@ -4,8 +4,8 @@ use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
-use servescope_coordinator::connect::connect;
-use servescope_coordinator::rates::{rdma_bytes, Rates};
+use servescope_coordinator::analysis::rates::{rdma_bytes, Rates};
+use servescope_coordinator::orchestration::connect::connect;
 use servescope_proto::v1::{
     sample, telemetry_message, GetInventoryRequest, GpuSample, HostSample, Inventory, RdmaSample,
     SampleKind, StreamTelemetryRequest, TelemetryFilter,

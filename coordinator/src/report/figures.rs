@@ -7,8 +7,8 @@ use super::chart::{Chart, Point, Series, XAxis, PALETTE};
 use super::svg::format_value;
 use super::sweep::{groups, run_name, x_label, HEIGHT, WIDTH};
 use super::RunData;
-use crate::load::metrics::Aggregate;
-use crate::load::stats::Summary;
+use servescope_loadgen::metrics::Aggregate;
+use servescope_loadgen::stats::Summary;
 
 fn color(i: usize) -> String {
     PALETTE[i % PALETTE.len()].to_string()

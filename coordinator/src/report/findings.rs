@@ -4,7 +4,7 @@
 use std::fmt::Write;
 
 use super::svg::escape;
-use crate::pd::attribution::{Finding, Severity};
+use crate::analysis::pd::attribution::{Finding, Severity};
 
 /// The findings' rules (after the shared frame's).
 pub const CSS: &str = "

@@ -8,8 +8,8 @@ use super::frame;
 use super::svg::{escape, format_value};
 use super::sweep::{groups, run_name, short_label};
 use super::RunData;
-use crate::load::metrics::Aggregate;
 use crate::store::PointRow;
+use servescope_loadgen::metrics::Aggregate;
 
 /// The report's own rules (after the shared frame's).
 pub(crate) const CSS: &str = "
@@ -28,7 +28,7 @@ fn td(s: &mut String, v: &str) {
     let _ = write!(s, "<td>{}</td>", escape(v));
 }
 
-fn lat(s: &crate::load::stats::Summary, p: Option<f64>) -> String {
+fn lat(s: &servescope_loadgen::stats::Summary, p: Option<f64>) -> String {
     if s.count == 0 {
         return "–".into();
     }

@@ -13,11 +13,16 @@
 pub mod bars;
 mod cdf;
 pub mod chart;
+pub mod exp;
+pub mod export;
 mod figures;
 pub mod findings;
 pub mod frame;
 pub mod html;
 mod layout;
+pub mod matrix;
+pub mod pd;
+pub mod startup;
 pub mod svg;
 mod sweep;
 pub mod unified;
@@ -25,8 +30,7 @@ pub mod unified;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use crate::load::runner::ERRORS_SHOWN;
-use crate::store::{ErrorSample, PointRow, RunRow, Store, StoreError};
+use crate::store::{ErrorSample, PointRow, RunRow, Store, StoreError, ERRORS_SHOWN};
 
 pub use html::render_html;
 
@@ -42,9 +46,9 @@ pub enum ReportError {
     #[error("run {0} has no load points (is it a load run? `servescope runs` lists kinds)")]
     NoPoints(i64),
     #[error(transparent)]
-    Pd(#[from] crate::pd::PdError),
+    Pd(#[from] crate::analysis::pd::PdError),
     #[error(transparent)]
-    Diagnose(#[from] crate::diagnose::DiagnoseError),
+    Diagnose(#[from] crate::analysis::diagnose::DiagnoseError),
     #[error("run(s) {0:?} hold nothing a report can show (no load points, telemetry, fabric probes, startup trials or findings)")]
     Empty(Vec<i64>),
     #[error("writing {path}: {source}")]

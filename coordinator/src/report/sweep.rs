@@ -4,8 +4,8 @@
 
 use super::svg::format_value;
 use super::RunData;
-use crate::load::schedule::Arrival;
 use crate::store::PointRow;
+use servescope_loadgen::schedule::Arrival;
 
 pub(crate) const WIDTH: f64 = 640.0;
 pub(crate) const HEIGHT: f64 = 390.0;

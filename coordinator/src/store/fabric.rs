@@ -5,7 +5,19 @@ use rusqlite::params;
 use servescope_proto::v1::{NixlXferStats, ProbeSizeResult, ProbeSummary};
 
 use super::{Result, Store, StoreError};
-use crate::fabric::ProbeOutcome;
+
+/// Everything one probe produced. `error` is set when it ended early; what was
+/// measured before that is kept.
+#[derive(Debug, Clone, Default)]
+pub struct ProbeOutcome {
+    pub from: String,
+    pub to: String,
+    pub transport: String,
+    pub results: Vec<ProbeSizeResult>,
+    pub driver: Option<ProbeSummary>,
+    pub responder: Option<ProbeSummary>,
+    pub error: Option<String>,
+}
 
 fn encode(s: &Option<ProbeSummary>) -> Option<Vec<u8>> {
     s.as_ref().map(prost::Message::encode_to_vec)

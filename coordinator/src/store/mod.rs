@@ -9,6 +9,7 @@ mod exp;
 mod fabric;
 mod load;
 mod point;
+mod recorder;
 mod requests;
 mod resume;
 mod runs;
@@ -16,9 +17,11 @@ mod schema;
 
 pub use engine_records::{Phase, RequestSpan, Role, Scraped};
 pub use exp::{ExpPoint, ExpPointRow, ExperimentRow};
+pub use fabric::ProbeOutcome;
 pub use load::{LoadPoint, PointRow};
 pub use point::{arrival_json, ExpPointFacts, PointConfig, ProbeVerdict};
-pub use requests::{ErrorSample, StoredRequest};
+pub use recorder::{stat_start_time, Recorder};
+pub use requests::{ErrorSample, StoredRequest, ERRORS_SHOWN};
 pub use resume::{check_resumable, AgentCursor, ResumedRun};
 pub use runs::{RunKind, RunLinks, RunRow, INTERRUPTED};
 
@@ -28,7 +31,16 @@ use prost::Message;
 use rusqlite::{params, Connection, OptionalExtension};
 use servescope_proto::v1::{Gap, Inventory, Sample};
 
-use crate::clock::Offset;
+/// An offset estimate. Coordinator time = agent time − `offset_ns`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Offset {
+    pub offset_ns: i64,
+    /// The true offset lies within ± this of `offset_ns`.
+    pub error_ns: i64,
+    /// Lowest RTT seen.
+    pub rtt_ns: i64,
+    pub exchanges: usize,
+}
 
 /// Store errors.
 #[derive(Debug, thiserror::Error)]

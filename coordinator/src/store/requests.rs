@@ -18,6 +18,10 @@ pub struct StoredRequest {
     pub dispatch_lag_ns: i64,
 }
 
+/// Distinct error messages shown per point (in a load run's results, `show` and
+/// the report).
+pub const ERRORS_SHOWN: usize = 5;
+
 /// Failed requests of a point that share a class and a message.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ErrorSample {

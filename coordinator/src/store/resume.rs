@@ -7,7 +7,7 @@ use rusqlite::{params, Transaction};
 use servescope_proto::v1::Gap;
 
 use super::{Result, RunKind, RunRow, Store, StoreError};
-use crate::recorder::Recorder;
+use crate::store::Recorder;
 
 /// Where a run's recording of one agent instance stands.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -5,7 +5,7 @@
 use rusqlite::{params, OptionalExtension};
 
 use super::{Result, Store, StoreError};
-use crate::recorder::Recorder;
+use crate::store::Recorder;
 
 /// The status shown for a run still marked running whose recording process is
 /// gone (it crashed or was killed); `record --resume` takes it back to running.

@@ -15,8 +15,8 @@
 
 use std::collections::BTreeMap;
 
-use servescope_coordinator::startup::nvml::GpuPoint;
-use servescope_coordinator::startup::nvml_check::parse_markers;
+use servescope_coordinator::analysis::startup::nvml::GpuPoint;
+use servescope_coordinator::analysis::startup::nvml_check::parse_markers;
 
 /// Resolves from the coordinator and from the CLI tests that include this module.
 pub const DIR: &str = concat!(

@@ -4,7 +4,7 @@
 
 use std::net::SocketAddr;
 
-use servescope_coordinator::otlp::{Limits, Receiver};
+use servescope_coordinator::orchestration::otlp_receiver::{Limits, Receiver};
 use servescope_proto::otlp::collector::trace::v1::trace_service_client::TraceServiceClient;
 use servescope_proto::otlp::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,

@@ -47,7 +47,7 @@ async fn kv_carrier(bump_efa: bool) -> Attribution {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn node_counters_say_which_path_carried_the_kv_bytes() {
-    use servescope_coordinator::pd::kv::Carrier;
+    use servescope_coordinator::analysis::pd::kv::Carrier;
     let a = kv_carrier(true).await;
     assert_eq!(a.kv.nodes.len(), 1, "{:?}", a.kv.nodes);
     let n = &a.kv.nodes[0];
@@ -69,8 +69,8 @@ async fn node_counters_say_which_path_carried_the_kv_bytes() {
 /// joined, D's queue split with the logs' bandwidth.
 #[tokio::test]
 async fn engine_logs_stand_in_for_metrics() {
-    use servescope_coordinator::load::runner::run_load;
-    use servescope_coordinator::pd::logs;
+    use servescope_coordinator::analysis::pd::logs;
+    use servescope_coordinator::orchestration::load::runner::run_load;
     let _shared = QUIET.read().await;
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("load.db");

@@ -2,7 +2,7 @@
 //! fault in the stored probe of an otherwise clean run; a clean probe raises none.
 
 use super::*;
-use servescope_coordinator::fabric::ProbeOutcome;
+use servescope_coordinator::store::ProbeOutcome;
 use servescope_proto::v1::{
     NixlXferStats, ProbeFinding, ProbeSizeResult, ProbeSummary, TransportTruthMsg,
 };

@@ -9,15 +9,15 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use servescope_coordinator::load::metrics::AggregateOptions;
-use servescope_coordinator::load::request::{Api, Target};
-use servescope_coordinator::load::runner::{LoadConfig, LoadProgress};
-use servescope_coordinator::load::schedule::Arrival;
-use servescope_coordinator::load::workload::RandomWorkload;
-use servescope_coordinator::otlp::{Limits, Receiver};
-use servescope_coordinator::pd::analyze::{attribute, AttributeOptions};
-use servescope_coordinator::pd::run::{pd_run, PdRunConfig};
-use servescope_coordinator::pd::Attribution;
+use servescope_coordinator::analysis::pd::analyze::{attribute, AttributeOptions};
+use servescope_coordinator::analysis::pd::Attribution;
+use servescope_coordinator::orchestration::load::metrics::AggregateOptions;
+use servescope_coordinator::orchestration::load::request::{Api, Target};
+use servescope_coordinator::orchestration::load::runner::{LoadConfig, LoadProgress};
+use servescope_coordinator::orchestration::load::schedule::Arrival;
+use servescope_coordinator::orchestration::load::workload::RandomWorkload;
+use servescope_coordinator::orchestration::otlp_receiver::{Limits, Receiver};
+use servescope_coordinator::orchestration::pd_run::{pd_run, PdRunConfig};
 use servescope_coordinator::{AgentEndpoint, Store};
 use servescope_sim::config::PdConfig;
 use servescope_sim::disagg::{start_cluster, ClusterConfig, Truth};
@@ -65,7 +65,7 @@ struct Exp {
     output_tokens: u32,
     probe: bool,
     /// A fabric probe stored before the run and linked to it (the KV path's capacity).
-    fabric: Option<servescope_coordinator::fabric::ProbeOutcome>,
+    fabric: Option<servescope_coordinator::store::ProbeOutcome>,
 }
 
 fn closed(cs: &[usize], n: usize) -> Exp {

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use servescope_coordinator::startup::{parse_file, LogParse, ParseOptions};
+use servescope_coordinator::analysis::startup::{parse_file, LogParse, ParseOptions};
 
 pub fn dir() -> PathBuf {
     Path::new(concat!(

@@ -3,7 +3,9 @@
 //! fabric run whose bandwidth is the KV path's capacity.
 
 use servescope_agent::AgentConfig;
-use servescope_coordinator::fabric::{self, units, ProbeOutcome};
+use servescope_coordinator::analysis::fabric::units;
+use servescope_coordinator::orchestration::fabric;
+use servescope_coordinator::store::ProbeOutcome;
 use servescope_coordinator::store::RunKind;
 use servescope_coordinator::{AgentEndpoint, Store};
 use servescope_proto::v1::ProbePlanMsg;

@@ -11,7 +11,7 @@ mod summary;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use servescope_coordinator::pd::Finding;
+use servescope_coordinator::analysis::pd::Finding;
 
 use super::common::DbFlag;
 use super::lab::Lab;

@@ -5,8 +5,8 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use anyhow::Context;
-use servescope_coordinator::startup::agent_logs::AgentLogParse;
-use servescope_coordinator::startup::run::{self as live, RunOptions, Trial};
+use servescope_coordinator::analysis::startup::agent_logs::AgentLogParse;
+use servescope_coordinator::orchestration::startup_run::{self as live, RunOptions, Trial};
 use servescope_coordinator::Store;
 
 use super::super::findings;

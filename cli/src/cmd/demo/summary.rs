@@ -4,9 +4,9 @@
 use std::fmt::Write;
 use std::time::Duration;
 
-use servescope_coordinator::pd::Finding;
-use servescope_coordinator::startup::run as live;
-use servescope_coordinator::summary::summarize;
+use servescope_coordinator::analysis::pd::Finding;
+use servescope_coordinator::analysis::summary::summarize;
+use servescope_coordinator::orchestration::startup_run as live;
 use servescope_coordinator::Store;
 use servescope_sim::disagg::Truth;
 

@@ -10,8 +10,8 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use servescope_coordinator::pd::Finding;
-use servescope_coordinator::record::RecordConfig;
+use servescope_coordinator::analysis::pd::Finding;
+use servescope_coordinator::orchestration::record::RecordConfig;
 use servescope_coordinator::Store;
 
 use super::findings::{findings, rule_available};
@@ -166,7 +166,7 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use servescope_coordinator::pd::attribution::Severity;
+    use servescope_coordinator::analysis::pd::attribution::Severity;
 
     fn f(rule: &'static str) -> Finding {
         Finding {

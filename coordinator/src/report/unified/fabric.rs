@@ -4,11 +4,11 @@
 
 use std::fmt::Write;
 
-use crate::fabric::matrix::headline_bps;
-use crate::fabric::units::fmt_size;
-use crate::fabric::ProbeOutcome;
+use crate::analysis::fabric::matrix::headline_bps;
+use crate::analysis::fabric::units::fmt_size;
 use crate::report::chart::{Chart, Point, Series, XAxis, PALETTE};
 use crate::report::svg::escape;
+use crate::store::ProbeOutcome;
 
 /// A fabric run's probes.
 #[derive(Debug, Clone, Default)]

@@ -12,8 +12,8 @@ pub mod telemetry;
 pub mod timeline;
 
 use super::{run_data, ReportError, Result, RunData};
-use crate::pd::attribution::{Attribution, Finding};
-use crate::pd::{self, analyze::AttributeOptions};
+use crate::analysis::pd::attribution::{Attribution, Finding};
+use crate::analysis::pd::{self, analyze::AttributeOptions};
 use crate::store::{RunKind, RunRow, Store};
 
 pub use page::render;
@@ -24,7 +24,7 @@ pub const SLOWEST: usize = 8;
 /// The findings of a run, from the one diagnosis registry every run kind goes
 /// through (`servescope diagnose RUN` prints the same).
 pub fn findings_of(store: &Store, run: &RunRow) -> Result<Vec<Finding>> {
-    Ok(crate::diagnose::diagnose_run(store, run.id)?)
+    Ok(crate::analysis::diagnose::diagnose_run(store, run.id)?)
 }
 
 /// Everything the page draws, read from the store.

@@ -5,9 +5,9 @@ use std::fmt::Write;
 
 use super::timeline::{request_charts, telemetry_charts, Axis};
 use super::{fabric, startup, Sources};
-use crate::pd::report::{decomposition, slowest_requests};
 use crate::report::chart::Chart;
 use crate::report::html::{load_sections, utc, CSS as LOAD_CSS};
+use crate::report::pd::{decomposition, slowest_requests};
 use crate::report::svg::escape;
 use crate::report::{findings, frame};
 

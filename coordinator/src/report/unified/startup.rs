@@ -2,9 +2,9 @@
 //! placed at its start on the trial's own clock (seconds since its first phase),
 //! coloured as `startup compare` colours phases.
 
+use crate::analysis::startup::Timeline;
 use crate::report::bars::{self, Row, Segment};
-use crate::startup::chart::color;
-use crate::startup::Timeline;
+use crate::report::startup::chart::color;
 
 /// A startup run's trials (their merged timelines, as the run stored them).
 #[derive(Debug, Clone, Default)]
@@ -67,7 +67,7 @@ pub fn waterfalls(r: &StartupRun) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::startup::phase::{Phase, PhaseKind, Source};
+    use crate::analysis::startup::phase::{Phase, PhaseKind, Source};
 
     #[test]
     fn stored_trials_become_waterfalls() {

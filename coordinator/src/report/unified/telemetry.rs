@@ -1,15 +1,15 @@
 //! Node telemetry from a run's stored samples, as time series on the coordinator's
 //! clock (agent time − the agent's measured offset): GPU utilisation, memory and
 //! power, PCIe and NVLink byte rates, RDMA and NIC byte rates and host CPU. Names
-//! and units come from the metric catalogue (through [`crate::points::flatten`]);
-//! counters become rates over a sliding window ([`crate::rates`]).
+//! and units come from the metric catalogue (through [`crate::analysis::points::flatten`]);
+//! counters become rates over a sliding window ([`crate::analysis::rates`]).
 
 use std::collections::{BTreeMap, HashMap};
 
 use servescope_proto::v1::{sample, Inventory};
 
-use crate::points::flatten;
-use crate::rates::{rdma_bytes, Rates};
+use crate::analysis::points::flatten;
+use crate::analysis::rates::{rdma_bytes, Rates};
 use crate::store::{Store, StoreError};
 
 /// Window of the counter rates.

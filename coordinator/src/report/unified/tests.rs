@@ -1,7 +1,7 @@
 use super::*;
-use crate::fabric::ProbeOutcome;
-use crate::startup::phase::{Phase, PhaseKind, Source};
-use crate::startup::Timeline;
+use crate::analysis::startup::phase::{Phase, PhaseKind, Source};
+use crate::analysis::startup::Timeline;
+use crate::store::ProbeOutcome;
 use servescope_proto::v1::ProbeSizeResult;
 
 #[test]
