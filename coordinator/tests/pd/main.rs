@@ -34,29 +34,22 @@ mod rules;
 /// took 11 ms of a 46 ms TTFT (24 %, over the proxy rule's 20 %) with no delay
 /// injected.
 fn clean() -> ClusterConfig {
-    ClusterConfig {
-        engine: SimConfig {
-            prefill_base_s: 0.050,
-            prefill_s_per_token: 0.000_05, // 100 tokens: 55 ms
-            decode_s_per_token: 0.004,
-            max_num_seqs: 64,
-            pd: Some(PdConfig {
-                prefill_slots: 64,
-                kv_bytes_per_token: 400_000,
-                kv_gbps: 5.0, // 100 tokens: 40 MB, 8 ms
-                kv_links: 64,
-                handshake_s: 0.02,
-                ..Default::default()
-            }),
-            seed: 3,
+    ClusterConfig::clean(SimConfig {
+        prefill_base_s: 0.050,
+        prefill_s_per_token: 0.000_05, // 100 tokens: 55 ms
+        decode_s_per_token: 0.004,
+        max_num_seqs: 64,
+        pd: Some(PdConfig {
+            prefill_slots: 64,
+            kv_bytes_per_token: 400_000,
+            kv_gbps: 5.0, // 100 tokens: 40 MB, 8 ms
+            kv_links: 64,
+            handshake_s: 0.02,
             ..Default::default()
-        },
-        prefills: 1,
-        decodes: 1,
-        proxy_delay: Duration::ZERO,
-        stream_batch: Duration::ZERO,
-        otlp_endpoint: None,
-    }
+        }),
+        seed: 3,
+        ..Default::default()
+    })
 }
 
 struct Exp {
