@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{bin, Kill};
+use common::{bin, html_page, sim_experiment, SimExperiment};
 
 fn signal(pid: u32, sig: &str) {
     let _ = Command::new("kill").args([sig, &pid.to_string()]).status();
@@ -38,36 +38,15 @@ fn malformed_file_names_line_and_field() {
 
 #[test]
 fn interrupted_experiment_resumes_without_duplicates() {
-    let mut sim = bin()
-        .args([
-            "sim",
-            "--listen",
-            "127.0.0.1:0",
-            "--decode-ms",
-            "5",
-            "--max-num-seqs",
-            "4",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let url = {
-        let mut l = String::new();
-        BufReader::new(sim.stdout.take().unwrap())
-            .read_line(&mut l)
-            .unwrap();
-        l.trim().to_string()
-    };
-    let _sim = Kill(sim);
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("e.yaml");
-    std::fs::write(
-        &file,
-        format!("name: resume\ndeployments:\n  - {{name: one, endpoint: '{url}'}}\nworkload:\n  model: servescope-sim\n  concurrency: [1, 2, 4]\n  lengths: ['16:20']\n  num_prompts: 24\n  trials: 2\n"),
-    )
-    .unwrap();
-    let db = dir.path().join("e.db");
+    let SimExperiment {
+        sim: _sim,
+        dir,
+        file,
+        db,
+    } = sim_experiment(
+        "resume",
+        "  concurrency: [1, 2, 4]\n  lengths: ['16:20']\n  num_prompts: 24\n  trials: 2\n",
+    );
     let mut run = bin()
         .args(["exp", "run"])
         .arg(&file)
@@ -138,15 +117,7 @@ fn interrupted_experiment_resumes_without_duplicates() {
         assert_eq!(p["aggregate"]["completed"], 24, "{}", p["key"]);
     }
     let html = dir.path().join("r.html");
-    let out = bin()
-        .args(["exp", "report", "resume", "-o"])
-        .arg(&html)
-        .arg("--db")
-        .arg(&db)
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let page = std::fs::read_to_string(&html).unwrap();
+    let page = html_page(&["exp", "report", "resume", "-o"], &html, &db);
     assert!(
         page.contains("<svg")
             && page.contains("Deployment matrix")
