@@ -70,32 +70,10 @@ async fn engine_logs_stand_in_for_metrics() {
         .await
         .unwrap();
     let load = LoadConfig {
-        target: Target {
-            base_url: h.proxy_url(),
-            api: Api::Completions,
-            model: "servescope-sim".into(),
-            request_id_prefix: "lg-".into(),
-            sse_limits: Default::default(),
-        },
         points: vec![Arrival::Closed { concurrency: 2 }],
         num_prompts: Some(6),
-        duration: None,
-        warmup: 0,
-        trials: 1,
-        workload: RandomWorkload {
-            input_tokens: 100,
-            output_tokens: 4,
-            ignore_eos: true,
-            seed: 2,
-        }
-        .into(),
-        probe: false,
-        aggregate: AggregateOptions::default(),
-        db: db.clone(),
         label: "plain".into(),
-        max_connections: 8,
-        point_hook: None,
-        resume: None,
+        ..proxy_load(&h, "lg-", 4, 2, &db)
     };
     let (run_id, _) = run_load(load, Arc::new(LoadProgress::default()))
         .await

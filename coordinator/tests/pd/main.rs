@@ -20,7 +20,7 @@ use servescope_coordinator::pd::run::{pd_run, PdRunConfig};
 use servescope_coordinator::pd::Attribution;
 use servescope_coordinator::{AgentEndpoint, Store};
 use servescope_sim::config::PdConfig;
-use servescope_sim::disagg::{start_cluster, ClusterConfig, Truth};
+use servescope_sim::disagg::{start_cluster, ClusterConfig, ClusterHandle, Truth};
 use servescope_sim::{Faults, SimConfig};
 
 mod components;
@@ -50,6 +50,46 @@ fn clean() -> ClusterConfig {
         seed: 3,
         ..Default::default()
     })
+}
+
+/// A load through the cluster's proxy: one trial of 100-token prompts at concurrency
+/// 1 (the caller sets the sweep), `output_tokens` each from workload seed `seed`,
+/// request ids prefixed with `prefix`, stored in `db`.
+fn proxy_load(
+    h: &ClusterHandle,
+    prefix: &str,
+    output_tokens: u32,
+    seed: u64,
+    db: &std::path::Path,
+) -> LoadConfig {
+    LoadConfig {
+        target: Target {
+            base_url: h.proxy_url(),
+            api: Api::Completions,
+            model: "servescope-sim".into(),
+            request_id_prefix: prefix.into(),
+            sse_limits: Default::default(),
+        },
+        points: vec![Arrival::Closed { concurrency: 1 }],
+        num_prompts: None,
+        duration: None,
+        warmup: 0,
+        trials: 1,
+        workload: RandomWorkload {
+            input_tokens: 100,
+            output_tokens,
+            ignore_eos: true,
+            seed,
+        }
+        .into(),
+        probe: false,
+        aggregate: AggregateOptions::default(),
+        db: db.to_path_buf(),
+        label: String::new(),
+        max_connections: 8,
+        point_hook: None,
+        resume: None,
+    }
 }
 
 struct Exp {
@@ -121,32 +161,12 @@ async fn run_inner(
         .await
         .unwrap();
     let load = LoadConfig {
-        target: Target {
-            base_url: h.proxy_url(),
-            api: Api::Completions,
-            model: "servescope-sim".into(),
-            request_id_prefix: "pd-".into(),
-            sse_limits: Default::default(),
-        },
         points: e.points,
         num_prompts: Some(e.num_prompts),
-        duration: None,
-        warmup: 0,
-        trials: 1,
-        workload: RandomWorkload {
-            input_tokens: 100,
-            output_tokens: e.output_tokens,
-            ignore_eos: true,
-            seed: 5,
-        }
-        .into(),
         probe: e.probe,
-        aggregate: AggregateOptions::default(),
-        db: db.clone(),
         label: "pd test".into(),
         max_connections: 64,
-        point_hook: None,
-        resume: None,
+        ..proxy_load(&h, "pd-", e.output_tokens, 5, &db)
     };
     let out = pd_run(
         PdRunConfig {
