@@ -6,13 +6,11 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::{
     agent_on, bin, loopback_agent_with, pd_cluster, pd_run, pd_sim, sim_experiment, success, Kill,
-    SimExperiment,
 };
 use servescope_coordinator::Store;
 
@@ -88,55 +86,30 @@ fn agent_killed_and_restarted_during_record_is_a_recorded_restart() {
 
 #[test]
 fn exp_run_killed_mid_point_resumes_with_every_request_once() {
-    let SimExperiment {
-        sim: _sim,
-        file,
-        db,
-        ..
-    } = sim_experiment(
+    let exp = sim_experiment(
         "drill",
         "  concurrency: [1, 2]\n  lengths: ['16:40']\n  num_prompts: 30\n  trials: 2\n",
     );
-    let mut run = Kill(
-        bin()
-            .args(["exp", "run"])
-            .arg(&file)
-            .arg("--db")
-            .arg(&db)
-            .stderr(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
     // The first point stored, the second under way: SIGKILL, no warning.
-    let mut err = BufReader::new(run.0.stderr.take().unwrap());
-    let t0 = Instant::now();
-    let mut line = String::new();
-    while t0.elapsed() < Duration::from_secs(60) {
-        line.clear();
-        if err.read_line(&mut line).unwrap() == 0 || line.starts_with("[1/4]") {
-            break;
-        }
-    }
-    assert!(line.starts_with("[1/4]"), "no progress: {line}");
+    let (mut run, _err) = exp.run_until("[1/4]");
     std::thread::sleep(Duration::from_millis(150));
     run.0.kill().unwrap();
     run.0.wait().unwrap();
     let stored = || {
-        let st = Store::open(&db).unwrap();
-        let exp = st.experiment("drill").unwrap().expect("experiment").id;
-        st.exp_points(exp).unwrap()
+        let st = Store::open(&exp.db).unwrap();
+        let id = st.experiment("drill").unwrap().expect("experiment").id;
+        st.exp_points(id).unwrap()
     };
     let before = stored().len();
     assert!((1..4).contains(&before), "{before} points before the kill");
 
-    success(bin().args(["exp", "run"]).arg(&file).arg("--db").arg(&db));
+    success(&mut exp.exp_run());
     let pts = stored();
     let mut keys: Vec<&str> = pts.iter().map(|p| p.key.as_str()).collect();
     keys.sort();
     keys.dedup();
     assert_eq!(keys.len(), 4, "every point once: {keys:?}");
-    let st = Store::open(&db).unwrap();
+    let st = Store::open(&exp.db).unwrap();
     for p in &pts {
         assert_eq!(p.status, "done", "{}", p.key);
         let reqs = st.point_requests(p.point_id).unwrap();

@@ -193,6 +193,45 @@ pub fn sim_experiment(name: &str, workload: &str) -> SimExperiment {
     SimExperiment { sim, dir, file, db }
 }
 
+impl SimExperiment {
+    /// `servescope exp run` on the experiment and its store.
+    pub fn exp_run(&self) -> Command {
+        let mut c = bin();
+        c.args(["exp", "run"])
+            .arg(&self.file)
+            .arg("--db")
+            .arg(&self.db);
+        c
+    }
+
+    /// Starts [`SimExperiment::exp_run`] and waits (60 s at most) for a progress
+    /// line starting with `progress` (`[2/6]`: the second of six points started):
+    /// the run, killed when dropped, and the rest of its stderr, kept open so that
+    /// the run's next progress line is not written to a closed pipe.
+    pub fn run_until(&self, progress: &str) -> (Kill, impl std::io::BufRead) {
+        use std::io::{BufRead, BufReader};
+        use std::time::{Duration, Instant};
+        let mut run = Kill(
+            self.exp_run()
+                .stderr(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        let mut err = BufReader::new(run.0.stderr.take().unwrap());
+        let t0 = Instant::now();
+        let mut line = String::new();
+        while t0.elapsed() < Duration::from_secs(60) {
+            line.clear();
+            if err.read_line(&mut line).unwrap() == 0 || line.starts_with(progress) {
+                break;
+            }
+        }
+        assert!(line.starts_with(progress), "no progress: {line}");
+        (run, err)
+    }
+}
+
 /// `servescope pd run` against a cluster from [`pd_cluster`]: its proxy, prefill and
 /// decode URLs given; the caller adds the sweep and the store.
 pub fn pd_run(urls: &std::collections::HashMap<String, String>) -> Command {
