@@ -373,6 +373,52 @@ fn the_engine_window_over_the_fixture() {
     );
 }
 
+/// What the parser promises on any input `text` parsed with `lim` into `e`; the
+/// mutation test below and the `prom` fuzz target (which includes this file) check
+/// it: the limits hold, the kept samples add up, error lines lie within the text,
+/// the histograms among the first `families` families (by name) keep every quantile
+/// within their highest finite bound, and the window from `before` to `e` survives
+/// a JSON round trip.
+pub(super) fn check_invariants(
+    text: &str,
+    lim: ParseLimits,
+    e: &Exposition,
+    before: &Exposition,
+    families: usize,
+) {
+    assert!(e.errors.len() <= MAX_KEPT_ERRORS && e.errors.len() <= e.errors_total);
+    assert!(e.samples_total <= lim.max_samples && e.families.len() <= lim.max_samples);
+    let kept: usize = e.families.values().map(|f| f.samples.len()).sum();
+    assert_eq!(kept, e.samples_total);
+    for f in e.families.values() {
+        assert!(f.samples.iter().all(|s| s.labels.len() <= lim.max_labels));
+    }
+    let n_lines = text.split('\n').count();
+    assert!(e
+        .errors
+        .iter()
+        .all(|x| x.line >= 1 && x.line <= n_lines + 1));
+    for name in e.families.keys().take(families) {
+        let Some(h) = e.histogram(name, &[]) else {
+            continue;
+        };
+        let top = h
+            .buckets
+            .iter()
+            .rev()
+            .find(|b| b.0.is_finite())
+            .map(|b| b.0);
+        for q in [0.0, 0.25, 0.5, 0.9, 0.99, 1.0] {
+            if let (Some(v), Some(top)) = (h.quantile(q), top) {
+                assert!(v.is_nan() || v <= top, "{name}: {v} > {top}");
+            }
+        }
+    }
+    let w = EngineWindow::from_expositions(before, e);
+    let json = serde_json::to_string(&w).expect("json");
+    let _: EngineWindow = serde_json::from_str(&json).expect("round trip");
+}
+
 const SYNTAX: &[u8] = b"{}\"=\\#\n\r ,._:le+-InfNaE0123456789abc_total_bucket# EOF\t";
 
 fn mutate(rng: &mut Rng, base: &[u8]) -> Vec<u8> {
@@ -433,39 +479,8 @@ fn mutated_and_random_input_never_panics_and_stays_bounded() {
         let e = parse(&text, lim);
         with_errors += usize::from(e.errors_total > 0);
         with_samples += usize::from(e.samples_total > 0);
-        assert!(e.errors.len() <= MAX_KEPT_ERRORS && e.errors.len() <= e.errors_total);
-        assert!(e.samples_total <= lim.max_samples && e.families.len() <= lim.max_samples);
-        let kept: usize = e.families.values().map(|f| f.samples.len()).sum();
-        assert_eq!(kept, e.samples_total);
-        let n_lines = text.split('\n').count();
-        for f in e.families.values() {
-            assert!(f.samples.iter().all(|s| s.labels.len() <= lim.max_labels));
-        }
-        assert!(e
-            .errors
-            .iter()
-            .all(|x| x.line >= 1 && x.line <= n_lines + 1));
-        for fam in [
-            "vllm:e2e_request_latency_seconds",
-            "vllm:time_to_first_token_seconds",
-        ] {
-            if let Some(h) = e.histogram(fam, &[]) {
-                let top = h
-                    .buckets
-                    .iter()
-                    .rev()
-                    .find(|b| b.0.is_finite())
-                    .map(|b| b.0);
-                for q in [0.0, 0.5, 0.99, 1.0] {
-                    if let (Some(v), Some(top)) = (h.quantile(q), top) {
-                        assert!(v.is_nan() || v <= top, "{v} > {top}");
-                    }
-                }
-            }
-        }
-        let w = EngineWindow::from_expositions(&fixture, &e);
-        let json = serde_json::to_string(&w).expect("json");
-        let _: EngineWindow = serde_json::from_str(&json).expect("round trip");
+        // Every family's histogram (the vLLM latency ones included).
+        check_invariants(&text, lim, &e, &fixture, usize::MAX);
     }
     // The inputs reached both the error paths and the sample paths.
     assert!(
