@@ -18,11 +18,27 @@ fn private_token(dir: &Path) -> PathBuf {
     tok
 }
 
-/// Starts the agent with `args`; its `listening` line, then SIGTERM and a clean exit.
-fn serves_then_stops(args: &[&str], dir: &Path) -> String {
+/// The flags of an agent with gRPC on a free loopback port, `/metrics` on
+/// `metrics` (or `off`) and the token in `tok`.
+fn loopback<'a>(metrics: &'a str, tok: &'a str) -> [&'a str; 6] {
+    [
+        "--listen",
+        "127.0.0.1:0",
+        "--metrics-listen",
+        metrics,
+        "--token-file",
+        tok,
+    ]
+}
+
+/// Starts the agent with `args` (no kmsg reader, no NVML, the startup watcher off
+/// unless `startup_watch`); its `listening` line and, after SIGTERM and a clean
+/// exit, its stderr.
+fn serves_then_stops(args: &[&str], dir: &Path, startup_watch: bool) -> (String, String) {
     let mut child = bin()
         .args(args)
-        .args(["--no-kmsg", "--no-startup-watch", "--nvml-lib"])
+        .args((!startup_watch).then_some("--no-startup-watch"))
+        .args(["--no-kmsg", "--nvml-lib"])
         .arg(dir.join("missing.so"))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -35,12 +51,9 @@ fn serves_then_stops(args: &[&str], dir: &Path) -> String {
     // SAFETY: signalling our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    line
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "clean exit on SIGTERM: {stderr}");
+    (line, stderr)
 }
 
 #[test]
@@ -48,17 +61,8 @@ fn refuses_a_token_file_every_user_can_read() {
     let dir = tempfile::tempdir().unwrap();
     let tok = private_token(dir.path());
     std::fs::set_permissions(&tok, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let out = bin()
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--metrics-listen",
-            "off",
-            "--token-file",
-        ])
-        .arg(&tok)
-        .output()
-        .unwrap();
+    let tok_s = tok.display().to_string();
+    let out = bin().args(loopback("off", &tok_s)).output().unwrap();
     assert!(!out.status.success());
     let e = String::from_utf8_lossy(&out.stderr);
     assert!(e.contains(&tok.display().to_string()), "{e}");
@@ -66,18 +70,7 @@ fn refuses_a_token_file_every_user_can_read() {
     assert!(e.contains("chmod 600"), "{e}");
     // The same file made private: the agent starts.
     std::fs::set_permissions(&tok, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let tok_s = tok.display().to_string();
-    let line = serves_then_stops(
-        &[
-            "--listen",
-            "127.0.0.1:0",
-            "--metrics-listen",
-            "off",
-            "--token-file",
-            &tok_s,
-        ],
-        dir.path(),
-    );
+    let (line, _) = serves_then_stops(&loopback("off", &tok_s), dir.path(), false);
     assert!(line.starts_with("listening grpc=127.0.0.1:"), "{line}");
 }
 
@@ -86,14 +79,7 @@ fn refuses_a_plaintext_token_on_metrics_off_loopback() {
     let dir = tempfile::tempdir().unwrap();
     let tok = private_token(dir.path());
     let tok_s = tok.display().to_string();
-    let args = [
-        "--listen",
-        "127.0.0.1:0",
-        "--metrics-listen",
-        "0.0.0.0:0",
-        "--token-file",
-        &tok_s,
-    ];
+    let args = loopback("0.0.0.0:0", &tok_s);
     let out = bin().args(args).output().unwrap();
     assert!(!out.status.success());
     let e = String::from_utf8_lossy(&out.stderr);
@@ -102,7 +88,7 @@ fn refuses_a_plaintext_token_on_metrics_off_loopback() {
     // The operator's explicit choice: served on every interface.
     let mut allowed = args.to_vec();
     allowed.push("--metrics-allow-plaintext-token");
-    let line = serves_then_stops(&allowed, dir.path());
+    let (line, _) = serves_then_stops(&allowed, dir.path(), false);
     assert!(line.contains("metrics=0.0.0.0:"), "{line}");
 }
 
@@ -132,31 +118,9 @@ fn refuses_anonymous_off_loopback_and_missing_token() {
 fn serves_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let tok = private_token(dir.path());
-    let mut child = bin()
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--metrics-listen",
-            "127.0.0.1:0",
-            "--no-kmsg",
-            "--token-file",
-        ])
-        .arg(&tok)
-        .arg("--nvml-lib")
-        .arg(dir.path().join("missing.so"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    let tok_s = tok.display().to_string();
+    let args = loopback("127.0.0.1:0", &tok_s);
+    let (line, e) = serves_then_stops(&args, dir.path(), true);
     assert!(line.starts_with("listening grpc=127.0.0.1:"), "{line}");
-    // SAFETY: signalling our own child.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "clean exit on SIGTERM");
-    let e = String::from_utf8_lossy(&out.stderr);
     assert!(e.contains("gpu: unavailable"), "{e}");
 }

@@ -2,12 +2,11 @@
 //! experiment interrupted with SIGINT and then SIGKILL resumes with the remaining
 //! points only, with no request stored twice or lost; status and report.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 mod common;
-use common::{bin, Kill};
+use common::{bin, free_port, html_page, sim_experiment};
 
 fn signal(pid: u32, sig: &str) {
     let _ = Command::new("kill").args([sig, &pid.to_string()]).status();
@@ -38,64 +37,18 @@ fn malformed_file_names_line_and_field() {
 
 #[test]
 fn interrupted_experiment_resumes_without_duplicates() {
-    let mut sim = bin()
-        .args([
-            "sim",
-            "--listen",
-            "127.0.0.1:0",
-            "--decode-ms",
-            "5",
-            "--max-num-seqs",
-            "4",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let url = {
-        let mut l = String::new();
-        BufReader::new(sim.stdout.take().unwrap())
-            .read_line(&mut l)
-            .unwrap();
-        l.trim().to_string()
-    };
-    let _sim = Kill(sim);
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("e.yaml");
-    std::fs::write(
-        &file,
-        format!("name: resume\ndeployments:\n  - {{name: one, endpoint: '{url}'}}\nworkload:\n  model: servescope-sim\n  concurrency: [1, 2, 4]\n  lengths: ['16:20']\n  num_prompts: 24\n  trials: 2\n"),
-    )
-    .unwrap();
-    let db = dir.path().join("e.db");
-    let mut run = bin()
-        .args(["exp", "run"])
-        .arg(&file)
-        .arg("--db")
-        .arg(&db)
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
+    let exp = sim_experiment(
+        "resume",
+        "  concurrency: [1, 2, 4]\n  lengths: ['16:20']\n  num_prompts: 24\n  trials: 2\n",
+    );
+    let db = &exp.db;
     // After the second point is stored: SIGINT, and SIGKILL if it is still there.
-    let pid = run.id();
-    let mut err = BufReader::new(run.stderr.take().unwrap());
-    let t0 = Instant::now();
-    let mut line = String::new();
-    while t0.elapsed() < Duration::from_secs(60) {
-        line.clear();
-        if err.read_line(&mut line).unwrap() == 0 {
-            break;
-        }
-        if line.starts_with("[2/6]") {
-            break;
-        }
-    }
-    assert!(line.starts_with("[2/6]"), "no progress: {line}");
+    let (mut run, _err) = exp.run_until("[2/6]");
+    let pid = run.0.id();
     signal(pid, "-INT");
     std::thread::sleep(Duration::from_millis(150));
     signal(pid, "-KILL");
-    let _ = run.wait();
+    let _ = run.0.wait();
 
     let status = |db: &std::path::Path| {
         let out = bin()
@@ -110,13 +63,13 @@ fn interrupted_experiment_resumes_without_duplicates() {
         );
         serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
     };
-    let before = status(&db)["points"].as_array().unwrap().len();
+    let before = status(db)["points"].as_array().unwrap().len();
     assert!(
         (2..6).contains(&before),
         "{before} points stored before the rerun"
     );
 
-    let (out, so, se) = common::run(bin().args(["exp", "run"]).arg(&file).arg("--db").arg(&db));
+    let (out, so, se) = common::run(&mut exp.exp_run());
     assert!(out.status.success(), "{so}{se}");
     assert!(
         so.contains(&format!(
@@ -125,7 +78,7 @@ fn interrupted_experiment_resumes_without_duplicates() {
         )),
         "{so}"
     );
-    let v = status(&db);
+    let v = status(db);
     let pts = v["points"].as_array().unwrap();
     assert_eq!(pts.len(), 6);
     let mut keys: Vec<&str> = pts.iter().map(|p| p["key"].as_str().unwrap()).collect();
@@ -137,16 +90,8 @@ fn interrupted_experiment_resumes_without_duplicates() {
         assert_eq!(p["aggregate"]["num_requests"], 24, "{}", p["key"]);
         assert_eq!(p["aggregate"]["completed"], 24, "{}", p["key"]);
     }
-    let html = dir.path().join("r.html");
-    let out = bin()
-        .args(["exp", "report", "resume", "-o"])
-        .arg(&html)
-        .arg("--db")
-        .arg(&db)
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let page = std::fs::read_to_string(&html).unwrap();
+    let html = exp.dir.path().join("r.html");
+    let page = html_page(&["exp", "report", "resume", "-o"], &html, db);
     assert!(
         page.contains("<svg")
             && page.contains("Deployment matrix")
@@ -154,7 +99,7 @@ fn interrupted_experiment_resumes_without_duplicates() {
     );
     let out = bin()
         .args(["exp", "status", "--db"])
-        .arg(&db)
+        .arg(db)
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains("resume"));
@@ -165,11 +110,7 @@ fn interrupted_experiment_resumes_without_duplicates() {
 #[test]
 fn deploy_step_teardown_and_startup_time() {
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let sim = env!("CARGO_BIN_EXE_servescope");
     let file = dir.path().join("d.yaml");
     std::fs::write(

@@ -73,6 +73,16 @@ fn setup() -> Option<(tempfile::TempDir, PathBuf)> {
     Some((dir, tok))
 }
 
+/// A short probe: a window of 8, 10 bandwidth and 20 latency iterations per size.
+const QUICK: &[&str] = &[
+    "--window",
+    "8",
+    "--iterations",
+    "10",
+    "--latency-iterations",
+    "20",
+];
+
 #[test]
 fn loopback_probes_over_libfabric_and_ucx() {
     let Some((_d, tok)) = setup() else { return };
@@ -90,19 +100,10 @@ fn loopback_probes_over_libfabric_and_ucx() {
             &a,
             &b,
             &[
-                "--transport",
-                tr,
-                "--ops",
-                ops,
-                "--sizes",
-                "4K,64K,1M",
-                "--window",
-                "8",
-                "--iterations",
-                "10",
-                "--latency-iterations",
-                "20",
-            ],
+                &["--transport", tr, "--ops", ops, "--sizes", "4K,64K,1M"],
+                QUICK,
+            ]
+            .concat(),
         );
         let t = text(&o);
         if t.contains("unavailable") || t.contains("not found") {
@@ -332,18 +333,8 @@ fn two_agents_in_two_network_namespaces() {
     ip.args(["netns", "exec", &n1])
         .arg(env!("CARGO_BIN_EXE_servescope"));
     let o = fabric_probe(&mut ip, &tok, &a.1, &b.1)
-        .args([
-            "--transport",
-            "libfabric:tcp",
-            "--sizes",
-            "64K,1M",
-            "--window",
-            "8",
-            "--iterations",
-            "10",
-            "--latency-iterations",
-            "20",
-        ])
+        .args(["--transport", "libfabric:tcp", "--sizes", "64K,1M"])
+        .args(QUICK)
         .env_remove("RUST_BACKTRACE")
         .output()
         .expect("probe in netns");

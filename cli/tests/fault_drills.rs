@@ -6,11 +6,12 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{agent_on, bin, loopback_agent_with, pd_cluster, success, Kill};
+use common::{
+    agent_on, bin, loopback_agent_with, pd_cluster, pd_run, pd_sim, sim_experiment, success, Kill,
+};
 use servescope_coordinator::Store;
 
 fn token(dir: &std::path::Path) -> std::path::PathBuf {
@@ -83,80 +84,32 @@ fn agent_killed_and_restarted_during_record_is_a_recorded_restart() {
     assert!(show.contains("agent restarted:"), "{show}");
 }
 
-/// A simulator on loopback; its URL.
-fn sim() -> (Kill, String) {
-    let mut sim = bin()
-        .args([
-            "sim",
-            "--listen",
-            "127.0.0.1:0",
-            "--decode-ms",
-            "5",
-            "--max-num-seqs",
-            "4",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut l = String::new();
-    BufReader::new(sim.stdout.take().unwrap())
-        .read_line(&mut l)
-        .unwrap();
-    (Kill(sim), l.trim().to_string())
-}
-
 #[test]
 fn exp_run_killed_mid_point_resumes_with_every_request_once() {
-    let (_sim, url) = sim();
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("e.yaml");
-    std::fs::write(
-        &file,
-        format!("name: drill\ndeployments:\n  - {{name: one, endpoint: '{url}'}}\nworkload:\n  model: servescope-sim\n  concurrency: [1, 2]\n  lengths: ['16:40']\n  num_prompts: 30\n  trials: 2\n"),
-    )
-    .unwrap();
-    let db = dir.path().join("e.db");
-    let mut run = Kill(
-        bin()
-            .args(["exp", "run"])
-            .arg(&file)
-            .arg("--db")
-            .arg(&db)
-            .stderr(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap(),
+    let exp = sim_experiment(
+        "drill",
+        "  concurrency: [1, 2]\n  lengths: ['16:40']\n  num_prompts: 30\n  trials: 2\n",
     );
     // The first point stored, the second under way: SIGKILL, no warning.
-    let mut err = BufReader::new(run.0.stderr.take().unwrap());
-    let t0 = Instant::now();
-    let mut line = String::new();
-    while t0.elapsed() < Duration::from_secs(60) {
-        line.clear();
-        if err.read_line(&mut line).unwrap() == 0 || line.starts_with("[1/4]") {
-            break;
-        }
-    }
-    assert!(line.starts_with("[1/4]"), "no progress: {line}");
+    let (mut run, _err) = exp.run_until("[1/4]");
     std::thread::sleep(Duration::from_millis(150));
     run.0.kill().unwrap();
     run.0.wait().unwrap();
     let stored = || {
-        let st = Store::open(&db).unwrap();
-        let exp = st.experiment("drill").unwrap().expect("experiment").id;
-        st.exp_points(exp).unwrap()
+        let st = Store::open(&exp.db).unwrap();
+        let id = st.experiment("drill").unwrap().expect("experiment").id;
+        st.exp_points(id).unwrap()
     };
     let before = stored().len();
     assert!((1..4).contains(&before), "{before} points before the kill");
 
-    success(bin().args(["exp", "run"]).arg(&file).arg("--db").arg(&db));
+    success(&mut exp.exp_run());
     let pts = stored();
     let mut keys: Vec<&str> = pts.iter().map(|p| p.key.as_str()).collect();
     keys.sort();
     keys.dedup();
     assert_eq!(keys.len(), 4, "every point once: {keys:?}");
-    let st = Store::open(&db).unwrap();
+    let st = Store::open(&exp.db).unwrap();
     for p in &pts {
         assert_eq!(p.status, "done", "{}", p.key);
         let reqs = st.point_requests(p.point_id).unwrap();
@@ -185,40 +138,25 @@ fn exp_run_killed_mid_point_resumes_with_every_request_once() {
 
 #[test]
 fn pd_run_killed_mid_point_resumes_with_every_request_once() {
-    let (_sim, urls) = pd_cluster(bin().args([
-        "sim",
-        "--pd-cluster",
-        "--listen",
-        "127.0.0.1:0",
-        "--decode-ms",
-        "4",
-    ]));
+    let (_sim, urls) = pd_cluster(&mut pd_sim());
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("pd.db");
     let pd = |extra: &[&str]| {
-        let mut c = bin();
-        c.args([
-            "pd",
-            "run",
-            "--proxy",
-            &urls["proxy"],
-            "--prefill",
-            &urls["prefill"],
-        ])
-        .args(["--decode", &urls["decode"], "--concurrency", "1,2"])
-        .args([
-            "--num-prompts",
-            "20",
-            "--input-len",
-            "32",
-            "--output-len",
-            "30",
-        ])
-        .args(["--scrape-interval", "200ms", "--no-otlp", "--db"])
-        .arg(&db)
-        .args(extra)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
+        let mut c = pd_run(&urls);
+        c.args(["--concurrency", "1,2"])
+            .args([
+                "--num-prompts",
+                "20",
+                "--input-len",
+                "32",
+                "--output-len",
+                "30",
+            ])
+            .args(["--scrape-interval", "200ms", "--no-otlp", "--db"])
+            .arg(&db)
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
         c
     };
     let mut run = Kill(pd(&[]).spawn().unwrap());

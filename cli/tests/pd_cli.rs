@@ -3,46 +3,21 @@
 //! proxy batches the stream (the injected fault), and `diagnose` names it.
 
 mod common;
-use common::{bin, free_port, pd_cluster, run};
+use common::{bin, free_port, html_page, pd_cluster, pd_run, pd_sim, run};
 
 #[test]
 fn pd_run_then_attribute_and_diagnose() {
     let otlp = free_port();
     let (_sim, urls) = pd_cluster(
-        bin()
-            .args([
-                "sim",
-                "--pd-cluster",
-                "--listen",
-                "127.0.0.1:0",
-                "--decode-ms",
-                "4",
-                "--stream-batch-ms",
-                "40",
-                "--otlp-traces-endpoint",
-            ])
+        pd_sim()
+            .args(["--stream-batch-ms", "40", "--otlp-traces-endpoint"])
             .arg(format!("127.0.0.1:{otlp}")),
     );
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("pd.db");
     let html = dir.path().join("pd.html");
-    let (out, so, se) = run(bin()
-        .args([
-            "pd",
-            "run",
-            "--proxy",
-            &urls["proxy"],
-            "--prefill",
-            &urls["prefill"],
-        ])
-        .args([
-            "--decode",
-            &urls["decode"],
-            "--concurrency",
-            "2",
-            "--num-prompts",
-            "6",
-        ])
+    let (out, so, se) = run(pd_run(&urls)
+        .args(["--concurrency", "2", "--num-prompts", "6"])
         .args([
             "--input-len",
             "64",
@@ -79,15 +54,7 @@ fn pd_run_then_attribute_and_diagnose() {
         .collect();
     assert_eq!(rules, ["stream_batching"]);
 
-    let out = bin()
-        .args(["attribute", "1", "--html"])
-        .arg(&html)
-        .arg("--db")
-        .arg(&db)
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let page = std::fs::read_to_string(&html).unwrap();
+    let page = html_page(&["attribute", "1", "--html"], &html, &db);
     assert!(page.contains("<svg") && page.contains("Stream batching inflates ITL"));
     assert!(page.contains("Slowest requests at concurrency 2"));
 

@@ -19,11 +19,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 mod common;
-use common::{bin, free_port, pd_cluster, run};
+use common::{bin, free_port, pd_cluster, pd_run, pd_sim, run};
 
-use servescope_agent::collect::rdma::fixture::{
-    bump_counters, p5_layout, write_p5_tree, P5FixtureOptions,
-};
+use servescope_agent::collect::rdma::fixture::{bump_counters, write_one_efa_tree};
 use servescope_coordinator::store::RunKind;
 use servescope_coordinator::Store;
 use servescope_proto::v1::{sample, Sample};
@@ -115,13 +113,7 @@ fn record_pd_run(dir: &Path) -> Runs {
         .build()
         .unwrap();
     let sys = dir.join("sys");
-    let opts = P5FixtureOptions {
-        groups: 1,
-        efa_per_group: 1,
-        seed: 1,
-    };
-    write_p5_tree(&sys, &opts).unwrap();
-    let efa = p5_layout(&opts).unwrap()[0].efa[0].name.clone();
+    let efa = write_one_efa_tree(&sys, 1).unwrap();
     let mut cfg = servescope_agent::AgentConfig::loopback(Some(TOKEN.into()));
     cfg.sysfs_root = sys.clone();
     cfg.nvml_lib = cfg_a_nvml(dir);
@@ -169,19 +161,16 @@ fn record_pd_run(dir: &Path) -> Runs {
     rt.block_on(agent_b.shutdown());
     let otlp = free_port();
     let (_sim, urls) = pd_cluster(
-        bin()
-            .args(["sim", "--pd-cluster", "--listen", "127.0.0.1:0"])
-            .args(["--decode-ms", "4", "--stream-batch-ms", "40"])
+        pd_sim()
+            .args(["--stream-batch-ms", "40"])
             .arg("--otlp-traces-endpoint")
             .arg(format!("127.0.0.1:{otlp}")),
     );
-    let mut pd = bin();
-    pd.args(["pd", "run", "--proxy", &urls["proxy"]]);
+    let mut pd = pd_run(&urls);
     if let Some(f) = fabric_run {
         pd.args(["--fabric-run", &f.to_string()]);
     }
     let (out, so, se) = run(pd
-        .args(["--prefill", &urls["prefill"], "--decode", &urls["decode"]])
         .args(["--concurrency", "1,4", "--num-prompts", "12"])
         .args(["--input-len", "64", "--output-len", "30"])
         .args(["--scrape-interval", "100ms", "--span-wait", "700ms"])

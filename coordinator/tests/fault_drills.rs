@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use servescope_coordinator::orchestration::record::{record, RecordConfig, RecordError};
 use servescope_coordinator::store::StoreError;
 use servescope_coordinator::{AgentEndpoint, Store};
+use servescope_proto::test_support::assert_each_sequence_once;
 use tokio::net::{TcpListener, TcpStream};
 
 mod agent_support;
@@ -89,23 +90,12 @@ async fn partition_longer_than_the_horizon_is_a_counted_gap() {
     assert!(lost > 50, "lost {lost}");
     assert_eq!(agents[0].lost, lost as i64);
     assert_eq!(out.agents[0].lost, lost);
-    for g in &gaps {
-        assert_eq!(g.lost, g.resumed_at_seq - g.requested_from_seq);
-    }
-    let seqs = st.seqs(out.run_id, id).unwrap();
-    let (first, last) = (seqs[0], *seqs.last().unwrap());
-    let expect: Vec<u64> = (first..=last)
-        .filter(|s| {
-            !gaps
-                .iter()
-                .any(|g| (g.requested_from_seq..g.resumed_at_seq).contains(s))
-        })
-        .collect();
-    assert_eq!(seqs, expect, "stored and counted lost: each sequence once");
-    assert!(
-        last > gaps[0].resumed_at_seq + 50,
-        "recording went on after"
-    );
+    let first_resumed = gaps[0].resumed_at_seq;
+    let gaps = gaps
+        .iter()
+        .map(|g| (g.requested_from_seq, g.resumed_at_seq, g.lost));
+    let last = assert_each_sequence_once(&st.seqs(out.run_id, id).unwrap(), gaps);
+    assert!(last > first_resumed + 50, "recording went on after");
     a.shutdown().await;
 }
 

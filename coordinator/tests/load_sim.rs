@@ -55,6 +55,35 @@ async fn load(
     .unwrap()
 }
 
+/// `n` completions of 10-token prompts and `output` tokens each from `concurrency`
+/// closed-loop clients.
+async fn closed_completions(
+    sim: &SimHandle,
+    concurrency: usize,
+    n: usize,
+    output: u32,
+) -> Vec<Outcome> {
+    let arrival = Arrival::Closed { concurrency };
+    load(&sim.url(), Api::Completions, arrival, n, 10, output).await
+}
+
+/// One request of the counting correctness probe (count to 8).
+async fn counting_request(client: &HttpClient, target: &Target) -> Outcome {
+    let slot = servescope_coordinator::orchestration::load::schedule::Slot {
+        index: 0,
+        scheduled: tokio::time::Instant::now(),
+        dispatch_lag: Default::default(),
+    };
+    execute(
+        client,
+        target,
+        &counting_probe(1, 8, 4),
+        slot,
+        &Clock::new(),
+    )
+    .await
+}
+
 #[tokio::test]
 async fn concurrency_one_matches_the_model_within_two_percent() {
     let cfg = SimConfig {
@@ -125,15 +154,7 @@ async fn queueing_at_higher_concurrency_follows_the_model() {
         ..Default::default()
     };
     let sim = start_sim(cfg).await;
-    let out = load(
-        &sim.url(),
-        Api::Completions,
-        Arrival::Closed { concurrency: 8 },
-        8,
-        10,
-        20,
-    )
-    .await;
+    let out = closed_completions(&sim, 8, 8, 20).await;
     let mut ttfts: Vec<f64> = out
         .iter()
         .map(|o| (o.record.first_token_ns.unwrap() - o.record.scheduled_ns) as f64 / 1e6)
@@ -162,15 +183,7 @@ async fn faults_become_failed_requests_of_the_right_class() {
         ..SimConfig::zero_latency()
     })
     .await;
-    let out = load(
-        &sim.url(),
-        Api::Completions,
-        Arrival::Closed { concurrency: 8 },
-        200,
-        10,
-        10,
-    )
-    .await;
+    let out = closed_completions(&sim, 8, 200, 10).await;
     assert_eq!(out.len(), 200, "the run completes");
     let recs: Vec<_> = out.iter().map(|o| o.record.clone()).collect();
     let agg = aggregate(&recs, &AggregateOptions::default()).unwrap();
@@ -199,19 +212,7 @@ async fn faults_become_failed_requests_of_the_right_class() {
         request_id_prefix: "probe-".into(),
         sse_limits: Default::default(),
     };
-    let slot = servescope_coordinator::orchestration::load::schedule::Slot {
-        index: 0,
-        scheduled: tokio::time::Instant::now(),
-        dispatch_lag: Default::default(),
-    };
-    let o = execute(
-        &client,
-        &target,
-        &counting_probe(1, 8, 4),
-        slot,
-        &Clock::new(),
-    )
-    .await;
+    let o = counting_request(&client, &target).await;
     assert_eq!(
         o.record.error.as_ref().map(|e| e.key()),
         Some("wrong_output".into()),
@@ -224,14 +225,7 @@ async fn faults_become_failed_requests_of_the_right_class() {
         base_url: sim.url(),
         ..target
     };
-    let o = execute(
-        &client,
-        &target,
-        &counting_probe(1, 8, 4),
-        slot,
-        &Clock::new(),
-    )
-    .await;
+    let o = counting_request(&client, &target).await;
     assert!(o.record.error.is_none(), "{:?}", o.error_detail);
     sim.shutdown().await;
 }

@@ -7,9 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use servescope_agent::collect::rdma::fixture::{
-    bump_counters, p5_layout, write_p5_tree, P5FixtureOptions,
-};
+use servescope_agent::collect::rdma::fixture::{bump_counters, write_one_efa_tree};
 use servescope_agent::AgentConfig;
 use servescope_coordinator::orchestration::record::{record, RecordConfig};
 use servescope_coordinator::report::unified::{self, telemetry::Kind};
@@ -24,13 +22,7 @@ const PAUSE: Duration = Duration::from_millis(10);
 async fn record_run_report_shows_its_telemetry_on_one_clock() {
     let dir = tempfile::tempdir().unwrap();
     let sys = dir.path().join("sys");
-    let opts = P5FixtureOptions {
-        groups: 1,
-        efa_per_group: 1,
-        seed: 3,
-    };
-    write_p5_tree(&sys, &opts).unwrap();
-    let efa = p5_layout(&opts).unwrap()[0].efa[0].name.clone();
+    let efa = write_one_efa_tree(&sys, 3).unwrap();
     let mut cfg = AgentConfig::loopback(Some(TOKEN.into()));
     cfg.sysfs_root = sys.clone();
     cfg.nvml_lib = Some(dir.path().join("no-such-libnvidia-ml.so.1"));

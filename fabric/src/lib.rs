@@ -31,6 +31,8 @@ pub mod nixl;
 pub mod open;
 pub mod plan;
 mod stats;
+#[cfg(any(test, feature = "test-support"))]
+pub mod test_support;
 pub mod ucx;
 mod verify;
 

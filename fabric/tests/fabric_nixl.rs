@@ -3,13 +3,11 @@
 //! (SERVESCOPE_NIXL_PYTHON, else target/nixl-venv); and the "NIXL not available"
 //! path with Pythons that cannot run it.
 
-mod common;
-
 use std::path::PathBuf;
 use std::time::Duration;
 
-use common::nixl_python;
 use servescope_fabric::nixl::{NixlEndpoint, NixlOptions, PythonChoice};
+use servescope_fabric::test_support::nixl_python;
 use servescope_fabric::{FabricError, Op, ProbeEndpoint, ProbePlan};
 
 fn plan() -> ProbePlan {

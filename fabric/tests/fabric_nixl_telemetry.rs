@@ -6,13 +6,11 @@
 //! probe ran (warm-up included), and a second read finds them consumed.
 //! Skips, saying why, without the venv.
 
-mod common;
-
 use std::time::Duration;
 
-use common::nixl_python;
 use servescope_fabric::nixl::telemetry_read::{candidate_sites, Reader, READ_WAIT};
 use servescope_fabric::nixl::{NixlEndpoint, NixlOptions, PythonChoice};
+use servescope_fabric::test_support::nixl_python;
 use servescope_fabric::{Op, ProbeEndpoint, ProbePlan};
 
 #[test]

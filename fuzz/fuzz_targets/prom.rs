@@ -1,7 +1,8 @@
 //! Fuzz target: the Prometheus/OpenMetrics exposition parser on arbitrary text,
 //! then the window maths (histograms, quantiles, deltas) on what it kept.
 //!
-//! Oracles besides "no panic": the parse limits hold, the kept samples add up, a
+//! Oracles besides "no panic" (the engine unit tests' `check_invariants`): the parse
+//! limits hold, the kept samples add up, error lines lie within the text, a
 //! quantile never exceeds the highest finite bucket bound, and an engine window
 //! survives a JSON round trip.
 #![no_main]
@@ -20,9 +21,13 @@ mod prom;
 #[path = "../../coordinator/src/analysis/engine/window.rs"]
 #[allow(dead_code)]
 mod window;
+// The unit tests' oracle (`check_invariants`); their `#[test]` functions are not
+// built here.
+#[path = "../../coordinator/src/engine/tests.rs"]
+#[allow(dead_code, unused_imports)]
+mod tests;
 
-use prom::{parse, ParseLimits, MAX_KEPT_ERRORS};
-use window::EngineWindow;
+use prom::{parse, ParseLimits};
 
 // Input: a mode byte (odd: small limits from the next three bytes), then the text
 // (lossy UTF-8).
@@ -41,33 +46,6 @@ fuzz_target!(|input: &[u8]| {
     };
     let text = String::from_utf8_lossy(rest);
     let e = parse(&text, limits);
-    assert!(e.errors.len() <= MAX_KEPT_ERRORS && e.errors.len() <= e.errors_total);
-    assert!(e.samples_total <= limits.max_samples && e.families.len() <= limits.max_samples);
-    let kept: usize = e.families.values().map(|f| f.samples.len()).sum();
-    assert_eq!(kept, e.samples_total);
-    for f in e.families.values() {
-        assert!(f
-            .samples
-            .iter()
-            .all(|s| s.labels.len() <= limits.max_labels));
-    }
-    for name in e.families.keys().take(16) {
-        if let Some(h) = e.histogram(name, &[]) {
-            let top = h
-                .buckets
-                .iter()
-                .rev()
-                .find(|b| b.0.is_finite())
-                .map(|b| b.0);
-            for q in [0.0, 0.25, 0.5, 0.9, 1.0] {
-                if let (Some(v), Some(top)) = (h.quantile(q), top) {
-                    assert!(v.is_nan() || v <= top);
-                }
-            }
-        }
-    }
-    let w = EngineWindow::from_expositions(&e, &e);
-    let json = serde_json::to_string(&w).expect("serialise");
-    let back: Result<EngineWindow, _> = serde_json::from_str(&json);
-    assert!(back.is_ok());
+    // The histograms of the first 16 families: enough to reach the bucket maths.
+    tests::check_invariants(&text, limits, &e, &e, 16);
 });

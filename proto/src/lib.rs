@@ -22,6 +22,8 @@ pub use agent::v1;
 pub mod ext;
 pub use ext::now_ns;
 pub mod catalog;
+#[cfg(any(test, feature = "test-support"))]
+pub mod test_support;
 
 /// `opentelemetry.proto.*`: the module tree mirrors the proto packages, as the
 /// generated code refers to sibling packages by relative paths.

@@ -73,6 +73,23 @@ impl AgentFlags {
     }
 }
 
+/// A command that is its subcommands only.
+#[derive(clap::Args, Debug)]
+pub struct Subcommands<S: clap::Subcommand> {
+    #[command(subcommand)]
+    pub command: S,
+}
+
+/// A view of the store: the store flag and `--json`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct StoreView {
+    #[command(flatten)]
+    pub db: DbFlag,
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
 #[derive(clap::Args, Debug, Clone)]
 pub struct DbFlag {
     /// The store (SQLite file)

@@ -14,11 +14,7 @@ use servescope_coordinator::text::utc;
 use super::columns::{self, Align};
 use super::common::parse_duration;
 
-#[derive(clap::Args, Debug)]
-pub struct Args {
-    #[command(subcommand)]
-    pub command: Sub,
-}
+pub type Args = super::common::Subcommands<Sub>;
 
 #[derive(clap::Subcommand, Debug)]
 pub enum Sub {

@@ -34,29 +34,22 @@ const KV_TRANSFER: Duration = Duration::from_millis(10);
 /// share of TTFT and well under two decode steps.
 pub fn clean_cluster(kv_gbps: f64) -> ClusterConfig {
     let per_token = kv_gbps * 1e9 * KV_TRANSFER.as_secs_f64() / f64::from(INPUT_TOKENS);
-    ClusterConfig {
-        engine: SimConfig {
-            prefill_base_s: 0.100,
-            prefill_s_per_token: 0.000_05,
-            decode_s_per_token: 0.010,
-            max_num_seqs: 64,
-            pd: Some(PdConfig {
-                prefill_slots: 64,
-                kv_bytes_per_token: per_token.round().max(1.0) as u64,
-                kv_gbps,
-                kv_links: 64,
-                handshake_s: 0.02,
-                ..Default::default()
-            }),
-            seed: 3,
+    ClusterConfig::clean(SimConfig {
+        prefill_base_s: 0.100,
+        prefill_s_per_token: 0.000_05,
+        decode_s_per_token: 0.010,
+        max_num_seqs: 64,
+        pd: Some(PdConfig {
+            prefill_slots: 64,
+            kv_bytes_per_token: per_token.round().max(1.0) as u64,
+            kv_gbps,
+            kv_links: 64,
+            handshake_s: 0.02,
             ..Default::default()
-        },
-        prefills: 1,
-        decodes: 1,
-        proxy_delay: Duration::ZERO,
-        stream_batch: Duration::ZERO,
-        otlp_endpoint: None,
-    }
+        }),
+        seed: 3,
+        ..Default::default()
+    })
 }
 
 /// The sweep through the proxy.

@@ -1,15 +1,8 @@
 //! `servescope runs`: list recorded runs.
 
-use super::common::{or_dash, DbFlag};
+use super::common::{or_dash, StoreView};
 
-#[derive(clap::Args, Debug)]
-pub struct Args {
-    #[command(flatten)]
-    pub db: DbFlag,
-    /// Print JSON
-    #[arg(long)]
-    pub json: bool,
-}
+pub type Args = StoreView;
 
 pub fn run(a: Args) -> anyhow::Result<()> {
     let st = a.db.open_existing()?;

@@ -4,7 +4,7 @@ use servescope_coordinator::analysis::summary::summarize;
 use servescope_coordinator::store::RunKind;
 use servescope_coordinator::store::ERRORS_SHOWN;
 
-use super::common::{fmt_bytes, fmt_kinds, DbFlag};
+use super::common::{fmt_bytes, fmt_kinds, StoreView};
 use super::table;
 
 #[derive(clap::Args, Debug)]
@@ -12,17 +12,14 @@ pub struct Args {
     /// Run id (see `servescope runs`)
     pub run: i64,
     #[command(flatten)]
-    pub db: DbFlag,
-    /// Print JSON
-    #[arg(long)]
-    pub json: bool,
+    pub view: StoreView,
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
-    let st = a.db.open_existing()?;
+    let st = a.view.db.open_existing()?;
     let r = st.run(a.run)?;
     let points = st.points(a.run)?;
-    if a.json {
+    if a.view.json {
         let mut pts = Vec::with_capacity(points.len());
         for p in &points {
             let errors = st.point_errors(p.id, ERRORS_SHOWN)?;

@@ -12,11 +12,7 @@ use servescope_coordinator::report::startup::page;
 use super::startup_common::{options, print_parse, TimeFlags};
 use super::startup_run::{run_cmd, RunArgs};
 
-#[derive(clap::Args, Debug)]
-pub struct Args {
-    #[command(subcommand)]
-    pub command: Sub,
-}
+pub type Args = super::common::Subcommands<Sub>;
 
 #[derive(clap::Subcommand, Debug)]
 pub enum Sub {

@@ -4,6 +4,9 @@
 use std::path::Path;
 use std::process::{Child, Command, Output};
 
+#[allow(unused_imports)]
+pub use servescope_fabric::test_support::nixl_python;
+
 /// The `servescope` binary, with backtraces off so error output is what users see.
 pub fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_servescope"));
@@ -140,6 +143,130 @@ pub fn both_streams(o: &Output) -> String {
     )
 }
 
+/// A simulated engine on loopback (5 ms per decode step, 4 sequences at a time):
+/// the child, killed when dropped, and its URL.
+pub fn sim() -> (Kill, String) {
+    use std::io::{BufRead, BufReader};
+    let mut sim = bin()
+        .args([
+            "sim",
+            "--listen",
+            "127.0.0.1:0",
+            "--decode-ms",
+            "5",
+            "--max-num-seqs",
+            "4",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut l = String::new();
+    BufReader::new(sim.stdout.take().unwrap())
+        .read_line(&mut l)
+        .unwrap();
+    (Kill(sim), l.trim().to_string())
+}
+
+/// An experiment against a simulator ([`sim`]): its file `e.yaml` and the store
+/// path `e.db` in a fresh temporary directory.
+pub struct SimExperiment {
+    pub sim: Kill,
+    pub dir: tempfile::TempDir,
+    pub file: std::path::PathBuf,
+    pub db: std::path::PathBuf,
+}
+
+/// Starts [`sim`] and writes experiment `name` with one deployment on it and the
+/// `servescope-sim` model; `workload` holds the other workload lines, indented by
+/// two spaces.
+pub fn sim_experiment(name: &str, workload: &str) -> SimExperiment {
+    let (sim, url) = sim();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("e.yaml");
+    std::fs::write(
+        &file,
+        format!("name: {name}\ndeployments:\n  - {{name: one, endpoint: '{url}'}}\nworkload:\n  model: servescope-sim\n{workload}"),
+    )
+    .unwrap();
+    let db = dir.path().join("e.db");
+    SimExperiment { sim, dir, file, db }
+}
+
+impl SimExperiment {
+    /// `servescope exp run` on the experiment and its store.
+    pub fn exp_run(&self) -> Command {
+        let mut c = bin();
+        c.args(["exp", "run"])
+            .arg(&self.file)
+            .arg("--db")
+            .arg(&self.db);
+        c
+    }
+
+    /// Starts [`SimExperiment::exp_run`] and waits (60 s at most) for a progress
+    /// line starting with `progress` (`[2/6]`: the second of six points started):
+    /// the run, killed when dropped, and the rest of its stderr, kept open so that
+    /// the run's next progress line is not written to a closed pipe.
+    pub fn run_until(&self, progress: &str) -> (Kill, impl std::io::BufRead) {
+        use std::io::{BufRead, BufReader};
+        use std::time::{Duration, Instant};
+        let mut run = Kill(
+            self.exp_run()
+                .stderr(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        let mut err = BufReader::new(run.0.stderr.take().unwrap());
+        let t0 = Instant::now();
+        let mut line = String::new();
+        while t0.elapsed() < Duration::from_secs(60) {
+            line.clear();
+            if err.read_line(&mut line).unwrap() == 0 || line.starts_with(progress) {
+                break;
+            }
+        }
+        assert!(line.starts_with(progress), "no progress: {line}");
+        (run, err)
+    }
+}
+
+/// `servescope pd run` against a cluster from [`pd_cluster`]: its proxy, prefill and
+/// decode URLs given; the caller adds the sweep and the store.
+pub fn pd_run(urls: &std::collections::HashMap<String, String>) -> Command {
+    let mut c = bin();
+    c.args(["pd", "run", "--proxy", &urls["proxy"]]).args([
+        "--prefill",
+        &urls["prefill"],
+        "--decode",
+        &urls["decode"],
+    ]);
+    c
+}
+
+/// `servescope sim --pd-cluster` on loopback with 4 ms decode steps; the caller
+/// adds flags and hands it to [`pd_cluster`].
+pub fn pd_sim() -> Command {
+    let mut c = bin();
+    c.args([
+        "sim",
+        "--pd-cluster",
+        "--listen",
+        "127.0.0.1:0",
+        "--decode-ms",
+        "4",
+    ]);
+    c
+}
+
+/// Runs `servescope <args> <html> --db <db>`, asserts that it succeeds, and returns
+/// the HTML page it wrote.
+pub fn html_page(args: &[&str], html: &Path, db: &Path) -> String {
+    success(bin().args(args).arg(html).arg("--db").arg(db));
+    std::fs::read_to_string(html).unwrap()
+}
+
 /// Starts a simulated P/D cluster (`cmd`: `servescope sim --pd-cluster …` as the
 /// caller built it) and reads the "ROLE URL" lines it prints first: the proxy,
 /// prefill and decode URLs by role.
@@ -159,23 +286,4 @@ pub fn pd_cluster(cmd: &mut Command) -> (Kill, std::collections::HashMap<String,
         urls.insert(role.to_string(), url.to_string());
     }
     (sim, urls)
-}
-
-/// The NIXL venv's Python (`SERVESCOPE_NIXL_PYTHON`, else `target/nixl-venv`), or
-/// `None` with a printed skip reason.
-pub fn nixl_python() -> Option<std::path::PathBuf> {
-    let p = std::env::var_os("SERVESCOPE_NIXL_PYTHON")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| {
-            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("../target/nixl-venv/bin/python")
-        });
-    if !p.exists() {
-        println!(
-            "SKIP: no NIXL venv at {} (run scripts/nixl_venv.sh)",
-            p.display()
-        );
-        return None;
-    }
-    Some(p)
 }

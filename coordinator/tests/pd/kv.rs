@@ -5,18 +5,10 @@ use super::*;
 /// An agent on a p5-like sysfs fixture: while the KV cache moves, the test advances
 /// one EFA device's byte counters (as the EFA driver would) or leaves them alone.
 async fn kv_carrier(bump_efa: bool) -> Attribution {
-    use servescope_agent::collect::rdma::fixture::{
-        bump_counters, p5_layout, write_p5_tree, P5FixtureOptions,
-    };
+    use servescope_agent::collect::rdma::fixture::{bump_counters, write_one_efa_tree};
     let dir = tempfile::tempdir().unwrap();
     let sys = dir.path().join("sys");
-    let opts = P5FixtureOptions {
-        groups: 1,
-        efa_per_group: 1,
-        seed: 1,
-    };
-    write_p5_tree(&sys, &opts).unwrap();
-    let efa = p5_layout(&opts).unwrap()[0].efa[0].name.clone();
+    let efa = write_one_efa_tree(&sys, 1).unwrap();
     let mut cfg = servescope_agent::AgentConfig::loopback(Some("pd-token-123456".into()));
     cfg.sysfs_root = sys.clone();
     cfg.nvml_lib = Some(dir.path().join("no-such-libnvidia-ml.so.1"));
@@ -78,32 +70,10 @@ async fn engine_logs_stand_in_for_metrics() {
         .await
         .unwrap();
     let load = LoadConfig {
-        target: Target {
-            base_url: h.proxy_url(),
-            api: Api::Completions,
-            model: "servescope-sim".into(),
-            request_id_prefix: "lg-".into(),
-            sse_limits: Default::default(),
-        },
         points: vec![Arrival::Closed { concurrency: 2 }],
         num_prompts: Some(6),
-        duration: None,
-        warmup: 0,
-        trials: 1,
-        workload: RandomWorkload {
-            input_tokens: 100,
-            output_tokens: 4,
-            ignore_eos: true,
-            seed: 2,
-        }
-        .into(),
-        probe: false,
-        aggregate: AggregateOptions::default(),
-        db: db.clone(),
         label: "plain".into(),
-        max_connections: 8,
-        point_hook: None,
-        resume: None,
+        ..proxy_load(&h, "lg-", 4, 2, &db)
     };
     let (run_id, _) = run_load(load, Arc::new(LoadProgress::default()))
         .await

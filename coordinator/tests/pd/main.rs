@@ -20,7 +20,7 @@ use servescope_coordinator::orchestration::otlp_receiver::{Limits, Receiver};
 use servescope_coordinator::orchestration::pd_run::{pd_run, PdRunConfig};
 use servescope_coordinator::{AgentEndpoint, Store};
 use servescope_sim::config::PdConfig;
-use servescope_sim::disagg::{start_cluster, ClusterConfig, Truth};
+use servescope_sim::disagg::{start_cluster, ClusterConfig, ClusterHandle, Truth};
 use servescope_sim::{Faults, SimConfig};
 
 mod components;
@@ -34,28 +34,61 @@ mod rules;
 /// took 11 ms of a 46 ms TTFT (24 %, over the proxy rule's 20 %) with no delay
 /// injected.
 fn clean() -> ClusterConfig {
-    ClusterConfig {
-        engine: SimConfig {
-            prefill_base_s: 0.050,
-            prefill_s_per_token: 0.000_05, // 100 tokens: 55 ms
-            decode_s_per_token: 0.004,
-            max_num_seqs: 64,
-            pd: Some(PdConfig {
-                prefill_slots: 64,
-                kv_bytes_per_token: 400_000,
-                kv_gbps: 5.0, // 100 tokens: 40 MB, 8 ms
-                kv_links: 64,
-                handshake_s: 0.02,
-                ..Default::default()
-            }),
-            seed: 3,
+    ClusterConfig::clean(SimConfig {
+        prefill_base_s: 0.050,
+        prefill_s_per_token: 0.000_05, // 100 tokens: 55 ms
+        decode_s_per_token: 0.004,
+        max_num_seqs: 64,
+        pd: Some(PdConfig {
+            prefill_slots: 64,
+            kv_bytes_per_token: 400_000,
+            kv_gbps: 5.0, // 100 tokens: 40 MB, 8 ms
+            kv_links: 64,
+            handshake_s: 0.02,
             ..Default::default()
+        }),
+        seed: 3,
+        ..Default::default()
+    })
+}
+
+/// A load through the cluster's proxy: one trial of 100-token prompts at concurrency
+/// 1 (the caller sets the sweep), `output_tokens` each from workload seed `seed`,
+/// request ids prefixed with `prefix`, stored in `db`.
+fn proxy_load(
+    h: &ClusterHandle,
+    prefix: &str,
+    output_tokens: u32,
+    seed: u64,
+    db: &std::path::Path,
+) -> LoadConfig {
+    LoadConfig {
+        target: Target {
+            base_url: h.proxy_url(),
+            api: Api::Completions,
+            model: "servescope-sim".into(),
+            request_id_prefix: prefix.into(),
+            sse_limits: Default::default(),
         },
-        prefills: 1,
-        decodes: 1,
-        proxy_delay: Duration::ZERO,
-        stream_batch: Duration::ZERO,
-        otlp_endpoint: None,
+        points: vec![Arrival::Closed { concurrency: 1 }],
+        num_prompts: None,
+        duration: None,
+        warmup: 0,
+        trials: 1,
+        workload: RandomWorkload {
+            input_tokens: 100,
+            output_tokens,
+            ignore_eos: true,
+            seed,
+        }
+        .into(),
+        probe: false,
+        aggregate: AggregateOptions::default(),
+        db: db.to_path_buf(),
+        label: String::new(),
+        max_connections: 8,
+        point_hook: None,
+        resume: None,
     }
 }
 
@@ -128,32 +161,12 @@ async fn run_inner(
         .await
         .unwrap();
     let load = LoadConfig {
-        target: Target {
-            base_url: h.proxy_url(),
-            api: Api::Completions,
-            model: "servescope-sim".into(),
-            request_id_prefix: "pd-".into(),
-            sse_limits: Default::default(),
-        },
         points: e.points,
         num_prompts: Some(e.num_prompts),
-        duration: None,
-        warmup: 0,
-        trials: 1,
-        workload: RandomWorkload {
-            input_tokens: 100,
-            output_tokens: e.output_tokens,
-            ignore_eos: true,
-            seed: 5,
-        }
-        .into(),
         probe: e.probe,
-        aggregate: AggregateOptions::default(),
-        db: db.clone(),
         label: "pd test".into(),
         max_connections: 64,
-        point_hook: None,
-        resume: None,
+        ..proxy_load(&h, "pd-", e.output_tokens, 5, &db)
     };
     let out = pd_run(
         PdRunConfig {

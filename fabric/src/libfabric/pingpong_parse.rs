@@ -160,6 +160,7 @@ pub fn parse_time(s: &str) -> Result<f64, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use servescope_proto::test_support::Rng;
 
     const SAMPLE: &str = "\
 bytes   #sent   #ack     total       time     MB/sec    usec/xfer   Mxfers/sec
@@ -223,21 +224,6 @@ bytes   #sent   #ack     total       time     MB/sec    usec/xfer   Mxfers/sec
         assert_eq!(parse_fi_pingpong(&logs).unwrap().len(), 1);
     }
 
-    /// Small deterministic generator (xorshift64*), so the property tests need no
-    /// extra dependency and reproduce from the seed.
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-        }
-        fn below(&mut self, n: u64) -> u64 {
-            self.next() % n
-        }
-    }
-
     /// fi_pingpong's size rendering: binary suffix, one decimal below 10 units.
     fn human(size: u64) -> String {
         let (base, mag) = match size {
@@ -285,7 +271,7 @@ bytes   #sent   #ack     total       time     MB/sec    usec/xfer   Mxfers/sec
         for _ in 0..5000 {
             let len = rng.below(200) as usize;
             let mut s: String = (0..len)
-                .map(|_| alphabet[rng.below(alphabet.len() as u64) as usize])
+                .map(|_| alphabet[rng.index(alphabet.len())])
                 .collect();
             if rng.below(2) == 0 {
                 s = format!("{SAMPLE}{s}");
@@ -298,7 +284,7 @@ bytes   #sent   #ack     total       time     MB/sec    usec/xfer   Mxfers/sec
     fn property_round_trip_generated_rows() {
         let mut rng = Rng(42);
         for _ in 0..2000 {
-            let base = [1u64, 1 << 10, 1 << 20, 1 << 30][rng.below(4) as usize];
+            let base = [1u64, 1 << 10, 1 << 20, 1 << 30][rng.index(4)];
             let bytes = (1 + rng.below(1023)) * base;
             let sent = 1 + rng.below(100_000);
             let total = bytes * sent * 2;

@@ -81,6 +81,7 @@ pub fn parse_perftest(output: &str) -> Option<PerftestResult> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use servescope_proto::test_support::Rng;
 
     const TABLE: &str = "\
 +--------------+--------------+----------+---------+---------+----------+----------+-----------+-----------+
@@ -120,20 +121,6 @@ iterations,50.0_percentile_lat,avg_lat,overall_lat,avg_bw,overall_bw,avg_mr,over
         assert_eq!(parse_perftest("iterations,50.0_percentile_lat"), None);
     }
 
-    /// xorshift64*: a dependency-free generator for the property tests.
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-        }
-        fn below(&mut self, n: u64) -> u64 {
-            self.next() % n.max(1)
-        }
-    }
-
     #[test]
     fn property_arbitrary_input_never_panics() {
         let alphabet: Vec<char> = "Final:[thread 0],.-+e9 \n\t|x\u{e9}\u{0}0123456789"
@@ -143,7 +130,7 @@ iterations,50.0_percentile_lat,avg_lat,overall_lat,avg_bw,overall_bw,avg_mr,over
         for _ in 0..5000 {
             let n = rng.below(120) as usize;
             let s: String = (0..n)
-                .map(|_| alphabet[rng.below(alphabet.len() as u64) as usize])
+                .map(|_| alphabet[rng.index(alphabet.len())])
                 .collect();
             let _ = parse_perftest(&s);
             let bytes: Vec<u8> = (0..n).map(|_| rng.next() as u8).collect();

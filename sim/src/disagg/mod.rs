@@ -34,6 +34,20 @@ pub struct ClusterConfig {
     pub otlp_endpoint: Option<String>,
 }
 
+impl ClusterConfig {
+    /// One prefill and one decode instance of `engine`, no faults, no OTLP export.
+    pub fn clean(engine: SimConfig) -> Self {
+        ClusterConfig {
+            engine,
+            prefills: 1,
+            decodes: 1,
+            proxy_delay: Duration::ZERO,
+            stream_batch: Duration::ZERO,
+            otlp_endpoint: None,
+        }
+    }
+}
+
 /// A running deployment.
 pub struct ClusterHandle {
     pub proxy: SimHandle,

@@ -6,7 +6,7 @@ use servescope_proto::v1::{FieldError, GpuReading};
 
 use super::fields::{FieldValue, WrapCounter};
 use super::gpm::GpmTotals;
-use super::raw::{RawFields, RawGpm, RawReading, RawReads, Read, ReadError};
+use super::raw::{RawFields, RawGpm, RawReading, Read, ReadError};
 use super::slow::SlowState;
 
 /// What one GPU's readings carry from one tick to the next.
@@ -63,32 +63,20 @@ pub fn build_reading(raw: RawReading, prev: &mut GpuState, slow: Option<&SlowSta
             return r;
         }
     };
-    let RawReads {
-        memory,
-        utilization,
-        sm_clock_mhz,
-        mem_clock_mhz,
-        power_mw,
-        energy_mj,
-        temperature_c,
-        throttle_reasons,
-        gpm,
-        fields,
-    } = reads;
     let e = &mut r.errors;
-    if let Some(m) = note(e, "memory", memory) {
+    if let Some(m) = note(e, "memory", reads.memory) {
         r.memory_used_bytes = Some(m.used);
         r.memory_reserved_bytes = Some(m.reserved);
         r.memory_free_bytes = Some(m.free);
     }
-    if let Some(u) = note(e, "utilization", utilization) {
+    if let Some(u) = note(e, "utilization", reads.utilization) {
         r.util_gpu_pct = Some(u.gpu);
         r.util_memory_pct = Some(u.memory);
     }
-    r.sm_clock_mhz = note(e, "sm_clock", sm_clock_mhz);
-    r.mem_clock_mhz = note(e, "mem_clock", mem_clock_mhz);
-    r.power_mw = note(e, "power", power_mw);
-    match energy_mj {
+    r.sm_clock_mhz = note(e, "sm_clock", reads.sm_clock_mhz);
+    r.mem_clock_mhz = note(e, "mem_clock", reads.mem_clock_mhz);
+    r.power_mw = note(e, "power", reads.power_mw);
+    match reads.energy_mj {
         Some(read) => {
             prev.energy = note(e, "energy", read);
             r.energy_mj = prev.energy;
@@ -98,10 +86,10 @@ pub fn build_reading(raw: RawReading, prev: &mut GpuState, slow: Option<&SlowSta
             r.energy_stale = prev.energy.is_some();
         }
     }
-    r.temperature_c = note(e, "temperature", temperature_c);
-    r.throttle_reasons = note(e, "throttle_reasons", throttle_reasons);
+    r.temperature_c = note(e, "temperature", reads.temperature_c);
+    r.throttle_reasons = note(e, "throttle_reasons", reads.throttle_reasons);
 
-    match gpm {
+    match reads.gpm {
         Some(RawGpm::NotDue) => {
             if let Some(t) = prev.gpm_last {
                 set_counters(&mut r, t);
@@ -118,7 +106,7 @@ pub fn build_reading(raw: RawReading, prev: &mut GpuState, slow: Option<&SlowSta
         }),
         None => {}
     }
-    if let Some(f) = fields {
+    if let Some(f) = reads.fields {
         apply_fields(f, prev, &mut r);
     }
     if let Some(s) = slow {

@@ -61,6 +61,19 @@ fn push(ring: &Ring, event: Event) {
     ring.push(now_ns(), 0, sample::Data::Event(event));
 }
 
+/// A `collector_error` event from NVML with `message`.
+fn push_error(ring: &Ring, message: String) {
+    push(
+        ring,
+        Event {
+            kind: "collector_error".into(),
+            source: "nvml".into(),
+            message,
+            ..Default::default()
+        },
+    );
+}
+
 impl EventSource for XidSource {
     fn name(&self) -> &'static str {
         "nvml-events"
@@ -70,15 +83,7 @@ impl EventSource for XidSource {
         let set = match event_set(&self.nvml, &self.gpus) {
             Ok(s) => s,
             Err(e) => {
-                push(
-                    &ctx.ring,
-                    Event {
-                        kind: "collector_error".into(),
-                        source: "nvml".into(),
-                        message: format!("NVML XID events unavailable: {e}"),
-                        ..Default::default()
-                    },
-                );
+                push_error(&ctx.ring, format!("NVML XID events unavailable: {e}"));
                 return;
             }
         };
@@ -104,15 +109,7 @@ impl EventSource for XidSource {
                 }
                 Err(NvmlError::Timeout) => {}
                 Err(e) => {
-                    push(
-                        &ctx.ring,
-                        Event {
-                            kind: "collector_error".into(),
-                            source: "nvml".into(),
-                            message: format!("event wait failed: {}", describe(&e)),
-                            ..Default::default()
-                        },
-                    );
+                    push_error(&ctx.ring, format!("event wait failed: {}", describe(&e)));
                     if ctx.shutdown.sleep(std::time::Duration::from_secs(5)) {
                         break;
                     }

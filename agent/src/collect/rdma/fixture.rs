@@ -65,6 +65,21 @@ pub const EFA_DEVICE_COUNTERS: &[&str] = &[
     "mmap_err",
 ];
 
+/// Writes the smallest tree (one group with one EFA device; counters seeded from
+/// `seed`) under `root`; the EFA device's name.
+pub fn write_one_efa_tree(root: &Path, seed: u64) -> io::Result<String> {
+    let opts = P5FixtureOptions {
+        groups: 1,
+        efa_per_group: 1,
+        seed,
+    };
+    write_p5_tree(root, &opts)?;
+    let layout = p5_layout(&opts)?;
+    let efa = layout.first().and_then(|g| g.efa.first());
+    efa.map(|e| e.name.clone())
+        .ok_or_else(|| io::Error::other("p5 fixture: no EFA device laid out"))
+}
+
 /// Shape of the fixture.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct P5FixtureOptions {

@@ -204,6 +204,7 @@ pub fn pci_path_from_path(path: &Path) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use servescope_proto::test_support::Rng;
     use std::path::PathBuf;
 
     #[test]
@@ -322,17 +323,6 @@ mod tests {
         assert!(is_pci_root_bus("pci0000:00"));
         assert!(is_pci_root_bus("pci10000:e0"));
         assert!(!is_pci_root_bus("pci_express"));
-    }
-
-    /// xorshift64* — deterministic, no dependencies.
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-        }
     }
 
     #[test]

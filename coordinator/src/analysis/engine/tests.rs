@@ -2,6 +2,8 @@
 //! (tests/fixtures/vllm-metrics/vllm-0.32.txt), hand-made OpenMetrics, broken
 //! input and a seeded mutation run.
 
+use servescope_proto::test_support::Rng;
+
 use super::prom::{parse, Exposition, MetricKind, ParseLimits, MAX_KEPT_ERRORS};
 use super::window::{counter_delta, hist_delta, Delta, EngineWindow, Hist};
 
@@ -371,55 +373,85 @@ fn the_engine_window_over_the_fixture() {
     );
 }
 
-/// xorshift64*: deterministic, no crate.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+/// What the parser promises on any input `text` parsed with `lim` into `e`; the
+/// mutation test below and the `prom` fuzz target (which includes this file) check
+/// it: the limits hold, the kept samples add up, error lines lie within the text,
+/// the histograms among the first `families` families (by name) keep every quantile
+/// within their highest finite bound, and the window from `before` to `e` survives
+/// a JSON round trip.
+pub(super) fn check_invariants(
+    text: &str,
+    lim: ParseLimits,
+    e: &Exposition,
+    before: &Exposition,
+    families: usize,
+) {
+    assert!(e.errors.len() <= MAX_KEPT_ERRORS && e.errors.len() <= e.errors_total);
+    assert!(e.samples_total <= lim.max_samples && e.families.len() <= lim.max_samples);
+    let kept: usize = e.families.values().map(|f| f.samples.len()).sum();
+    assert_eq!(kept, e.samples_total);
+    for f in e.families.values() {
+        assert!(f.samples.iter().all(|s| s.labels.len() <= lim.max_labels));
     }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
+    let n_lines = text.split('\n').count();
+    assert!(e
+        .errors
+        .iter()
+        .all(|x| x.line >= 1 && x.line <= n_lines + 1));
+    for name in e.families.keys().take(families) {
+        let Some(h) = e.histogram(name, &[]) else {
+            continue;
+        };
+        let top = h
+            .buckets
+            .iter()
+            .rev()
+            .find(|b| b.0.is_finite())
+            .map(|b| b.0);
+        for q in [0.0, 0.25, 0.5, 0.9, 0.99, 1.0] {
+            if let (Some(v), Some(top)) = (h.quantile(q), top) {
+                assert!(v.is_nan() || v <= top, "{name}: {v} > {top}");
+            }
+        }
     }
+    let w = EngineWindow::from_expositions(before, e);
+    let json = serde_json::to_string(&w).expect("json");
+    let _: EngineWindow = serde_json::from_str(&json).expect("round trip");
 }
 
 const SYNTAX: &[u8] = b"{}\"=\\#\n\r ,._:le+-InfNaE0123456789abc_total_bucket# EOF\t";
 
 fn mutate(rng: &mut Rng, base: &[u8]) -> Vec<u8> {
     let mut v = base.to_vec();
-    for _ in 0..=rng.below(4) {
-        match rng.below(5) {
+    for _ in 0..=rng.index(4) {
+        match rng.index(5) {
             0 => {
-                for _ in 0..=rng.below(16) {
-                    let i = rng.below(v.len());
+                for _ in 0..=rng.index(16) {
+                    let i = rng.index(v.len());
                     if let Some(b) = v.get_mut(i) {
-                        *b = if rng.below(2) == 0 {
-                            SYNTAX[rng.below(SYNTAX.len())]
+                        *b = if rng.index(2) == 0 {
+                            SYNTAX[rng.index(SYNTAX.len())]
                         } else {
                             rng.next() as u8
                         };
                     }
                 }
             }
-            1 => v.truncate(rng.below(v.len() + 1)),
+            1 => v.truncate(rng.index(v.len() + 1)),
             2 if !v.is_empty() => {
-                let (a, n) = (rng.below(v.len()), rng.below(4096));
+                let (a, n) = (rng.index(v.len()), rng.index(4096));
                 let piece = v[a..(a + n).min(v.len())].to_vec();
-                let at = rng.below(v.len());
+                let at = rng.index(v.len());
                 v.splice(at..at, piece);
             }
             3 => {
-                v = (0..rng.below(3000))
-                    .map(|_| SYNTAX[rng.below(SYNTAX.len())])
+                v = (0..rng.index(3000))
+                    .map(|_| SYNTAX[rng.index(SYNTAX.len())])
                     .collect()
             }
             _ => {
-                v = (0..rng.below(3000))
-                    .map(|_| (rng.below(95) + 32) as u8)
+                v = (0..rng.index(3000))
+                    .map(|_| (rng.index(95) + 32) as u8)
                     .collect()
             }
         }
@@ -439,47 +471,16 @@ fn mutated_and_random_input_never_panics_and_stays_bounded() {
             ParseLimits::default()
         } else {
             ParseLimits {
-                max_samples: 1 + rng.below(300),
-                max_line_bytes: 1 + rng.below(300),
-                max_labels: rng.below(5),
+                max_samples: 1 + rng.index(300),
+                max_line_bytes: 1 + rng.index(300),
+                max_labels: rng.index(5),
             }
         };
         let e = parse(&text, lim);
         with_errors += usize::from(e.errors_total > 0);
         with_samples += usize::from(e.samples_total > 0);
-        assert!(e.errors.len() <= MAX_KEPT_ERRORS && e.errors.len() <= e.errors_total);
-        assert!(e.samples_total <= lim.max_samples && e.families.len() <= lim.max_samples);
-        let kept: usize = e.families.values().map(|f| f.samples.len()).sum();
-        assert_eq!(kept, e.samples_total);
-        let n_lines = text.split('\n').count();
-        for f in e.families.values() {
-            assert!(f.samples.iter().all(|s| s.labels.len() <= lim.max_labels));
-        }
-        assert!(e
-            .errors
-            .iter()
-            .all(|x| x.line >= 1 && x.line <= n_lines + 1));
-        for fam in [
-            "vllm:e2e_request_latency_seconds",
-            "vllm:time_to_first_token_seconds",
-        ] {
-            if let Some(h) = e.histogram(fam, &[]) {
-                let top = h
-                    .buckets
-                    .iter()
-                    .rev()
-                    .find(|b| b.0.is_finite())
-                    .map(|b| b.0);
-                for q in [0.0, 0.5, 0.99, 1.0] {
-                    if let (Some(v), Some(top)) = (h.quantile(q), top) {
-                        assert!(v.is_nan() || v <= top, "{v} > {top}");
-                    }
-                }
-            }
-        }
-        let w = EngineWindow::from_expositions(&fixture, &e);
-        let json = serde_json::to_string(&w).expect("json");
-        let _: EngineWindow = serde_json::from_str(&json).expect("round trip");
+        // Every family's histogram (the vLLM latency ones included).
+        check_invariants(&text, lim, &e, &fixture, usize::MAX);
     }
     // The inputs reached both the error paths and the sample paths.
     assert!(
