@@ -23,7 +23,7 @@ mod prom;
 mod window;
 // The unit tests' oracle (`check_invariants`); their `#[test]` functions are not
 // built here.
-#[path = "../../coordinator/src/engine/tests.rs"]
+#[path = "../../coordinator/src/analysis/engine/tests.rs"]
 #[allow(dead_code, unused_imports)]
 mod tests;
 
