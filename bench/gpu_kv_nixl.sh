@@ -9,6 +9,10 @@
 # Needs: .gpu/nixl.tar.xz (scripts/gpu_bundle.sh), the stripped release binaries in
 # .gpu/bin/ (servescope, servescope-agent), the machine's python3 with numpy and torch.
 #   bash bench/gpu_kv_nixl.sh            (output also under $OUT when set)
+# ROUNDS=N alternates ours and the reference N times (the ratio takes each side's best
+# verified row, 'paired' the median of the per-round ratios); HEALTHY_ONLY=1 skips the
+# forced fallback; AGENTS_UP_REF=1 also runs the reference once while two idle agents
+# sample the GPU, as they do during our probe (what the agents' own sampling costs).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 BIN="${BIN:-.gpu/bin}"
@@ -69,6 +73,13 @@ for round in $(seq "${ROUNDS:-1}"); do
 done
 echo "== ours / reference (goal ≥ 0.95 at 16 MiB and 256 MiB)"
 "$PY" bench/nixl_ratio.py "$RES/ours-healthy.txt" "$RES/ref-healthy.txt"
+if [ "${AGENTS_UP_REF:-0}" = 1 ]; then
+  echo "### the reference while two idle agents run (not the verdict: what their sampling costs)"
+  start_agents
+  reference agents-up
+  stop_agents
+  "$PY" bench/nixl_ratio.py "$RES/ours-healthy.txt" "$RES/ref-agents-up.txt" || true
+fi
 
 echo "### UCX's own protocol tables for this transfer (raw, for the parser's fixtures)"
 UCX_PROTO_INFO=y "$PY" bench/nixl_ref.py --mem cuda:0 --sizes 1M --iters 3 >"$RES/proto-info-cuda.txt" 2>&1

@@ -9,6 +9,8 @@ A file may hold several rounds: each (size, op) takes its best verified rate, so
 the order in which ours and the reference ran (GPU clocks, caches) does not decide.
 The spread of each side over its rounds (worst/best) is printed beside the ratio: a
 ratio below the goal inside the reference's own spread is noise, not a slower probe.
+'paired' is the median over rounds of ours / the reference run of the same round (the
+n-th row of each file), shown beside the verdict, which stays on the best rates.
 
 Exits 1 when a compared row is missing, unverified, or below the goal."""
 
@@ -47,6 +49,15 @@ def reference(path):
     return out
 
 
+def paired(ours_rows, ref_rows):
+    """Median of ours / reference over the rounds both files hold, in file order."""
+    r = sorted(a / b for (a, _), (b, _) in zip(ours_rows, ref_rows) if b > 0)
+    if not r:
+        return float("nan")
+    mid = len(r) // 2
+    return r[mid] if len(r) % 2 else (r[mid - 1] + r[mid]) / 2
+
+
 def best(rows):
     """The best verified rate of the rounds (else the best), and worst/best over them."""
     verified = [g for g, v in rows if v]
@@ -64,7 +75,8 @@ def main():
     a = ap.parse_args()
     o, r = ours(a.ours), reference(a.ref)
     ok = True
-    print(f"{'size':>9} {'op':<5} {'ours GB/s':>10} {'ref GB/s':>10} {'ratio':>7}  {'spread ours/ref':>15}  verdict")
+    print(f"{'size':>9} {'op':<5} {'ours GB/s':>10} {'ref GB/s':>10} {'ratio':>7}  {'spread ours/ref':>15}  "
+          f"{'paired':>6}  verdict")
     for size in map(size_arg, a.sizes.split(",")):
         for op in ("WRITE", "READ"):
             if (size, op) not in o or (size, op) not in r:
@@ -77,7 +89,9 @@ def main():
             good = ratio >= a.goal and v1 and v2
             ok &= good
             verdict = "ok" if good else ("UNVERIFIED" if not (v1 and v2) else f"BELOW {a.goal}")
-            print(f"{size >> 20:>5} MiB {op:<5} {g1:>10.2f} {g2:>10.2f} {ratio:>7.3f}  {spread:>15}  {verdict}")
+            pr = paired(o[(size, op)], r[(size, op)])
+            print(f"{size >> 20:>5} MiB {op:<5} {g1:>10.2f} {g2:>10.2f} {ratio:>7.3f}  {spread:>15}  {pr:>6.3f}  "
+                  f"{verdict}")
     sys.exit(0 if ok else 1)
 
 

@@ -46,7 +46,7 @@ NIXL, no backend, no device), "transfer" (NIXL reported an error or a timeout), 
       transfer = from post until check_xfer_state() == "DONE" (busy poll; the NIXL
       progress thread is off). Then the request is released.
       -> {"event": "iter", i, prepare_us, post_us, transfer_us, bytes} per measured
-         iteration, then the reply {op, size, blocks, block_size, iters, warmup,
+         iteration (written after the last one, none while transfers run), then the reply {op, size, blocks, block_size, iters, warmup,
          dlist_prep_us, prepare_us, post_us, transfer_us (each {avg, p50, p99, min, max}),
          gbps {median, best, avg} (1e9 B/s over transfer time), verified: bool}
       Verification (verify true): WRITE: the initiator filled its region with a pattern
@@ -302,6 +302,8 @@ class Driver:
             local_x = agent.get_xfer_descs(local, mem.mem_type)
             remote_x = agent.get_xfer_descs(remote, mem.mem_type)
         times = {"prepare_us": [], "post_us": [], "transfer_us": []}
+        check = agent.check_xfer_state  # bound once: the poll loop below runs it per poll
+        timeout_ns = int(self.timeout_s * 1e9)
         for i in range(warmup + iters):
             t0 = time.perf_counter_ns()
             if prep == "dlist":
@@ -311,10 +313,10 @@ class Driver:
             t1 = time.perf_counter_ns()
             state = agent.transfer(h)
             t2 = time.perf_counter_ns()
-            deadline = t2 + int(self.timeout_s * 1e9)
+            deadline = t2 + timeout_ns
             polls = 0
             while state == "PROC":
-                state = agent.check_xfer_state(h)
+                state = check(h)
                 polls += 1
                 # The clock is read every 256 polls only: the busy loop drives UCX's
                 # progress (the progress thread is off), and a transfer of tens of
@@ -326,13 +328,17 @@ class Driver:
             if state != "DONE":
                 raise ProbeError("transfer", f"{op} of {size} bytes ({blocks} blocks), iteration {i}: NIXL state {state}")
             if i >= warmup:
-                row = {"prepare_us": (t1 - t0) / 1e3, "post_us": (t2 - t1) / 1e3, "transfer_us": (t3 - t1) / 1e3}
-                for k, v in row.items():
-                    times[k].append(v)
-                self.emit({"event": "iter", "i": i - warmup, "bytes": size, **row})
+                times["prepare_us"].append((t1 - t0) / 1e3)
+                times["post_us"].append((t2 - t1) / 1e3)
+                times["transfer_us"].append((t3 - t1) / 1e3)
         if prep == "dlist":
             agent.release_dlist_handle(local_h)
             agent.release_dlist_handle(remote_h)
+        # The per-iteration events leave after the loop: a line written to the
+        # supervisor while transfers are in flight wakes it (and its reader) on the
+        # cores the emulated protocols need.
+        for i, row in enumerate(zip(times["prepare_us"], times["post_us"], times["transfer_us"])):
+            self.emit({"event": "iter", "i": i, "bytes": size, **dict(zip(times, row))})
         if verify:
             self._verify(op, size, seed, ident, peer_sum)
         result = {"op": op, "size": size, "blocks": blocks, "block_size": size // blocks, "iters": iters,

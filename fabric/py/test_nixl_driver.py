@@ -74,8 +74,15 @@ def test_write_and_read_verified():
         for size, blocks in ((4096, 1), (1 << 20, 1), (8 << 20, 128)):
             for op in ("WRITE", "READ"):
                 for prep in ("dlist", "xfer"):
+                    seen = len(pair.initiator.events)
                     r = pair.run(op, size, blocks=blocks, iters=3, warmup=1, prep=prep)
                     assert r["verified"] and r["size"] == size and r["blocks"] == blocks, r
+                    # One event per measured iteration, in order, carrying the times the
+                    # reply summarizes (they are written after the loop, not inside it).
+                    ev = [e for e in pair.initiator.events[seen:] if e["event"] == "iter"]
+                    assert [e["i"] for e in ev] == [0, 1, 2] and all(e["bytes"] == size for e in ev), ev
+                    for k in ("prepare_us", "post_us", "transfer_us"):
+                        assert max(e[k] for e in ev) == r[k]["max"], (k, ev, r)
                     assert r["gbps"]["median"] > 0 and r["transfer_us"]["min"] > 0, r
                     assert r["transfer_us"]["max"] >= r["post_us"]["max"], r  # a transfer time includes its post
         iters = [e for e in pair.initiator.events if e["event"] == "iter"]

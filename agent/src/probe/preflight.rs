@@ -49,7 +49,8 @@ fn read_bounded(p: &Path) -> std::io::Result<Vec<u8>> {
 }
 
 /// Whether a command line is a serving process: vLLM, its engine core and workers,
-/// Ray Serve replicas, SGLang, or anything that names NIXL.
+/// Ray Serve replicas, SGLang, or anything that names NIXL — except servescope's
+/// own fabric tools, which name NIXL without serving anything.
 pub fn is_serving(cmdline: &str) -> bool {
     const MARKS: &[&str] = &[
         "vllm",
@@ -60,7 +61,24 @@ pub fn is_serving(cmdline: &str) -> bool {
         "nixl",
         "servescope-sim",
     ];
-    MARKS.iter().any(|m| cmdline.contains(m))
+    MARKS.iter().any(|m| cmdline.contains(m)) && !is_own_fabric_tool(cmdline)
+}
+
+/// `servescope fabric …` (e.g. `fabric probe --transport nixl`), and the NIXL driver
+/// or telemetry reader an agent runs from its private `servescope-nixl-*` directory:
+/// taking them for serving processes would list a probe's driver as an engine in
+/// `fabric check`, follow its output as a startup log and put the GPU collector into
+/// its cold-start burst for the length of every NIXL probe.
+fn is_own_fabric_tool(cmdline: &str) -> bool {
+    let mut args = cmdline.split_whitespace();
+    let exe = args.next().unwrap_or_default();
+    let cli = Path::new(exe)
+        .file_name()
+        .is_some_and(|n| n == "servescope")
+        && args.next() == Some("fabric");
+    cli || cmdline
+        .split_whitespace()
+        .any(|a| a.split('/').any(|c| c.starts_with("servescope-nixl-")))
 }
 
 /// Keeps the fabric-related variables of a NUL-separated environ block.
@@ -159,6 +177,28 @@ mod tests {
         let l = fabric_libs(maps);
         assert_eq!(l.len(), 2, "{l:?}");
         assert!(l[1].contains("site-packages"));
+    }
+
+    #[test]
+    fn servescope_fabric_tools_that_name_nixl_are_not_serving() {
+        assert!(is_serving("python3 -m dynamo.nixl_worker"));
+        assert!(is_serving(
+            "/opt/venv/bin/python3 -m vllm.entrypoints.openai.api_server"
+        ));
+        assert!(is_serving("servescope sim --model servescope-sim"));
+        assert!(!is_serving(
+            "/usr/bin/servescope fabric probe --from a:1 --to b:2 --transport nixl --mem cuda"
+        ));
+        assert!(!is_serving(
+            "/opt/venv/bin/python3 /tmp/servescope-nixl-77-0-1a2b/nixl_driver.py --max-bytes 1048576"
+        ));
+        assert!(!is_serving(
+            "/tmp/servescope-nixl-77-3-9f/telemetry_reader /dev/shm/nixl"
+        ));
+        // A serving process whose arguments merely mention servescope stays serving.
+        assert!(is_serving(
+            "python3 -m vllm.entrypoints.openai.api_server --served-model-name servescope"
+        ));
     }
 
     #[test]

@@ -11,8 +11,12 @@
 //! `--responder`); each figure is the best of `--repeats` runs with the same message
 //! count on both sides. ucx_perftest prints MiB/s, fi_pingpong 10^6 B/s: every
 //! figure is also shown in SI bytes/s. Goal: ours / reference ≥ 0.95.
+//!
+//! With `--nixl-python PY` it compares our NIXL-level probe with the NIXL wheel's own
+//! Python API instead (see [`nixl`]), on host memory, 16 MiB and 256 MiB.
 
 mod kid;
+mod nixl;
 mod ours;
 mod reference;
 mod table;
@@ -41,15 +45,45 @@ struct Args {
     /// Messages in flight: ours, and ucx_perftest's -O
     #[arg(long, default_value_t = 16)]
     window: u32,
-    /// Internal: serve as our probe's responder ("ucx" or "libfabric")
+    /// Compare our NIXL-level probe with bench/nixl_ref.py instead, with this Python
+    /// (one whose NIXL wheel and numpy import: scripts/nixl_venv.sh); rounds: --repeats
+    #[arg(long)]
+    nixl_python: Option<std::path::PathBuf>,
+    /// NIXL comparison: transfer sizes in bytes, comma-separated
+    #[arg(long, value_delimiter = ',', default_values_t = NIXL_SIZES)]
+    nixl_sizes: Vec<u64>,
+    /// NIXL comparison: measured transfers per (size, op), after 2 warm-up
+    #[arg(long, default_value_t = 20)]
+    nixl_iters: u32,
+    /// NIXL comparison: UCX_TLS of both sides of both (tcp: the emulated READ path)
+    #[arg(long, default_value = "tcp")]
+    nixl_tls: String,
+    /// Internal: serve as our probe's responder ("ucx", "libfabric" or "nixl")
     #[arg(long, hide = true)]
     responder: Option<String>,
 }
 
+const NIXL_SIZES: [u64; 2] = [16 << 20, 256 << 20];
+
 fn main() -> Result<()> {
     let args = Args::parse();
     if let Some(lib) = &args.responder {
-        return responder(lib);
+        return match lib.as_str() {
+            "nixl" => nixl::responder(),
+            _ => responder(lib),
+        };
+    }
+    if let Some(python) = &args.nixl_python {
+        let b = nixl::NixlBench {
+            python: python.clone(),
+            sizes: args.nixl_sizes.clone(),
+            iters: args.nixl_iters.max(1),
+            rounds: args.repeats.max(1),
+            tls: args.nixl_tls.clone(),
+        };
+        let (met, made) = nixl::compare(&b)?;
+        println!("\ngoal ours/ref ≥ {GOAL}×: met in {met} of {made} comparisons");
+        return Ok(());
     }
     let budget: u64 = if args.quick { 64 << 20 } else { 512 << 20 };
     let (w, runs) = (args.window.max(1), args.repeats.max(1));

@@ -77,11 +77,11 @@ fn decode_plan(lib: &str, line: &str) -> Result<ProbePlan> {
     Ok(make_plan(lib, size, n(w)?, n(it)?, n(lat)?))
 }
 
-fn hex(b: &[u8]) -> String {
+pub(crate) fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-fn decode_peer(line: &str) -> Result<PeerInfo> {
+pub(crate) fn decode_peer(line: &str) -> Result<PeerInfo> {
     let unhex = |s: &str| {
         let byte = |i: usize| u8::from_str_radix(s.get(2 * i..2 * i + 2).unwrap_or("-"), 16);
         let v: Result<Vec<u8>, _> = (0..s.len().div_ceil(2)).map(byte).collect();
