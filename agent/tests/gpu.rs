@@ -44,15 +44,13 @@ fn real_gpu_sampling_when_nvml_is_present() {
     }
 }
 
-/// Thread CPU time in ns (CLOCK_THREAD_CPUTIME_ID).
+/// This thread's CPU time in ns: the first field of `/proc/thread-self/schedstat`
+/// (the scheduler's runtime, current to the read), 0 where it cannot be read.
 fn thread_cpu_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes into the timespec we own.
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
 }
 
 /// Per-call wall and CPU cost of every NVML call the collectors make, in steady state

@@ -23,7 +23,7 @@ use servescope_fabric::nixl::{NixlEndpoint, NixlOptions, PythonChoice};
 use servescope_fabric::{Op, ProbeEndpoint, ProbePlan};
 
 use crate::kid::Kid;
-use crate::ours::{decode_peer, hex};
+use crate::ours::{decode_peer, hex, serve_responder};
 use crate::table::{si, size_label, GOAL};
 
 /// What one comparison runs.
@@ -88,22 +88,10 @@ fn decode(line: &str) -> Result<(ProbePlan, NixlOptions)> {
 
 /// The child side: the NIXL target.
 pub(crate) fn responder() -> Result<()> {
-    let mut stdin = std::io::stdin().lock();
-    let mut line = String::new();
-    stdin.read_line(&mut line).context("reading the plan")?;
-    let (plan, opts) = decode(&line)?;
-    let mut ep = NixlEndpoint::open(&opts, &plan)?;
-    let me = ep.local_info();
-    let mut out = std::io::stdout().lock();
-    writeln!(out, "PEER {} {}", hex(&me.address), hex(&me.rma))?;
-    out.flush()?;
-    line.clear();
-    stdin
-        .read_line(&mut line)
-        .context("reading the initiator's address")?;
-    ep.connect(&decode_peer(&line)?)?;
-    ep.run_responder(&plan, &|| false)?;
-    Ok(())
+    serve_responder(|line| {
+        let (plan, opts) = decode(line)?;
+        Ok((Box::new(NixlEndpoint::open(&opts, &plan)?), plan))
+    })
 }
 
 /// (size, op) → GB/s of one run.

@@ -95,11 +95,22 @@ pub(crate) fn decode_peer(line: &str) -> Result<PeerInfo> {
 
 /// The child side: plan on stdin, address out on stdout, the driver's address in.
 pub(crate) fn responder(lib: &str) -> Result<()> {
+    serve_responder(|line| {
+        let plan = decode_plan(lib, line)?;
+        Ok((open(lib, &plan)?, plan))
+    })
+}
+
+/// A responder child's exchange with its driver: reads the plan line, opens the
+/// endpoint with `open`, writes `PEER <address> <rma>`, reads the driver's address,
+/// connects and serves the plan.
+pub(crate) fn serve_responder<E: ProbeEndpoint + ?Sized>(
+    open: impl FnOnce(&str) -> Result<(Box<E>, ProbePlan)>,
+) -> Result<()> {
     let mut stdin = std::io::stdin().lock();
     let mut line = String::new();
     stdin.read_line(&mut line).context("reading the plan")?;
-    let plan = decode_plan(lib, &line)?;
-    let mut ep = open(lib, &plan)?;
+    let (mut ep, plan) = open(&line)?;
     let me = ep.local_info();
     let mut out = std::io::stdout().lock();
     writeln!(out, "PEER {} {}", hex(&me.address), hex(&me.rma))?;

@@ -291,6 +291,9 @@ fn nvlink_kib_summed_over_answering_links_and_carried_between_reads() {
 
 #[test]
 fn slow_readings_attached_after_the_fast_errors() {
+    // `..Default::default()` although every field is set today: a new slow field
+    // (a new catalogue metric) then needs no edit in this test.
+    #[allow(clippy::needless_update)]
     let slow = SlowState {
         index: 3,
         t_ns: 42,
@@ -310,6 +313,7 @@ fn slow_readings_attached_after_the_fast_errors() {
             replays: Some(3),
         },
         errors: vec![err("processes", "slow")],
+        ..Default::default()
     };
     let mut rd = reads();
     rd.power_mw = Err(failed("fast"));
