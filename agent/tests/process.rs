@@ -48,8 +48,12 @@ fn serves_then_stops(args: &[&str], dir: &Path, startup_watch: bool) -> (String,
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut line)
         .unwrap();
-    // SAFETY: signalling our own child.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    // SIGTERM through the shell's `kill` (no unsafe in the agent's tests).
+    let st = Command::new("sh")
+        .args(["-c", &format!("kill -TERM {}", child.id())])
+        .status()
+        .unwrap();
+    assert!(st.success(), "kill -TERM {}", child.id());
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(out.status.success(), "clean exit on SIGTERM: {stderr}");
