@@ -61,7 +61,24 @@ pub fn is_serving(cmdline: &str) -> bool {
         "nixl",
         "servescope-sim",
     ];
-    MARKS.iter().any(|m| cmdline.contains(m)) && !is_own_fabric_tool(cmdline)
+    MARKS.iter().any(|m| cmdline.contains(m))
+        && !is_own_fabric_tool(cmdline)
+        && !is_launcher(cmdline)
+}
+
+/// Programs that start an engine and stay its parent (a shell running a script,
+/// `timeout`, `sudo`): their command line names the engine (`bash run_vllm.sh`,
+/// `timeout 3600 vllm serve …`) but the engine is their child, found on its own.
+/// Taking the launcher for it would follow the wrong process and start the GPU
+/// collector's burst for the launcher's whole life.
+fn is_launcher(cmdline: &str) -> bool {
+    const LAUNCHERS: &[&str] = &[
+        "sh", "bash", "dash", "zsh", "ksh", "fish", "timeout", "sudo", "su", "nohup", "setsid",
+        "tmux", "screen", "script", "strace", "xargs",
+    ];
+    let exe = cmdline.split_whitespace().next().unwrap_or_default();
+    let name = Path::new(exe).file_name().and_then(|n| n.to_str());
+    name.is_some_and(|n| LAUNCHERS.contains(&n))
 }
 
 /// `servescope fabric …` (e.g. `fabric probe --transport nixl`), and the NIXL driver
@@ -199,6 +216,27 @@ mod tests {
         assert!(is_serving(
             "python3 -m vllm.entrypoints.openai.api_server --served-model-name servescope"
         ));
+    }
+
+    #[test]
+    fn launchers_that_name_an_engine_are_not_serving() {
+        assert!(!is_serving("bash bench/gpu_kv_nixl.sh"));
+        assert!(!is_serving("timeout 210 bash bench/gpu_kv_nixl.sh"));
+        assert!(!is_serving(
+            "/bin/sh -c vllm serve /models/llama --port 8000"
+        ));
+        assert!(!is_serving(
+            "/usr/bin/timeout 3600 vllm serve /models/llama"
+        ));
+        assert!(!is_serving(
+            "sudo -E python3 -m vllm.entrypoints.openai.api_server"
+        ));
+        // The engine itself, however started.
+        assert!(is_serving(
+            "/usr/bin/python3 /usr/local/bin/vllm serve /models/llama"
+        ));
+        assert!(is_serving("vllm serve /models/llama --port 8000"));
+        assert!(is_serving("ray::ServeReplica:default:LLMServer"));
     }
 
     #[test]

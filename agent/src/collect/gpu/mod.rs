@@ -20,6 +20,7 @@ mod events;
 pub mod fields;
 pub mod gpm;
 pub mod memory;
+pub mod own;
 pub mod procs;
 pub mod raw;
 mod sampler;

@@ -4,6 +4,7 @@
 //! (the process list faster while a GPU is in a burst); the fast sampler attaches
 //! the latest result.
 
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -15,6 +16,7 @@ use servescope_proto::v1::{FieldError, GpuProcess, GpuReading};
 use super::board::{BurstBoard, BURST_INTERVAL};
 use super::burst::Observation;
 use super::calls::{Call, CallNames};
+use super::own::{proc_ppid, OwnProcesses};
 use super::procs::{ProcMem, ProcessLister};
 use super::schedule::{Cadence, HEALTH_EVERY, PCIE_LINK_EVERY};
 use crate::clock::now_ns;
@@ -229,6 +231,8 @@ struct Slot {
     lister: ProcessLister,
     /// The process list as NVML gave it (reused).
     scratch: Vec<ProcMem>,
+    /// The agent's own processes in the last list.
+    own_seen: Vec<u32>,
 }
 
 impl Slot {
@@ -263,6 +267,8 @@ pub struct SlowSampler {
     interval: Duration,
     out: Arc<Mutex<Vec<SlowState>>>,
     board: Option<Arc<BurstBoard>>,
+    /// Which listed processes are the agent's own (left out of the burst's lists).
+    own: OwnProcesses,
 }
 
 impl SlowSampler {
@@ -286,11 +292,13 @@ impl SlowSampler {
                     list: Vec::new(),
                     lister: ProcessLister::default(),
                     scratch: Vec::new(),
+                    own_seen: Vec::new(),
                 })
                 .collect(),
             interval,
             out,
             board: None,
+            own: OwnProcesses::new(std::process::id()),
         }
     }
 
@@ -334,11 +342,24 @@ impl SlowSampler {
                 costs,
             );
             if let Some(board) = &self.board {
+                // The agent's own processes (a probe's driver) are no cold start.
                 slot.list.clear();
-                slot.list
-                    .extend(p.processes.iter().map(|x| (x.pid, x.used_bytes)));
+                let mut own_appeared = false;
+                let mut own_now = Vec::new();
+                for x in &p.processes {
+                    if self.own.is_own(x.pid, |q| proc_ppid(Path::new("/proc"), q)) {
+                        own_appeared |= !slot.own_seen.contains(&x.pid);
+                        own_now.push(x.pid);
+                    } else {
+                        slot.list.push((x.pid, x.used_bytes));
+                    }
+                }
+                slot.own_seen = own_now;
                 if p.error.is_none() {
                     board.observe(slot.index, p.t_ns, Observation::Processes(&slot.list));
+                    if own_appeared {
+                        board.observe(slot.index, p.t_ns, Observation::OwnAppeared);
+                    }
                 }
             }
             slot.procs = Some(p);
@@ -351,6 +372,14 @@ impl SlowSampler {
         }
         if !any {
             return;
+        }
+        if full {
+            let gpus = &self.gpus;
+            self.own.retain(|pid| {
+                gpus.iter()
+                    .filter_map(|g| g.procs.as_ref())
+                    .any(|p| p.processes.iter().any(|x| x.pid == pid))
+            });
         }
         let states: Vec<SlowState> = self.gpus.iter().map(Slot::state).collect();
         if let Ok(mut g) = self.out.lock() {
