@@ -6,6 +6,8 @@ use nvml_wrapper::error::NvmlError;
 use nvml_wrapper::{Device, Nvml};
 use nvml_wrapper_sys::bindings as sys;
 
+use super::ffi::{check, sym};
+
 /// PCIe bytes transmitted (cumulative, U32 on Hopper: wraps at 4 GiB).
 pub const PCIE_TX_BYTES: u32 = 197;
 /// PCIe bytes received.
@@ -30,11 +32,7 @@ pub fn read(
     dev: &Device<'_>,
     reqs: &[(u32, u32)],
 ) -> Result<Vec<Result<FieldValue, NvmlError>>, NvmlError> {
-    let sym = nvml
-        .lib()
-        .nvmlDeviceGetFieldValues
-        .as_ref()
-        .map_err(|e| NvmlError::FailedToLoadSymbol(e.to_string()))?;
+    let call = sym(&nvml.lib().nvmlDeviceGetFieldValues)?;
     let mut vals: Vec<sys::nvmlFieldValue_t> = reqs
         .iter()
         .map(|&(id, scope)| {
@@ -47,10 +45,7 @@ pub fn read(
         .collect();
     let n = i32::try_from(vals.len()).map_err(|_| NvmlError::InvalidArg)?;
     // SAFETY: the handle comes from a live Device; `vals` has `n` initialised entries.
-    let ret = unsafe { sym(dev.handle(), n, vals.as_mut_ptr()) };
-    if ret != sys::nvmlReturn_enum_NVML_SUCCESS {
-        return Err(NvmlError::from(ret));
-    }
+    check(unsafe { call(dev.handle(), n, vals.as_mut_ptr()) })?;
     Ok(vals.iter().map(decode).collect())
 }
 

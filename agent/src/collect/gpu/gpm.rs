@@ -13,6 +13,8 @@ use nvml_wrapper::error::NvmlError;
 use nvml_wrapper::{Device, Nvml};
 use nvml_wrapper_sys::bindings as sys;
 
+use super::ffi::{check, sym};
+
 /// GPM metric ids (nvml.h `nvmlGpmMetricId_t`), all in MiB/s.
 const METRICS: [u32; 4] = [
     sys::nvmlGpmMetricId_t_NVML_GPM_METRIC_PCIE_TX_PER_SEC,
@@ -47,20 +49,6 @@ pub struct GpmCounter {
 // SAFETY: the sample handles are owned by this value alone and only used through
 // `&mut self`; NVML is thread-safe.
 unsafe impl Send for GpmCounter {}
-
-fn check(r: sys::nvmlReturn_t) -> Result<(), NvmlError> {
-    if r == sys::nvmlReturn_enum_NVML_SUCCESS {
-        Ok(())
-    } else {
-        Err(NvmlError::from(r))
-    }
-}
-
-fn sym<T: Copy>(s: &Result<T, libloading::Error>) -> Result<T, NvmlError> {
-    s.as_ref()
-        .map(|f| *f)
-        .map_err(|e| NvmlError::FailedToLoadSymbol(e.to_string()))
-}
 
 impl GpmCounter {
     /// Starts counting on `dev`; `Err(NotSupported)` on GPUs without GPM.

@@ -16,6 +16,7 @@ use nvml_wrapper::Nvml;
 use nvml_wrapper_sys::bindings as sys;
 
 use super::calls::{Call, CallNames};
+use super::ffi::{check, sym};
 use super::raw::{read, RawMemory, Read};
 use crate::collect::CallCosts;
 
@@ -111,28 +112,16 @@ impl Choice {
     }
 }
 
-fn check(r: sys::nvmlReturn_t) -> Result<(), NvmlError> {
-    if r == sys::nvmlReturn_enum_NVML_SUCCESS {
-        Ok(())
-    } else {
-        Err(NvmlError::from(r))
-    }
-}
-
 /// One `nvmlDeviceGetMemoryInfo` call.
 pub fn read_v1(nvml: &Nvml, dev: sys::nvmlDevice_t) -> Result<MemoryV1, NvmlError> {
-    let sym = nvml
-        .lib()
-        .nvmlDeviceGetMemoryInfo
-        .as_ref()
-        .map_err(|e| NvmlError::FailedToLoadSymbol(e.to_string()))?;
+    let call = sym(&nvml.lib().nvmlDeviceGetMemoryInfo)?;
     let mut m = sys::nvmlMemory_t {
         total: 0,
         free: 0,
         used: 0,
     };
     // SAFETY: a live device handle of this NVML and a struct we own.
-    check(unsafe { sym(dev, &mut m) })?;
+    check(unsafe { call(dev, &mut m) })?;
     Ok(MemoryV1 {
         total: m.total,
         free: m.free,
@@ -141,11 +130,7 @@ pub fn read_v1(nvml: &Nvml, dev: sys::nvmlDevice_t) -> Result<MemoryV1, NvmlErro
 
 /// One `nvmlDeviceGetMemoryInfo_v2` call.
 pub fn read_v2(nvml: &Nvml, dev: sys::nvmlDevice_t) -> Result<RawMemory, NvmlError> {
-    let sym = nvml
-        .lib()
-        .nvmlDeviceGetMemoryInfo_v2
-        .as_ref()
-        .map_err(|e| NvmlError::FailedToLoadSymbol(e.to_string()))?;
+    let call = sym(&nvml.lib().nvmlDeviceGetMemoryInfo_v2)?;
     let mut m = sys::nvmlMemory_v2_t {
         // NVML_STRUCT_VERSION(Memory, 2), as nvml.h defines it.
         version: (std::mem::size_of::<sys::nvmlMemory_v2_t>() | (2 << 24)) as u32,
@@ -155,7 +140,7 @@ pub fn read_v2(nvml: &Nvml, dev: sys::nvmlDevice_t) -> Result<RawMemory, NvmlErr
         used: 0,
     };
     // SAFETY: a live device handle of this NVML and a versioned struct we own.
-    check(unsafe { sym(dev, &mut m) })?;
+    check(unsafe { call(dev, &mut m) })?;
     Ok(from_v2(&m))
 }
 

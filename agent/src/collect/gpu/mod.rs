@@ -17,6 +17,7 @@ mod build;
 pub mod burst;
 pub mod calls;
 mod events;
+mod ffi;
 pub mod fields;
 pub mod gpm;
 pub mod memory;

@@ -12,6 +12,8 @@ use nvml_wrapper::error::NvmlError;
 use nvml_wrapper::Nvml;
 use nvml_wrapper_sys::bindings as sys;
 
+use super::ffi::sym;
+
 /// Processes the buffer holds at first.
 pub const START_CAPACITY: usize = 32;
 /// Tries before giving up while processes keep appearing between calls.
@@ -86,14 +88,10 @@ impl ProcessLister {
         dev: sys::nvmlDevice_t,
         out: &mut Vec<ProcMem>,
     ) -> Result<(), NvmlError> {
-        let sym = nvml
-            .lib()
-            .nvmlDeviceGetComputeRunningProcesses_v3
-            .as_ref()
-            .map_err(|e| NvmlError::FailedToLoadSymbol(e.to_string()))?;
+        let call = sym(&nvml.lib().nvmlDeviceGetComputeRunningProcesses_v3)?;
         // SAFETY: a live device handle of this NVML; `count` says how many entries
         // the array has room for, and NVML writes at most that many.
-        let n = list_into(&mut self.buf, |count, ptr| unsafe { sym(dev, count, ptr) })?;
+        let n = list_into(&mut self.buf, |count, ptr| unsafe { call(dev, count, ptr) })?;
         out.clear();
         out.extend(self.buf[..n].iter().map(decode));
         Ok(())

@@ -16,6 +16,7 @@ use servescope_proto::v1::{FieldError, GpuProcess, GpuReading};
 use super::board::{BurstBoard, BURST_INTERVAL};
 use super::burst::Observation;
 use super::calls::{Call, CallNames};
+use super::ffi::{check, sym};
 use super::own::{proc_ppid, OwnProcesses};
 use super::procs::{ProcMem, ProcessLister};
 use super::schedule::{Cadence, HEALTH_EVERY, PCIE_LINK_EVERY};
@@ -83,17 +84,10 @@ pub fn process_name(pid: u32) -> String {
 }
 
 fn remapped_rows(nvml: &Nvml, dev: &Device<'_>) -> Result<(u32, u32, bool, bool), NvmlError> {
-    let sym = nvml
-        .lib()
-        .nvmlDeviceGetRemappedRows
-        .as_ref()
-        .map_err(|e| NvmlError::FailedToLoadSymbol(e.to_string()))?;
+    let call = sym(&nvml.lib().nvmlDeviceGetRemappedRows)?;
     let (mut c, mut u, mut p, mut f) = (0u32, 0u32, 0u32, 0u32);
     // SAFETY: live device handle, four out-parameters we own.
-    let ret = unsafe { sym(dev.handle(), &mut c, &mut u, &mut p, &mut f) };
-    if ret != nvml_wrapper_sys::bindings::nvmlReturn_enum_NVML_SUCCESS {
-        return Err(NvmlError::from(ret));
-    }
+    check(unsafe { call(dev.handle(), &mut c, &mut u, &mut p, &mut f) })?;
     Ok((c, u, p != 0, f != 0))
 }
 
