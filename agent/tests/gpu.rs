@@ -268,3 +268,87 @@ fn memory_v1_derivation_and_one_call_process_list_match_nvml() {
         assert_eq!(ours, theirs, "gpu {}", info.index);
     }
 }
+
+/// The fast sampler as the agent runs it (100 ms ticks, GPM every 2 s, memory at
+/// its cadence) on GPU 0 listed once and eight times (a p5's eight GPUs' worth of
+/// reads, on one GPU): this thread's CPU per tick and as % of one core, at real
+/// 100 ms intervals after 2 s of warm-up. Printed, not asserted: run beside a load
+/// it is the cost on a busy GPU. TICK_SECS sets the window (default 5 s).
+#[test]
+fn collector_cpu_for_one_and_eight_gpus() {
+    use std::time::{Duration, Instant};
+    let g = gpu::init(None);
+    let Some(nvml) = g.nvml.clone().filter(|_| g.availability.available) else {
+        println!("skipping: gpu unavailable ({})", g.availability.detail);
+        return;
+    };
+    let secs: u32 = std::env::var("TICK_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5);
+    let source =
+        std::fs::read_to_string("/sys/devices/system/clocksource/clocksource0/current_clocksource")
+            .unwrap_or_else(|e| format!("unknown ({e})"));
+    let (w0, c0) = (Instant::now(), thread_cpu_ns());
+    for _ in 0..100_000 {
+        std::hint::black_box(Instant::now());
+    }
+    println!(
+        "clocksource {}: Instant::now wall {:.0} ns, cpu {:.0} ns",
+        source.trim(),
+        w0.elapsed().as_nanos() as f64 / 1e5,
+        (thread_cpu_ns() - c0) as f64 / 1e5
+    );
+    let tick = Duration::from_millis(100);
+    for n in [1usize, 8] {
+        let infos = vec![g.gpus[0].clone(); n];
+        let mut c = gpu::GpuCollector::new(
+            nvml.clone(),
+            &infos,
+            Arc::default(),
+            Arc::new(Ring::new(RingLimits {
+                horizon_ns: u64::MAX,
+                max_samples: 100,
+                max_bytes: usize::MAX,
+            })),
+            Arc::new(Mutex::new(g.availability.clone())),
+        )
+        .with_interval(tick)
+        .with_counters_interval(tick, Duration::from_secs(2));
+        let costs = CallCosts::default();
+        let mut run = |ticks: u32| {
+            let mut next = Instant::now();
+            for _ in 0..ticks {
+                drop(c.sample(&costs));
+                next += tick;
+                std::thread::sleep(next.saturating_duration_since(Instant::now()));
+            }
+        };
+        run(20);
+        drop(costs.take());
+        let (w0, c0) = (Instant::now(), thread_cpu_ns());
+        run(secs * 10);
+        let cpu = (thread_cpu_ns() - c0) as f64;
+        let wall = w0.elapsed().as_nanos() as f64;
+        println!(
+            "{n} GPU(s) of gpu0: {:.1} µs cpu per tick, {:.4} % of one core ({:.4} % per GPU)",
+            cpu / f64::from(secs * 10) / 1e3,
+            cpu / wall * 100.0,
+            cpu / wall * 100.0 / n as f64
+        );
+        let calls: Vec<String> = costs
+            .take()
+            .into_iter()
+            .filter(|x| x.name.starts_with("gpu0."))
+            .map(|x| {
+                format!(
+                    "{} {}×{:.1}µs",
+                    &x.name[5..],
+                    x.count,
+                    x.mean_ns as f64 / 1e3
+                )
+            })
+            .collect();
+        println!("  calls: {}", calls.join(", "));
+    }
+}

@@ -86,14 +86,31 @@ pub fn per_gpu(seen: &Seen, from_ns: u64, to_ns: u64) -> BTreeMap<u32, GpuCalls>
     out
 }
 
-/// Wall time in NVML calls as % of one core over `seconds` (burst ticks left out:
-/// they span calls already counted).
+/// Timings that span other calls of their GPU: a fast tick's and a slow pass's
+/// whole share of one GPU (`tick`, `slow_tick`), and a tick in a burst.
+const SPANS: [&str; 3] = ["burst_tick", "tick", "slow_tick"];
+
+/// Wall time in NVML calls as % of one core over `seconds` (the spans left out:
+/// they cover calls already counted).
 pub fn calls_pct(calls: &GpuCalls, seconds: f64) -> f64 {
     let ns: u64 = calls
         .iter()
-        .filter(|(n, _)| n.as_str() != "burst_tick")
+        .filter(|(n, _)| !SPANS.contains(&n.as_str()))
         .map(|(_, v)| v.1)
         .sum();
+    pct(ns, seconds)
+}
+
+/// One GPU's whole share of the collector threads' work, wall, as % of one core:
+/// its fast ticks (reads, burst observation) and slow passes (process list,
+/// health). `None` for an agent that does not time them.
+pub fn share_pct(calls: &GpuCalls, seconds: f64) -> Option<f64> {
+    let tick = calls.get("tick")?;
+    let slow = calls.get("slow_tick").map_or(0, |v| v.1);
+    Some(pct(tick.1 + slow, seconds))
+}
+
+fn pct(ns: u64, seconds: f64) -> f64 {
     ns as f64 / 1e9 / seconds.max(1e-9) * 100.0
 }
 
@@ -121,6 +138,8 @@ mod tests {
                         cost("gpu0.memory", 10, 2000),
                         cost("gpu1.utilization", 5, 1000),
                         cost("gpu0.burst_tick", 10, 9000),
+                        cost("gpu0.tick", 10, 3000),
+                        cost("gpu0.slow_tick", 1, 50_000),
                         cost("rdma", 1, 1),
                     ],
                     ..Default::default()
@@ -133,5 +152,8 @@ mod tests {
         assert_eq!(g[&1]["utilization"], (10, 10_000));
         assert_eq!(g.len(), 2);
         assert!((calls_pct(&g[&0], 1.0) - 0.004).abs() < 1e-12);
+        // The share: 20 ticks × 3 µs + 2 slow passes × 50 µs = 160 µs in 1 s.
+        assert!((share_pct(&g[&0], 1.0).unwrap() - 0.016).abs() < 1e-12);
+        assert_eq!(share_pct(&g[&1], 1.0), None);
     }
 }

@@ -89,29 +89,42 @@ const fn counters_stale(r: &GpuReading) -> bool {
     r.counters_stale
 }
 
+const fn memory_stale(r: &GpuReading) -> bool {
+    r.memory_stale
+}
+
 /// Per-GPU readings, in output order.
 pub const READINGS: &[Entry<GpuReading>] = &[
-    GPU.entry(
-        "servescope_gpu_memory_used_bytes",
-        MetricType::Gauge,
-        Unit::Bytes,
-        "GPU framebuffer memory in use.",
-        |r| r.memory_used_bytes.map(Value::Int),
-    ),
-    GPU.entry(
-        "servescope_gpu_memory_free_bytes",
-        MetricType::Gauge,
-        Unit::Bytes,
-        "GPU framebuffer memory free.",
-        |r| r.memory_free_bytes.map(Value::Int),
-    ),
-    GPU.entry(
-        "servescope_gpu_memory_reserved_bytes",
-        MetricType::Gauge,
-        Unit::Bytes,
-        "GPU framebuffer memory reserved by the driver.",
-        |r| r.memory_reserved_bytes.map(Value::Int),
-    ),
+    Entry {
+        stale: memory_stale,
+        ..GPU.entry(
+            "servescope_gpu_memory_used_bytes",
+            MetricType::Gauge,
+            Unit::Bytes,
+            "GPU framebuffer memory in use.",
+            |r| r.memory_used_bytes.map(Value::Int),
+        )
+    },
+    Entry {
+        stale: memory_stale,
+        ..GPU.entry(
+            "servescope_gpu_memory_free_bytes",
+            MetricType::Gauge,
+            Unit::Bytes,
+            "GPU framebuffer memory free.",
+            |r| r.memory_free_bytes.map(Value::Int),
+        )
+    },
+    Entry {
+        stale: memory_stale,
+        ..GPU.entry(
+            "servescope_gpu_memory_reserved_bytes",
+            MetricType::Gauge,
+            Unit::Bytes,
+            "GPU framebuffer memory reserved by the driver.",
+            |r| r.memory_reserved_bytes.map(Value::Int),
+        )
+    },
     GPU.entry(
         "servescope_gpu_utilization_ratio",
         MetricType::Gauge,

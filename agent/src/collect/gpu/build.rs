@@ -1,12 +1,12 @@
 //! Raw NVML reads → `GpuReading`, pure: counter widening, repeats of values not
-//! read this tick (energy, GPM totals, NVLink totals), and field errors. Tested on
+//! read this tick (memory, energy, GPM totals, NVLink totals), and field errors. Tested on
 //! canned raw values.
 
 use servescope_proto::v1::{FieldError, GpuReading};
 
 use super::fields::{FieldValue, WrapCounter};
 use super::gpm::GpmTotals;
-use super::raw::{RawFields, RawGpm, RawReading, Read, ReadError};
+use super::raw::{RawFields, RawGpm, RawMemory, RawReading, Read, ReadError};
 use super::slow::SlowState;
 
 /// What one GPU's readings carry from one tick to the next.
@@ -22,6 +22,8 @@ pub struct GpuState {
     gpm_last: Option<GpmTotals>,
     /// The last energy reading.
     energy: Option<u64>,
+    /// The last memory reading.
+    memory: Option<RawMemory>,
 }
 
 impl GpuState {
@@ -64,7 +66,17 @@ pub fn build_reading(raw: RawReading, prev: &mut GpuState, slow: Option<&SlowSta
         }
     };
     let e = &mut r.errors;
-    if let Some(m) = note(e, "memory", reads.memory) {
+    let memory = match reads.memory {
+        Some(read) => {
+            prev.memory = note(e, "memory", read);
+            prev.memory
+        }
+        None => {
+            r.memory_stale = prev.memory.is_some();
+            prev.memory
+        }
+    };
+    if let Some(m) = memory {
         r.memory_used_bytes = Some(m.used);
         r.memory_reserved_bytes = Some(m.reserved);
         r.memory_free_bytes = Some(m.free);

@@ -28,6 +28,10 @@ pub enum Call {
     PcieLink,
     /// A whole fast tick of one GPU in a burst (its reads; counted per tick).
     BurstTick,
+    /// One GPU's share of a fast tick: its reads and its burst observation.
+    Tick,
+    /// One GPU's share of a slow-sampler pass: device lookup, process list, health.
+    SlowTick,
     /// With the v1 memory call chosen: the v2 read for reserved bytes (slow-fields cadence).
     MemoryReserved,
     /// The v1 memory call timed at open (see `memory`).
@@ -37,7 +41,7 @@ pub enum Call {
 }
 
 impl Call {
-    const ALL: [Call; 20] = [
+    const ALL: [Call; 22] = [
         Call::Device,
         Call::Memory,
         Call::Utilization,
@@ -55,6 +59,8 @@ impl Call {
         Call::RemappedRows,
         Call::PcieLink,
         Call::BurstTick,
+        Call::Tick,
+        Call::SlowTick,
         Call::MemoryReserved,
         Call::MemoryProbeV1,
         Call::MemoryProbeV2,
@@ -79,6 +85,8 @@ impl Call {
             Call::RemappedRows => "remapped_rows",
             Call::PcieLink => "pcie_link",
             Call::BurstTick => "burst_tick",
+            Call::Tick => "tick",
+            Call::SlowTick => "slow_tick",
             Call::MemoryReserved => "memory_reserved",
             Call::MemoryProbeV1 => "memory_probe_v1",
             Call::MemoryProbeV2 => "memory_probe_v2",
@@ -99,6 +107,7 @@ impl Call {
             Call::EccCorrected => Some("gpu.ecc"),
             Call::RemappedRows => Some("gpu.remapped_rows"),
             Call::BurstTick => Some("gpu.burst_tick"),
+            Call::Tick | Call::SlowTick => None,
             Call::Device | Call::MemClock | Call::Temperature | Call::ThrottleReasons => None,
             Call::EccUncorrected | Call::PcieLink => None,
             Call::MemoryReserved | Call::MemoryProbeV1 | Call::MemoryProbeV2 => None,

@@ -67,7 +67,8 @@ pub struct RawReading {
 /// The reads made through a live device handle.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RawReads {
-    pub memory: Read<RawMemory>,
+    /// `None`: not due this tick (the last values repeat, marked stale).
+    pub memory: Option<Read<RawMemory>>,
     pub utilization: Read<RawUtilization>,
     pub sm_clock_mhz: Read<u32>,
     pub mem_clock_mhz: Read<u32>,

@@ -2,7 +2,9 @@
 //! [`RawReading`] (I/O only), then [`build_reading`] into the sample.
 //!
 //! Cheap enough for 8 GPUs at 10 Hz: device handles are looked up once; every tick
-//! reads memory (through the cheaper NVML call, [`super::memory`]) and utilisation;
+//! reads utilisation, and memory (through the cheaper NVML call, [`super::memory`])
+//! except on a busy GPU whose memory holds steady, read every
+//! [`BUSY_MEMORY_INTERVAL`] ([`MemoryCadence`]);
 //! power every [`POWER_INTERVAL`]; clocks, temperature and throttle reasons
 //! (slow-changing) every [`SLOW_FIELDS_INTERVAL`], repeated in between; energy
 //! every [`ENERGY_INTERVAL`]; PCIe/NVLink counters every counters interval, and
@@ -22,7 +24,7 @@ use super::burst::Observation;
 use super::calls::{Call, CallNames};
 use super::memory::MemoryReader;
 use super::raw::{read, RawFields, RawGpm, RawReading, RawReads, RawUtilization, Read, ReadError};
-use super::schedule::{ticks, Due, Schedule};
+use super::schedule::{ticks, Due, MemoryCadence, MemoryRead, Schedule, BUSY_MEMORY_INTERVAL};
 #[cfg(doc)]
 use super::schedule::{ENERGY_INTERVAL, POWER_INTERVAL, SLOW_FIELDS_INTERVAL};
 use super::slow::SlowState;
@@ -60,6 +62,8 @@ struct PerGpu {
     handle: Option<Handle>,
     /// The memory call chosen at the first read through a handle.
     memory: Option<MemoryReader>,
+    /// When memory is read (every tick, or less often on a busy, steady GPU).
+    mem_cadence: MemoryCadence,
     /// `None` until first read (read on the first tick).
     slow_fields: Option<SlowFields>,
     /// The last power reading, repeated until [`POWER_INTERVAL`] has passed.
@@ -96,6 +100,9 @@ impl GpuCollector {
             counters_every: self.schedule.counters_every,
             ..Schedule::new(interval, Duration::ZERO)
         };
+        for g in &mut self.gpus {
+            g.mem_cadence = MemoryCadence::new(interval);
+        }
         self
     }
 
@@ -130,6 +137,8 @@ impl GpuCollector {
                     index: g.index,
                     handle: None,
                     memory: None,
+                    // Every tick until the interval is known.
+                    mem_cadence: MemoryCadence::new(BUSY_MEMORY_INTERVAL),
                     slow_fields: None,
                     power_mw: None,
                     links: g.nvlink_links,
@@ -212,11 +221,12 @@ fn read_gpu(
     };
     // SAFETY: the handle came from this NVML, which `nvml` keeps loaded.
     let dev = unsafe { Device::new(handle.0, nvml) };
-    let memory = g
-        .memory
-        .get_or_insert_with(|| MemoryReader::probe(nvml, handle.0, c, costs))
-        .read(nvml, handle.0, due.slow_fields, c, costs);
-    if matches!(memory, Err(ReadError::Failed(_))) {
+    let memory = due.memory.then(|| {
+        g.memory
+            .get_or_insert_with(|| MemoryReader::probe(nvml, handle.0, c, costs))
+            .read(nvml, handle.0, due.slow_fields, c, costs)
+    });
+    if matches!(memory, Some(Err(ReadError::Failed(_)))) {
         // Looked up again next tick: a GPU that fell off the bus is reported then.
         g.handle = None;
     }
@@ -370,23 +380,41 @@ impl Collector for GpuCollector {
         let mut chosen = Vec::new();
         for g in &mut self.gpus {
             let burst = self.board.as_ref().is_some_and(|b| b.bursting(g.index));
-            let due = self.schedule.due(tick, g.energy_due, burst);
+            let mut due = self.schedule.due(tick, g.energy_due, burst);
+            due.memory = g.mem_cadence.due(tick, burst);
             let started = Instant::now();
             let probed = g.memory.is_some();
             let raw = read_gpu(&nvml, g, due, &mut self.reqs, costs);
             if let Some(m) = g.memory.as_ref().filter(|_| !probed) {
                 chosen.push((g.index, m.choice().describe(g.index)));
             }
-            if burst {
-                g.calls.record(costs, Call::BurstTick, started.elapsed());
-            }
+
             match &raw.device {
                 Ok(r) => {
+                    let mem_used = r
+                        .memory
+                        .as_ref()
+                        .and_then(|m| m.as_ref().ok())
+                        .map(|m| m.used);
+                    let util_pct = r.utilization.as_ref().ok().map(|u| u.gpu);
+                    let read = match (&r.memory, mem_used) {
+                        (None, _) => MemoryRead::Skipped,
+                        (Some(_), Some(used)) => MemoryRead::Used(used),
+                        (Some(_), None) => MemoryRead::Failed,
+                    };
+                    if let Some(slowed) = g.mem_cadence.observe(tick, read, util_pct, burst) {
+                        tracing::debug!(
+                            "gpu {}: memory read {} (utilisation {util_pct:?} %)",
+                            g.index,
+                            if slowed {
+                                "once a second: busy and steady"
+                            } else {
+                                "every tick"
+                            }
+                        );
+                    }
                     if let Some(b) = &self.board {
-                        let obs = Observation::Tick {
-                            mem_used: r.memory.as_ref().ok().map(|m| m.used),
-                            util_pct: r.utilization.as_ref().ok().map(|u| u.gpu),
-                        };
+                        let obs = Observation::Tick { mem_used, util_pct };
                         b.observe(g.index, t_ns, obs);
                     }
                 }
@@ -396,6 +424,11 @@ impl Collector for GpuCollector {
                         newly_lost.push((g.index, why.clone()));
                     }
                 }
+            }
+            let took = started.elapsed();
+            g.calls.record(costs, Call::Tick, took);
+            if burst {
+                g.calls.record(costs, Call::BurstTick, took);
             }
             self.raws.push(raw);
         }

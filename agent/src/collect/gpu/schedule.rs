@@ -20,6 +20,20 @@ pub const SLOW_FIELDS_INTERVAL: Duration = Duration::from_secs(1);
 /// it is instantaneous, 2 Hz is what `nvidia-smi dmon` shows at best).
 pub const POWER_INTERVAL: Duration = Duration::from_millis(500);
 
+/// How often a busy GPU whose memory holds steady has its memory read. The memory
+/// call costs ~4 µs on an idle H100 but ~60 µs on a busy one (driver 580): every
+/// 100 ms that alone is 0.06 % of a core per GPU. A busy, steady GPU is a serving
+/// engine between cold starts, whose memory (weights, KV cache) is allocated once;
+/// an idle GPU, where a cold start shows first as a memory rise, is read every tick.
+pub const BUSY_MEMORY_INTERVAL: Duration = Duration::from_secs(1);
+/// Utilisation (%) at or above which a GPU counts as busy for [`MemoryCadence`].
+pub const BUSY_UTIL_PCT: u32 = 50;
+/// Utilisation (%) below which a slowed GPU is read every tick again (hysteresis,
+/// so that a load hovering at [`BUSY_UTIL_PCT`] does not flip the cadence).
+pub const IDLE_UTIL_PCT: u32 = 25;
+/// Unchanged memory reads in a row (one a tick) before a busy GPU is slowed.
+pub const STEADY_MEMORY_READS: u32 = 10;
+
 /// ECC totals and remapped rows change rarely (a row remap needs a reset to take
 /// effect): the slow sampler reads them this often, not at every process-list read.
 pub const HEALTH_EVERY: Duration = Duration::from_secs(10);
@@ -39,6 +53,8 @@ pub fn ticks(interval: Duration, every: Duration) -> u64 {
 /// What is read on one fast tick beyond the every-tick calls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Due {
+    /// Memory (set by the GPU's [`MemoryCadence`]; true from [`Schedule::due`]).
+    pub memory: bool,
     pub energy: bool,
     /// The tick the energy counter is due after this one's read.
     pub energy_next: u64,
@@ -89,6 +105,7 @@ impl Schedule {
     /// in a burst reads its byte counters every tick.
     pub fn due(&self, tick: u64, energy_due: u64, burst: bool) -> Due {
         Due {
+            memory: true,
             energy: tick >= energy_due,
             energy_next: tick + self.energy_every,
             gpm: burst || tick.is_multiple_of(self.counters_every),
@@ -96,6 +113,90 @@ impl Schedule {
             slow_fields: tick.is_multiple_of(self.slow_fields_every),
             power: tick.is_multiple_of(self.power_every),
         }
+    }
+}
+
+/// One tick's memory read, as [`MemoryCadence::observe`] needs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemoryRead {
+    /// Not due this tick (the last values repeat, marked stale).
+    Skipped,
+    /// The call failed.
+    Failed,
+    /// Bytes in use.
+    Used(u64),
+}
+
+/// When a GPU's memory is read: every tick, except on a GPU that is busy
+/// (utilisation ≥ [`BUSY_UTIL_PCT`] until it drops under [`IDLE_UTIL_PCT`]) and
+/// whose memory read the same for [`STEADY_MEMORY_READS`] reads in a row; that GPU
+/// is read every [`BUSY_MEMORY_INTERVAL`] until its memory changes, its utilisation
+/// drops or it bursts. Pure: the sampler feeds it each tick's reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemoryCadence {
+    /// Ticks between reads while slowed.
+    every: u64,
+    last: Option<u64>,
+    unchanged: u32,
+    /// The tick memory is due next while slowed.
+    next: u64,
+    slowed: bool,
+}
+
+impl MemoryCadence {
+    /// At a sample `interval`.
+    pub fn new(interval: Duration) -> Self {
+        MemoryCadence {
+            every: ticks(interval, BUSY_MEMORY_INTERVAL),
+            last: None,
+            unchanged: 0,
+            next: 0,
+            slowed: false,
+        }
+    }
+
+    /// Whether memory is read on `tick`: always in a burst or unless slowed.
+    pub fn due(&self, tick: u64, burst: bool) -> bool {
+        burst || !self.slowed || tick >= self.next
+    }
+
+    /// Whether the GPU is read every [`BUSY_MEMORY_INTERVAL`] now.
+    pub fn slowed(&self) -> bool {
+        self.slowed
+    }
+
+    /// Takes `tick`'s memory read and utilisation; returns the new state when the
+    /// GPU was slowed or sped up by them.
+    pub fn observe(
+        &mut self,
+        tick: u64,
+        memory: MemoryRead,
+        util_pct: Option<u32>,
+        burst: bool,
+    ) -> Option<bool> {
+        match memory {
+            MemoryRead::Skipped => {}
+            MemoryRead::Failed => {
+                self.last = None;
+                self.unchanged = 0;
+            }
+            MemoryRead::Used(used) => {
+                self.unchanged = if self.last == Some(used) {
+                    self.unchanged.saturating_add(1)
+                } else {
+                    0
+                };
+                self.last = Some(used);
+                self.next = tick + self.every;
+            }
+        }
+        let busy =
+            util_pct.is_some_and(|u| u >= BUSY_UTIL_PCT || (self.slowed && u >= IDLE_UTIL_PCT));
+        let slowed = !burst && busy && self.unchanged >= STEADY_MEMORY_READS;
+        (slowed != self.slowed).then(|| {
+            self.slowed = slowed;
+            slowed
+        })
     }
 }
 
@@ -183,6 +284,90 @@ mod tests {
         // Before the interval is known, everything every tick.
         let d = Schedule::default().due(7, 0, false);
         assert!(d.energy && d.gpm && d.nvlink && d.slow_fields && d.power);
+    }
+
+    /// Runs a cadence over `(util, used)` ticks (`used` is what a read would
+    /// return) and lists the ticks memory was read on.
+    fn memory_reads(
+        c: &mut MemoryCadence,
+        from: u64,
+        ticks: &[(u32, u64)],
+        burst: bool,
+    ) -> Vec<u64> {
+        let mut read = Vec::new();
+        for (i, &(util, used)) in ticks.iter().enumerate() {
+            let t = from + i as u64;
+            let m = if c.due(t, burst) {
+                read.push(t);
+                MemoryRead::Used(used)
+            } else {
+                MemoryRead::Skipped
+            };
+            c.observe(t, m, Some(util), burst);
+        }
+        read
+    }
+
+    #[test]
+    fn idle_gpu_memory_is_read_every_tick() {
+        let mut c = MemoryCadence::new(TICK);
+        let idle = vec![(3, 1 << 30); 50];
+        assert_eq!(
+            memory_reads(&mut c, 0, &idle, false),
+            (0..50).collect::<Vec<_>>()
+        );
+        assert!(!c.slowed());
+    }
+
+    #[test]
+    fn busy_steady_gpu_is_read_once_a_second_until_its_memory_changes() {
+        let mut c = MemoryCadence::new(TICK);
+        let busy = vec![(97, 70 << 30); 40];
+        // 10 unchanged reads after the first (ticks 0..=10), then every 10 ticks.
+        let read = memory_reads(&mut c, 0, &busy, false);
+        assert_eq!(read, [(0..=10).collect::<Vec<_>>(), vec![20, 30]].concat());
+        assert!(c.slowed());
+        // A changed value on a slowed read: every tick again, for 10 unchanged reads.
+        let changed = vec![(97, 71 << 30); 25];
+        let read = memory_reads(&mut c, 40, &changed, false);
+        assert_eq!(read, [(40..=50).collect::<Vec<_>>(), vec![60]].concat());
+    }
+
+    #[test]
+    fn utilisation_drop_or_burst_reads_every_tick_again() {
+        let mut c = MemoryCadence::new(TICK);
+        memory_reads(&mut c, 0, &[(90, 5 << 30); 15], false);
+        assert!(c.slowed());
+        // Still slowed at 40 % (hysteresis), read every tick under 25 %.
+        assert_eq!(
+            memory_reads(&mut c, 15, &[(40, 5 << 30); 3], false),
+            Vec::<u64>::new()
+        );
+        assert!(c.slowed());
+        assert_eq!(
+            c.observe(18, MemoryRead::Skipped, Some(10), false),
+            Some(false)
+        );
+        assert_eq!(
+            memory_reads(&mut c, 19, &[(10, 5 << 30); 3], false),
+            vec![19, 20, 21]
+        );
+        // Busy and steady again, then a burst: every tick for the burst.
+        memory_reads(&mut c, 22, &[(90, 5 << 30); 15], false);
+        assert!(c.slowed());
+        assert_eq!(
+            memory_reads(&mut c, 37, &[(90, 5 << 30); 4], true),
+            vec![37, 38, 39, 40]
+        );
+        assert!(!c.slowed());
+        // A failed read starts the count over.
+        let mut c = MemoryCadence::new(TICK);
+        memory_reads(&mut c, 0, &[(90, 5 << 30); 15], false);
+        assert_eq!(
+            c.observe(15, MemoryRead::Failed, Some(90), false),
+            Some(false)
+        );
+        assert!(c.due(16, false));
     }
 
     #[test]

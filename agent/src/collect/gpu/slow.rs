@@ -316,12 +316,14 @@ impl SlowSampler {
                 continue;
             }
             any = true;
+            let started = Instant::now();
             let dev = match slot.calls.time(costs, Call::Device, || {
                 self.nvml.device_by_index(slot.index)
             }) {
                 Ok(d) => d,
                 Err(e) => {
                     slot.device = Some(device_error(&e));
+                    slot.calls.record(costs, Call::SlowTick, started.elapsed());
                     continue;
                 }
             };
@@ -363,6 +365,7 @@ impl SlowSampler {
             if pcie {
                 slot.pcie = read_pcie(&dev, &slot.calls, costs);
             }
+            slot.calls.record(costs, Call::SlowTick, started.elapsed());
         }
         if !any {
             return;

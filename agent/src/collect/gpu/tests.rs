@@ -30,11 +30,11 @@ fn u64v(v: u64) -> FieldValue {
 /// Every fast read answered; energy read this tick; no GPM, no field values.
 fn reads() -> RawReads {
     RawReads {
-        memory: Ok(RawMemory {
+        memory: Some(Ok(RawMemory {
             used: 10,
             reserved: 2,
             free: 88,
-        }),
+        })),
         utilization: Ok(RawUtilization {
             gpu: 70,
             memory: 30,
@@ -117,7 +117,7 @@ fn lost_device_gives_one_error_and_no_slow_values() {
 #[test]
 fn unsupported_fields_are_absent_and_failed_ones_are_errors() {
     let mut rd = reads();
-    rd.memory = Err(ReadError::NotSupported);
+    rd.memory = Some(Err(ReadError::NotSupported));
     rd.power_mw = Err(failed("Unknown Error"));
     rd.temperature_c = Err(ReadError::NotSupported);
     rd.throttle_reasons = Err(failed("timeout"));
@@ -158,6 +158,35 @@ fn energy_repeats_marked_stale_until_read_again() {
     rd.energy_mj = None;
     let r = build_reading(raw(rd), &mut st, None);
     assert_eq!((r.energy_mj, r.energy_stale), (None, false));
+}
+
+#[test]
+fn memory_repeats_marked_stale_when_not_due() {
+    let mut st = GpuState::default();
+    let mut rd = reads();
+    rd.memory = None;
+    // Nothing read yet: nothing to repeat.
+    let r = build_reading(raw(rd.clone()), &mut st, None);
+    assert_eq!((r.memory_used_bytes, r.memory_stale), (None, false));
+    let r = build_reading(raw(reads()), &mut st, None);
+    assert_eq!((r.memory_used_bytes, r.memory_stale), (Some(10), false));
+    let r = build_reading(raw(rd.clone()), &mut st, None);
+    assert_eq!(
+        (
+            r.memory_used_bytes,
+            r.memory_free_bytes,
+            r.memory_reserved_bytes
+        ),
+        (Some(10), Some(88), Some(2))
+    );
+    assert!(r.memory_stale && !r.energy_stale);
+    // A failed read forgets the values.
+    rd.memory = Some(Err(failed("GPU is lost")));
+    let r = build_reading(raw(rd.clone()), &mut st, None);
+    assert_eq!((r.memory_used_bytes, r.memory_stale), (None, false));
+    rd.memory = None;
+    let r = build_reading(raw(rd), &mut st, None);
+    assert_eq!((r.memory_used_bytes, r.memory_stale), (None, false));
 }
 
 #[test]

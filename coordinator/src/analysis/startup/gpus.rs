@@ -89,7 +89,11 @@ pub fn series_from_store(
                         .collect(),
                     procs_t: (r.processes_t_ns > 0)
                         .then(|| i64::try_from(r.processes_t_ns).unwrap_or(t)),
-                    dev_mem: r.memory_used_bytes.map(|v| v as f64),
+                    // A stale repeat is no new reading of the device's memory.
+                    dev_mem: r
+                        .memory_used_bytes
+                        .filter(|_| !r.memory_stale)
+                        .map(|v| v as f64),
                 });
         }
         Ok(())
