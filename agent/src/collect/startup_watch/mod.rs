@@ -126,6 +126,11 @@ impl Watcher {
         }
     }
 
+    /// Whether any file is followed now.
+    pub fn following(&self) -> bool {
+        !self.tails.is_empty()
+    }
+
     /// Files followed now.
     pub fn files(&self) -> Vec<PathBuf> {
         self.tails.keys().cloned().collect()
@@ -241,7 +246,13 @@ impl EventSource for StartupWatch {
                     }),
                 );
             });
-            if ctx.shutdown.sleep(poll_every) {
+            // With no file to follow, nothing is due before the next discovery.
+            let nap = if w.following() {
+                poll_every
+            } else {
+                discover_every.saturating_sub(last.map_or(Duration::ZERO, |l| l.elapsed()))
+            };
+            if ctx.shutdown.sleep(nap.max(Duration::from_millis(1))) {
                 break;
             }
         }
