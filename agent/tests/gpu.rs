@@ -352,3 +352,55 @@ fn collector_cpu_for_one_and_eight_gpus() {
         println!("  calls: {}", calls.join(", "));
     }
 }
+
+/// Whether an NVML call's cost after a pause is the pause's doing (the thread slept:
+/// caches and CPU state cold) or the time's (driver-side state that ages): memory,
+/// utilisation and memory again after no pause, a 1 ms and a 100 ms sleep, and a
+/// 100 ms busy spin. Printed, not asserted.
+#[test]
+fn nvml_call_cost_after_a_pause() {
+    use std::time::{Duration, Instant};
+    let g = gpu::init(None);
+    let Some(nvml) = g.nvml.clone().filter(|_| g.availability.available) else {
+        println!("skipping: gpu unavailable ({})", g.availability.detail);
+        return;
+    };
+    let dev = nvml.device_by_index(0).expect("device 0");
+    // SAFETY: the raw handle is only passed back to this NVML.
+    let h = unsafe { dev.handle() };
+    let us = |f: &mut dyn FnMut()| {
+        let t = Instant::now();
+        f();
+        t.elapsed().as_nanos() as f64 / 1e3
+    };
+    let pauses: [(&str, Duration, bool); 4] = [
+        ("no pause", Duration::ZERO, false),
+        ("sleep 1 ms", Duration::from_millis(1), false),
+        ("sleep 100 ms", Duration::from_millis(100), false),
+        ("spin 100 ms", Duration::from_millis(100), true),
+    ];
+    for (name, pause, spin) in pauses {
+        let (mut m1, mut u, mut m2) = (0.0, 0.0, 0.0);
+        let n = 15;
+        for _ in 0..n {
+            if spin {
+                let t = Instant::now();
+                while t.elapsed() < pause {
+                    std::hint::spin_loop();
+                }
+            } else if !pause.is_zero() {
+                std::thread::sleep(pause);
+            }
+            m1 += us(&mut || drop(gpu::memory::read_v2(&nvml, h)));
+            u += us(&mut || drop(dev.utilization_rates()));
+            m2 += us(&mut || drop(gpu::memory::read_v2(&nvml, h)));
+        }
+        let n = f64::from(n);
+        println!(
+            "{name:<13} memory {:6.1} µs, then utilization {:5.1} µs, then memory {:5.1} µs",
+            m1 / n,
+            u / n,
+            m2 / n
+        );
+    }
+}

@@ -22,15 +22,33 @@ pub trait Collector: Send + 'static {
     fn sample(&mut self, costs: &CallCosts) -> Option<sample::Data>;
 }
 
+/// What else a shutdown wakes (a thread waiting on its own condition variable).
+type Hook = Box<dyn Fn() + Send + Sync>;
+
 /// A shutdown signal threads can sleep on.
 #[derive(Clone, Default)]
-pub struct Shutdown(Arc<(Mutex<bool>, Condvar)>);
+pub struct Shutdown(Arc<(Mutex<bool>, Condvar)>, Arc<Mutex<Vec<Hook>>>);
 
 impl Shutdown {
     pub fn trigger(&self) {
         let (m, c) = &*self.0;
         *m.lock().unwrap_or_else(|e| e.into_inner()) = true;
         c.notify_all();
+        for hook in self.1.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            hook();
+        }
+    }
+
+    /// Calls `f` when shutdown is triggered (at once if it already was), so that a
+    /// thread waiting on something else is woken too.
+    pub fn on_trigger(&self, f: impl Fn() + Send + Sync + 'static) {
+        let mut hooks = self.1.lock().unwrap_or_else(|e| e.into_inner());
+        if self.is_triggered() {
+            drop(hooks);
+            f();
+        } else {
+            hooks.push(Box::new(f));
+        }
     }
 
     pub fn is_triggered(&self) -> bool {
@@ -187,6 +205,25 @@ mod tests {
                 .is_multiple_of(2)
                 .then(|| sample::Data::Host(HostSample::default()))
         }
+    }
+
+    #[test]
+    fn shutdown_runs_its_hooks_once_triggered_or_at_once_after() {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        let sd = Shutdown::default();
+        let n = Arc::new(AtomicU32::new(0));
+        let m = Arc::clone(&n);
+        sd.on_trigger(move || {
+            m.fetch_add(1, Ordering::SeqCst);
+        });
+        assert_eq!(n.load(Ordering::SeqCst), 0);
+        sd.clone().trigger();
+        assert_eq!(n.load(Ordering::SeqCst), 1);
+        let m = Arc::clone(&n);
+        sd.on_trigger(move || {
+            m.fetch_add(10, Ordering::SeqCst);
+        });
+        assert_eq!(n.load(Ordering::SeqCst), 11);
     }
 
     #[test]

@@ -19,6 +19,11 @@ struct Inner {
     gpus: Vec<(u32, BurstState)>,
     /// Bursts begun so far (what the slow sampler waits on).
     began: u64,
+    /// Per GPU (indexed like `gpus`): busy with its memory steady, as the fast
+    /// sampler's memory cadence last said.
+    steady: Vec<bool>,
+    /// The agent is shutting down: waits end.
+    stopped: bool,
 }
 
 /// Per-GPU burst states (indexed like the GPU list) and a wake-up for the slow
@@ -38,6 +43,8 @@ impl BurstBoard {
                     .map(|&i| (i, BurstState::new(policy)))
                     .collect(),
                 began: 0,
+                steady: vec![false; indices.len()],
+                stopped: false,
             }),
             changed: Condvar::new(),
             ring,
@@ -94,6 +101,30 @@ impl BurstBoard {
             .any(|(i, s)| *i == gpu && s.list_due(t_ns))
     }
 
+    /// Records whether GPU `gpu` is busy with its memory steady (the fast
+    /// sampler's memory cadence), for the slow sampler's process-list cadence.
+    pub fn set_steady(&self, gpu: u32, steady: bool) {
+        let mut g = self.lock();
+        if let Some(k) = g.gpus.iter().position(|(i, _)| *i == gpu) {
+            g.steady[k] = steady;
+        }
+    }
+
+    /// Whether GPU `gpu` is busy with its memory steady and not bursting.
+    pub fn steady(&self, gpu: u32) -> bool {
+        let g = self.lock();
+        g.gpus
+            .iter()
+            .position(|(i, _)| *i == gpu)
+            .is_some_and(|k| g.steady[k] && !g.gpus[k].1.bursting())
+    }
+
+    /// Ends every [`BurstBoard::wait`], now and later (the agent is stopping).
+    pub fn stop(&self) {
+        self.lock().stopped = true;
+        self.changed.notify_all();
+    }
+
     /// Whether any GPU is bursting.
     pub fn any_bursting(&self) -> bool {
         self.lock().gpus.iter().any(|(_, s)| s.bursting())
@@ -104,12 +135,13 @@ impl BurstBoard {
         self.lock().began
     }
 
-    /// Waits up to `d`, or until a burst begins after `generation`.
+    /// Waits up to `d`, until a burst begins after `generation`, or until
+    /// [`BurstBoard::stop`].
     pub fn wait(&self, generation: u64, d: Duration) {
         let g = self.lock();
         drop(
             self.changed
-                .wait_timeout_while(g, d, |i| i.began == generation),
+                .wait_timeout_while(g, d, |i| i.began == generation && !i.stopped),
         );
     }
 
@@ -133,5 +165,44 @@ impl BurstBoard {
         if matches!(c, Change::Began(_)) {
             self.changed.notify_all();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ring::RingLimits;
+    use std::time::Instant;
+
+    fn board() -> Arc<BurstBoard> {
+        let ring = Arc::new(Ring::new(RingLimits {
+            horizon_ns: u64::MAX,
+            max_samples: 100,
+            max_bytes: usize::MAX,
+        }));
+        BurstBoard::new(&[0, 3], Policy::default(), ring)
+    }
+
+    #[test]
+    fn steady_per_gpu_and_never_while_bursting() {
+        let b = board();
+        assert!(!b.steady(3));
+        b.set_steady(3, true);
+        assert!(b.steady(3) && !b.steady(0) && !b.steady(7));
+        b.serving(4242);
+        assert!(b.bursting(3) && !b.steady(3));
+    }
+
+    #[test]
+    fn stop_ends_waits_now_and_later() {
+        let b = board();
+        let w = Arc::clone(&b);
+        let t = Instant::now();
+        let waiter = std::thread::spawn(move || w.wait(w.generation(), Duration::from_secs(30)));
+        std::thread::sleep(Duration::from_millis(50));
+        b.stop();
+        waiter.join().unwrap();
+        b.wait(b.generation(), Duration::from_secs(30));
+        assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
     }
 }

@@ -403,6 +403,9 @@ impl Collector for GpuCollector {
                         (Some(_), None) => MemoryRead::Failed,
                     };
                     if let Some(slowed) = g.mem_cadence.observe(tick, read, util_pct, burst) {
+                        if let Some(b) = &self.board {
+                            b.set_steady(g.index, slowed);
+                        }
                         tracing::debug!(
                             "gpu {}: memory read {} (utilisation {util_pct:?} %)",
                             g.index,

@@ -19,12 +19,9 @@ use super::calls::{Call, CallNames};
 use super::ffi::{check, sym};
 use super::own::{proc_ppid, OwnProcesses};
 use super::procs::{ProcMem, ProcessLister};
-use super::schedule::{Cadence, HEALTH_EVERY, PCIE_LINK_EVERY};
+use super::schedule::{list_now, Cadence, HEALTH_EVERY, PCIE_LINK_EVERY};
 use crate::clock::now_ns;
 use crate::collect::{CallCosts, EventSource, RunContext};
-
-/// Longest wait between looks at shutdown and at new bursts.
-const MAX_WAIT: Duration = Duration::from_millis(250);
 
 /// Latest slow readings for one GPU.
 #[derive(Debug, Clone, Default)]
@@ -227,6 +224,8 @@ struct Slot {
     scratch: Vec<ProcMem>,
     /// The agent's own processes in the last list.
     own_seen: Vec<u32>,
+    /// When the process list was last read.
+    listed: Option<Instant>,
 }
 
 impl Slot {
@@ -287,6 +286,7 @@ impl SlowSampler {
                     lister: ProcessLister::default(),
                     scratch: Vec::new(),
                     own_seen: Vec::new(),
+                    listed: None,
                 })
                 .collect(),
             interval,
@@ -315,6 +315,12 @@ impl SlowSampler {
             if !full && !due {
                 continue;
             }
+            let now = Instant::now();
+            let steady = self.board.as_ref().is_some_and(|b| b.steady(slot.index));
+            let list = list_now(due, steady, slot.listed, now);
+            if !list && !health && !pcie {
+                continue;
+            }
             any = true;
             let started = Instant::now();
             let dev = match slot.calls.time(costs, Call::Device, || {
@@ -328,37 +334,17 @@ impl SlowSampler {
                 }
             };
             slot.device = None;
-            let p = read_processes(
-                &self.nvml,
-                &dev,
-                &mut slot.lister,
-                &mut slot.scratch,
-                slot.procs.as_ref(),
-                &slot.calls,
-                costs,
-            );
-            if let Some(board) = &self.board {
-                // The agent's own processes (a probe's driver) are no cold start.
-                slot.list.clear();
-                let mut own_appeared = false;
-                let mut own_now = Vec::new();
-                for x in &p.processes {
-                    if self.own.is_own(x.pid, |q| proc_ppid(Path::new("/proc"), q)) {
-                        own_appeared |= !slot.own_seen.contains(&x.pid);
-                        own_now.push(x.pid);
-                    } else {
-                        slot.list.push((x.pid, x.used_bytes));
-                    }
-                }
-                slot.own_seen = own_now;
-                if p.error.is_none() {
-                    board.observe(slot.index, p.t_ns, Observation::Processes(&slot.list));
-                    if own_appeared {
-                        board.observe(slot.index, p.t_ns, Observation::OwnAppeared);
-                    }
-                }
+            if list {
+                slot.listed = Some(now);
+                read_slot_processes(
+                    slot,
+                    &self.nvml,
+                    &dev,
+                    self.board.as_deref(),
+                    &mut self.own,
+                    costs,
+                );
             }
-            slot.procs = Some(p);
             if health {
                 slot.health = read_health(&self.nvml, &dev, &slot.calls, costs);
             }
@@ -385,12 +371,60 @@ impl SlowSampler {
     }
 }
 
+/// One GPU's process list, told to the burst board (the agent's own processes
+/// apart).
+fn read_slot_processes(
+    slot: &mut Slot,
+    nvml: &Nvml,
+    dev: &Device<'_>,
+    board: Option<&BurstBoard>,
+    own: &mut OwnProcesses,
+    costs: &CallCosts,
+) {
+    let p = read_processes(
+        nvml,
+        dev,
+        &mut slot.lister,
+        &mut slot.scratch,
+        slot.procs.as_ref(),
+        &slot.calls,
+        costs,
+    );
+    if let Some(board) = board {
+        // The agent's own processes (a probe's driver) are no cold start.
+        slot.list.clear();
+        let mut own_appeared = false;
+        let mut own_now = Vec::new();
+        for x in &p.processes {
+            if own.is_own(x.pid, |q| proc_ppid(Path::new("/proc"), q)) {
+                own_appeared |= !slot.own_seen.contains(&x.pid);
+                own_now.push(x.pid);
+            } else {
+                slot.list.push((x.pid, x.used_bytes));
+            }
+        }
+        slot.own_seen = own_now;
+        if p.error.is_none() {
+            board.observe(slot.index, p.t_ns, Observation::Processes(&slot.list));
+            if own_appeared {
+                board.observe(slot.index, p.t_ns, Observation::OwnAppeared);
+            }
+        }
+    }
+    slot.procs = Some(p);
+}
+
 impl EventSource for SlowSampler {
     fn name(&self) -> &'static str {
         "collect-gpu-slow"
     }
 
     fn run(mut self: Box<Self>, ctx: RunContext) {
+        // Waits on the board end at shutdown too (they wake for new bursts).
+        if let Some(b) = &self.board {
+            let b = Arc::clone(b);
+            ctx.shutdown.on_trigger(move || b.stop());
+        }
         let mut next_full = Instant::now();
         let mut health = Cadence::new(next_full, HEALTH_EVERY.max(self.interval));
         let mut pcie = Cadence::new(next_full, PCIE_LINK_EVERY.max(self.interval));
@@ -410,7 +444,7 @@ impl EventSource for SlowSampler {
             let until_full = next_full.saturating_duration_since(Instant::now());
             let wait = match &self.board {
                 Some(b) if b.any_bursting() => until_full.min(BURST_INTERVAL),
-                _ => until_full.min(MAX_WAIT),
+                _ => until_full,
             };
             match &self.board {
                 Some(b) => b.wait(generation, wait),
