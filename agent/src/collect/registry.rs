@@ -13,7 +13,7 @@ use super::gpu::burst::Policy;
 use super::gpu::{self, BurstBoard, GpuCollector, GpuInit, SlowSampler, XidSource};
 use super::host::HostCollector;
 use super::kmsg::{self, KmsgSource};
-use super::rdma::{self, RdmaCollector, RdmaSampler};
+use super::rdma::{self, RdmaCollector, RdmaSampler, DEVICE_COUNTERS_EVERY};
 use super::selfstats::SelfCollector;
 use super::startup_watch::{StartupWatch, WatchConfig};
 use super::{spawn, spawn_source, Collector, EventSource, RunContext};
@@ -204,6 +204,7 @@ fn rdma(
             let devices = r.inventory();
             notes.extend(r.notes().iter().cloned());
             if !devices.is_empty() {
+                let r = r.with_device_counters_every(DEVICE_COUNTERS_EVERY);
                 producers.push(Producer::periodic(RdmaSampler(r), cfg.rdma_interval));
             }
             devices

@@ -273,6 +273,7 @@ pub fn example_node() -> (Inventory, Vec<Sample>) {
                 })
                 .collect(),
             errors: vec![],
+            values_stale: false,
         })
         .collect();
     samples.push(Sample {

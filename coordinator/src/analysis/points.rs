@@ -117,6 +117,10 @@ fn flatten_rdma(out: &mut Points, r: &servescope_proto::v1::RdmaSample, inv: Opt
     for d in &r.devices {
         let info = inv.and_then(|i| i.rdma_devices.iter().find(|x| x.name == d.device));
         for (i, v) in d.values.iter().enumerate() {
+            if d.values_stale {
+                // Stale repeats of the device-level counters are no new points.
+                break;
+            }
             let name = info
                 .and_then(|x| x.device_counter_names.get(i))
                 .cloned()

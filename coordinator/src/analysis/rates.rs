@@ -218,6 +218,7 @@ mod tests {
                 ..Default::default()
             }],
             errors: vec![err("rdmap0/hw_counters/rdma_read_bytes")],
+            values_stale: false,
         };
         assert_eq!(rdma_bytes(&info, &r), None);
         assert!(device_counter_failed(&r, "rdma_read_bytes"));

@@ -17,6 +17,7 @@ mod topology;
 mod tests;
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use servescope_proto::v1::{
     sample, FieldError, GpuTopology, RdmaDeviceInfo, RdmaDeviceReading, RdmaPortReading,
@@ -46,12 +47,23 @@ pub enum RdmaError {
     },
 }
 
+/// How often the agent's periodic sampler reads device-level counters (EFA: 12
+/// admin-command and control-path error counts per device, which change when a
+/// queue pair, memory region or address handle is set up, not per transfer).
+/// Port counters, port state and the netdev are read every sample. On a p5 this
+/// leaves 384 of the 1 100 files read each second to once in ten.
+pub const DEVICE_COUNTERS_EVERY: Duration = Duration::from_secs(10);
+
 /// Collects RDMA counters for the devices found at discovery.
 #[derive(Debug)]
 pub struct RdmaCollector {
     root: PathBuf,
     devices: Vec<DeviceFiles>,
     notes: Vec<String>,
+    /// Device-level counters are read this often (zero: every sample).
+    device_every: Duration,
+    /// When device-level counters are due next (`None`: at the next sample).
+    device_next: Option<Instant>,
 }
 
 #[derive(Debug)]
@@ -60,6 +72,8 @@ struct DeviceFiles {
     /// In the order of `info.device_counter_names`.
     counters: Vec<AttrFile>,
     ports: Vec<PortFiles>,
+    /// The last device-level values and their errors, repeated until due again.
+    last: Option<(Vec<u64>, Vec<FieldError>)>,
 }
 
 #[derive(Debug)]
@@ -85,7 +99,16 @@ impl RdmaCollector {
             root: sysfs_root.to_path_buf(),
             devices,
             notes: found.notes,
+            device_every: Duration::ZERO,
+            device_next: None,
         })
+    }
+
+    /// Reads device-level counters every `every` (the first sample reads them);
+    /// samples in between repeat them with `values_stale` set.
+    pub fn with_device_counters_every(mut self, every: Duration) -> Self {
+        self.device_every = every;
+        self
     }
 
     /// What discovery noticed: missing directories, unreadable attributes, skipped devices.
@@ -111,12 +134,21 @@ impl RdmaCollector {
     /// Reads every counter of every device and port. Unreadable or malformed values
     /// are 0 and listed in the reading's `errors`; nothing else is lost.
     pub fn sample(&mut self) -> RdmaSample {
+        self.sample_at(Instant::now())
+    }
+
+    /// [`Self::sample`] as at `now` (for the device-counter cadence).
+    pub fn sample_at(&mut self, now: Instant) -> RdmaSample {
+        let device_due = self.device_next.is_none_or(|t| now >= t);
+        if device_due {
+            self.device_next = Some(now + self.device_every);
+        }
         let mut buf = new_buf();
         RdmaSample {
             devices: self
                 .devices
                 .iter_mut()
-                .map(|d| d.sample(&mut buf))
+                .map(|d| d.sample(&mut buf, device_due))
                 .collect(),
         }
     }
@@ -170,19 +202,27 @@ impl DeviceFiles {
             info,
             counters,
             ports,
+            last: None,
         }
     }
 
-    fn sample(&mut self, buf: &mut AttrBuf) -> RdmaDeviceReading {
+    fn sample(&mut self, buf: &mut AttrBuf, device_due: bool) -> RdmaDeviceReading {
         let dev = &self.info.name;
-        let mut errors = Vec::new();
-        let values = read_counters(
-            &mut self.counters,
-            &self.info.device_counter_names,
-            |name| format!("{dev}/hw_counters/{name}"),
-            buf,
-            &mut errors,
-        );
+        let (values, errors, values_stale) = match &self.last {
+            Some((values, errors)) if !device_due => (values.clone(), errors.clone(), true),
+            _ => {
+                let mut errors = Vec::new();
+                let values = read_counters(
+                    &mut self.counters,
+                    &self.info.device_counter_names,
+                    |name| format!("{dev}/hw_counters/{name}"),
+                    buf,
+                    &mut errors,
+                );
+                self.last = Some((values.clone(), errors.clone()));
+                (values, errors, false)
+            }
+        };
         let ports = self
             .ports
             .iter_mut()
@@ -226,6 +266,7 @@ impl DeviceFiles {
             values,
             ports,
             errors,
+            values_stale,
         }
     }
 }

@@ -118,6 +118,48 @@ fn samples_equal_fixture_values_and_follow_bumps() {
 }
 
 #[test]
+fn device_counters_repeat_marked_stale_between_their_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    write_p5_tree(dir.path(), &P5FixtureOptions::default()).unwrap();
+    let root = dir.path();
+    let mut c = RdmaCollector::discover(root)
+        .unwrap()
+        .with_device_counters_every(DEVICE_COUNTERS_EVERY);
+    let inv = c.inventory();
+    let dev = inv.iter().position(|d| d.name == "rdmap19s0").unwrap();
+    let k = |names: &[String], n: &str| names.iter().position(|x| x == n).unwrap();
+    let cmds = k(&inv[dev].device_counter_names, "completed_cmds");
+    let bytes = k(
+        &inv[dev].ports[0].counter_names,
+        "hw_counters/rdma_read_bytes",
+    );
+    let t0 = Instant::now();
+    let first = c.sample_at(t0).devices.swap_remove(dev);
+    assert!(!first.values_stale);
+    bump_counters(root, "rdmap19s0", None, "completed_cmds", 3).unwrap();
+    bump_counters(root, "rdmap19s0", Some(1), "rdma_read_bytes", 5).unwrap();
+    // Within the cadence: the device values repeat, marked stale; ports are fresh.
+    let mid = c
+        .sample_at(t0 + Duration::from_secs(9))
+        .devices
+        .swap_remove(dev);
+    assert!(mid.values_stale);
+    assert_eq!(mid.values, first.values);
+    assert_eq!(mid.ports[0].values[bytes], first.ports[0].values[bytes] + 5);
+    // Due again: read afresh.
+    let due = c
+        .sample_at(t0 + DEVICE_COUNTERS_EVERY)
+        .devices
+        .swap_remove(dev);
+    assert!(!due.values_stale);
+    assert_eq!(due.values[cmds], first.values[cmds] + 3);
+    // A collector without a cadence (the probe's before/after reads) reads every time.
+    let mut every = RdmaCollector::discover(root).unwrap();
+    assert!(!every.sample_at(t0).devices[dev].values_stale);
+    assert!(!every.sample_at(t0).devices[dev].values_stale);
+}
+
+#[test]
 fn bad_counters_are_field_errors_and_others_still_read() {
     let (dir, mut c) = p5();
     let root = dir.path();

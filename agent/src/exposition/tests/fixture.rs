@@ -193,6 +193,7 @@ pub(super) fn fixture() -> (Inventory, Vec<Sample>) {
                     field: "rdmap16s27/hw_counters/mmap_err".into(),
                     error: "EIO".into(),
                 }],
+                values_stale: false,
             },
             RdmaDeviceReading {
                 device: "mlx5_0".into(),
@@ -216,6 +217,7 @@ pub(super) fn fixture() -> (Inventory, Vec<Sample>) {
                     },
                 ],
                 errors: vec![],
+                values_stale: false,
             },
         ],
     };

@@ -202,3 +202,55 @@ fn metrics_csv_and_json_carry_every_catalogue_family_alike() {
         assert!(!csv.contains_key(d.name) && !json.contains_key(d.name));
     }
 }
+
+/// Stale repeats (a GPU's memory read less often, an RDMA device's counters read
+/// every few seconds) stay on `/metrics` as the latest value but are no new points
+/// in the exports.
+#[test]
+fn stale_memory_and_rdma_device_counters_are_not_exported() {
+    let (inv, mut samples) = canned();
+    let mut stale_gpu = None;
+    let mut stale_dev = None;
+    for s in &mut samples {
+        match &mut s.data {
+            Some(sample::Data::Gpu(g)) => {
+                g.gpus[0].memory_stale = true;
+                stale_gpu = Some(g.gpus[0].index.to_string());
+            }
+            Some(sample::Data::Rdma(r)) => {
+                let d = r.devices.iter_mut().find(|d| !d.values.is_empty()).unwrap();
+                d.values_stale = true;
+                stale_dev = Some(d.device.clone());
+            }
+            _ => {}
+        }
+    }
+    let (gpu, dev) = (stale_gpu.unwrap(), stale_dev.unwrap());
+    let info = inv.rdma_devices.iter().find(|d| d.name == dev).unwrap();
+    let family = info
+        .device_counter_names
+        .iter()
+        .find(|c| rdma::exported(c))
+        .map(|c| CounterFamily(Scope::Device, c).to_string())
+        .unwrap();
+    let refs: Vec<&Sample> = samples.iter().collect();
+    let metrics = parse_metrics(&render(&inv, &refs, &[(0, 79, 1)]));
+    let csv = parse_csv(&exported(Format::Csv, &inv, &samples));
+    let has = |s: &Series, name: &str, key: &str, value: &str| {
+        s.get(name).is_some_and(|v| {
+            v.iter()
+                .any(|(l, _)| l.get(key).map(String::as_str) == Some(value))
+        })
+    };
+    let memory = "servescope_gpu_memory_used_bytes";
+    assert!(has(&metrics, memory, "gpu", &gpu) && has(&metrics, &family, "device", &dev));
+    assert!(!has(&csv, memory, "gpu", &gpu), "{:?}", csv.get(memory));
+    assert!(
+        !has(&csv, &family, "device", &dev),
+        "{:?}",
+        csv.get(&family)
+    );
+    // The other GPUs' memory and the fresh readings are still there.
+    assert!(csv[memory].iter().any(|(l, _)| l["gpu"] != gpu));
+    assert!(has(&csv, "servescope_gpu_utilization_ratio", "gpu", &gpu));
+}
