@@ -20,11 +20,12 @@ pub const SLOW_FIELDS_INTERVAL: Duration = Duration::from_secs(1);
 /// it is instantaneous, 2 Hz is what `nvidia-smi dmon` shows at best).
 pub const POWER_INTERVAL: Duration = Duration::from_millis(500);
 
-/// How often a busy GPU whose memory holds steady has its memory read. The memory
-/// call costs ~4 µs on an idle H100 but ~60 µs on a busy one (driver 580): every
-/// 100 ms that alone is 0.06 % of a core per GPU. A busy, steady GPU is a serving
-/// engine between cold starts, whose memory (weights, KV cache) is allocated once;
-/// an idle GPU, where a cold start shows first as a memory rise, is read every tick.
+/// How often a busy GPU whose memory holds steady has its memory read. Read once
+/// per 100 ms tick the memory call costs ~65 µs on an H100 (driver 580; ~6 µs right
+/// after another call, busy or idle): 0.06 % of a core per GPU on its own. A busy,
+/// steady GPU is a serving engine between cold starts, whose memory (weights, KV
+/// cache) is allocated once; an idle GPU, where a cold start shows first as a
+/// memory rise, is read every tick.
 pub const BUSY_MEMORY_INTERVAL: Duration = Duration::from_secs(1);
 /// Utilisation (%) at or above which a GPU counts as busy for [`MemoryCadence`].
 pub const BUSY_UTIL_PCT: u32 = 50;
