@@ -293,7 +293,10 @@ impl Engine {
             // The transfer takes its modelled time; NIXL reports that. A timer firing
             // late is the engine noticing late: it counts in D's queue, not in the
             // transfer (see Truth::d_queue_ms).
-            tokio::time::sleep(Duration::from_secs_f64(handshake + xfer)).await;
+            let planned = Duration::from_secs_f64(handshake + xfer);
+            let slept_from = Instant::now();
+            tokio::time::sleep(planned).await;
+            let late = secs(slept_from.elapsed().saturating_sub(planned));
             self.kv_in_progress.fetch_sub(1, Ordering::Relaxed);
             drop(link);
             let bytes = pd.kv_bytes_per_token * u64::from(r.tokens);
@@ -312,15 +315,16 @@ impl Engine {
                     }
                 }
             }
-            kv = Some((
-                secs(slot_at - d_arrival),
-                secs(link_at - slot_at),
+            kv = Some(KvDone {
+                d_wait: secs(slot_at - d_arrival),
+                link_wait: secs(link_at - slot_at),
                 handshake,
                 xfer,
                 bytes,
                 failed,
                 recompute,
-            ));
+                late,
+            });
         }
         self.running.fetch_add(1, Ordering::Relaxed);
         let scheduled = Instant::now();
@@ -421,7 +425,7 @@ impl Engine {
         }
         m.tokens(u64::from(req.prompt_tokens), u64::from(sent));
         m.finished(finish);
-        if let Some((d_wait, link_wait, hs, xfer, bytes, failed, recompute)) = kv {
+        if let Some(k) = kv {
             if self.role == Role::Decode {
                 let d_arrival_ns = at_ns(d_arrival);
                 let d_queue = secs(scheduled - d_arrival);
@@ -431,15 +435,16 @@ impl Engine {
                 self.truth(&req.client_id, |t| {
                     t.decode_engine = Some(name);
                     t.d_arrival_ns = Some(d_arrival_ns);
-                    t.d_capacity_wait_ms = d_wait * 1e3;
+                    t.d_capacity_wait_ms = k.d_wait * 1e3;
                     t.d_queue_ms = d_queue * 1e3;
-                    t.kv_link_wait_ms = link_wait * 1e3;
-                    t.kv_handshake_ms = hs * 1e3;
-                    t.kv_transfer_ms = xfer * 1e3;
-                    t.kv_bytes = bytes;
+                    t.kv_link_wait_ms = k.link_wait * 1e3;
+                    t.kv_handshake_ms = k.handshake * 1e3;
+                    t.kv_transfer_ms = k.xfer * 1e3;
+                    t.kv_timer_late_ms = k.late * 1e3;
+                    t.kv_bytes = k.bytes;
                     t.slow_kv = slow;
-                    t.kv_failed = failed;
-                    t.kv_recompute_ms = recompute * 1e3;
+                    t.kv_failed = k.failed;
+                    t.kv_recompute_ms = k.recompute * 1e3;
                     t.decode_ms_per_token = dms;
                 });
             }
@@ -471,14 +476,12 @@ impl Engine {
             if let Some(c) = cached {
                 metrics["cached_tokens"] = json!(c);
             }
-            if let (Some((p_queue, p_prefill)), Some((d_wait, link_wait, hs, xfer, bytes, _, _))) =
-                (truth, kv)
-            {
+            if let (Some((p_queue, p_prefill)), Some(k)) = (truth, kv) {
                 // Not a vLLM field: what the simulator did, for attribution tests.
                 metrics["servescope_ground_truth"] = json!({
                     "p_queue_ms": p_queue * 1e3, "p_prefill_ms": p_prefill * 1e3,
-                    "d_capacity_wait_ms": d_wait * 1e3, "kv_link_wait_ms": link_wait * 1e3,
-                    "kv_handshake_ms": hs * 1e3, "kv_transfer_ms": xfer * 1e3, "kv_bytes": bytes,
+                    "d_capacity_wait_ms": k.d_wait * 1e3, "kv_link_wait_ms": k.link_wait * 1e3,
+                    "kv_handshake_ms": k.handshake * 1e3, "kv_transfer_ms": k.xfer * 1e3, "kv_bytes": k.bytes,
                     "slow_kv": plan.slow_kv,
                 });
             }
@@ -492,4 +495,23 @@ impl Engine {
                 .await;
         }
     }
+}
+
+/// What D's KV step did for one request (the simulator's own account).
+#[derive(Debug, Clone, Copy)]
+struct KvDone {
+    /// Waiting for a running slot before the transfer could start, s.
+    d_wait: f64,
+    /// Waiting for a free transfer link, s.
+    link_wait: f64,
+    /// The modelled handshake (first request with a peer), s.
+    handshake: f64,
+    /// The modelled transfer, s.
+    xfer: f64,
+    bytes: u64,
+    failed: bool,
+    /// D's recompute of the prompt after a failed transfer, s.
+    recompute: f64,
+    /// How late the timer for handshake + transfer fired, s.
+    late: f64,
 }

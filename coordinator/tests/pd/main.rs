@@ -211,7 +211,13 @@ async fn only(c: ClusterConfig, e: Exp, rule: &'static str) -> (Attribution, Vec
 }
 
 fn close(got: f64, want: f64, what: &str, rid: &str) {
-    let tol = (want.abs() * 0.05).max(1.0);
+    close_plus(got, want, 0.0, what, rid);
+}
+
+/// [`close`] with `extra` ms more tolerance: time the simulator measured but no span
+/// can tell apart (its own timer firing late on a loaded host).
+fn close_plus(got: f64, want: f64, extra: f64, what: &str, rid: &str) {
+    let tol = (want.abs() * 0.05).max(1.0) + extra;
     if std::env::var_os("SERVESCOPE_PD_REPORT").is_some() {
         eprintln!(
             "{rid} {what}: recovered {got:.3} truth {want:.3} error {:+.3} ms",

@@ -36,6 +36,9 @@ pub struct Truth {
     pub kv_link_wait_ms: f64,
     pub kv_handshake_ms: f64,
     pub kv_transfer_ms: f64,
+    /// How late D's timer for handshake + transfer fired (a loaded host): part of
+    /// D's queue that no span tells apart from the handshake.
+    pub kv_timer_late_ms: f64,
     pub kv_bytes: u64,
     pub slow_kv: bool,
     pub kv_failed: bool,
