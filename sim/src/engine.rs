@@ -21,6 +21,7 @@ use crate::prefix::PrefixCache;
 use crate::prom::{Finish, Metrics, H};
 use crate::text;
 
+mod kv;
 mod request;
 
 pub use request::{GenRequest, Out, Refusal, RemoteKv, Role};
@@ -268,64 +269,13 @@ impl Engine {
             }),
             _ => None,
         };
-        let mut kv = None;
-        if let (Some(pd), Some(r)) = (&cfg.pd, remote) {
-            let slot_at = Instant::now();
-            self.kv_waiting.fetch_add(1, Ordering::Relaxed);
-            let link = Arc::clone(&self.links).acquire_owned().await;
-            self.kv_waiting.fetch_sub(1, Ordering::Relaxed);
-            let Ok(link) = link else { return };
-            let link_at = Instant::now();
-            self.kv_in_progress.fetch_add(1, Ordering::Relaxed);
-            let first_with_peer = self
-                .handshakes
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(r.engine_id.clone());
-            let handshake = if first_with_peer { pd.handshake_s } else { 0.0 };
-            if first_with_peer {
-                tracing::debug!("NIXL handshake: get metadata took: {:.6}", handshake / 2.0);
-            }
-            let mut xfer = pd.transfer_s(r.tokens);
-            if plan.slow_kv {
-                xfer *= pd.slow_kv_factor;
-            }
-            // The transfer takes its modelled time; NIXL reports that. A timer firing
-            // late is the engine noticing late: it counts in D's queue, not in the
-            // transfer (see Truth::d_queue_ms).
-            let planned = Duration::from_secs_f64(handshake + xfer);
-            let slept_from = Instant::now();
-            tokio::time::sleep(planned).await;
-            let late = secs(slept_from.elapsed().saturating_sub(planned));
-            self.kv_in_progress.fetch_sub(1, Ordering::Relaxed);
-            drop(link);
-            let bytes = pd.kv_bytes_per_token * u64::from(r.tokens);
-            let failed = self.roll(pd.kv_fail_rate);
-            let mut recompute = 0.0;
-            if failed {
-                self.metrics.nixl_failed();
-                // vLLM's kv_load_failure_policy "recompute": D prefills the prompt itself.
-                recompute = cfg.predicted_ttft_s(r.tokens);
-                tokio::time::sleep(Duration::from_secs_f64(recompute)).await;
-            } else {
-                self.metrics.nixl_transfer(xfer, bytes);
-                if let Some(ps) = self.prefills.get() {
-                    for p in ps.iter().filter(|p| p.name == r.engine_id) {
-                        p.release(&r.request_id);
-                    }
-                }
-            }
-            kv = Some(KvDone {
-                d_wait: secs(slot_at - d_arrival),
-                link_wait: secs(link_at - slot_at),
-                handshake,
-                xfer,
-                bytes,
-                failed,
-                recompute,
-                late,
-            });
-        }
+        let kv = match (&cfg.pd, remote) {
+            (Some(pd), Some(r)) => match self.pull_kv(pd, r, plan.slow_kv, d_arrival).await {
+                Some(k) => Some(k),
+                None => return,
+            },
+            _ => None,
+        };
         self.running.fetch_add(1, Ordering::Relaxed);
         let scheduled = Instant::now();
         // PD: the first token is one step after the transfer (recompute of the last
@@ -495,23 +445,4 @@ impl Engine {
                 .await;
         }
     }
-}
-
-/// What D's KV step did for one request (the simulator's own account).
-#[derive(Debug, Clone, Copy)]
-struct KvDone {
-    /// Waiting for a running slot before the transfer could start, s.
-    d_wait: f64,
-    /// Waiting for a free transfer link, s.
-    link_wait: f64,
-    /// The modelled handshake (first request with a peer), s.
-    handshake: f64,
-    /// The modelled transfer, s.
-    xfer: f64,
-    bytes: u64,
-    failed: bool,
-    /// D's recompute of the prompt after a failed transfer, s.
-    recompute: f64,
-    /// How late the timer for handshake + transfer fired, s.
-    late: f64,
 }
