@@ -10,6 +10,7 @@
 //! Within an area, reads (I/O) are kept apart from the pure functions that turn
 //! what was read into samples, so the latter are tested on canned values.
 
+mod cadence;
 mod collector;
 pub mod gpu;
 pub mod host;
@@ -21,6 +22,7 @@ mod source;
 pub mod startup_watch;
 pub mod sysfs;
 
+pub use cadence::Cadence;
 pub use collector::{spawn, CallCosts, Collector, Shutdown};
 pub use registry::{build, Found, Producer, Registry};
 pub use source::{spawn_source, EventSource, RunContext};

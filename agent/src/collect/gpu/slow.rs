@@ -19,9 +19,9 @@ use super::calls::{Call, CallNames};
 use super::ffi::{check, sym};
 use super::own::{proc_ppid, OwnProcesses};
 use super::procs::{ProcMem, ProcessLister};
-use super::schedule::{list_now, Cadence, HEALTH_EVERY, PCIE_LINK_EVERY};
+use super::schedule::{list_now, HEALTH_EVERY, PCIE_LINK_EVERY};
 use crate::clock::now_ns;
-use crate::collect::{CallCosts, EventSource, RunContext};
+use crate::collect::{Cadence, CallCosts, EventSource, RunContext};
 
 /// Latest slow readings for one GPU.
 #[derive(Debug, Clone, Default)]

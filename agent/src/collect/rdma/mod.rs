@@ -26,7 +26,7 @@ use servescope_proto::v1::{
 
 use crate::collect::sysfs::parse::{self, parse_port_state, parse_text, parse_u64};
 use crate::collect::sysfs::{new_buf, read_carrier, AttrBuf, AttrFile};
-use crate::collect::{CallCosts, Collector};
+use crate::collect::{Cadence, CallCosts, Collector};
 
 pub use topology::{
     common_prefix_len, match_gpu, shares_pcie_switch, topology, MIN_SHARED_SWITCH_DEPTH,
@@ -60,10 +60,9 @@ pub struct RdmaCollector {
     root: PathBuf,
     devices: Vec<DeviceFiles>,
     notes: Vec<String>,
-    /// Device-level counters are read this often (zero: every sample).
-    device_every: Duration,
-    /// When device-level counters are due next (`None`: at the next sample).
-    device_next: Option<Instant>,
+    /// When device-level counters are read (from discovery on; every sample
+    /// unless [`Self::with_device_counters_every`]).
+    device_reads: Cadence,
 }
 
 #[derive(Debug)]
@@ -99,15 +98,14 @@ impl RdmaCollector {
             root: sysfs_root.to_path_buf(),
             devices,
             notes: found.notes,
-            device_every: Duration::ZERO,
-            device_next: None,
+            device_reads: Cadence::new(Instant::now(), Duration::ZERO),
         })
     }
 
     /// Reads device-level counters every `every` (the first sample reads them);
     /// samples in between repeat them with `values_stale` set.
     pub fn with_device_counters_every(mut self, every: Duration) -> Self {
-        self.device_every = every;
+        self.device_reads = Cadence::new(Instant::now(), every);
         self
     }
 
@@ -139,10 +137,7 @@ impl RdmaCollector {
 
     /// [`Self::sample`] as at `now` (for the device-counter cadence).
     pub fn sample_at(&mut self, now: Instant) -> RdmaSample {
-        let device_due = self.device_next.is_none_or(|t| now >= t);
-        if device_due {
-            self.device_next = Some(now + self.device_every);
-        }
+        let device_due = self.device_reads.take(now);
         let mut buf = new_buf();
         RdmaSample {
             devices: self
