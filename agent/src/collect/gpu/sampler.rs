@@ -388,7 +388,6 @@ impl Collector for GpuCollector {
             if let Some(m) = g.memory.as_ref().filter(|_| !probed) {
                 chosen.push((g.index, m.choice().describe(g.index)));
             }
-
             match &raw.device {
                 Ok(r) => {
                     let mem_used = r

@@ -322,7 +322,7 @@ impl SlowSampler {
                 continue;
             }
             any = true;
-            let started = Instant::now();
+            let started = now;
             let dev = match slot.calls.time(costs, Call::Device, || {
                 self.nvml.device_by_index(slot.index)
             }) {
