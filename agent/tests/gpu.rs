@@ -8,6 +8,35 @@ use servescope_agent::collect::{CallCosts, Collector};
 use servescope_agent::ring::{Ring, RingLimits};
 use servescope_proto::v1::sample;
 
+/// GPU 0's NVML and the inventory, or `None` after printing why the GPU paths skip.
+fn gpu_or_skip() -> Option<(gpu::GpuInit, Arc<nvml_wrapper::Nvml>)> {
+    let g = gpu::init(None);
+    match g.nvml.clone().filter(|_| g.availability.available) {
+        Some(nvml) => Some((g, nvml)),
+        None => {
+            println!("skipping: gpu unavailable ({})", g.availability.detail);
+            None
+        }
+    }
+}
+
+/// Environment variable `name` parsed, or `default`.
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// A ring keeping `max_samples` samples.
+fn ring(max_samples: usize) -> Arc<Ring> {
+    Arc::new(Ring::new(RingLimits {
+        horizon_ns: u64::MAX,
+        max_samples,
+        max_bytes: usize::MAX,
+    }))
+}
+
 #[test]
 fn real_gpu_sampling_when_nvml_is_present() {
     let g = gpu::init(None);
@@ -17,11 +46,7 @@ fn real_gpu_sampling_when_nvml_is_present() {
         return;
     };
     println!("NVML: {} GPU(s), driver {}", g.gpus.len(), g.driver_version);
-    let ring = Arc::new(Ring::new(RingLimits {
-        horizon_ns: u64::MAX,
-        max_samples: 100,
-        max_bytes: usize::MAX,
-    }));
+    let ring = ring(100);
     let status = Arc::new(Mutex::new(g.availability.clone()));
     let mut c = gpu::GpuCollector::new(nvml, &g.gpus, Arc::default(), ring, status);
     let costs = CallCosts::default();
@@ -59,15 +84,10 @@ fn thread_cpu_ns() -> u64 {
 #[test]
 fn nvml_call_costs() {
     use nvml_wrapper::enum_wrappers::device::{Clock, TemperatureSensor};
-    let g = gpu::init(None);
-    let Some(nvml) = g.nvml.clone().filter(|_| g.availability.available) else {
-        println!("skipping: gpu unavailable ({})", g.availability.detail);
+    let Some((g, nvml)) = gpu_or_skip() else {
         return;
     };
-    let iters: u32 = std::env::var("COST_ITERS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(200);
+    let iters: u32 = env_or("COST_ITERS", 200);
     let dev = nvml.device_by_index(0).expect("device 0");
     let row = |name: &str, f: &mut dyn FnMut()| {
         f();
@@ -156,11 +176,7 @@ fn nvml_call_costs() {
         nvml.clone(),
         &g.gpus,
         Arc::default(),
-        Arc::new(Ring::new(RingLimits {
-            horizon_ns: u64::MAX,
-            max_samples: 10,
-            max_bytes: usize::MAX,
-        })),
+        ring(10),
         Arc::new(Mutex::new(g.availability.clone())),
     )
     .with_interval(std::time::Duration::from_millis(100));
@@ -180,15 +196,10 @@ fn nvml_call_costs() {
 /// PCIE_WATCH_SECS sets the duration (default 2 s).
 #[test]
 fn pcie_counting_under_load() {
-    let g = gpu::init(None);
-    let Some(nvml) = g.nvml.clone().filter(|_| g.availability.available) else {
-        println!("skipping: gpu unavailable ({})", g.availability.detail);
+    let Some((_, nvml)) = gpu_or_skip() else {
         return;
     };
-    let secs: u64 = std::env::var("PCIE_WATCH_SECS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(2);
+    let secs: u64 = env_or("PCIE_WATCH_SECS", 2);
     let dev = nvml.device_by_index(0).expect("device 0");
     let req = [
         (gpu::fields::PCIE_TX_BYTES, 0),
@@ -230,9 +241,7 @@ fn pcie_counting_under_load() {
 /// lists the processes nvml-wrapper's two-call read does; prints the probe's choice.
 #[test]
 fn memory_v1_derivation_and_one_call_process_list_match_nvml() {
-    let g = gpu::init(None);
-    let Some(nvml) = g.nvml.clone().filter(|_| g.availability.available) else {
-        println!("skipping: gpu unavailable ({})", g.availability.detail);
+    let Some((g, nvml)) = gpu_or_skip() else {
         return;
     };
     let costs = CallCosts::default();
@@ -277,15 +286,10 @@ fn memory_v1_derivation_and_one_call_process_list_match_nvml() {
 #[test]
 fn collector_cpu_for_one_and_eight_gpus() {
     use std::time::{Duration, Instant};
-    let g = gpu::init(None);
-    let Some(nvml) = g.nvml.clone().filter(|_| g.availability.available) else {
-        println!("skipping: gpu unavailable ({})", g.availability.detail);
+    let Some((g, nvml)) = gpu_or_skip() else {
         return;
     };
-    let secs: u32 = std::env::var("TICK_SECS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(5);
+    let secs: u32 = env_or("TICK_SECS", 5);
     let source =
         std::fs::read_to_string("/sys/devices/system/clocksource/clocksource0/current_clocksource")
             .unwrap_or_else(|e| format!("unknown ({e})"));
@@ -306,11 +310,7 @@ fn collector_cpu_for_one_and_eight_gpus() {
             nvml.clone(),
             &infos,
             Arc::default(),
-            Arc::new(Ring::new(RingLimits {
-                horizon_ns: u64::MAX,
-                max_samples: 100,
-                max_bytes: usize::MAX,
-            })),
+            ring(100),
             Arc::new(Mutex::new(g.availability.clone())),
         )
         .with_interval(tick)
@@ -360,9 +360,7 @@ fn collector_cpu_for_one_and_eight_gpus() {
 #[test]
 fn nvml_call_cost_after_a_pause() {
     use std::time::{Duration, Instant};
-    let g = gpu::init(None);
-    let Some(nvml) = g.nvml.clone().filter(|_| g.availability.available) else {
-        println!("skipping: gpu unavailable ({})", g.availability.detail);
+    let Some((_, nvml)) = gpu_or_skip() else {
         return;
     };
     let dev = nvml.device_by_index(0).expect("device 0");
