@@ -110,6 +110,45 @@ pub fn share_pct(calls: &GpuCalls, seconds: f64) -> Option<f64> {
     Some(pct(tick.1 + slow, seconds))
 }
 
+/// The GPU collector threads' CPU split into a per-GPU share and a part shared by
+/// all GPUs (thread wake-ups, sample hand-off).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Split {
+    /// Mean per-GPU share, % of one core.
+    pub per_gpu: f64,
+    /// The threads' CPU less every GPU's share, % of one core.
+    pub shared: f64,
+    /// `Some(wall)` when the GPUs' shares (wall time) added up to more than the
+    /// threads' CPU: calls waited in the driver (a cold start holding its locks).
+    /// The shares are then scaled down to the threads' CPU, which is all per GPU.
+    pub waited_wall: Option<f64>,
+}
+
+/// Splits the collector threads' CPU (`threads_pct`) by each GPU's share (wall,
+/// [`share_pct`]). Wall time counts CPU and waiting alike, so a share is an upper
+/// bound of that GPU's CPU; the split never gives the GPUs more CPU than the
+/// threads used. `None` without shares.
+pub fn split(threads_pct: f64, shares: &[f64]) -> Option<Split> {
+    if shares.is_empty() {
+        return None;
+    }
+    let n = shares.len() as f64;
+    let wall: f64 = shares.iter().sum();
+    Some(if wall <= threads_pct {
+        Split {
+            per_gpu: wall / n,
+            shared: threads_pct - wall,
+            waited_wall: None,
+        }
+    } else {
+        Split {
+            per_gpu: threads_pct / n,
+            shared: 0.0,
+            waited_wall: Some(wall),
+        }
+    })
+}
+
 fn pct(ns: u64, seconds: f64) -> f64 {
     ns as f64 / 1e9 / seconds.max(1e-9) * 100.0
 }
@@ -118,6 +157,27 @@ fn pct(ns: u64, seconds: f64) -> f64 {
 mod tests {
     use super::*;
     use servescope_proto::v1::SelfSample;
+
+    #[test]
+    fn split_gives_the_rest_to_the_shared_part() {
+        let s = split(0.06, &[0.02, 0.03]).unwrap();
+        assert!((s.per_gpu - 0.025).abs() < 1e-12);
+        assert!((s.shared - 0.01).abs() < 1e-12);
+        assert_eq!(s.waited_wall, None);
+        assert_eq!(split(0.06, &[]), None);
+    }
+
+    #[test]
+    fn split_never_gives_the_gpus_more_than_the_threads_cpu() {
+        // A cold start: NVML calls waited in the driver, 0.45 % wall against
+        // 0.15 % of thread CPU.
+        let s = split(0.15, &[0.45]).unwrap();
+        assert!((s.per_gpu - 0.15).abs() < 1e-12);
+        assert_eq!(s.shared, 0.0);
+        assert_eq!(s.waited_wall, Some(0.45));
+        let s = split(0.1, &[0.3, 0.1]).unwrap();
+        assert!((s.per_gpu - 0.05).abs() < 1e-12);
+    }
 
     #[test]
     fn per_gpu_sums_counts_and_time_within_the_window() {
