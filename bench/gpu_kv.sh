@@ -8,6 +8,8 @@
 # the contents ("verified"; on by default for GPU memory, --verify for the host reference); a
 # mismatch fails the probe with the size, op and first differing offset.
 # Usage: bench/gpu_kv.sh [REPO_ROOT]
+# GPU_A / GPU_B (default 0 and 0) choose the GPUs of the first (VRAM → VRAM) probe, e.g. 0 and 1
+# on a two-GPU node; SIZES overrides 1M,16M,256M.
 set -euo pipefail
 ROOT="${1:-$(cd "$(dirname "$0")/.." && pwd)}"
 BIN="$ROOT/.gpu/bin"
@@ -53,7 +55,7 @@ probe() { # FROM_PORT TO_PORT TITLE ARGS...
   echo
   echo "=== $title ==="
   "$BIN/servescope" fabric probe --from "127.0.0.1:$a" --to "127.0.0.1:$b" --no-store \
-    --transport ucx --ucx-lib "$UCP" --sizes 1M,16M,256M \
+    --transport ucx --ucx-lib "$UCP" --sizes "${SIZES:-1M,16M,256M}" \
     --window 4 --iterations 20 --latency-iterations 20 --peer-timeout 60s "$@" 2>&1 | tee "$out" || rc=$?
   [ "$rc" = 0 ] || echo "(probe failed: rc $rc)"
   # Rows end in the contents column: verified, unverified: WHY, or - (not checked).
@@ -63,8 +65,9 @@ probe() { # FROM_PORT TO_PORT TITLE ARGS...
     "$(grep -c 'contents mismatch' "$out" || true)" >>"$SUMMARY"
 }
 
-probe "$PA" "$PB" "VRAM GPU0 -> VRAM GPU0, rma_write,rma_read,tag (cuda_ipc expected)" \
-  --mem cuda:0 --ops rma_write,rma_read,tag
+GA="${GPU_A:-0}"; GB="${GPU_B:-0}"
+probe "$PA" "$PB" "VRAM GPU$GA -> VRAM GPU$GB, rma_write,rma_read,tag (cuda_ipc expected)" \
+  --mem-driver "cuda:$GA" --mem-responder "cuda:$GB" --ops rma_write,rma_read,tag
 probe "$PA" "$PB" "VRAM GPU0 -> host, rma_write,rma_read,tag (cuda_copy expected)" \
   --mem-driver cuda:0 --mem-responder host --ops rma_write,rma_read,tag
 probe "$PA" "$PB" "host -> VRAM GPU0, rma_write,rma_read,tag (cuda_copy expected)" \

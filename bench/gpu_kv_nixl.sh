@@ -13,6 +13,9 @@
 # verified row, 'paired' the median of the per-round ratios); HEALTHY_ONLY=1 skips the
 # forced fallback; AGENTS_UP_REF=1 also runs the reference once while two idle agents
 # sample the GPU, as they do during our probe (what the agents' own sampling costs).
+# MEM_DRIVER / MEM_RESPONDER (default cuda:0 each) place the two ends, e.g. cuda:0 and
+# cuda:1 on a two-GPU node (bench/gpu_two.sh); SIZES overrides 1M,16M,256M and RATIO_SIZES
+# the sizes of the ratio (16M,256M).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 BIN="${BIN:-.gpu/bin}"
@@ -23,6 +26,9 @@ tar -xJf .gpu/nixl.tar.xz -C "$SITE" || { echo "no .gpu/nixl.tar.xz (scripts/gpu
 export PYTHONPATH="$SITE${PYTHONPATH:+:$PYTHONPATH}"
 PY="$(command -v python3)"
 SIZES="${SIZES:-1M,16M,256M}"
+MEM_DRIVER="${MEM_DRIVER:-cuda:0}"
+MEM_RESPONDER="${MEM_RESPONDER:-cuda:0}"
+echo "driver memory $MEM_DRIVER, responder memory $MEM_RESPONDER, sizes $SIZES"
 TOK="$RES/token"; echo "gpu-kv-nixl" > "$TOK"; chmod 600 "$TOK"
 # Both sides (our agents with their NIXL children, and the reference) run on the
 # cores local to the GPU, so that neither wins by where the scheduler put it: the
@@ -52,13 +58,13 @@ probe() { # label, extra flags
   local label="$1"; shift
   echo "== ours ($label)"
   "$BIN/servescope" fabric probe --from 127.0.0.1:47911 --to 127.0.0.1:47912 --token-file "$TOK" \
-    --no-store --transport nixl --mem cuda --sizes "$SIZES" --python "$PY" --window 1 \
+    --no-store --transport nixl --mem-driver "$MEM_DRIVER" --mem-responder "$MEM_RESPONDER" --sizes "$SIZES" --python "$PY" --window 1 \
     --max-duration 300s "$@" 2>&1 | tee -a "$RES/ours-$label.txt"
 }
 reference() { # label, env assignments
   local label="$1"; shift
   echo "== reference ($label): bench/nixl_ref.py"
-  env "$@" "${PIN[@]}" "$PY" bench/nixl_ref.py --mem cuda:0 --sizes "$SIZES" "${REF_ARGS[@]}" \
+  env "$@" "${PIN[@]}" "$PY" bench/nixl_ref.py --mem "$MEM_DRIVER" --mem-peer "$MEM_RESPONDER" --sizes "$SIZES" "${REF_ARGS[@]}" \
     2>>"$RES/ref-$label.stderr" | tee -a "$RES/ref-$label.txt"
 }
 
@@ -72,7 +78,7 @@ for round in $(seq "${ROUNDS:-1}"); do
   if [ $((round % 2)) = 1 ]; then reference healthy; fi
 done
 echo "== ours / reference (goal ≥ 0.95 at 16 MiB and 256 MiB)"
-"$PY" bench/nixl_ratio.py "$RES/ours-healthy.txt" "$RES/ref-healthy.txt"
+"$PY" bench/nixl_ratio.py "$RES/ours-healthy.txt" "$RES/ref-healthy.txt" --sizes "${RATIO_SIZES:-16M,256M}"
 if [ "${AGENTS_UP_REF:-0}" = 1 ]; then
   echo "### the reference while two idle agents run (not the verdict: what their sampling costs)"
   start_agents

@@ -11,8 +11,10 @@ says DONE (busy poll, NIXL progress thread off): --warmup untimed, then --iters 
 After each (size, op) the contents are checked: WRITE: the target compares its region
 with the initiator's pattern; READ: the initiator compares what it read with the target's.
 
-  python3 bench/nixl_ref.py [--mem host|cuda:N] [--sizes 1M,16M,256M] [--block-size 64K]
-      [--iters N] [--ops WRITE,READ]
+  python3 bench/nixl_ref.py [--mem host|cuda:N] [--mem-peer host|cuda:N] [--sizes 1M,16M,256M]
+      [--block-size 64K] [--iters N] [--ops WRITE,READ]
+
+--mem-peer puts the target's buffer elsewhere (cuda:1 for GPU 0 → GPU 1 on a two-GPU node).
 
 Prints one JSON line per (size, op): {"nixl_ref": {size, op, blocks, gbps (bytes over the
 average transfer time, 1e9 B/s), gbps_median, transfer_avg_us, post_avg_us, verified}}.
@@ -110,7 +112,7 @@ def serve(args):
     buf = Buffer(args.mem, args.max_bytes)
     agent.register_memory([(buf.addr, args.max_bytes, buf.dev, "")], buf.kind)
     out.write(json.dumps({"md": base64.b64encode(agent.get_agent_metadata()).decode(), "addr": buf.addr,
-                          "dev": buf.dev}) + "\n")
+                          "dev": buf.dev, "kind": buf.kind}) + "\n")
     out.flush()
     pending = b""
     while True:
@@ -135,7 +137,8 @@ def serve(args):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--mem", default="host", help="host or cuda:N (both processes)")
+    ap.add_argument("--mem", default="host", help="host or cuda:N (both processes, unless --mem-peer)")
+    ap.add_argument("--mem-peer", default=None, help="the target process's memory (default: --mem)")
     ap.add_argument("--sizes", default="1M,16M,256M")
     ap.add_argument("--block-size", type=parse_size, default=None, help="bytes per descriptor (default: whole size)")
     ap.add_argument("--iters", type=int, default=50)
@@ -148,7 +151,7 @@ def main():
         return serve(args)
     sizes = [parse_size(s) for s in args.sizes.split(",")]
     top = max(sizes)
-    child = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--serve", "--mem", args.mem,
+    child = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--serve", "--mem", args.mem_peer or args.mem,
                               "--max-bytes", str(top)], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
 
     def ask(req):
@@ -167,7 +170,7 @@ def main():
         local = blocks_of(buf.addr, buf.dev, size, block)
         remote = blocks_of(peer["addr"], peer["dev"], size, block)
         lh = agent.prep_xfer_dlist("NIXL_INIT_AGENT", local, buf.kind)
-        rh = agent.prep_xfer_dlist(name, remote, buf.kind)
+        rh = agent.prep_xfer_dlist(name, remote, peer["kind"])
         idx = list(range(len(local)))
         for op in args.ops.split(","):
             seed = (size * 31 + len(op)) & 0xFFFFFFFF

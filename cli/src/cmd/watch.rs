@@ -129,9 +129,14 @@ impl View {
         match s.data {
             Some(sample::Data::Gpu(g)) => {
                 for r in &g.gpus {
-                    for (k, v) in [("tx", r.pcie_tx_bytes), ("rx", r.pcie_rx_bytes)] {
+                    for (k, v) in [
+                        ("pcie.tx", r.pcie_tx_bytes),
+                        ("pcie.rx", r.pcie_rx_bytes),
+                        ("nvlink.tx", r.nvlink_tx_bytes),
+                        ("nvlink.rx", r.nvlink_rx_bytes),
+                    ] {
                         if let Some(v) = v {
-                            let key = format!("gpu{}.pcie.{k}", r.index);
+                            let key = format!("gpu{}.{k}", r.index);
                             if let Some(rate) = self.rates.push(&key, t, v) {
                                 self.shown.insert(key, rate);
                             }
@@ -189,15 +194,22 @@ impl View {
         }
         match (&self.gpu, self.inv.as_ref().and_then(|i| i.gpu.as_ref())) {
             (Some((_, g)), _) => {
-                let _ = writeln!(
+                // NVLink columns only where a GPU has links (the agent sends their
+                // byte counters, summed over the active links).
+                let nvlink = g.gpus.iter().any(|r| r.nvlink_tx_bytes.is_some());
+                let _ = write!(
                     s,
-                    "{:<4} {:>5} {:>21} {:>8} {:>14} {:>14} procs",
+                    "{:<4} {:>5} {:>21} {:>8} {:>14} {:>14}",
                     "gpu", "util", "memory", "power", "pcie tx", "pcie rx"
                 );
+                if nvlink {
+                    let _ = write!(s, " {:>14} {:>14}", "nvlink tx", "nvlink rx");
+                }
+                let _ = writeln!(s, " procs");
                 for r in &g.gpus {
-                    let _ = writeln!(
+                    let _ = write!(
                         s,
-                        "{:<4} {:>4}% {:>10} / {:>8} {:>7}W {:>14} {:>14} {}",
+                        "{:<4} {:>4}% {:>10} / {:>8} {:>7}W {:>14} {:>14}",
                         r.index,
                         or_dash(r.util_gpu_pct),
                         or_dash(r.memory_used_bytes.map(|v| fmt_bytes(v as f64))),
@@ -209,8 +221,16 @@ impl View {
                         or_dash(r.power_mw.map(|v| format!("{:.0}", v as f64 / 1000.0))),
                         self.rate(&format!("gpu{}.pcie.tx", r.index)),
                         self.rate(&format!("gpu{}.pcie.rx", r.index)),
-                        r.processes.len()
                     );
+                    if nvlink {
+                        let _ = write!(
+                            s,
+                            " {:>14} {:>14}",
+                            self.rate(&format!("gpu{}.nvlink.tx", r.index)),
+                            self.rate(&format!("gpu{}.nvlink.rx", r.index)),
+                        );
+                    }
+                    let _ = writeln!(s, " {}", r.processes.len());
                 }
             }
             (None, Some(a)) if !a.available => {
@@ -248,5 +268,60 @@ impl View {
         }
         s.push('\n');
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use servescope_proto::v1::{GpuReading, Sample};
+
+    fn gpu_sample(t_s: u64, nvlink: Option<(u64, u64)>) -> Sample {
+        Sample {
+            t_ns: t_s * 1_000_000_000,
+            data: Some(sample::Data::Gpu(GpuSample {
+                gpus: vec![GpuReading {
+                    index: 0,
+                    pcie_tx_bytes: Some(t_s * 1_000_000),
+                    pcie_rx_bytes: Some(0),
+                    nvlink_tx_bytes: nvlink.map(|n| n.0),
+                    nvlink_rx_bytes: nvlink.map(|n| n.1),
+                    ..Default::default()
+                }],
+            })),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn nvlink_rates_are_shown_beside_pcie() {
+        let mut v = View::new();
+        // 40 GB/s transmitted, 2 GB/s received over NVLink for two seconds.
+        for t in 0..=2 {
+            v.add(gpu_sample(t, Some((t * 40_000_000_000, t * 2_000_000_000))));
+        }
+        let out = v.render("127.0.0.1:1");
+        let head = out.lines().find(|l| l.starts_with("gpu")).unwrap();
+        assert!(
+            head.contains("nvlink tx") && head.contains("nvlink rx"),
+            "{out}"
+        );
+        let row = out.lines().find(|l| l.starts_with("0 ")).unwrap();
+        assert!(
+            row.contains(&format!("{}/s", fmt_bytes(40e9)))
+                && row.contains(&format!("{}/s", fmt_bytes(2e9))),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn no_nvlink_columns_without_links() {
+        let mut v = View::new();
+        for t in 0..=2 {
+            v.add(gpu_sample(t, None));
+        }
+        let out = v.render("127.0.0.1:1");
+        assert!(!out.contains("nvlink"), "{out}");
+        assert!(out.contains(&format!("{}/s", fmt_bytes(1e6))), "{out}");
     }
 }
