@@ -270,10 +270,12 @@ impl Engine {
             _ => None,
         };
         let kv = match (&cfg.pd, remote) {
-            (Some(pd), Some(r)) => match self.pull_kv(pd, r, plan.slow_kv, d_arrival).await {
-                Some(k) => Some(k),
-                None => return,
-            },
+            (Some(pd), Some(r)) => {
+                let Some(k) = self.pull_kv(pd, r, plan.slow_kv, d_arrival).await else {
+                    return;
+                };
+                Some(k)
+            }
             _ => None,
         };
         self.running.fetch_add(1, Ordering::Relaxed);

@@ -438,6 +438,7 @@ fn project(
     let split = (n > 0 && shares.len() == n)
         .then(|| selfcost::split(gpu, &shares))
         .flatten();
+    let verdict = |x: f64, goal: f64| if x <= goal { "met" } else { "NOT met" };
     let (shared, per_gpu) = match split {
         Some(s) => {
             let waited = match s.waited_wall {
@@ -450,7 +451,7 @@ fn project(
                 "gpu collector split: {:.4} % of one core per GPU (its ticks and slow passes; goal ≤ {GOAL_PER_GPU_PCT} %: {:.2}x → {}) + {:.4} % shared by all GPUs (thread wake-ups, sample hand-off){waited}",
                 s.per_gpu,
                 s.per_gpu / GOAL_PER_GPU_PCT,
-                if s.per_gpu <= GOAL_PER_GPU_PCT { "met" } else { "NOT met" },
+                verdict(s.per_gpu, GOAL_PER_GPU_PCT),
                 s.shared
             );
             (Some(s.shared), Some(s.per_gpu))
@@ -471,7 +472,6 @@ fn project(
     } else {
         format!(" ({})", missing.join("; "))
     };
-    let verdict = |x: f64| if x <= GOAL_PCT { "met" } else { "NOT met" };
     // In a window with bursts the per-GPU share is a cold start's: projected to a
     // p5, every GPU cold-starts at once (tensor-parallel ranks) for the window.
     let scope = if burst_ticks > 0 {
@@ -485,12 +485,12 @@ fn project(
         per_gpu.unwrap_or(0.0),
         rdma.unwrap_or(0.0),
         collectors / GOAL_PCT,
-        verdict(collectors),
+        verdict(collectors, GOAL_PCT),
     );
     println!(
         "p5 projection, whole agent (the above + rest {:.3}: gRPC stream, host, startup watcher, self): {total:.3} % of one core; {:.2}x of {GOAL_PCT} % → {}{missing}",
         rest.max(0.0),
         total / GOAL_PCT,
-        verdict(total),
+        verdict(total, GOAL_PCT),
     );
 }

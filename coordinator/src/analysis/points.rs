@@ -116,11 +116,9 @@ pub fn flatten(s: &Sample, inv: Option<&Inventory>) -> Vec<Point> {
 fn flatten_rdma(out: &mut Points, r: &servescope_proto::v1::RdmaSample, inv: Option<&Inventory>) {
     for d in &r.devices {
         let info = inv.and_then(|i| i.rdma_devices.iter().find(|x| x.name == d.device));
-        for (i, v) in d.values.iter().enumerate() {
-            if d.values_stale {
-                // Stale repeats of the device-level counters are no new points.
-                break;
-            }
+        // Stale repeats of the device-level counters are no new points.
+        let fresh: &[u64] = if d.values_stale { &[] } else { &d.values };
+        for (i, v) in fresh.iter().enumerate() {
             let name = info
                 .and_then(|x| x.device_counter_names.get(i))
                 .cloned()
